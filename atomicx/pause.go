@@ -1,0 +1,13 @@
+package atomicx
+
+// Pause executes the CPU's spin-wait hint n times. On x86 each PAUSE tells
+// the core it is in a spin loop: it yields pipeline resources to the
+// sibling hyperthread and avoids the memory-order mis-speculation penalty
+// when the awaited cache line finally changes. It never enters the kernel
+// and never yields the goroutine; callers decide when to do that.
+func Pause(n int) {
+	if n <= 0 {
+		return
+	}
+	pause(uint32(n))
+}

@@ -1,0 +1,477 @@
+// Package ring is a lock-free single-producer/single-consumer byte FIFO laid
+// over memory the caller supplies: a plain []byte in one process, or a
+// mapping shared by two processes.
+//
+// # Layout
+//
+// The memory starts with a ControlSize-byte control block, followed by the
+// data area of capacity bytes (a power of two):
+//
+//	offset   0  tail           uint64  bytes ever written     (producer writes)
+//	offset   8  writerWaiting  uint32  producer parked on full (producer sets, consumer clears)
+//	offset  12  writerClosed   uint32  no more bytes will come (producer writes)
+//	offset 128  head           uint64  bytes ever read        (consumer writes)
+//	offset 136  readerWaiting  uint32  consumer parked on empty (consumer sets, producer clears)
+//	offset 140  readerClosed   uint32  nobody will read again  (consumer writes)
+//	offset 256  data           [capacity]byte
+//
+// The two owners' words are FalseSharingRange (128) bytes apart so a store
+// by one side never invalidates the line the other side spins on.
+//
+// # Invariants
+//
+// head and tail are free-running uint64 counters that wrap at 2^64.
+// Bytes [head, tail) are readable, at data index counter & (capacity-1), and
+// 0 <= tail - head <= capacity. Only the producer advances tail and only the
+// consumer advances head. Each side keeps its own counter in private memory
+// as the authoritative copy and only ever stores it to the shared block, so
+// a peer that scribbles over the block cannot move our counter; each side
+// also caches the other side's counter and reloads it only when the ring
+// looks full (producer) or empty (consumer), which halves the cache-line
+// traffic between the cores.
+//
+// # Ordering
+//
+// The producer copies bytes into the data area, then stores tail; the
+// consumer loads tail, then copies bytes out, then stores head. The stores
+// and loads are sync/atomic operations, which are sequentially consistent:
+// the tail store publishes the bytes before it, and the head store
+// returns the space before it. Across processes this rests on the hardware
+// and on those atomics alone; the race detector cannot see the other
+// process.
+//
+// # Waiting
+//
+// The ring does not block. It carries the flags for a sleep protocol
+// without lost wake-ups: a consumer about to park calls PrepareWait, which
+// stores readerWaiting and then re-checks tail; a producer, after storing
+// tail, calls WakeReader, which loads readerWaiting and claims it. Both
+// sides store then load with sequentially consistent atomics, so at least
+// one sees the other: either the consumer sees the new bytes and does not
+// park, or the producer sees the flag and sends a wake-up. The same holds
+// for a producer waiting for space.
+//
+// # Hostile peers
+//
+// Every counter loaded from the shared block is checked against the
+// invariants before use. A value that breaks them (tail behind head, more
+// than capacity bytes outstanding, a counter that moved backwards) makes
+// the ring fail with ErrCorrupt, forever; it never causes an out-of-bounds
+// access or a panic. The bytes themselves can still be changed by the peer
+// while we copy them, which is the peer's own data to garble.
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/shmconn/shmconn/atomicx"
+)
+
+// Offsets of the control block's fields, pinned by a test: another
+// implementation must use the same layout.
+const (
+	offTail          = 0
+	offWriterWaiting = 8
+	offWriterClosed  = 12
+	offHead          = atomicx.FalseSharingRange
+	offReaderWaiting = offHead + 8
+	offReaderClosed  = offHead + 12
+
+	// ControlSize is the size of the control block before the data area.
+	ControlSize = 2 * atomicx.FalseSharingRange
+)
+
+// Capacity limits.
+const (
+	// MinCapacity is the smallest data area a ring may have.
+	MinCapacity = 64
+	// MaxCapacity is the largest data area a ring may have.
+	MaxCapacity = 1 << 30
+)
+
+var (
+	// ErrCorrupt means a counter in the shared control block broke the
+	// ring's invariants: the peer is buggy or hostile. The ring is
+	// unusable from then on.
+	ErrCorrupt = errors.New("ring: shared counters are corrupt")
+	// ErrCapacity means the memory given does not hold a control block
+	// and a power-of-two data area within [MinCapacity, MaxCapacity].
+	ErrCapacity = errors.New("ring: invalid capacity")
+	// ErrCommit means Commit or Release was asked for more bytes than the
+	// last Reserve or Peek handed out.
+	ErrCommit = errors.New("ring: commit or release beyond what was reserved")
+)
+
+// Size returns the bytes of memory a ring with the given data capacity
+// needs, or an error if capacity is not a power of two in range.
+func Size(capacity int) (int, error) {
+	if err := checkCapacity(capacity); err != nil {
+		return 0, err
+	}
+	return ControlSize + capacity, nil
+}
+
+func checkCapacity(capacity int) error {
+	if capacity < MinCapacity || capacity > MaxCapacity || bits.OnesCount(uint(capacity)) != 1 {
+		return fmt.Errorf("%w: %d is not a power of two in [%d, %d]", ErrCapacity, capacity, MinCapacity, MaxCapacity)
+	}
+	return nil
+}
+
+// Init prepares mem as an empty ring whose counters start at start (tests
+// use values near 2^64 to exercise wrap-around; real users pass 0). Init
+// must happen before either side attaches, and not while either is
+// attached.
+func Init(mem []byte, start uint64) error {
+	s, err := view(mem)
+	if err != nil {
+		return err
+	}
+	s.tail.Store(start)
+	s.head.Store(start)
+	s.writerWaiting.Store(0)
+	s.writerClosed.Store(0)
+	s.readerWaiting.Store(0)
+	s.readerClosed.Store(0)
+	return nil
+}
+
+// shared is the view of the control block and data area. Everything in it
+// lives in memory the peer can write.
+type shared struct {
+	tail          *atomic.Uint64 // publishes bytes [head, tail) to the consumer
+	writerWaiting *atomic.Uint32 // producer parked waiting for space
+	writerClosed  *atomic.Uint32 // set after the final tail store: EOF
+	head          *atomic.Uint64 // returns space [tail-capacity, head) to the producer
+	readerWaiting *atomic.Uint32 // consumer parked waiting for bytes
+	readerClosed  *atomic.Uint32 // consumer gone: writes are pointless
+	data          []byte
+	mask          uint64
+}
+
+func view(mem []byte) (shared, error) {
+	capacity := len(mem) - ControlSize
+	if err := checkCapacity(capacity); err != nil {
+		return shared{}, err
+	}
+	var s shared
+	var errs [6]error
+	s.tail, errs[0] = atomicx.Uint64At(mem, offTail)
+	s.writerWaiting, errs[1] = atomicx.Uint32At(mem, offWriterWaiting)
+	s.writerClosed, errs[2] = atomicx.Uint32At(mem, offWriterClosed)
+	s.head, errs[3] = atomicx.Uint64At(mem, offHead)
+	s.readerWaiting, errs[4] = atomicx.Uint32At(mem, offReaderWaiting)
+	s.readerClosed, errs[5] = atomicx.Uint32At(mem, offReaderClosed)
+	if err := errors.Join(errs[:]...); err != nil {
+		return shared{}, err
+	}
+	s.data = mem[ControlSize:len(mem):len(mem)]
+	s.mask = uint64(capacity - 1)
+	return s, nil
+}
+
+// take claims a waiting flag: it reports whether the flag was set and this
+// call cleared it, in which case the caller owes the waiter one wake-up.
+// The plain load first keeps the common case (nobody waiting) to a read of
+// a line that is usually already shared.
+func take(flag *atomic.Uint32) bool {
+	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
+}
+
+// Producer is the writing end of a ring. It is safe for one goroutine at a
+// time (one producer per ring, in one process); use a mutex in front of it
+// for more.
+type Producer struct {
+	s shared
+
+	// Owned by the producer.
+	tail     uint64 // authoritative count of bytes written
+	head     uint64 // cached consumer head; tail - head <= capacity
+	reserved int    // bytes handed out by the last Reserve
+	err      error  // sticky ErrCorrupt
+}
+
+// NewProducer attaches a producer to an initialized ring.
+func NewProducer(mem []byte) (*Producer, error) {
+	s, err := view(mem)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{s: s, tail: s.tail.Load(), head: s.head.Load()}
+	if p.tail-p.head > uint64(len(s.data)) {
+		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, p.tail, p.head)
+	}
+	return p, nil
+}
+
+// Cap returns the data capacity in bytes.
+func (p *Producer) Cap() int { return len(p.s.data) }
+
+// Err returns the sticky error, if the ring was found corrupt.
+func (p *Producer) Err() error { return p.err }
+
+// free returns the free bytes, reloading the consumer's head only when the
+// cached value says the ring is fuller than the caller needs.
+func (p *Producer) free(want uint64) (uint64, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	capacity := uint64(len(p.s.data))
+	if f := capacity - (p.tail - p.head); f >= want {
+		return f, nil
+	}
+	h := p.s.head.Load()
+	// head must lie in [old head, tail]: it never moves backwards and never
+	// passes tail. Both checks are needed: a huge forward jump would pass
+	// the first only.
+	if h-p.head > p.tail-p.head {
+		p.err = fmt.Errorf("%w: consumer head %d outside [%d, %d]", ErrCorrupt, h, p.head, p.tail)
+		return 0, p.err
+	}
+	p.head = h
+	return capacity - (p.tail - h), nil
+}
+
+// Free returns how many bytes can be written now.
+func (p *Producer) Free() (int, error) {
+	f, err := p.free(uint64(len(p.s.data)))
+	return int(f), err
+}
+
+// Write copies as much of b as fits and publishes it with one counter
+// store. It never blocks: n < len(b) means the ring is full.
+func (p *Producer) Write(b []byte) (n int, err error) {
+	f, err := p.free(uint64(len(b)))
+	if err != nil || f == 0 || len(b) == 0 {
+		return 0, err
+	}
+	if uint64(len(b)) > f {
+		b = b[:f]
+	}
+	i := p.tail & p.s.mask
+	n = copy(p.s.data[i:], b)
+	if n < len(b) {
+		n += copy(p.s.data, b[n:])
+	}
+	p.reserved = 0
+	p.publish(uint64(n))
+	return n, nil
+}
+
+func (p *Producer) publish(n uint64) {
+	p.tail += n
+	p.s.tail.Store(p.tail)
+}
+
+// Reserve returns the largest contiguous free region, at most max bytes,
+// for the caller to fill and then Commit. It is empty when the ring is
+// full. The region ends at the end of the data area; call again after
+// Commit for the part that wraps to the start.
+func (p *Producer) Reserve(max int) ([]byte, error) {
+	p.reserved = 0
+	if max <= 0 {
+		return nil, p.err
+	}
+	f, err := p.free(uint64(max))
+	if err != nil {
+		return nil, err
+	}
+	i := p.tail & p.s.mask
+	n := min(f, uint64(max), uint64(len(p.s.data))-i)
+	p.reserved = int(n)
+	return p.s.data[i : i+n : i+n], nil
+}
+
+// Commit publishes the first n bytes of the region the last Reserve
+// returned. The caller must not touch that region afterwards.
+func (p *Producer) Commit(n int) error {
+	if p.err != nil {
+		return p.err
+	}
+	if n < 0 || n > p.reserved {
+		return fmt.Errorf("%w: commit %d of %d", ErrCommit, n, p.reserved)
+	}
+	p.reserved = 0
+	if n > 0 {
+		p.publish(uint64(n))
+	}
+	return nil
+}
+
+// Close tells the consumer no more bytes will come: once it has read
+// everything before this call, it sees end of stream.
+func (p *Producer) Close() { p.s.writerClosed.Store(1) }
+
+// ReaderClosed reports whether the consumer has said it will never read
+// again.
+func (p *Producer) ReaderClosed() bool { return p.s.readerClosed.Load() != 0 }
+
+// WakeReader must be called after bytes are published or after Close. It
+// reports whether the consumer had parked (and this call claimed the
+// flag), in which case the caller must send it one wake-up.
+func (p *Producer) WakeReader() bool { return take(p.s.readerWaiting) }
+
+// PrepareWait announces that the producer is about to park until space
+// frees up. It then re-checks: if want bytes are free already, or the
+// consumer has closed, it withdraws the announcement and returns false, and
+// the caller must not park. If it returns true the caller may park until
+// woken (and must still bound the park: a dead consumer never wakes it).
+func (p *Producer) PrepareWait(want int) bool {
+	p.s.writerWaiting.Store(1)
+	f, err := p.free(uint64(want))
+	if err != nil || f >= uint64(want) || p.ReaderClosed() {
+		p.CancelWait()
+		return false
+	}
+	return true
+}
+
+// CancelWait withdraws a PrepareWait, so the consumer does not pay for a
+// wake-up nobody waits for.
+func (p *Producer) CancelWait() { p.s.writerWaiting.CompareAndSwap(1, 0) }
+
+// Consumer is the reading end of a ring. It is safe for one goroutine at a
+// time.
+type Consumer struct {
+	s shared
+
+	// Owned by the consumer.
+	head   uint64 // authoritative count of bytes read
+	tail   uint64 // cached producer tail; tail - head <= capacity
+	peeked int    // bytes handed out by the last Peek
+	err    error  // sticky ErrCorrupt
+}
+
+// NewConsumer attaches a consumer to an initialized ring.
+func NewConsumer(mem []byte) (*Consumer, error) {
+	s, err := view(mem)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{s: s, head: s.head.Load(), tail: s.tail.Load()}
+	if c.tail-c.head > uint64(len(s.data)) {
+		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, c.tail, c.head)
+	}
+	return c, nil
+}
+
+// Cap returns the data capacity in bytes.
+func (c *Consumer) Cap() int { return len(c.s.data) }
+
+// Err returns the sticky error, if the ring was found corrupt.
+func (c *Consumer) Err() error { return c.err }
+
+// avail returns the readable bytes, reloading the producer's tail only when
+// the cached value shows fewer than want.
+func (c *Consumer) avail(want uint64) (uint64, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if a := c.tail - c.head; a >= want && a > 0 {
+		return a, nil
+	}
+	t := c.s.tail.Load()
+	// tail must lie in [old tail, head+capacity]: it never moves backwards
+	// and never runs more than capacity ahead of head.
+	if t-c.tail > c.head+uint64(len(c.s.data))-c.tail {
+		c.err = fmt.Errorf("%w: producer tail %d outside [%d, %d]", ErrCorrupt, t, c.tail, c.head+uint64(len(c.s.data)))
+		return 0, c.err
+	}
+	c.tail = t
+	return t - c.head, nil
+}
+
+// Len returns how many bytes can be read now.
+func (c *Consumer) Len() (int, error) {
+	a, err := c.avail(uint64(len(c.s.data)))
+	return int(a), err
+}
+
+// Read copies up to len(b) readable bytes into b and returns the space with
+// one counter store. It never blocks: n == 0 means the ring is empty.
+func (c *Consumer) Read(b []byte) (n int, err error) {
+	a, err := c.avail(uint64(len(b)))
+	if err != nil || a == 0 || len(b) == 0 {
+		return 0, err
+	}
+	if uint64(len(b)) > a {
+		b = b[:a]
+	}
+	i := c.head & c.s.mask
+	n = copy(b, c.s.data[i:])
+	if n < len(b) {
+		n += copy(b[n:], c.s.data)
+	}
+	c.peeked = 0
+	c.release(uint64(n))
+	return n, nil
+}
+
+func (c *Consumer) release(n uint64) {
+	c.head += n
+	c.s.head.Store(c.head)
+}
+
+// Peek returns the largest contiguous readable region (empty when the ring
+// is empty) without consuming it. The region aliases the shared data area:
+// it stays valid until Release, and a hostile producer can change it under
+// the caller. Call again after Release for the part that wraps.
+func (c *Consumer) Peek() ([]byte, error) {
+	c.peeked = 0
+	a, err := c.avail(1)
+	if err != nil {
+		return nil, err
+	}
+	i := c.head & c.s.mask
+	n := min(a, uint64(len(c.s.data))-i)
+	c.peeked = int(n)
+	return c.s.data[i : i+n : i+n], nil
+}
+
+// Release consumes the first n bytes of the region the last Peek returned,
+// handing the space back to the producer.
+func (c *Consumer) Release(n int) error {
+	if c.err != nil {
+		return c.err
+	}
+	if n < 0 || n > c.peeked {
+		return fmt.Errorf("%w: release %d of %d", ErrCommit, n, c.peeked)
+	}
+	c.peeked -= n
+	if n > 0 {
+		c.release(uint64(n))
+	}
+	return nil
+}
+
+// Close tells the producer nobody will read again.
+func (c *Consumer) Close() { c.s.readerClosed.Store(1) }
+
+// WriterClosed reports whether the producer has closed. Bytes published
+// before its Close are still readable: check Len again after seeing true.
+func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
+
+// WakeWriter must be called after bytes are consumed or after Close. It
+// reports whether the producer had parked (and this call claimed the flag),
+// in which case the caller must send it one wake-up.
+func (c *Consumer) WakeWriter() bool { return take(c.s.writerWaiting) }
+
+// PrepareWait announces that the consumer is about to park until bytes
+// arrive, then re-checks. It returns false (and withdraws the
+// announcement) if bytes are readable already or the producer has closed:
+// the caller must not park then.
+func (c *Consumer) PrepareWait() bool {
+	c.s.readerWaiting.Store(1)
+	a, err := c.avail(1)
+	if err != nil || a > 0 || c.WriterClosed() {
+		c.CancelWait()
+		return false
+	}
+	return true
+}
+
+// CancelWait withdraws a PrepareWait.
+func (c *Consumer) CancelWait() { c.s.readerWaiting.CompareAndSwap(1, 0) }
