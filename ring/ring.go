@@ -301,6 +301,15 @@ func (p *Producer) Commit(n int) error {
 	return nil
 }
 
+// HasSpace reports whether want bytes are free or the consumer has closed.
+// It only reads shared memory and the producer's private tail, so another
+// goroutine may call it while the producer's owner is parked (with a
+// happens-before edge to the owner, such as a mutex); a corrupt head makes
+// it report true, and the owner's next call then returns ErrCorrupt.
+func (p *Producer) HasSpace(want int) bool {
+	return uint64(len(p.s.data))-(p.tail-p.s.head.Load()) >= uint64(want) || p.ReaderClosed()
+}
+
 // Close tells the consumer no more bytes will come: once it has read
 // everything before this call, it sees end of stream.
 func (p *Producer) Close() { p.s.writerClosed.Store(1) }
@@ -445,6 +454,13 @@ func (c *Consumer) Release(n int) error {
 		c.release(uint64(n))
 	}
 	return nil
+}
+
+// Pending reports whether bytes are readable or the producer has closed.
+// Like Producer.HasSpace it only reads, for a watcher goroutine while the
+// consumer's owner is parked; a corrupt tail makes it report true.
+func (c *Consumer) Pending() bool {
+	return c.s.tail.Load() != c.head || c.WriterClosed()
 }
 
 // Close tells the producer nobody will read again.

@@ -1,0 +1,344 @@
+package conn
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/spinpoll"
+	"github.com/shmconn/shmconn/ring"
+	"github.com/shmconn/shmconn/segment"
+)
+
+// Conn is a connection whose bytes travel through shared memory. It
+// implements net.Conn and CloseWrite. Any number of goroutines may call its
+// methods at once: Reads are serialized by one mutex, Writes by another,
+// and Close and the deadline setters may be called at any time and wake
+// blocked calls.
+//
+// Conn deliberately has no SyscallConn or NetConn method: the side socket
+// carries wake-ups, not the stream, and clients that look for those methods
+// (go-redis does) must not read from it.
+type Conn struct {
+	// Immutable after construction.
+	side    net.Conn // the side socket: liveness and wake-ups
+	seg     *segment.Segment
+	policy  WaitPolicy
+	network string // for errors: "shm"
+
+	// Read side, guarded by rmu.
+	rmu   sync.Mutex
+	cons  *ring.Consumer
+	rwait waiter
+
+	// Write side, guarded by wmu.
+	wmu         sync.Mutex
+	prod        *ring.Producer
+	wwait       waiter
+	wantSpace   int  // bytes the parked writer waits for
+	writeClosed bool // CloseWrite was called
+
+	rdl, wdl *deadline
+
+	// Accessed atomically or through channels.
+	closed      atomic.Bool   // Close was called; set before done is closed
+	done        chan struct{} // closed by Close
+	closeOnce   sync.Once
+	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
+	peerGone    chan struct{} // closed by the monitor when the side socket ends
+	monitorDone chan struct{} // closed when the monitor goroutine exits
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+// newConn builds a conn over a mapped segment whose rings are initialized:
+// we produce into region prod and consume region 1-prod. It starts the
+// goroutine that watches the side socket.
+func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (*Conn, error) {
+	p, err := ring.NewProducer(seg.Region(prod))
+	if err != nil {
+		return nil, err
+	}
+	cons, err := ring.NewConsumer(seg.Region(1 - prod))
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{
+		side:        side,
+		seg:         seg,
+		policy:      policy,
+		network:     "shm",
+		cons:        cons,
+		prod:        p,
+		rdl:         newDeadline(),
+		wdl:         newDeadline(),
+		done:        make(chan struct{}),
+		peerGone:    make(chan struct{}),
+		monitorDone: make(chan struct{}),
+	}
+	c.rwait = waiter{
+		ready:   cons.Pending,
+		prepare: cons.PrepareWait,
+		cancel:  cons.CancelWait,
+		wake:    make(chan struct{}, 1),
+	}
+	c.rwait.polled = spinpoll.NewWaiter(c.rwait.ready)
+	c.wwait = waiter{
+		ready:   func() bool { return p.HasSpace(c.wantSpace) },
+		prepare: func() bool { return p.PrepareWait(c.wantSpace) },
+		cancel:  p.CancelWait,
+		wake:    make(chan struct{}, 1),
+	}
+	c.wwait.polled = spinpoll.NewWaiter(c.wwait.ready)
+	return c, nil
+}
+
+// start begins watching the side socket.
+func (c *Conn) start() { go c.monitor() }
+
+// monitor reads the side socket for the life of the conn: wake-up bytes
+// are passed to the parked call they are for, and end-of-file (the peer
+// closed or died) is announced through peerGone. It holds no OS thread
+// while the socket is quiet: the netpoller parks it.
+func (c *Conn) monitor() {
+	defer close(c.monitorDone)
+	var buf [64]byte
+	for {
+		n, err := c.side.Read(buf[:])
+		for _, b := range buf[:n] {
+			switch b {
+			case handshake.WakeData:
+				notify(c.rwait.wake)
+			case handshake.WakeSpace:
+				notify(c.wwait.wake)
+			}
+			// Other bytes are ignored: a confused peer can cost us a
+			// read, never a wrong wake-up decision (waiters re-check
+			// shared memory after every wake-up).
+		}
+		if err != nil {
+			c.peerDead.Store(true)
+			close(c.peerGone)
+			return
+		}
+	}
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+var wakeMsgs = [256][]byte{
+	handshake.WakeData:  {handshake.WakeData},
+	handshake.WakeSpace: {handshake.WakeSpace},
+}
+
+// sendWake wakes the peer's parked reader or writer. Errors are ignored:
+// they mean the side socket is gone, which the monitor reports.
+func (c *Conn) sendWake(b byte) { c.side.Write(wakeMsgs[b]) }
+
+// Read reads up to len(b) bytes. It returns what is readable now (at least
+// one byte), or blocks until something is; after the peer closed its end it
+// returns the bytes left, then io.EOF.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.read(b)
+	if err != nil && err != io.EOF {
+		err = c.opError("read", err)
+	}
+	return n, err
+}
+
+func (c *Conn) read(b []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	dl := c.rdl.wait()
+	for {
+		if c.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		if isClosed(dl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		n, err := c.cons.Read(b)
+		if n > 0 {
+			if c.cons.WakeWriter() {
+				c.sendWake(handshake.WakeSpace)
+			}
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(b) == 0 {
+			return 0, nil
+		}
+		if c.cons.WriterClosed() {
+			// The producer stored its last tail before the flag; one more
+			// look either finds those bytes or confirms the end.
+			if l, err := c.cons.Len(); l == 0 && err == nil {
+				return 0, io.EOF
+			}
+			continue
+		}
+		if c.peerDead.Load() {
+			if l, err := c.cons.Len(); l == 0 && err == nil && !c.cons.WriterClosed() {
+				return 0, errPeerReset
+			}
+			continue
+		}
+		if err := c.await(&c.rwait, dl); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// Write writes all of b, blocking while the ring is full, or returns how
+// much it wrote and why it stopped.
+func (c *Conn) Write(b []byte) (int, error) {
+	n, err := c.write(b)
+	return n, c.opError("write", err)
+}
+
+func (c *Conn) write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	dl := c.wdl.wait()
+	written := 0
+	for {
+		switch {
+		case c.closed.Load():
+			return written, net.ErrClosed
+		case isClosed(dl):
+			return written, os.ErrDeadlineExceeded
+		case c.writeClosed || c.prod.ReaderClosed():
+			return written, errBrokenPipe
+		case c.peerDead.Load():
+			return written, errPeerReset
+		case written == len(b):
+			return written, nil
+		}
+		n, err := c.prod.Write(b[written:])
+		if n > 0 {
+			written += n
+			if c.prod.WakeReader() {
+				c.sendWake(handshake.WakeData)
+			}
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+		// Wait for a useful amount of space, not one byte, so a big
+		// write does not wake up for every small read of the peer.
+		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
+		if err := c.await(&c.wwait, dl); err != nil {
+			return written, err
+		}
+	}
+}
+
+// CloseWrite shuts down the writing side: the peer reads what was written,
+// then io.EOF. Reading goes on. Later Writes fail.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed.Load() {
+		return c.opError("close", net.ErrClosed)
+	}
+	if !c.writeClosed {
+		c.writeClosed = true
+		c.prod.Close()
+		if c.prod.WakeReader() {
+			c.sendWake(handshake.WakeData)
+		}
+	}
+	return nil
+}
+
+// Close closes the conn. Blocked Reads and Writes return an error wrapping
+// net.ErrClosed; the peer reads what was written, then io.EOF, and its
+// Writes fail. Close waits for calls in flight to leave the shared memory,
+// then unmaps it.
+func (c *Conn) Close() error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		c.closed.Store(true)
+		close(c.done)
+	})
+	if !first {
+		return c.opError("close", net.ErrClosed)
+	}
+	// Mark both rings closed before the side socket ends, so the peer can
+	// tell an orderly close (io.EOF) from a crash (connection reset). These
+	// touch only shared flags, so they need no lock.
+	c.prod.Close()
+	c.cons.Close()
+	err := c.side.Close() // the peer sees end-of-file; our monitor exits
+	c.rmu.Lock()
+	c.wmu.Lock()
+	serr := c.seg.Close()
+	c.wmu.Unlock()
+	c.rmu.Unlock()
+	<-c.monitorDone
+	if err == nil {
+		err = serr
+	}
+	return c.opError("close", err)
+}
+
+// abort releases a conn that was never started (its monitor never ran):
+// the caller closes the side socket.
+func (c *Conn) abort() {
+	c.closed.Store(true)
+	close(c.done)
+	c.seg.Close()
+}
+
+// LocalAddr returns the side socket's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.side.LocalAddr() }
+
+// RemoteAddr returns the side socket's remote address.
+func (c *Conn) RemoteAddr() net.Addr { return c.side.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opError("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	c.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for Reads, including one in progress.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opError("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Writes, including one in
+// progress. A Write that times out may have written part of its buffer.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opError("set", net.ErrClosed)
+	}
+	c.wdl.set(t)
+	return nil
+}
+
+// Policy returns the conn's wait policy.
+func (c *Conn) Policy() WaitPolicy { return c.policy }
+
+// RingSize returns the capacity of each of the two rings, in bytes.
+func (c *Conn) RingSize() int { return c.prod.Cap() }

@@ -1,0 +1,454 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/ring"
+	"github.com/shmconn/shmconn/segment"
+)
+
+// ListenConfig configures a Listener. Its zero value listens with
+// defaults.
+type ListenConfig struct {
+	// RingSize is the largest ring capacity, per direction, granted to a
+	// dialer (which may ask for less). 0 means DefaultRingSize.
+	RingSize int
+
+	// Wait is how blocked Reads and Writes of accepted conns wait; see
+	// WaitPolicy.
+	Wait WaitPolicy
+
+	// HandshakeTimeout bounds each client's negotiation, so a client that
+	// connects and says nothing costs one goroutine for a bounded time. 0
+	// means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// MaxPendingHandshakes bounds the clients negotiating (or negotiated
+	// and not yet taken by Accept) at once; more wait in the kernel's
+	// backlog. 0 means 128.
+	MaxPendingHandshakes int
+
+	// AcceptPlain serves clients that do not speak shmconn on the same
+	// socket: a client whose first byte is not the handshake's magic, or
+	// that sends nothing within PlainDetectTimeout (a protocol where the
+	// server speaks first), is accepted as an ordinary socket conn, with
+	// the bytes already read replayed to the application. Without it such
+	// clients are dropped.
+	AcceptPlain bool
+
+	// PlainDetectTimeout is how long, with AcceptPlain, a silent client is
+	// waited for before it is taken for a plain client. 0 means 200ms.
+	PlainDetectTimeout time.Duration
+
+	// NoFallback refuses dialers when memory cannot be shared, instead of
+	// carrying their stream over the side socket.
+	NoFallback bool
+
+	// OnHandshakeError, if set, is told about every client dropped during
+	// the handshake. Dropped clients never make Accept fail. It may be
+	// called from several goroutines at once.
+	OnHandshakeError func(remote net.Addr, err error)
+}
+
+const (
+	defaultMaxPending         = 128
+	defaultPlainDetectTimeout = 200 * time.Millisecond
+)
+
+func (lc *ListenConfig) validate() (ringCap int, err error) {
+	ringCap, err = ringSize("ListenConfig.RingSize", lc.RingSize)
+	switch {
+	case err != nil:
+	case lc.HandshakeTimeout < 0:
+		err = fmt.Errorf("%w: ListenConfig.HandshakeTimeout %v", ErrConfig, lc.HandshakeTimeout)
+	case lc.MaxPendingHandshakes < 0:
+		err = fmt.Errorf("%w: ListenConfig.MaxPendingHandshakes %d", ErrConfig, lc.MaxPendingHandshakes)
+	case lc.PlainDetectTimeout < 0:
+		err = fmt.Errorf("%w: ListenConfig.PlainDetectTimeout %v", ErrConfig, lc.PlainDetectTimeout)
+	default:
+		err = lc.Wait.validate()
+	}
+	return ringCap, err
+}
+
+// Listener accepts shmconn conns. It is a net.Listener: hand it to
+// http.Serve, grpc.Server.Serve, redcon or your own loop. Clients
+// negotiate in their own goroutines, so a slow or hostile client never
+// holds up Accept or other clients.
+type Listener struct {
+	ln      net.Listener
+	cfg     ListenConfig
+	ringCap int
+	slots   chan struct{} // one per pending handshake
+
+	ready chan net.Conn // negotiated conns for Accept
+
+	mu      sync.Mutex
+	raw     map[net.Conn]struct{} // sockets mid-handshake, closed by Close
+	failErr error                 // set before failed is closed
+
+	failed    chan struct{} // closed when the underlying listener failed
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Listen announces on the local network address ("unix" or "tcp") with a
+// zero ListenConfig.
+func Listen(network, address string) (*Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(context.Background(), network, address)
+}
+
+// Listen announces on the local network address. Before it does, it
+// removes segment files left behind by crashed processes.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*Listener, error) {
+	ringCap, err := lc.validate()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	segment.RemoveStale() // best effort: a failure here must not stop a server
+	var nlc net.ListenConfig
+	ln, err := nlc.Listen(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return lc.serve(ln, ringCap), nil
+}
+
+// NewListener wraps an existing listener, such as one inherited from a
+// supervisor. The Listener owns ln from then on.
+func (lc *ListenConfig) NewListener(ln net.Listener) (*Listener, error) {
+	ringCap, err := lc.validate()
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: ln.Addr().Network(), Addr: ln.Addr(), Err: err}
+	}
+	segment.RemoveStale()
+	return lc.serve(ln, ringCap), nil
+}
+
+func (lc *ListenConfig) serve(ln net.Listener, ringCap int) *Listener {
+	cfg := *lc
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxPendingHandshakes == 0 {
+		cfg.MaxPendingHandshakes = defaultMaxPending
+	}
+	if cfg.PlainDetectTimeout == 0 {
+		cfg.PlainDetectTimeout = defaultPlainDetectTimeout
+	}
+	l := &Listener{
+		ln:      ln,
+		cfg:     cfg,
+		ringCap: ringCap,
+		slots:   make(chan struct{}, cfg.MaxPendingHandshakes),
+		ready:   make(chan net.Conn),
+		raw:     make(map[net.Conn]struct{}),
+		failed:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+// Accept waits for the next negotiated conn: a *Conn, or a plain socket
+// conn for a client that fell back or (with AcceptPlain) never spoke
+// shmconn. After Close it returns an error wrapping net.ErrClosed.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+	case <-l.failed:
+		select {
+		case <-l.done:
+		default:
+			return nil, l.failErr
+		}
+	}
+	return nil, &net.OpError{Op: "accept", Net: l.ln.Addr().Network(), Addr: l.ln.Addr(), Err: net.ErrClosed}
+}
+
+// Close stops listening, aborts handshakes in progress and closes conns
+// negotiated but not yet accepted. Conns already accepted stay open.
+func (l *Listener) Close() error {
+	err := net.ErrClosed
+	l.closeOnce.Do(func() {
+		close(l.done)
+		err = l.ln.Close()
+		l.mu.Lock()
+		for c := range l.raw {
+			c.Close()
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
+	})
+	if err != nil {
+		return &net.OpError{Op: "close", Net: l.ln.Addr().Network(), Addr: l.ln.Addr(), Err: err}
+	}
+	return nil
+}
+
+// Addr returns the side socket's listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	var backoff time.Duration
+	for {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return
+		}
+		raw, err := l.ln.Accept()
+		if err != nil {
+			<-l.slots
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off and
+				// retry, as net/http's Server does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(backoff):
+				case <-l.done:
+					return
+				}
+				continue
+			}
+			l.failErr = err
+			close(l.failed)
+			return
+		}
+		backoff = 0
+		l.mu.Lock()
+		select {
+		case <-l.done:
+			l.mu.Unlock()
+			raw.Close()
+			<-l.slots
+			return
+		default:
+		}
+		l.raw[raw] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Add(1)
+		go l.serveClient(raw)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// serveClient negotiates with one client and hands the result to Accept.
+func (l *Listener) serveClient(raw net.Conn) {
+	defer l.wg.Done()
+	defer func() { <-l.slots }()
+	c, err := l.negotiate(raw)
+	l.mu.Lock()
+	delete(l.raw, raw)
+	l.mu.Unlock()
+	if err != nil {
+		raw.Close()
+		if l.cfg.OnHandshakeError != nil {
+			l.cfg.OnHandshakeError(raw.RemoteAddr(), err)
+		}
+		return
+	}
+	select {
+	case l.ready <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
+	start := time.Now()
+	deadline := start.Add(l.cfg.HandshakeTimeout)
+	var hello [handshake.HelloSize]byte
+	n := 0
+	if l.cfg.AcceptPlain {
+		// Look at the first byte, briefly: a dialer sends its hello at
+		// once, a plain client either sends something else or (if its
+		// protocol has the server speak first) nothing.
+		detect := start.Add(l.cfg.PlainDetectTimeout)
+		if deadline.Before(detect) {
+			detect = deadline
+		}
+		if err := raw.SetReadDeadline(detect); err != nil {
+			return nil, err
+		}
+		var err error
+		n, err = raw.Read(hello[:1])
+		var ne net.Error
+		switch {
+		case n == 0 && errors.As(err, &ne) && ne.Timeout():
+			return l.plain(raw, nil)
+		case err != nil && n == 0:
+			return nil, err
+		case hello[0] != handshake.Magic[0]:
+			return l.plain(raw, hello[:n])
+		}
+	}
+	if err := raw.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	if m, err := io.ReadFull(raw, hello[n:]); err != nil {
+		if m += n; l.cfg.AcceptPlain && m > 0 && !isMagicPrefix(hello[:m]) {
+			return l.plain(raw, hello[:m])
+		}
+		return nil, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
+	}
+	if l.cfg.AcceptPlain && [4]byte(hello[:4]) != handshake.Magic {
+		return l.plain(raw, hello[:])
+	}
+	h, err := handshake.ParseHello(hello[:])
+	if err != nil {
+		return nil, err
+	}
+	reply := handshake.Reply{Version: handshake.Version}
+	if h.Version != handshake.Version {
+		reply.Status = handshake.StatusRefused
+		l.send(raw, reply)
+		return nil, fmt.Errorf("%w: dialer speaks version %d", ErrHandshake, h.Version)
+	}
+	fallback := h.Flags&handshake.FlagFallback != 0 && !l.cfg.NoFallback
+	size := l.ringCap
+	if h.RingSize != 0 {
+		size = min(size, max(MinRingSize, floorPow2(int(min(h.RingSize, MaxRingSize)))))
+	}
+	seg, err := segment.Create(regionSize(size))
+	if err == nil {
+		err = errors.Join(ring.Init(seg.Region(0), 0), ring.Init(seg.Region(1), 0))
+		if err != nil {
+			seg.Close()
+		}
+	}
+	if err != nil {
+		if !fallback {
+			reply.Status = handshake.StatusRefused
+			l.send(raw, reply)
+			return nil, fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
+		}
+		reply.Status = handshake.StatusPlain
+		if err := l.send(raw, reply); err != nil {
+			return nil, err
+		}
+		return l.plain(raw, nil)
+	}
+	reply.Status, reply.RingSize, reply.Token, reply.Name = handshake.StatusShared, uint32(size), seg.Token(), seg.Name()
+	if err := l.send(raw, reply); err != nil {
+		seg.Close()
+		return nil, err
+	}
+	var ack [handshake.AckSize]byte
+	if _, err := io.ReadFull(raw, ack[:]); err != nil {
+		seg.Close()
+		return nil, fmt.Errorf("%w: reading ack: %w", ErrHandshake, err)
+	}
+	switch ack[0] {
+	case handshake.AckShared:
+		if err := seg.Unlink(); err != nil {
+			seg.Close()
+			return nil, err
+		}
+		c, err := newConn(raw, seg, 1, l.cfg.Wait)
+		if err == nil {
+			err = raw.SetDeadline(time.Time{})
+		}
+		if err != nil {
+			seg.Close()
+			return nil, err
+		}
+		c.start()
+		return c, nil
+	case handshake.AckPlain:
+		seg.Close()
+		if !fallback {
+			return nil, fmt.Errorf("%w: dialer cannot map the segment", ErrNoSharedMemory)
+		}
+		return l.plain(raw, nil)
+	default:
+		seg.Close()
+		return nil, fmt.Errorf("%w: ack %#x", ErrHandshake, ack[0])
+	}
+}
+
+func (l *Listener) send(raw net.Conn, r handshake.Reply) error {
+	b, err := handshake.AppendReply(nil, r)
+	if err == nil {
+		_, err = raw.Write(b)
+	}
+	return err
+}
+
+// plain returns raw as an ordinary conn, replaying the bytes already read.
+func (l *Listener) plain(raw net.Conn, read []byte) (net.Conn, error) {
+	if err := raw.SetDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	if len(read) == 0 {
+		return raw, nil
+	}
+	return &replayConn{Conn: raw, pending: append([]byte(nil), read...)}, nil
+}
+
+// isMagicPrefix reports whether b could be the start of a hello.
+func isMagicPrefix(b []byte) bool {
+	m := handshake.Magic[:]
+	return len(b) <= len(m) && string(b) == string(m[:len(b)])
+}
+
+func floorPow2(n int) int {
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
+// replayConn is a plain conn whose first bytes were consumed while telling
+// it from a dialer; Read returns them first.
+type replayConn struct {
+	net.Conn
+	mu      sync.Mutex
+	pending []byte
+}
+
+func (c *replayConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(b)
+}
+
+// CloseWrite shuts down the writing side if the socket supports it.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Err: errors.ErrUnsupported}
+}

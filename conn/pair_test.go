@@ -1,0 +1,94 @@
+package conn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// listenAddr returns a fresh address for network.
+func listenAddr(t testing.TB, network string) string {
+	switch network {
+	case "unix":
+		return filepath.Join(t.TempDir(), "s.sock")
+	case "tcp":
+		return "127.0.0.1:0"
+	}
+	t.Fatalf("unknown network %q", network)
+	return ""
+}
+
+// pipeMaker returns a nettest.MakePipe for shmconn pairs over network.
+func pipeMaker(t *testing.T, network string, lc ListenConfig, d Dialer) func() (net.Conn, net.Conn, func(), error) {
+	return func() (net.Conn, net.Conn, func(), error) {
+		ln, err := lc.Listen(context.Background(), network, listenAddr(t, network))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c1, c2, err := dialPair(ln, d)
+		ln.Close()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		stop := func() {
+			c1.Close()
+			c2.Close()
+		}
+		return c1, c2, stop, nil
+	}
+}
+
+// dialPair dials ln and returns both ends; both are *Conn.
+func dialPair(ln *Listener, d Dialer) (*Conn, *Conn, error) {
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := d.DialContext(ctx, ln.Addr().Network(), ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	r := <-ch
+	if r.err != nil {
+		dc.Close()
+		return nil, nil, r.err
+	}
+	c1, ok1 := dc.(*Conn)
+	c2, ok2 := r.c.(*Conn)
+	if !ok1 || !ok2 {
+		dc.Close()
+		r.c.Close()
+		return nil, nil, fmt.Errorf("not shared memory: %T, %T", dc, r.c)
+	}
+	return c1, c2, nil
+}
+
+// newPair returns a connected pair or fails the test; both are closed at
+// the end of the test.
+func newPair(t testing.TB, network string, lc ListenConfig, d Dialer) (*Conn, *Conn) {
+	t.Helper()
+	ln, err := lc.Listen(context.Background(), network, listenAddr(t, network))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c1, c2, err := dialPair(ln, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c1.Close()
+		c2.Close()
+	})
+	return c1, c2
+}

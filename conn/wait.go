@@ -1,0 +1,142 @@
+package conn
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/spinpoll"
+)
+
+// WaitPolicy says how a Read with nothing to read, or a Write into a full
+// ring, waits for the peer.
+type WaitPolicy int
+
+const (
+	// WaitAdaptive spins for a short window (AdaptiveSpin), yielding to
+	// other goroutines, then parks on Go's netpoller until the peer sends
+	// a wake-up. Back-to-back traffic stays in the spin window and never
+	// touches the kernel; an idle conn costs no CPU and no OS thread. The
+	// peer pays for a wake-up (a one-byte write on the side socket) only
+	// when this side has actually parked. It is the zero value.
+	WaitAdaptive WaitPolicy = iota
+	// WaitSpin never parks: after the same spin window, the waiter hands
+	// its condition to one polling goroutine per process, which keeps
+	// watching shared memory and wakes it in-process. Latency stays low
+	// at any request rate (the original redis-module-shm server thread
+	// never slept either), at the price of one busy core per process while
+	// any spin-policy call is waiting, whatever the number of conns. The
+	// peer never pays for a wake-up.
+	WaitSpin
+)
+
+// String returns "adaptive" or "spin".
+func (p WaitPolicy) String() string {
+	switch p {
+	case WaitAdaptive:
+		return "adaptive"
+	case WaitSpin:
+		return "spin"
+	}
+	return fmt.Sprintf("WaitPolicy(%d)", int(p))
+}
+
+// ParseWaitPolicy is the inverse of String, for flags.
+func ParseWaitPolicy(s string) (WaitPolicy, error) {
+	switch s {
+	case "adaptive", "":
+		return WaitAdaptive, nil
+	case "spin":
+		return WaitSpin, nil
+	}
+	return 0, fmt.Errorf("%w: wait policy %q (want adaptive or spin)", ErrConfig, s)
+}
+
+func (p WaitPolicy) validate() error {
+	if p != WaitAdaptive && p != WaitSpin {
+		return fmt.Errorf("%w: Wait %v", ErrConfig, p)
+	}
+	return nil
+}
+
+// AdaptiveSpin is how long a waiting call spins before it parks (or, under
+// WaitSpin, before it hands over to the process's poller). It is longer
+// than a round trip through a peer that answers at once (about a
+// microsecond here) with room for the peer's own work, and much shorter
+// than the tens of microseconds a kernel wake-up of an idle CPU costs, so
+// a sparse or idle conn gives the CPU back quickly.
+const AdaptiveSpin = 50 * time.Microsecond
+
+// Spin loop tuning: how often the spinning call looks at its deadline and
+// the clock, and yields its P so a spinning goroutine never starves the
+// one it waits for in a 2-core process.
+const (
+	spinCheckEvery = 16
+	spinYieldEvery = 64
+)
+
+// waiter is one direction's waiting state; it is used under that
+// direction's mutex.
+type waiter struct {
+	ready   func() bool      // the condition (or a close flag) holds; read-only
+	prepare func() bool      // announce a park in shared memory; false: don't park
+	cancel  func()           // withdraw the announcement
+	wake    chan struct{}    // wake-ups from the peer, via the monitor; capacity 1
+	polled  *spinpoll.Waiter // for WaitSpin
+}
+
+// await blocks until w.ready() may hold, the deadline dl passes, the conn
+// is closed or the peer is gone. It returns an error only for a passed
+// deadline or a closed conn; the caller re-checks everything else.
+func (c *Conn) await(w *waiter, dl <-chan struct{}) error {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if w.ready() {
+			return nil
+		}
+		if i%spinCheckEvery == 0 {
+			if c.closed.Load() {
+				return net.ErrClosed
+			}
+			if isClosed(dl) {
+				return os.ErrDeadlineExceeded
+			}
+			if c.peerDead.Load() {
+				return nil
+			}
+			if i%spinYieldEvery == 0 {
+				if time.Since(start) > AdaptiveSpin {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+		atomicx.Pause(1)
+	}
+	if c.policy == WaitSpin {
+		p := spinpoll.Default()
+		p.Add(w.polled)
+		select {
+		case <-w.polled.C:
+		case <-c.done:
+		case <-dl:
+		case <-c.peerGone:
+		}
+		p.Remove(w.polled)
+		return nil
+	}
+	if !w.prepare() {
+		return nil
+	}
+	select {
+	case <-w.wake:
+	case <-c.done:
+	case <-dl:
+	case <-c.peerGone:
+	}
+	w.cancel()
+	return nil
+}
