@@ -1,0 +1,252 @@
+package conn
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shmconn/shmconn/internal/testutil"
+)
+
+// The cross-process tests re-execute the test binary as the peer. The peer
+// reads its role from the environment and never runs the tests.
+const (
+	envRole = "SHMCONN_TEST_PEER"
+	envAddr = "SHMCONN_TEST_ADDR"
+)
+
+// runAsPeer plays the peer role named in the environment, if any, and
+// reports whether it did (then the process must exit without testing).
+func runAsPeer() bool {
+	role := os.Getenv(envRole)
+	if role == "" {
+		return false
+	}
+	if err := playPeer(role, os.Getenv(envAddr)); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(2)
+	}
+	return true
+}
+
+func playPeer(role, addr string) error {
+	switch role {
+	case "dial-echo", "dial-idle":
+		d := Dialer{NoFallback: true}
+		c, err := d.Dial("unix", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if role == "dial-idle" {
+			fmt.Println("connected")
+			select {} // hold the conn, read nothing, until killed
+		}
+		_, err = io.Copy(c, c)
+		return err
+	case "listen-echo":
+		ln, err := Listen("unix", addr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		fmt.Println("listening")
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, ok := c.(*Conn); !ok {
+			return fmt.Errorf("accepted %T, not shared memory", c)
+		}
+		if _, err := io.Copy(c, c); err != nil {
+			return err
+		}
+		return c.(*Conn).CloseWrite()
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// peer is a child process playing a role.
+type peer struct {
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+}
+
+func startPeer(t *testing.T, role, addr string) *peer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"="+role, envAddr+"="+addr)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	p := &peer{cmd: cmd, lines: bufio.NewScanner(out)}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return p
+}
+
+// expect waits for the peer to print line.
+func (p *peer) expect(t *testing.T, line string) {
+	t.Helper()
+	require.True(t, p.lines.Scan(), "peer exited before printing %q", line)
+	require.Equal(t, line, p.lines.Text())
+}
+
+func (p *peer) wait(t *testing.T) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "peer failed")
+	case <-time.After(30 * time.Second):
+		t.Fatal("peer did not exit")
+	}
+}
+
+func acceptOne(t *testing.T, ln *Listener) *Conn {
+	t.Helper()
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	sc, ok := c.(*Conn)
+	require.True(t, ok, "accepted %T, not shared memory", c)
+	t.Cleanup(func() { sc.Close() })
+	return sc
+}
+
+// echoStream writes size random bytes in random chunks while reading the
+// echo concurrently, and checks the echo is the same stream.
+func echoStream(t *testing.T, c *Conn, size int, seed uint64) {
+	t.Helper()
+	sent := sha256.New()
+	errc := make(chan error, 1)
+	go func() {
+		r := rand.New(rand.NewPCG(seed, seed))
+		buf := make([]byte, 256<<10)
+		for left := size; left > 0; {
+			n := min(left, 1+r.IntN(len(buf)))
+			for i := range buf[:n] {
+				buf[i] = byte(r.Uint32())
+			}
+			sent.Write(buf[:n])
+			if _, err := c.Write(buf[:n]); err != nil {
+				errc <- err
+				return
+			}
+			left -= n
+		}
+		errc <- c.CloseWrite()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, c)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.EqualValues(t, size, n)
+	require.Equal(t, sent.Sum(nil), got.Sum(nil), "echoed stream differs")
+}
+
+func streamSize() int {
+	if testing.Short() {
+		return 4 << 20
+	}
+	return 64 << 20
+}
+
+func TestProcessEchoDialer(t *testing.T) {
+	addr := listenAddr(t, "unix")
+	ln, err := (&ListenConfig{RingSize: 64 << 10}).Listen(context.Background(), "unix", addr)
+	require.NoError(t, err)
+	defer ln.Close()
+	p := startPeer(t, "dial-echo", addr)
+	c := acceptOne(t, ln)
+	echoStream(t, c, streamSize(), 1)
+	p.wait(t)
+	require.Empty(t, testutil.SegmentFiles())
+}
+
+func TestProcessEchoListener(t *testing.T) {
+	addr := listenAddr(t, "unix")
+	p := startPeer(t, "listen-echo", addr)
+	p.expect(t, "listening")
+	d := Dialer{NoFallback: true}
+	nc, err := d.Dial("unix", addr)
+	require.NoError(t, err)
+	c := nc.(*Conn)
+	defer c.Close()
+	echoStream(t, c, streamSize(), 2)
+	p.wait(t)
+	require.Empty(t, testutil.SegmentFiles())
+}
+
+// TestProcessKillUnblocks kills the peer with SIGKILL while we are blocked
+// in Read and in Write, and checks both fail promptly with a reset.
+func TestProcessKillUnblocks(t *testing.T) {
+	for _, policy := range []WaitPolicy{WaitAdaptive, WaitSpin} {
+		t.Run(policy.String(), func(t *testing.T) {
+			addr := listenAddr(t, "unix")
+			ln, err := (&ListenConfig{RingSize: MinRingSize, Wait: policy}).Listen(context.Background(), "unix", addr)
+			require.NoError(t, err)
+			defer ln.Close()
+			p := startPeer(t, "dial-idle", addr)
+			c := acceptOne(t, ln)
+			p.expect(t, "connected")
+			require.Empty(t, testutil.SegmentFiles(), "segment file exists while connected")
+
+			readErr := make(chan error, 1)
+			writeErr := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1))
+				readErr <- err
+			}()
+			go func() {
+				_, err := c.Write(make([]byte, 4*MinRingSize)) // the peer never reads: blocks
+				writeErr <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // both calls are parked by now
+			select {
+			case err := <-readErr:
+				t.Fatalf("Read returned before the kill: %v", err)
+			case err := <-writeErr:
+				t.Fatalf("Write returned before the kill: %v", err)
+			default:
+			}
+			killed := time.Now()
+			require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+			for _, ch := range []chan error{readErr, writeErr} {
+				select {
+				case err := <-ch:
+					require.Error(t, err)
+					require.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "%v", err)
+				case <-time.After(5 * time.Second):
+					t.Fatal("call still blocked 5s after the peer was killed")
+				}
+			}
+			t.Logf("both calls failed %v after SIGKILL", time.Since(killed))
+			require.Less(t, time.Since(killed), time.Second)
+			require.Empty(t, testutil.SegmentFiles())
+		})
+	}
+}
+
+// TestProcessRoleUnknown checks a typo in a role fails the peer loudly.
+func TestProcessRoleUnknown(t *testing.T) {
+	err := playPeer("nonsense", "")
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "unknown role"))
+}
