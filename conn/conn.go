@@ -44,6 +44,8 @@ type Conn struct {
 
 	rdl, wdl *deadline
 
+	wakeMu sync.Mutex // serializes wake-up writes with their deadline
+
 	// Accessed atomically or through channels.
 	closed      atomic.Bool   // Close was called; set before done is closed
 	done        chan struct{} // closed by Close
@@ -58,7 +60,8 @@ var _ net.Conn = (*Conn)(nil)
 // newConn builds a conn over a mapped segment whose rings are initialized:
 // we produce into region prod and consume region 1-prod. It starts the
 // goroutine that watches the side socket.
-func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (*Conn, error) {
+func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
+	defer catchFault(&err, guardFaults())
 	p, err := ring.NewProducer(seg.Region(prod))
 	if err != nil {
 		return nil, err
@@ -140,9 +143,20 @@ var wakeMsgs = [256][]byte{
 	handshake.WakeSpace: {handshake.WakeSpace},
 }
 
+// wakeTimeout bounds a wake-up write. The side socket's buffer holds
+// hundreds of kilobytes of one-byte wake-ups; a peer that lets it fill
+// stopped reading its side socket, and a Write must not hang on it.
+const wakeTimeout = time.Second
+
 // sendWake wakes the peer's parked reader or writer. Errors are ignored:
-// they mean the side socket is gone, which the monitor reports.
-func (c *Conn) sendWake(b byte) { c.side.Write(wakeMsgs[b]) }
+// they mean the side socket is gone (the monitor reports it) or the peer
+// stopped draining it (then it is not waiting for the wake-up either).
+func (c *Conn) sendWake(b byte) {
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	c.side.SetWriteDeadline(time.Now().Add(wakeTimeout))
+	c.side.Write(wakeMsgs[b])
+}
 
 // Read reads up to len(b) bytes. It returns what is readable now (at least
 // one byte), or blocks until something is; after the peer closed its end it
@@ -155,7 +169,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (c *Conn) read(b []byte) (int, error) {
+func (c *Conn) read(b []byte) (n int, err error) {
+	defer catchFault(&err, guardFaults())
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	dl := c.rdl.wait()
@@ -206,11 +221,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, c.opError("write", err)
 }
 
-func (c *Conn) write(b []byte) (int, error) {
+func (c *Conn) write(b []byte) (written int, err error) {
+	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	dl := c.wdl.wait()
-	written := 0
 	for {
 		switch {
 		case c.closed.Load():
@@ -246,7 +261,8 @@ func (c *Conn) write(b []byte) (int, error) {
 
 // CloseWrite shuts down the writing side: the peer reads what was written,
 // then io.EOF. Reading goes on. Later Writes fail.
-func (c *Conn) CloseWrite() error {
+func (c *Conn) CloseWrite() (err error) {
+	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed.Load() {
@@ -279,8 +295,7 @@ func (c *Conn) Close() error {
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). These
 	// touch only shared flags, so they need no lock.
-	c.prod.Close()
-	c.cons.Close()
+	c.markClosed()
 	err := c.side.Close() // the peer sees end-of-file; our monitor exits
 	c.rmu.Lock()
 	c.wmu.Lock()
@@ -300,6 +315,14 @@ func (c *Conn) abort() {
 	c.closed.Store(true)
 	close(c.done)
 	c.seg.Close()
+}
+
+// markClosed sets both rings' closed flags, surviving a truncated mapping.
+func (c *Conn) markClosed() {
+	var err error
+	defer catchFault(&err, guardFaults())
+	c.prod.Close()
+	c.cons.Close()
 }
 
 // LocalAddr returns the side socket's local address.

@@ -11,6 +11,7 @@ package spinpoll
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/shmconn/shmconn/atomicx"
@@ -107,6 +108,8 @@ const (
 )
 
 func (p *Poller) run() {
+	// A peer can truncate the shared file under us; see ready.
+	debug.SetPanicOnFault(true)
 	for scans := 0; ; scans++ {
 		p.mu.Lock()
 		if len(p.waiters) == 0 {
@@ -117,7 +120,7 @@ func (p *Poller) run() {
 		woke := false
 		for i := 0; i < len(p.waiters); {
 			w := p.waiters[i]
-			if !w.Ready() {
+			if !ready(w) {
 				i++
 				continue
 			}
@@ -137,4 +140,19 @@ func (p *Poller) run() {
 			atomicx.Pause(pauseBetweenScans)
 		}
 	}
+}
+
+// ready calls w.Ready, treating a memory fault (a truncated shared file) as
+// ready: the woken waiter then meets the fault in its own guarded code and
+// reports it, and the poller lives on for everybody else.
+func ready(w *Waiter) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			ok = true
+		}
+	}()
+	return w.Ready()
 }
