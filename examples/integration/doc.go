@@ -1,0 +1,3 @@
+// Package integration runs unmodified net/http, gRPC and Redis libraries
+// over shmconn, in tests.
+package integration
