@@ -1,0 +1,139 @@
+// Command redis-server is a small Redis-protocol server whose clients may
+// talk to it over shared memory.
+//
+// Each address it listens on serves both kinds of client: one that opens
+// with the shmconn handshake (redis-cli --shm from this repository, or
+// go-redis with a conn.Dialer) gets its bytes carried through shared
+// memory; any other (the real redis-cli and redis-benchmark) is served as
+// an ordinary socket client.
+//
+//	redis-server [-addr host:port] [-unix path] [-wait spin|adaptive]
+//
+// It keeps its data in memory only and supports the commands
+// redis-benchmark's default tests send, plus the common key, string,
+// list, set, hash and sorted-set commands; see commands.go. SIGINT or
+// SIGTERM stop it cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], sigs, os.Stdout, os.Stderr))
+}
+
+// shutdownTimeout bounds the wait for client handlers at exit.
+const shutdownTimeout = 2 * time.Second
+
+// run serves until a signal arrives on sigs or a listener fails, and
+// returns the exit code.
+func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("redis-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:6380", "TCP `host:port` to listen on; port 0 picks a free port, empty turns TCP off")
+	unixPath := fs.String("unix", "", "unix socket `path` to listen on as well")
+	waitName := fs.String("wait", "spin", "how shared-memory clients wait: spin (lowest latency, one busy core) or adaptive")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "redis-server: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	wait, err := conn.ParseWaitPolicy(*waitName)
+	if err != nil {
+		fmt.Fprintln(stderr, "redis-server:", err)
+		return 2
+	}
+	if *addr == "" && *unixPath == "" {
+		fmt.Fprintln(stderr, "redis-server: nothing to listen on: give -addr or -unix")
+		return 2
+	}
+
+	lc := conn.ListenConfig{
+		Wait:        wait,
+		AcceptPlain: true,
+		OnHandshakeError: func(remote net.Addr, err error) {
+			if !errors.Is(err, io.EOF) { // a probe that connected and left
+				fmt.Fprintf(stderr, "redis-server: client %v: %v\n", remote, err)
+			}
+		},
+	}
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if *unixPath != "" {
+			os.Remove(*unixPath) // Close removes it too; this makes sure
+		}
+	}
+	if *addr != "" {
+		ln, err := lc.Listen(context.Background(), "tcp", *addr)
+		if err != nil {
+			fmt.Fprintln(stderr, "redis-server:", err)
+			return 1
+		}
+		lns = append(lns, ln)
+	}
+	if *unixPath != "" {
+		ln, err := listenUnix(&lc, *unixPath)
+		if err != nil {
+			closeAll()
+			fmt.Fprintln(stderr, "redis-server:", err)
+			return 1
+		}
+		lns = append(lns, ln)
+	}
+
+	srv := NewServer(wait)
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		fmt.Fprintf(stdout, "listening on %s %s (RESP and shmconn clients, wait=%v)\n", ln.Addr().Network(), ln.Addr(), wait)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	fmt.Fprintln(stdout, "Ready to accept connections")
+
+	code := 0
+	select {
+	case sig := <-sigs:
+		fmt.Fprintf(stdout, "received %v, shutting down\n", sig)
+	case err := <-errc:
+		fmt.Fprintln(stderr, "redis-server: serving stopped:", err)
+		code = 1
+	}
+	closeAll()
+	srv.Close(shutdownTimeout)
+	return code
+}
+
+// listenUnix listens on a unix socket at path, first removing a socket
+// file left there by a server that is gone (as Redis does), but never one
+// that still answers.
+func listenUnix(lc *conn.ListenConfig, path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another server is listening there", path)
+		}
+		os.Remove(path)
+	}
+	return lc.Listen(context.Background(), "unix", path)
+}
