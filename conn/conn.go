@@ -50,6 +50,7 @@ type Conn struct {
 	closed      atomic.Bool   // Close was called; set before done is closed
 	done        chan struct{} // closed by Close
 	closeOnce   sync.Once
+	onClose     func()        // run once by Close, if set before the conn is handed out
 	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
 	peerGone    chan struct{} // closed by the monitor when the side socket ends
 	monitorDone chan struct{} // closed when the monitor goroutine exits
@@ -303,6 +304,9 @@ func (c *Conn) Close() error {
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	<-c.monitorDone
+	if c.onClose != nil {
+		c.onClose()
+	}
 	if err == nil {
 		err = serr
 	}

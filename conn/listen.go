@@ -51,6 +51,19 @@ type ListenConfig struct {
 	// carrying their stream over the side socket.
 	NoFallback bool
 
+	// MaxConns bounds the conns accepted and not yet closed. At the bound,
+	// new clients wait in the kernel's backlog until a conn closes. 0 means
+	// no bound.
+	MaxConns int
+
+	// AuthorizePeer decides, for a unix side socket, whether the client
+	// process may connect, from the credentials the kernel reports for it.
+	// A non-nil error drops the client. nil means the default rule: the
+	// same uid as this process, or root. TCP clients carry no credentials
+	// and are not checked (their segment is still created mode 0600, so
+	// only our uid can map it).
+	AuthorizePeer func(PeerCred) error
+
 	// OnHandshakeError, if set, is told about every client dropped during
 	// the handshake. Dropped clients never make Accept fail. It may be
 	// called from several goroutines at once.
@@ -70,6 +83,8 @@ func (lc *ListenConfig) validate() (ringCap int, err error) {
 		err = fmt.Errorf("%w: ListenConfig.HandshakeTimeout %v", ErrConfig, lc.HandshakeTimeout)
 	case lc.MaxPendingHandshakes < 0:
 		err = fmt.Errorf("%w: ListenConfig.MaxPendingHandshakes %d", ErrConfig, lc.MaxPendingHandshakes)
+	case lc.MaxConns < 0:
+		err = fmt.Errorf("%w: ListenConfig.MaxConns %d", ErrConfig, lc.MaxConns)
 	case lc.PlainDetectTimeout < 0:
 		err = fmt.Errorf("%w: ListenConfig.PlainDetectTimeout %v", ErrConfig, lc.PlainDetectTimeout)
 	default:
@@ -87,6 +102,7 @@ type Listener struct {
 	cfg     ListenConfig
 	ringCap int
 	slots   chan struct{} // one per pending handshake
+	live    chan struct{} // one per accepted, unclosed conn; nil: no bound
 
 	ready chan net.Conn // negotiated conns for Accept
 
@@ -147,6 +163,9 @@ func (lc *ListenConfig) serve(ln net.Listener, ringCap int) *Listener {
 	if cfg.PlainDetectTimeout == 0 {
 		cfg.PlainDetectTimeout = defaultPlainDetectTimeout
 	}
+	if cfg.AuthorizePeer == nil {
+		cfg.AuthorizePeer = sameUserOrRoot
+	}
 	l := &Listener{
 		ln:      ln,
 		cfg:     cfg,
@@ -156,6 +175,9 @@ func (lc *ListenConfig) serve(ln net.Listener, ringCap int) *Listener {
 		raw:     make(map[net.Conn]struct{}),
 		failed:  make(chan struct{}),
 		done:    make(chan struct{}),
+	}
+	if cfg.MaxConns > 0 {
+		l.live = make(chan struct{}, cfg.MaxConns)
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -207,14 +229,23 @@ func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
+		if l.live != nil {
+			select {
+			case l.live <- struct{}{}:
+			case <-l.done:
+				return
+			}
+		}
 		select {
 		case l.slots <- struct{}{}:
 		case <-l.done:
+			l.releaseLive()
 			return
 		}
 		raw, err := l.ln.Accept()
 		if err != nil {
 			<-l.slots
+			l.releaseLive()
 			select {
 			case <-l.done:
 				return
@@ -243,6 +274,7 @@ func (l *Listener) acceptLoop() {
 			l.mu.Unlock()
 			raw.Close()
 			<-l.slots
+			l.releaseLive()
 			return
 		default:
 		}
@@ -250,6 +282,13 @@ func (l *Listener) acceptLoop() {
 		l.mu.Unlock()
 		l.wg.Add(1)
 		go l.serveClient(raw)
+	}
+}
+
+// releaseLive frees a MaxConns slot.
+func (l *Listener) releaseLive() {
+	if l.live != nil {
+		<-l.live
 	}
 }
 
@@ -268,10 +307,14 @@ func (l *Listener) serveClient(raw net.Conn) {
 	l.mu.Unlock()
 	if err != nil {
 		raw.Close()
+		l.releaseLive()
 		if l.cfg.OnHandshakeError != nil {
 			l.cfg.OnHandshakeError(raw.RemoteAddr(), err)
 		}
 		return
+	}
+	if l.live != nil {
+		c = trackClose(c, l.releaseLive)
 	}
 	select {
 	case l.ready <- c:
@@ -281,6 +324,13 @@ func (l *Listener) serveClient(raw net.Conn) {
 }
 
 func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
+	if cred, ok, err := peerCred(raw); err != nil {
+		return nil, err
+	} else if ok {
+		if err := l.cfg.AuthorizePeer(cred); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	deadline := start.Add(l.cfg.HandshakeTimeout)
 	var hello [handshake.HelloSize]byte
@@ -343,14 +393,21 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		}
 	}
 	if err != nil {
-		if !fallback {
+		// StatusPlain tells the dialer memory cannot be shared: with the
+		// fallback on both sides it goes on over the socket, and a dialer
+		// without it gives up on its own (with a clear error). A dialer that
+		// wants the fallback when we do not is refused instead, or it would
+		// take our closing for a plain conn.
+		reply.Status = handshake.StatusPlain
+		if l.cfg.NoFallback && h.Flags&handshake.FlagFallback != 0 {
 			reply.Status = handshake.StatusRefused
-			l.send(raw, reply)
+		}
+		serr := l.send(raw, reply)
+		if !fallback {
 			return nil, fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
 		}
-		reply.Status = handshake.StatusPlain
-		if err := l.send(raw, reply); err != nil {
-			return nil, err
+		if serr != nil {
+			return nil, serr
 		}
 		return l.plain(raw, nil)
 	}
@@ -446,9 +503,37 @@ func (c *replayConn) Read(b []byte) (int, error) {
 }
 
 // CloseWrite shuts down the writing side if the socket supports it.
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *replayConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c if it can.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Err: errors.ErrUnsupported}
 }
+
+// trackClose arranges for release to run once when c is closed.
+func trackClose(c net.Conn, release func()) net.Conn {
+	if sc, ok := c.(*Conn); ok {
+		sc.onClose = release
+		return sc
+	}
+	return &trackedConn{Conn: c, release: release}
+}
+
+// trackedConn is a plain conn that gives back its MaxConns slot on Close.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// CloseWrite shuts down the writing side if the socket supports it.
+func (c *trackedConn) CloseWrite() error { return closeWrite(c.Conn) }

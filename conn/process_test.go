@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmconn/shmconn/internal/testutil"
+	"github.com/shmconn/shmconn/segment"
 )
 
 // The cross-process tests re-execute the test binary as the peer. The peer
@@ -25,6 +27,7 @@ import (
 const (
 	envRole = "SHMCONN_TEST_PEER"
 	envAddr = "SHMCONN_TEST_ADDR"
+	envShm  = "SHMCONN_TEST_SHM"
 )
 
 // runAsPeer plays the peer role named in the environment, if any, and
@@ -43,6 +46,32 @@ func runAsPeer() bool {
 
 func playPeer(role, addr string) error {
 	switch role {
+	case "dial-fallback":
+		switch os.Getenv(envShm) {
+		case "other-dir":
+			segment.Dir = os.TempDir()
+		case "private-devshm":
+			// We run in a mount namespace of our own: cover /dev/shm with
+			// an empty tmpfs, as a container would have.
+			if err := syscall.Mount("tmpfs", "/dev/shm", "tmpfs", 0, ""); err != nil {
+				fmt.Println("skip: cannot mount a private /dev/shm:", err)
+				return nil
+			}
+		}
+		c, err := Dial("unix", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, ok := c.(*Conn); ok {
+			fmt.Println("shared")
+			return nil
+		}
+		fmt.Println("plain")
+		if _, err := io.Copy(c, c); err != nil {
+			return err
+		}
+		return c.(*net.UnixConn).CloseWrite()
 	case "dial-echo", "dial-idle":
 		d := Dialer{NoFallback: true}
 		c, err := d.Dial("unix", addr)
@@ -87,8 +116,16 @@ type peer struct {
 
 func startPeer(t *testing.T, role, addr string) *peer {
 	t.Helper()
+	return startPeerWith(t, role, addr, nil)
+}
+
+func startPeerWith(t *testing.T, role, addr string, setup func(*exec.Cmd)) *peer {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envRole+"="+role, envAddr+"="+addr)
+	if setup != nil {
+		setup(cmd)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -249,4 +286,59 @@ func TestProcessRoleUnknown(t *testing.T) {
 	err := playPeer("nonsense", "")
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "unknown role"))
+}
+
+// TestProcessFallback runs a dialer that cannot see our segments: first in
+// a process looking in another directory, then in a process with a /dev/shm
+// of its own (a private mount namespace, where the machine allows it). Both
+// sides must fall back to the side socket and carry the stream intact.
+func TestProcessFallback(t *testing.T) {
+	for _, mode := range []string{"other-dir", "private-devshm"} {
+		t.Run(mode, func(t *testing.T) {
+			addr := listenAddr(t, "unix")
+			ln, err := Listen("unix", addr)
+			require.NoError(t, err)
+			defer ln.Close()
+			p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
+				cmd.Env = append(cmd.Env, envShm+"="+mode)
+				if mode == "private-devshm" {
+					cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+				}
+			})
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err == nil {
+					accepted <- c
+				}
+			}()
+			if !p.lines.Scan() {
+				p.cmd.Wait()
+				t.Skipf("peer could not start with %s (needs root and mount namespaces): exited", mode)
+			}
+			if line := p.lines.Text(); strings.HasPrefix(line, "skip") {
+				t.Skipf("%s: %s", mode, line)
+			} else {
+				require.Equal(t, "plain", line, "the peer got shared memory it should not see")
+			}
+			var c net.Conn
+			select {
+			case c = <-accepted:
+			case <-time.After(10 * time.Second):
+				t.Fatal("fallback conn never accepted")
+			}
+			defer c.Close()
+			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
+			msg := []byte(strings.Repeat("fallback stream ", 10000))
+			go func() {
+				c.Write(msg)
+				c.(interface{ CloseWrite() error }).CloseWrite()
+			}()
+			got, err := io.ReadAll(c)
+			require.NoError(t, err)
+			require.Equal(t, msg, got)
+			p.wait(t)
+			require.Empty(t, testutil.SegmentFiles())
+		})
+	}
 }

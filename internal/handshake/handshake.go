@@ -45,8 +45,9 @@ const (
 const (
 	// StatusShared: the segment is created; name and token follow.
 	StatusShared byte = 0
-	// StatusPlain: the listener cannot share memory; the side socket
-	// carries the stream from now on (only if the dialer allowed it).
+	// StatusPlain: the listener cannot share memory. If both sides allow
+	// the fallback the side socket carries the stream from now on;
+	// otherwise the listener closes it.
 	StatusPlain byte = 1
 	// StatusRefused: the listener will not serve this dialer (version,
 	// flags); it closes the socket after the reply.

@@ -1,0 +1,143 @@
+package conn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+)
+
+// The benchmarks compare, in one process and one run, a shmconn pair with
+// the plain sockets it replaces. Both ends live in this process, so they
+// show the cost of the transport itself, not of waking another process:
+// examples/shmbench measures two processes.
+
+// benchTransports are the pairs compared: shmconn with each wait policy on
+// both ends, then a plain unix socket and TCP loopback.
+var benchTransports = []struct {
+	name string
+	pair func(b *testing.B) (net.Conn, net.Conn)
+}{
+	{"shm-adaptive", func(b *testing.B) (net.Conn, net.Conn) {
+		return newPair(b, "unix", ListenConfig{}, Dialer{})
+	}},
+	{"shm-spin", func(b *testing.B) (net.Conn, net.Conn) {
+		return newPair(b, "unix", ListenConfig{Wait: WaitSpin}, Dialer{Wait: WaitSpin})
+	}},
+	{"unix", func(b *testing.B) (net.Conn, net.Conn) { return netPair(b, "unix") }},
+	{"tcp", func(b *testing.B) (net.Conn, net.Conn) { return netPair(b, "tcp") }},
+}
+
+// netPair returns a connected pair of plain sockets, closed at the end of
+// the benchmark.
+func netPair(b *testing.B, network string) (net.Conn, net.Conn) {
+	b.Helper()
+	ln, err := net.Listen(network, listenAddr(b, network))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept() // nil on error: the dial below fails too
+		accepted <- c
+	}()
+	c1, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c2 := <-accepted
+	if c2 == nil {
+		c1.Close()
+		b.Fatal("accept failed")
+	}
+	b.Cleanup(func() {
+		c1.Close()
+		c2.Close()
+	})
+	return c1, c2
+}
+
+// serve runs f on the server end in a goroutine and returns a function that
+// closes both ends and waits for f to return.
+func serve(b *testing.B, client, server net.Conn, f func(net.Conn) error) (stop func()) {
+	done := make(chan error, 1)
+	go func() { done <- f(server) }()
+	return func() {
+		client.Close()
+		server.Close()
+		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			b.Error(err)
+		}
+	}
+}
+
+func echo(c net.Conn) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return err
+		}
+	}
+}
+
+// BenchmarkRoundTrip64 measures one 64-byte request and its echo, back to
+// back, on one conn.
+func BenchmarkRoundTrip64(b *testing.B) {
+	for _, tr := range benchTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			client, server := tr.pair(b)
+			stop := serve(b, client, server, echo)
+			defer stop()
+			msg := make([]byte, 64)
+			resp := make([]byte, 64)
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(client, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStream64KiB measures one-way throughput: the client writes
+// 64 KiB buffers, the server reads and discards them. The clock stops when
+// the server has read every byte.
+func BenchmarkStream64KiB(b *testing.B) {
+	const size = 64 << 10
+	for _, tr := range benchTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			client, server := tr.pair(b)
+			want := int64(b.N) * size
+			got := make(chan int64, 1)
+			stop := serve(b, client, server, func(c net.Conn) error {
+				n, err := io.CopyBuffer(io.Discard, io.LimitReader(c, want), make([]byte, size))
+				got <- n
+				return err
+			})
+			defer stop()
+			buf := make([]byte, size)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := client.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n := <-got; n != want {
+				b.Fatalf("server read %d bytes, want %d", n, want)
+			}
+			b.StopTimer()
+		})
+	}
+}
