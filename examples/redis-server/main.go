@@ -108,15 +108,19 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "Ready to accept connections")
 
-	code := 0
+	code, serving := 0, len(lns)
 	select {
 	case sig := <-sigs:
 		fmt.Fprintf(stdout, "received %v, shutting down\n", sig)
 	case err := <-errc:
+		serving--
 		fmt.Fprintln(stderr, "redis-server: serving stopped:", err)
 		code = 1
 	}
 	closeAll()
+	for range serving {
+		<-errc // Serve has closed its clients' conns
+	}
 	srv.Close(shutdownTimeout)
 	return code
 }

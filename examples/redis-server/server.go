@@ -84,8 +84,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	return redcon.Serve(ln, s.handle, s.accept, s.closed)
 }
 
-// Close waits up to timeout for the handlers of clients (whose listeners
-// must be closed already) to return, and stops the expiry sweep.
+// Close waits up to timeout for the handlers of clients to return, and
+// stops the expiry sweep. Every call to Serve must have returned.
 func (s *Server) Close(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() {

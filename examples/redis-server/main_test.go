@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/shmconn/shmconn/conn"
+	"github.com/shmconn/shmconn/internal/testutil"
+)
+
+// childEnv, set in the environment, makes the test binary run the server's
+// main instead of the tests, so the tests can start the server as another
+// process.
+const childEnv = "SHMCONN_REDIS_SERVER_CHILD"
+
+// childPIDs are the servers the tests started, for the leak check.
+var childPIDs struct {
+	sync.Mutex
+	pids []int
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	code := m.Run()
+	if code == 0 {
+		childPIDs.Lock()
+		pids := append(childPIDs.pids, os.Getpid())
+		childPIDs.Unlock()
+		if left := segmentFiles(pids...); len(left) > 0 {
+			fmt.Println("FAIL: segment files left behind:", left)
+			code = 1
+		}
+		if err := goleak.Find(testutil.IgnoredGoroutines...); err != nil {
+			fmt.Println("FAIL: goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// segmentFiles lists the segment files made by the given processes; other
+// test binaries running at the same time make their own.
+func segmentFiles(pids ...int) []string {
+	var left []string
+	for _, f := range testutil.SegmentFiles() {
+		for _, pid := range pids {
+			if strings.HasPrefix(filepath.Base(f), fmt.Sprintf("shmconn-%d-", pid)) {
+				left = append(left, f)
+			}
+		}
+	}
+	return left
+}
+
+// child is a server running as another process.
+type child struct {
+	cmd    *exec.Cmd
+	tcp    string // host:port, if listening on TCP
+	unix   string // socket path, if listening on one
+	mu     sync.Mutex
+	output bytes.Buffer // stderr, and stdout after the ready line
+	exited chan struct{}
+}
+
+// startChild starts the server with args (plus -addr 127.0.0.1:0 unless
+// args set -addr) and waits until it is ready. It is stopped when the
+// test ends, if the test did not stop it.
+func startChild(t *testing.T, args ...string) *child {
+	t.Helper()
+	if !strings.Contains(strings.Join(args, " "), "-addr") {
+		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	c := &child{cmd: exec.Command(exe, args...), exited: make(chan struct{})}
+	c.cmd.Env = childEnviron()
+	c.cmd.Stderr = &lockedWriter{c}
+	stdout, err := c.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, c.cmd.Start())
+	childPIDs.Lock()
+	childPIDs.pids = append(childPIDs.pids, c.cmd.Process.Pid)
+	childPIDs.Unlock()
+
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			var network, addr string
+			if _, err := fmt.Sscanf(line, "listening on %s %s", &network, &addr); err == nil {
+				if network == "tcp" {
+					c.tcp = addr
+				} else {
+					c.unix = addr
+				}
+			}
+			if line == "Ready to accept connections" {
+				break
+			}
+		}
+		if c.tcp != "" || c.unix != "" {
+			ready <- nil
+		} else {
+			ready <- fmt.Errorf("server exited before it was ready")
+		}
+		for sc.Scan() {
+			fmt.Fprintln(&lockedWriter{c}, sc.Text())
+		}
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		c.stop(t, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("server output:\n%s", c.out())
+		}
+	})
+	select {
+	case err := <-ready:
+		require.NoError(t, err, "server output: %s", c.out())
+	case <-time.After(20 * time.Second):
+		t.Fatal("server not ready after 20s")
+	}
+	return c
+}
+
+// childEnviron is the environment of a server child: ours, with childEnv
+// set, and without the race detector's one-second sleep at exit, which
+// would slow every stop.
+func childEnviron() []string {
+	return append(os.Environ(), childEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
+// stop sends sig and waits for the process to exit; it returns its exit
+// code (-1 if a signal killed it).
+func (c *child) stop(t *testing.T, sig os.Signal) int {
+	select {
+	case <-c.exited:
+	default:
+		c.cmd.Process.Signal(sig)
+		select {
+		case <-c.exited:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.exited
+			t.Errorf("server did not exit within 10s of %v", sig)
+		}
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
+func (c *child) out() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.output.String()
+}
+
+type lockedWriter struct{ c *child }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.c.output.Write(b)
+}
+
+// tool returns the path of a Redis tool, or skips the test.
+func tool(t *testing.T, name string) string {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed; CI installs redis-tools (apt-get install redis-tools)", name)
+	}
+	return path
+}
+
+// runTool runs a tool to completion within a minute and returns its
+// combined output.
+func runTool(t *testing.T, path string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
+	require.NoError(t, err, "%s %s:\n%s", filepath.Base(path), strings.Join(args, " "), out)
+	return string(out)
+}
+
+// TestRealRedisCLI talks to the server with the real redis-cli, over TCP
+// and over the unix socket: plain RESP clients on the shared address.
+func TestRealRedisCLI(t *testing.T) {
+	cli := tool(t, "redis-cli")
+	sock := socketPath(t)
+	c := startChild(t, "-unix", sock)
+	host, port, err := net.SplitHostPort(c.tcp)
+	require.NoError(t, err)
+	tcp := []string{"-h", host, "-p", port}
+	unix := []string{"-s", sock}
+	for _, tc := range []struct {
+		via  []string
+		args string
+		want string
+	}{
+		{tcp, "PING", "PONG"},
+		{tcp, "SET greeting hello", "OK"},
+		{tcp, "GET greeting", "hello"},
+		{unix, "GET greeting", "hello"},
+		{tcp, "INCR visits", "1"},
+		{unix, "INCR visits", "2"},
+		{tcp, "INCRBY visits 40", "42"},
+		{tcp, "--no-raw GET nothing", "(nil)"},
+		{tcp, "--no-raw INCR greeting", "(error) ERR value is not an integer or out of range"},
+		{tcp, "--no-raw RPUSH list a b", "(integer) 2"},
+		{tcp, "--no-raw LRANGE list 0 -1", "1) \"a\"\n2) \"b\""},
+		{tcp, "-n 3 SET k in-db-3", "OK"},
+		{tcp, "-n 3 GET k", "in-db-3"},
+		{tcp, "--no-raw GET k", "(nil)"},
+	} {
+		args := append(append([]string{}, tc.via...), strings.Fields(tc.args)...)
+		got := strings.TrimSpace(runTool(t, cli, args...))
+		require.Equal(t, tc.want, got, "redis-cli %s", strings.Join(args, " "))
+	}
+	// The interactive mode asks COMMAND DOCS first; lines come from stdin.
+	cmd := exec.Command(cli, tcp...)
+	cmd.Stdin = strings.NewReader("SET a 1\nGET a\n")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Equal(t, "OK\n1\n", string(out))
+}
+
+// TestRedisBenchmark runs redis-benchmark's default tests over TCP: every
+// test must complete without an error reply.
+func TestRedisBenchmark(t *testing.T) {
+	bench := tool(t, "redis-benchmark")
+	c := startChild(t)
+	host, port, err := net.SplitHostPort(c.tcp)
+	require.NoError(t, err)
+	n := "2000"
+	if testing.Short() {
+		n = "200"
+	}
+	out := runTool(t, bench, "-h", host, "-p", port, "-q", "-n", n, "-c", "10")
+	// -q prints progress with carriage returns; keep the final lines.
+	var results []string
+	for _, line := range strings.Split(strings.ReplaceAll(out, "\r", "\n"), "\n") {
+		if strings.Contains(line, "requests per second") {
+			results = append(results, strings.TrimSpace(line))
+		}
+	}
+	for _, bad := range []string{"ERR", "WRONGTYPE", "rror", "WARNING"} {
+		require.NotContains(t, out, bad)
+	}
+	for _, test := range []string{
+		"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "LPUSH", "RPUSH", "LPOP", "RPOP",
+		"SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN", "LPUSH (needed to benchmark LRANGE)",
+		"LRANGE_100 (first 100 elements)", "LRANGE_300 (first 300 elements)",
+		"LRANGE_500 (first 500 elements)", "LRANGE_600 (first 600 elements)", "MSET (10 keys)",
+	} {
+		found := false
+		for _, r := range results {
+			found = found || strings.HasPrefix(r, test+": ")
+		}
+		require.True(t, found, "no result for %s in:\n%s", test, strings.Join(results, "\n"))
+	}
+	t.Logf("redis-benchmark -n %s -c 10 (server built with the tests' flags):\n%s", n, strings.Join(results, "\n"))
+}
+
+// TestGoRedisAcrossProcesses uses go-redis over shared memory to the
+// server running as another process, on TCP and on the unix socket.
+func TestGoRedisAcrossProcesses(t *testing.T) {
+	sock := socketPath(t)
+	c := startChild(t, "-unix", sock, "-wait", "adaptive")
+	ctx := context.Background()
+	for _, via := range []struct{ network, addr string }{{"tcp", c.tcp}, {"unix", sock}} {
+		rdb := newClient(t, via.network, via.addr, true, 3)
+		require.NoError(t, rdb.Set(ctx, "k:"+via.network, via.network, 0).Err())
+		require.Equal(t, via.network, rdb.Get(ctx, "k:"+via.network).Val())
+		info := rdb.Info(ctx, "server", "clients").Val()
+		require.Contains(t, info, "shm_clients:1\r\n")
+		require.Contains(t, info, "shmconn_wait:adaptive\r\n")
+		require.NoError(t, rdb.Close())
+	}
+}
+
+// TestShutdown checks that SIGINT and SIGTERM stop the server cleanly
+// while clients of both kinds are connected: exit status 0, the clients
+// disconnected, the socket file removed, no segment file left.
+func TestShutdown(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			sock := socketPath(t)
+			c := startChild(t, "-unix", sock)
+			shm, err := (&conn.Dialer{NoFallback: true}).Dial("unix", sock)
+			require.NoError(t, err)
+			defer shm.Close()
+			plain, err := net.Dial("tcp", c.tcp)
+			require.NoError(t, err)
+			defer plain.Close()
+			for _, cl := range []net.Conn{shm, plain} {
+				require.Equal(t, "+PONG\r\n", roundTrip(t, cl, "PING\r\n"))
+			}
+
+			require.Equal(t, 0, c.stop(t, sig), "exit status; output:\n%s", c.out())
+			require.Contains(t, c.out(), "shutting down")
+			for _, cl := range []net.Conn{shm, plain} {
+				require.NoError(t, cl.SetReadDeadline(time.Now().Add(5*time.Second)))
+				_, err := cl.Read(make([]byte, 1))
+				require.ErrorIs(t, err, io.EOF, "read after the server exited")
+			}
+			_, err = os.Stat(sock)
+			require.ErrorIs(t, err, os.ErrNotExist, "socket file after exit")
+			require.Empty(t, segmentFiles(c.cmd.Process.Pid))
+		})
+	}
+}
+
+// TestStaleSocketFile checks that a socket file left by a dead server is
+// replaced, and a live server's is not.
+func TestStaleSocketFile(t *testing.T) {
+	sock := socketPath(t)
+	ln, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the file stays, with nobody listening
+
+	c := startChild(t, "-addr", "", "-unix", sock)
+	rdb := newClient(t, "unix", sock, true, 2)
+	require.NoError(t, rdb.Ping(context.Background()).Err())
+
+	// A second server on the same path must refuse to start.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	second := exec.Command(exe, "-addr", "", "-unix", sock)
+	second.Env = childEnviron()
+	out, err := second.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "another server is listening there")
+	require.NoError(t, rdb.Ping(context.Background()).Err())
+	require.Equal(t, 0, c.stop(t, syscall.SIGTERM))
+}
+
+// TestFlags checks the usage errors.
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-wait", "sometimes"},
+		{"-addr", ""},
+		{"extra"},
+		{"-nosuchflag"},
+	} {
+		var stderr bytes.Buffer
+		require.Equal(t, 2, run(args, nil, &bytes.Buffer{}, &stderr), "%v", args)
+		require.NotEmpty(t, stderr.String())
+	}
+	var stderr bytes.Buffer
+	require.Equal(t, 1, run([]string{"-addr", "256.0.0.1:1"}, nil, &bytes.Buffer{}, &stderr))
+}
