@@ -1,0 +1,278 @@
+// Command redis-cli is a small redis-cli that can talk to a server over
+// shared memory.
+//
+//	redis-cli [-h host] [-p port] [-s socket] [--shm] [-n db] [cmd [arg ...]]
+//	redis-cli [--shm] --latency | --latency-history [-i seconds] [--latency-sample-rate ms]
+//
+// With a command it runs it and prints the reply; without one it reads
+// commands from a prompt (or from standard input). Replies print as
+// redis-cli prints them: quoted strings, "(integer) n", "(nil)", numbered
+// arrays on a terminal, bare values otherwise (--raw and --no-raw force
+// either).
+//
+// --shm connects through a shmconn Dialer, so the bytes travel through
+// shared memory; the server must listen with a shmconn Listener (as
+// examples/redis-server does). Without --shm it is an ordinary TCP or
+// unix socket client, usable against any Redis.
+//
+// --latency sends PING every 10 ms (--latency-sample-rate, 0 for back to
+// back) and shows min, max and average round trips in milliseconds, plus
+// p50 and p99, as the redis-module-shm fork of redis-cli did; Ctrl-C stops
+// it. --latency-history starts a new line every 15 s (-i).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], stdio{
+		in: os.Stdin, out: os.Stdout, err: os.Stderr,
+		inTTY: isTerminal(os.Stdin), outTTY: isTerminal(os.Stdout),
+	})
+	stop()
+	os.Exit(code)
+}
+
+// stdio is the program's standard files, and whether they are terminals.
+type stdio struct {
+	in            io.Reader
+	out, err      io.Writer
+	inTTY, outTTY bool
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// options are the parsed flags.
+type options struct {
+	host       string
+	port       int
+	socket     string
+	shm        bool
+	wait       conn.WaitPolicy
+	db         int
+	repeat     int
+	interval   float64 // seconds
+	raw, noRaw bool
+	latency    bool
+	history    bool
+	sampleMS   int
+	args       []string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("redis-cli", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.host, "h", "127.0.0.1", "server `hostname`")
+	fs.IntVar(&o.port, "p", 6380, "server `port`")
+	fs.StringVar(&o.socket, "s", "", "server unix `socket` path (overrides -h and -p)")
+	fs.BoolVar(&o.shm, "shm", false, "talk to the server over shared memory (a shmconn Dialer)")
+	wait := fs.String("wait", "spin", "with --shm, how to wait for replies: spin or adaptive")
+	fs.IntVar(&o.db, "n", 0, "database `number`")
+	fs.IntVar(&o.repeat, "r", 1, "run the command `N` times")
+	fs.Float64Var(&o.interval, "i", 0, "wait `seconds` between commands with -r; the --latency-history range")
+	fs.BoolVar(&o.raw, "raw", false, "print replies bare even on a terminal")
+	fs.BoolVar(&o.noRaw, "no-raw", false, "print replies formatted even when not on a terminal")
+	fs.BoolVar(&o.latency, "latency", false, "measure PING round trips continuously")
+	fs.BoolVar(&o.history, "latency-history", false, "like --latency, starting a new line every 15 s (-i)")
+	fs.IntVar(&o.sampleMS, "latency-sample-rate", int(defaultSampleEvery/time.Millisecond), "`milliseconds` between latency samples; 0 sends PINGs back to back")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	switch {
+	case o.sampleMS < 0:
+		err = fmt.Errorf("--latency-sample-rate %d: must not be negative", o.sampleMS)
+	case o.interval < 0:
+		err = fmt.Errorf("-i %v: must not be negative", o.interval)
+	case o.repeat < 1:
+		err = fmt.Errorf("-r %d: must be at least 1", o.repeat)
+	default:
+		o.wait, err = conn.ParseWaitPolicy(*wait)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "redis-cli:", err)
+		return nil, err
+	}
+	o.args = fs.Args()
+	return &o, nil
+}
+
+// run is the program, returning its exit code.
+func run(ctx context.Context, args []string, std stdio) int {
+	o, err := parseFlags(args, std.err)
+	if err != nil {
+		return 2
+	}
+	c, err := dial(ctx, o)
+	if err != nil {
+		fmt.Fprintf(std.err, "Could not connect to Redis at %s: %v\n", o.addr(), err)
+		return 1
+	}
+	defer c.close()
+	if o.db != 0 {
+		if rep, err := c.do("SELECT", strconv.Itoa(o.db)); err != nil || rep.Kind == Error {
+			fmt.Fprintf(std.err, "SELECT %d failed: %v%s\n", o.db, err, rep.Str)
+			return 1
+		}
+	}
+	format := FormatRaw
+	if std.outTTY && !o.raw || o.noRaw {
+		format = FormatTTY
+	}
+
+	switch {
+	case o.latency || o.history:
+		cfg := latencyConfig{
+			history:  o.history,
+			every:    time.Duration(o.sampleMS) * time.Millisecond,
+			interval: time.Duration(o.interval * float64(time.Second)),
+			tty:      std.outTTY && !o.raw || o.noRaw,
+		}
+		if cfg.interval == 0 {
+			cfg.interval = defaultRawInterval
+			if cfg.history {
+				cfg.interval = defaultHistoryInterval
+			}
+		}
+		if err := latencyMode(ctx, c, std.out, cfg); err != nil {
+			fmt.Fprintln(std.err, err)
+			return 1
+		}
+		return 0
+	case len(o.args) > 0:
+		for i := range o.repeat {
+			if i > 0 && o.interval > 0 {
+				time.Sleep(time.Duration(o.interval * float64(time.Second)))
+			}
+			rep, err := c.do(o.args...)
+			if err != nil {
+				fmt.Fprintln(std.err, "Error:", err)
+				return 1
+			}
+			io.WriteString(std.out, format(rep))
+		}
+		return 0
+	default:
+		return prompt(ctx, c, o, std, format)
+	}
+}
+
+// prompt reads commands line by line, showing a prompt on a terminal,
+// until end of input, "quit" or "exit".
+func prompt(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string) int {
+	lines := bufio.NewScanner(std.in)
+	lines.Buffer(nil, 64<<20)
+	db := o.db
+	for {
+		if std.inTTY {
+			p := o.addr()
+			if db != 0 {
+				p += fmt.Sprintf("[%d]", db)
+			}
+			fmt.Fprint(std.out, p+"> ")
+		}
+		if !lines.Scan() || ctx.Err() != nil {
+			if std.inTTY {
+				fmt.Fprintln(std.out)
+			}
+			return 0
+		}
+		args, err := SplitArgs(lines.Text())
+		switch {
+		case err != nil:
+			fmt.Fprintln(std.out, err)
+			continue
+		case len(args) == 0:
+			continue
+		case strings.EqualFold(args[0], "quit") || strings.EqualFold(args[0], "exit"):
+			return 0
+		}
+		rep, err := c.do(args...)
+		if err != nil {
+			fmt.Fprintln(std.err, "Error:", err)
+			return 1
+		}
+		if strings.EqualFold(args[0], "select") && len(args) == 2 && rep.Kind == Status {
+			db, _ = strconv.Atoi(args[1])
+		}
+		io.WriteString(std.out, format(rep))
+	}
+}
+
+func (o *options) addr() string {
+	if o.socket != "" {
+		return o.socket
+	}
+	return net.JoinHostPort(o.host, strconv.Itoa(o.port))
+}
+
+// client is one connection to the server, used by one goroutine.
+type client struct {
+	c    net.Conn
+	r    *bufio.Reader
+	wbuf []byte
+}
+
+// dialTimeout bounds connecting, and with --shm the handshake.
+const dialTimeout = 5 * time.Second
+
+func dial(ctx context.Context, o *options) (*client, error) {
+	network, addr := "tcp", o.addr()
+	if o.socket != "" {
+		network = "unix"
+	}
+	var c net.Conn
+	var err error
+	if o.shm {
+		// No fallback: asking for shared memory and silently getting a
+		// socket would make --latency lie.
+		d := conn.Dialer{Wait: o.wait, Timeout: dialTimeout, NoFallback: true}
+		c, err = d.DialContext(ctx, network, addr)
+	} else {
+		d := net.Dialer{Timeout: dialTimeout}
+		c, err = d.DialContext(ctx, network, addr)
+	}
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err // "connection refused", not the whole chain of addresses
+		}
+		return nil, err
+	}
+	return &client{c: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
+}
+
+// do sends one command and reads its reply.
+func (c *client) do(args ...string) (Reply, error) {
+	c.wbuf = AppendCommand(c.wbuf[:0], args...)
+	if _, err := c.c.Write(c.wbuf); err != nil {
+		return Reply{}, err
+	}
+	rep, err := ReadReply(c.r)
+	if err == io.EOF {
+		err = errors.New("server closed the connection")
+	}
+	return rep, err
+}
+
+func (c *client) close() error { return c.c.Close() }

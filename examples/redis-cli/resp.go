@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Kind is a RESP2 reply type, named by its first byte on the wire.
+type Kind byte
+
+// The RESP2 reply types.
+const (
+	Status  Kind = '+'
+	Error   Kind = '-'
+	Integer Kind = ':'
+	Bulk    Kind = '$'
+	Array   Kind = '*'
+)
+
+// Reply is one decoded RESP2 reply.
+type Reply struct {
+	Kind  Kind
+	Str   string  // Status, Error and Bulk
+	Int   int64   // Integer
+	Elems []Reply // Array
+	Nil   bool    // the null Bulk ($-1) or null Array (*-1)
+}
+
+// Limits on what ReadReply accepts, so a broken or hostile server cannot
+// make the client allocate without bound: Redis's own proto-max-bulk-len,
+// and a nesting depth no real reply comes near.
+const (
+	maxBulkLen = 512 << 20
+	maxDepth   = 64
+)
+
+// errProtocol means the server sent something that is not RESP2.
+var errProtocol = errors.New("redis-cli: protocol error")
+
+// ReadReply reads one reply from r.
+func ReadReply(r *bufio.Reader) (Reply, error) {
+	return readReply(r, 0)
+}
+
+func readReply(r *bufio.Reader, depth int) (Reply, error) {
+	if depth > maxDepth {
+		return Reply{}, fmt.Errorf("%w: replies nested deeper than %d", errProtocol, maxDepth)
+	}
+	line, err := readLine(r)
+	if err != nil {
+		return Reply{}, err
+	}
+	if len(line) == 0 {
+		return Reply{}, fmt.Errorf("%w: empty line", errProtocol)
+	}
+	rep := Reply{Kind: Kind(line[0])}
+	body := line[1:]
+	switch rep.Kind {
+	case Status, Error:
+		rep.Str = string(body)
+	case Integer:
+		if rep.Int, err = strconv.ParseInt(string(body), 10, 64); err != nil {
+			return Reply{}, fmt.Errorf("%w: integer %q", errProtocol, body)
+		}
+	case Bulk:
+		n, err := readLen(body, maxBulkLen)
+		if err != nil || n < 0 {
+			rep.Nil = true
+			return rep, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return Reply{}, noEOF(err)
+		}
+		if buf[n] != '\r' || buf[n+1] != '\n' {
+			return Reply{}, fmt.Errorf("%w: bulk string not followed by CRLF", errProtocol)
+		}
+		rep.Str = string(buf[:n])
+	case Array:
+		n, err := readLen(body, 1<<31-1)
+		if err != nil || n < 0 {
+			rep.Nil = true
+			return rep, err
+		}
+		// Grow as elements arrive rather than trusting the count.
+		rep.Elems = make([]Reply, 0, min(n, 1024))
+		for range n {
+			e, err := readReply(r, depth+1)
+			if err != nil {
+				return Reply{}, noEOF(err)
+			}
+			rep.Elems = append(rep.Elems, e)
+		}
+	default:
+		return Reply{}, fmt.Errorf("%w: unexpected reply type %q", errProtocol, line[0])
+	}
+	return rep, nil
+}
+
+// readLine reads a CRLF-terminated line and returns it without the CRLF.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
+	switch {
+	case err == bufio.ErrBufferFull:
+		return nil, fmt.Errorf("%w: line longer than %d bytes", errProtocol, r.Size())
+	case err != nil:
+		if len(line) > 0 {
+			err = noEOF(err)
+		}
+		return nil, err
+	case len(line) < 2 || line[len(line)-2] != '\r':
+		return nil, fmt.Errorf("%w: line not ended by CRLF", errProtocol)
+	}
+	return line[:len(line)-2], nil
+}
+
+// readLen parses a bulk or array length: -1 for null, else 0 to limit.
+func readLen(b []byte, limit int) (int, error) {
+	n, err := strconv.Atoi(string(b))
+	if err != nil || n < -1 || n > limit {
+		return 0, fmt.Errorf("%w: length %q", errProtocol, b)
+	}
+	return n, nil
+}
+
+// noEOF turns an end of stream inside a reply into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// AppendCommand appends args as a RESP array of bulk strings, the form
+// every command takes on the wire.
+func AppendCommand(b []byte, args ...string) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+// AppendReply appends rep in RESP2. It is ReadReply's inverse.
+func AppendReply(b []byte, rep Reply) []byte {
+	b = append(b, byte(rep.Kind))
+	switch rep.Kind {
+	case Status, Error:
+		b = append(b, rep.Str...)
+	case Integer:
+		b = strconv.AppendInt(b, rep.Int, 10)
+	case Bulk:
+		if rep.Nil {
+			return append(b, "-1\r\n"...)
+		}
+		b = strconv.AppendInt(b, int64(len(rep.Str)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, rep.Str...)
+	case Array:
+		if rep.Nil {
+			return append(b, "-1\r\n"...)
+		}
+		b = strconv.AppendInt(b, int64(len(rep.Elems)), 10)
+		b = append(b, '\r', '\n')
+		for _, e := range rep.Elems {
+			b = AppendReply(b, e)
+		}
+		return b
+	}
+	return append(b, '\r', '\n')
+}
