@@ -141,6 +141,8 @@ func TestCommands(t *testing.T) {
 		{"unknown", []step{
 			{"NOSUCH a b", "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "},
 			{"averyveryverylongcommandname", "-ERR unknown command 'averyveryverylongcommandname', with args beginning with: "},
+			{"X " + strings.Repeat("a", 120) + " " + strings.Repeat("b", 20) + " c",
+				"-ERR unknown command 'X', with args beginning with: '" + strings.Repeat("a", 120) + "' '" + strings.Repeat("b", 5) + "' "},
 		}},
 		{"set get", []step{
 			{"GET k", "nil"},

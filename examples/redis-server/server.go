@@ -156,6 +156,9 @@ func (r *request) arityError() {
 
 // exec runs one command and writes its reply to w.
 func (s *Server) exec(sess *session, args [][]byte, w *redcon.Writer) {
+	if len(args) == 0 {
+		return // an empty line or "*0": Redis ignores it too
+	}
 	cmd := lookupCommand(args[0])
 	if cmd == nil {
 		w.WriteError(unknownCommand(args))
@@ -175,17 +178,16 @@ func (s *Server) exec(sess *session, args [][]byte, w *redcon.Writer) {
 }
 
 // unknownCommand is Redis's error for a command it does not know, quoting
-// the first arguments.
+// the first arguments up to about 128 bytes.
 func unknownCommand(args [][]byte) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ERR unknown command '%.128s', with args beginning with: ", args[0])
+	var quoted []byte
 	for _, a := range args[1:] {
-		if b.Len() >= 128+64 {
+		if len(quoted) >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%.128s' ", a)
+		quoted = fmt.Appendf(quoted, "'%.*s' ", 128-len(quoted), a)
 	}
-	return b.String()
+	return fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], quoted)
 }
 
 // command describes a command as COMMAND INFO does: arity is the number
