@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -335,4 +336,47 @@ func TestErrors(t *testing.T) {
 		require.Equal(t, 2, code, "%v", args)
 		require.NotEmpty(t, errOut)
 	}
+}
+
+// TestInterrupt checks that Ctrl-C ends a prompt waiting for input and a
+// command waiting for its reply.
+func TestInterrupt(t *testing.T) {
+	// A server that accepts and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, code := cli(ctx, "", false, "-p", port, "GET", "k")
+	require.Equal(t, 130, code)
+	require.Less(t, time.Since(start), 5*time.Second)
+
+	pr, pw := io.Pipe() // input that never comes
+	defer pw.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	code = run(ctx, []string{"-p", port}, stdio{in: pr, out: &out, err: &out, inTTY: true, outTTY: true})
+	require.Equal(t, 0, code, out.String())
+	require.Equal(t, "127.0.0.1:"+port+"> \n", out.String())
 }

@@ -86,6 +86,10 @@ func latencyMode(ctx context.Context, c *client, out io.Writer, cfg latencyConfi
 		rep, err := c.do("PING")
 		d := time.Since(start)
 		if err != nil {
+			if ctx.Err() != nil { // Ctrl-C closed the conn under the PING
+				fmt.Fprintln(out)
+				return nil
+			}
 			return fmt.Errorf("I/O error: %w", err)
 		}
 		if rep.Kind == Error {

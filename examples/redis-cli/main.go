@@ -129,9 +129,15 @@ func run(ctx context.Context, args []string, std stdio) int {
 		return 1
 	}
 	defer c.close()
+	// Ctrl-C closes the connection, which ends a call waiting on it.
+	defer context.AfterFunc(ctx, func() { c.close() })()
 	if o.db != 0 {
-		if rep, err := c.do("SELECT", strconv.Itoa(o.db)); err != nil || rep.Kind == Error {
-			fmt.Fprintf(std.err, "SELECT %d failed: %v%s\n", o.db, err, rep.Str)
+		rep, err := c.do("SELECT", strconv.Itoa(o.db))
+		if err == nil && rep.Kind == Error {
+			err = errors.New(rep.Str)
+		}
+		if err != nil {
+			fmt.Fprintf(std.err, "SELECT %d: %v\n", o.db, err)
 			return 1
 		}
 	}
@@ -166,8 +172,7 @@ func run(ctx context.Context, args []string, std stdio) int {
 			}
 			rep, err := c.do(o.args...)
 			if err != nil {
-				fmt.Fprintln(std.err, "Error:", err)
-				return 1
+				return ioError(ctx, std, err)
 			}
 			io.WriteString(std.out, format(rep))
 		}
@@ -178,10 +183,25 @@ func run(ctx context.Context, args []string, std stdio) int {
 }
 
 // prompt reads commands line by line, showing a prompt on a terminal,
-// until end of input, "quit" or "exit".
+// until end of input, "quit", "exit" or Ctrl-C.
 func prompt(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string) int {
-	lines := bufio.NewScanner(std.in)
-	lines.Buffer(nil, 64<<20)
+	// Lines are read in their own goroutine so that Ctrl-C ends the prompt
+	// without waiting for a line.
+	lines := make(chan string)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(std.in)
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
 	db := o.db
 	for {
 		if std.inTTY {
@@ -191,13 +211,19 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 			}
 			fmt.Fprint(std.out, p+"> ")
 		}
-		if !lines.Scan() || ctx.Err() != nil {
+		var line string
+		var ok bool
+		select {
+		case line, ok = <-lines:
+		case <-ctx.Done():
+		}
+		if !ok {
 			if std.inTTY {
 				fmt.Fprintln(std.out)
 			}
 			return 0
 		}
-		args, err := SplitArgs(lines.Text())
+		args, err := SplitArgs(line)
 		switch {
 		case err != nil:
 			fmt.Fprintln(std.out, err)
@@ -209,14 +235,24 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 		}
 		rep, err := c.do(args...)
 		if err != nil {
-			fmt.Fprintln(std.err, "Error:", err)
-			return 1
+			return ioError(ctx, std, err)
 		}
 		if strings.EqualFold(args[0], "select") && len(args) == 2 && rep.Kind == Status {
 			db, _ = strconv.Atoi(args[1])
 		}
 		io.WriteString(std.out, format(rep))
 	}
+}
+
+// ioError reports a failed exchange with the server and returns the exit
+// code: 1, or 130 (as a shell reports SIGINT) when Ctrl-C caused it.
+func ioError(ctx context.Context, std stdio, err error) int {
+	if ctx.Err() != nil {
+		fmt.Fprintln(std.err)
+		return 130
+	}
+	fmt.Fprintln(std.err, "Error:", err)
+	return 1
 }
 
 func (o *options) addr() string {
