@@ -291,8 +291,9 @@ func TestPrompt(t *testing.T) {
 
 	out, errOut, code = cli(context.Background(), input, true, join(s.unix(), []string{"--shm"})...)
 	require.Equal(t, 0, code, errOut)
-	p := s.sock + "> "
-	want := p + "OK\n" + p + "\"1\"\n" + p + p + "Invalid argument(s)\n" + p + "OK\n" + s.sock + "[1]> (nil)\n" + s.sock + "[1]> "
+	p := "redis " + s.sock + "> "
+	p1 := "redis " + s.sock + "[1]> "
+	want := p + "OK\n" + p + "\"1\"\n" + p + p + "Invalid argument(s)\n" + p + "OK\n" + p1 + "(nil)\n" + p1
 	require.Equal(t, want, out)
 }
 

@@ -206,6 +206,9 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 	for {
 		if std.inTTY {
 			p := o.addr()
+			if o.socket != "" {
+				p = "redis " + p // as redis-cli shows a socket
+			}
 			if db != 0 {
 				p += fmt.Sprintf("[%d]", db)
 			}
