@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -145,18 +146,22 @@ var wakeMsgs = [256][]byte{
 }
 
 // wakeTimeout bounds a wake-up write. The side socket's buffer holds
-// hundreds of kilobytes of one-byte wake-ups; a peer that lets it fill
-// stopped reading its side socket, and a Write must not hang on it.
-const wakeTimeout = time.Second
+// hundreds of kilobytes of one-byte wake-ups; a peer that lets it fill has
+// stopped reading its side socket, and our Read or Write must not hang on
+// it.
+const wakeTimeout = 5 * time.Second
 
-// sendWake wakes the peer's parked reader or writer. Errors are ignored:
-// they mean the side socket is gone (the monitor reports it) or the peer
-// stopped draining it (then it is not waiting for the wake-up either).
+// sendWake wakes the peer's parked reader or writer. A wake-up that cannot
+// be delivered must not be dropped silently, or the peer would sleep
+// forever: if the write fails for any reason but a closed socket, the side
+// socket is shut down, which both sides see as the conn's end.
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
 	c.side.SetWriteDeadline(time.Now().Add(wakeTimeout))
-	c.side.Write(wakeMsgs[b])
+	if _, err := c.side.Write(wakeMsgs[b]); err != nil && !errors.Is(err, net.ErrClosed) {
+		c.side.Close()
+	}
 }
 
 // Read reads up to len(b) bytes. It returns what is readable now (at least
@@ -237,8 +242,6 @@ func (c *Conn) write(b []byte) (written int, err error) {
 			return written, errBrokenPipe
 		case c.peerDead.Load():
 			return written, errPeerReset
-		case written == len(b):
-			return written, nil
 		}
 		n, err := c.prod.Write(b[written:])
 		if n > 0 {
@@ -246,9 +249,14 @@ func (c *Conn) write(b []byte) (written int, err error) {
 			if c.prod.WakeReader() {
 				c.sendWake(handshake.WakeData)
 			}
+			if written == len(b) {
+				// Done, even if the peer closed meanwhile: the bytes were
+				// handed over, as with a socket.
+				return written, nil
+			}
 			continue
 		}
-		if err != nil {
+		if err != nil || len(b) == 0 {
 			return written, err
 		}
 		// Wait for a useful amount of space, not one byte, so a big

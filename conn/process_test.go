@@ -72,6 +72,17 @@ func playPeer(role, addr string) error {
 			return err
 		}
 		return c.(*net.UnixConn).CloseWrite()
+	case "dial-stream":
+		c, err := (&Dialer{NoFallback: true}).Dial("unix", addr)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 1000)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return err
+			}
+		}
 	case "dial-echo", "dial-idle":
 		d := Dialer{NoFallback: true}
 		c, err := d.Dial("unix", addr)
@@ -119,14 +130,20 @@ func startPeer(t *testing.T, role, addr string) *peer {
 	return startPeerWith(t, role, addr, nil)
 }
 
-func startPeerWith(t *testing.T, role, addr string, setup func(*exec.Cmd)) *peer {
-	t.Helper()
+// startPeerCmd prepares the test binary to play role.
+func startPeerCmd(role, addr string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envRole+"="+role, envAddr+"="+addr)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+func startPeerWith(t *testing.T, role, addr string, setup func(*exec.Cmd)) *peer {
+	t.Helper()
+	cmd := startPeerCmd(role, addr)
 	if setup != nil {
 		setup(cmd)
 	}
-	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
