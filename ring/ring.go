@@ -33,12 +33,20 @@
 // # Ordering
 //
 // The producer copies bytes into the data area, then stores tail; the
-// consumer loads tail, then copies bytes out, then stores head. The stores
-// and loads are sync/atomic operations, which are sequentially consistent:
-// the tail store publishes the bytes before it, and the head store
-// returns the space before it. Across processes this rests on the hardware
-// and on those atomics alone; the race detector cannot see the other
-// process.
+// consumer loads tail, then copies bytes out, then stores head. The tail
+// store publishes the bytes before it, and the head store returns the
+// space before it. Across processes this rests on the hardware and on the
+// atomics alone; the race detector cannot see the other process.
+//
+// Every store that the sleep protocol below depends on (the counters, the
+// closed flags and the waiting flags) is an atomic Swap, not a Store. A
+// Swap is a read-modify-write (XCHG on x86, a full barrier), so the load
+// that follows it can never be satisfied before the store is visible to
+// the other core. A plain sync/atomic Store gives the same guarantee in
+// normal builds, but under the race detector it is only a release store
+// (a plain MOV on x86), which lets the following load overtake it: that
+// broke the protocol below and lost a wake-up, seen as a hang in a -race
+// test.
 //
 // # Waiting
 //
@@ -46,8 +54,8 @@
 // without lost wake-ups: a consumer about to park calls PrepareWait, which
 // stores readerWaiting and then re-checks tail; a producer, after storing
 // tail, calls WakeReader, which loads readerWaiting and claims it. Both
-// sides store then load with sequentially consistent atomics, so at least
-// one sees the other: either the consumer sees the new bytes and does not
+// sides store then load, each store a full barrier (see Ordering), so at
+// least one sees the other: either the consumer sees the new bytes and does not
 // park, or the producer sees the flag and sends a wake-up. The same holds
 // for a producer waiting for space.
 //
@@ -263,7 +271,7 @@ func (p *Producer) Write(b []byte) (n int, err error) {
 
 func (p *Producer) publish(n uint64) {
 	p.tail += n
-	p.s.tail.Store(p.tail)
+	p.s.tail.Swap(p.tail) // a full barrier before WakeReader's load; see Ordering
 }
 
 // Reserve returns the largest contiguous free region, at most max bytes,
@@ -312,7 +320,7 @@ func (p *Producer) HasSpace(want int) bool {
 
 // Close tells the consumer no more bytes will come: once it has read
 // everything before this call, it sees end of stream.
-func (p *Producer) Close() { p.s.writerClosed.Store(1) }
+func (p *Producer) Close() { p.s.writerClosed.Swap(1) }
 
 // ReaderClosed reports whether the consumer has said it will never read
 // again.
@@ -329,7 +337,7 @@ func (p *Producer) WakeReader() bool { return take(p.s.readerWaiting) }
 // the caller must not park. If it returns true the caller may park until
 // woken (and must still bound the park: a dead consumer never wakes it).
 func (p *Producer) PrepareWait(want int) bool {
-	p.s.writerWaiting.Store(1)
+	p.s.writerWaiting.Swap(1)
 	f, err := p.free(uint64(want))
 	if err != nil || f >= uint64(want) || p.ReaderClosed() {
 		p.CancelWait()
@@ -421,7 +429,7 @@ func (c *Consumer) Read(b []byte) (n int, err error) {
 
 func (c *Consumer) release(n uint64) {
 	c.head += n
-	c.s.head.Store(c.head)
+	c.s.head.Swap(c.head) // a full barrier before WakeWriter's load; see Ordering
 }
 
 // Peek returns the largest contiguous readable region (empty when the ring
@@ -464,7 +472,7 @@ func (c *Consumer) Pending() bool {
 }
 
 // Close tells the producer nobody will read again.
-func (c *Consumer) Close() { c.s.readerClosed.Store(1) }
+func (c *Consumer) Close() { c.s.readerClosed.Swap(1) }
 
 // WriterClosed reports whether the producer has closed. Bytes published
 // before its Close are still readable: check Len again after seeing true.
@@ -480,7 +488,7 @@ func (c *Consumer) WakeWriter() bool { return take(c.s.writerWaiting) }
 // announcement) if bytes are readable already or the producer has closed:
 // the caller must not park then.
 func (c *Consumer) PrepareWait() bool {
-	c.s.readerWaiting.Store(1)
+	c.s.readerWaiting.Swap(1)
 	a, err := c.avail(1)
 	if err != nil || a > 0 || c.WriterClosed() {
 		c.CancelWait()

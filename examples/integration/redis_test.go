@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -59,6 +60,12 @@ func testRedis(t *testing.T, network string, wait conn.WaitPolicy) {
 			Network: network,
 			Addr:    ln.Addr().String(),
 			Dialer:  d.DialContext,
+			// No silent retries: a retried INCR would count twice and hide
+			// the real failure. Generous timeouts: a loaded 2-core machine
+			// running the race detector is slow, not broken.
+			MaxRetries:   -1,
+			ReadTimeout:  time.Minute,
+			WriteTimeout: time.Minute,
 		})
 		t.Cleanup(func() { require.NoError(t, rdb.Close()) })
 		return rdb
