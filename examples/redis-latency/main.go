@@ -1,0 +1,285 @@
+// Command redis-latency is shmconn's main demonstration, after the one
+// redis-module-shm made: it starts the example Redis server as a child
+// process and measures PING round trips from a go-redis client over TCP,
+// over a unix socket and over shared memory, sparse (one request every
+// 10 ms, like redis-cli --latency) and back-to-back. It prints a table and
+// writes a bar chart.
+//
+//	go run ./examples/redis-latency [-samples 300] [-png docs/latency_barchart.png]
+//
+// If a real redis-server is on the PATH it is measured too, over its unix
+// socket, for comparison. Ctrl-C stops the run and leaves no process, no
+// socket and no shared-memory file behind.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+func main() {
+	var (
+		samples = flag.Int("samples", 300, "sparse samples per transport (one every -interval)")
+		dense   = flag.Int("dense", 20000, "back-to-back round trips per transport")
+		every   = flag.Duration("interval", 10*time.Millisecond, "time between sparse requests")
+		pngPath = flag.String("png", "docs/latency_barchart.png", "where to write the bar chart (empty: none)")
+		wait    = flag.String("wait", "spin", "server wait policy: spin or adaptive")
+		server  = flag.String("server", "", "path of a built examples/redis-server (default: build it)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server})
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "\ninterrupted; cleaned up")
+		os.Exit(130)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redis-latency:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	samples, dense int
+	interval       time.Duration
+	png, wait      string
+	server         string
+}
+
+// result is one transport's measurements, in nanoseconds.
+type result struct {
+	name          string
+	sparse, dense *hdrhistogram.Histogram
+}
+
+func run(ctx context.Context, cfg config) error {
+	if _, err := conn.ParseWaitPolicy(cfg.wait); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "redis-latency-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	bin := cfg.server
+	if bin == "" {
+		bin = filepath.Join(dir, "redis-server")
+		fmt.Fprintln(os.Stderr, "building examples/redis-server ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shmconn/shmconn/examples/redis-server")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building the example server: %w", err)
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	tcpAddr := "127.0.0.1:" + strconv.Itoa(port)
+	sock := filepath.Join(dir, "redis.sock")
+	srv, err := startChild(ctx, bin, "-addr", tcpAddr, "-unix", sock, "-wait", cfg.wait)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	if err := waitReady(ctx, "unix", sock); err != nil {
+		return fmt.Errorf("example server: %w", err)
+	}
+
+	type target struct {
+		name string
+		opts *redis.Options
+	}
+	shm := &conn.Dialer{}
+	targets := []target{
+		{"tcp", &redis.Options{Network: "tcp", Addr: tcpAddr}},
+		{"unix socket", &redis.Options{Network: "unix", Addr: sock}},
+		{"shared memory", &redis.Options{Network: "unix", Addr: sock, Dialer: shm.DialContext}},
+	}
+	if real, err := exec.LookPath("redis-server"); err == nil {
+		realSock := filepath.Join(dir, "real-redis.sock")
+		r, err := startChild(ctx, real, "--port", "0", "--unixsocket", realSock, "--save", "", "--appendonly", "no")
+		if err == nil {
+			defer r.stop()
+			if waitReady(ctx, "unix", realSock) == nil {
+				targets = append(targets, target{"real redis-server, unix socket", &redis.Options{Network: "unix", Addr: realSock}})
+			}
+		}
+	}
+
+	bar := newProgress(len(targets) * (cfg.samples + cfg.dense))
+	var results []result
+	for _, tg := range targets {
+		tg.opts.PoolSize = 1
+		tg.opts.Protocol = 2
+		res, err := measure(ctx, tg.name, tg.opts, cfg, bar)
+		if err != nil {
+			return fmt.Errorf("%s: %w", tg.name, err)
+		}
+		results = append(results, res)
+	}
+	bar.done()
+	printTable(os.Stdout, results, cfg)
+	if cfg.png != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.png), 0o755); err != nil {
+			return err
+		}
+		if err := drawChart(cfg.png, results, machine()); err != nil {
+			return err
+		}
+		fmt.Printf("\nchart written to %s\n", cfg.png)
+	}
+	return nil
+}
+
+func measure(ctx context.Context, name string, opts *redis.Options, cfg config, bar *progress) (result, error) {
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	res := result{name: name, sparse: newHist(), dense: newHist()}
+	// Warm up: the first requests pay for dialing and page faults.
+	for range 100 {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return res, err
+		}
+	}
+	for i := range cfg.samples {
+		bar.step(name + " sparse")
+		next := time.Now().Add(cfg.interval)
+		start := time.Now()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return res, err
+		}
+		res.sparse.RecordValue(time.Since(start).Nanoseconds())
+		if i < cfg.samples-1 {
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(time.Until(next)):
+			}
+		}
+	}
+	for i := range cfg.dense {
+		if i%1000 == 0 && ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		bar.step(name + " back-to-back")
+		start := time.Now()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return res, err
+		}
+		res.dense.RecordValue(time.Since(start).Nanoseconds())
+	}
+	return res, nil
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(10*time.Second), 3) }
+
+func us(ns int64) float64 { return float64(ns) / 1e3 }
+
+func printTable(w *os.File, results []result, cfg config) {
+	fmt.Fprintf(w, "\nPING round trips through go-redis, %s\n", machine())
+	fmt.Fprintf(w, "sparse: one request every %v (%d samples); back-to-back: %d requests\n\n", cfg.interval, cfg.samples, cfg.dense)
+	fmt.Fprintf(w, "%-32s %12s %12s %12s %14s %14s\n", "transport", "sparse p50", "sparse p99", "sparse max", "b2b p50", "b2b p99")
+	for _, r := range results {
+		fmt.Fprintf(w, "%-32s %9.1f us %9.1f us %9.1f us %11.1f us %11.1f us\n", r.name,
+			us(r.sparse.ValueAtQuantile(50)), us(r.sparse.ValueAtQuantile(99)), us(r.sparse.Max()),
+			us(r.dense.ValueAtQuantile(50)), us(r.dense.ValueAtQuantile(99)))
+	}
+	if len(results) >= 3 {
+		shm := results[2]
+		fmt.Fprintf(w, "\nshared memory vs unix socket, p50: %.1fx lower sparse, %.1fx lower back-to-back\n",
+			float64(results[1].sparse.ValueAtQuantile(50))/float64(shm.sparse.ValueAtQuantile(50)),
+			float64(results[1].dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
+	}
+}
+
+// machine describes where the figures came from.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s", model, runtime.NumCPU(), runtime.Version())
+}
+
+// child is a server process we started; stop ends it and waits.
+type child struct{ cmd *exec.Cmd }
+
+func startChild(ctx context.Context, bin string, args ...string) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = nil
+	cmd.Stderr = os.Stderr
+	// If we die without cleaning up, the kernel kills the server too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &child{cmd}, nil
+}
+
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		c.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitReady(ctx context.Context, network, addr string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on %s after 20s: %w", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
