@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shmconn/shmconn/internal/handshake"
-	"github.com/shmconn/shmconn/internal/spinpoll"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
 )
@@ -91,14 +90,14 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		cancel:  cons.CancelWait,
 		wake:    make(chan struct{}, 1),
 	}
-	c.rwait.polled = spinpoll.NewWaiter(c.rwait.ready)
+	c.initSpin(&c.rwait)
 	c.wwait = waiter{
 		ready:   func() bool { return p.HasSpace(c.wantSpace) },
 		prepare: func() bool { return p.PrepareWait(c.wantSpace) },
 		cancel:  p.CancelWait,
 		wake:    make(chan struct{}, 1),
 	}
-	c.wwait.polled = spinpoll.NewWaiter(c.wwait.ready)
+	c.initSpin(&c.wwait)
 	return c, nil
 }
 

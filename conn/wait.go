@@ -23,13 +23,14 @@ const (
 	// peer pays for a wake-up (a one-byte write on the side socket) only
 	// when this side has actually parked. It is the zero value.
 	WaitAdaptive WaitPolicy = iota
-	// WaitSpin never parks: after the same spin window, the waiter hands
-	// its condition to one polling goroutine per process, which keeps
-	// watching shared memory and wakes it in-process. Latency stays low
-	// at any request rate (the original redis-module-shm server thread
-	// never slept either), at the price of one busy core per process while
-	// any spin-policy call is waiting, whatever the number of conns. The
-	// peer never pays for a wake-up.
+	// WaitSpin never parks on the kernel: after the same spin window, one
+	// waiting call per process (the leader) keeps spinning, watching its
+	// own conn and the conditions of every other waiting spin-policy call,
+	// which it wakes in-process; when its own bytes arrive it hands the
+	// lead on. Latency stays low at any request rate (the original
+	// redis-module-shm server thread never slept either), at the price of
+	// one busy core per process while any spin-policy call is waiting,
+	// whatever the number of conns. The peer never pays for a wake-up.
 	WaitSpin
 )
 
@@ -70,12 +71,14 @@ func (p WaitPolicy) validate() error {
 // a sparse or idle conn gives the CPU back quickly.
 const AdaptiveSpin = 50 * time.Microsecond
 
-// Spin loop tuning: how often the spinning call looks at its deadline and
-// the clock, and yields its P so a spinning goroutine never starves the
-// one it waits for in a 2-core process.
+// Spin loop tuning: how often the spinning call looks at its deadline, and
+// how often it looks at the clock and yields its P, so a spinning goroutine
+// never starves the one it waits for in the same process. Yielding is kept
+// rare (every ~25 us) because each runtime.Gosched also wakes an idle P,
+// whose thread then competes with the peer process for the CPU.
 const (
 	spinCheckEvery = 16
-	spinYieldEvery = 64
+	spinYieldEvery = 1024
 )
 
 // waiter is one direction's waiting state; it is used under that
@@ -86,6 +89,23 @@ type waiter struct {
 	cancel  func()           // withdraw the announcement
 	wake    chan struct{}    // wake-ups from the peer, via the monitor; capacity 1
 	polled  *spinpoll.Waiter // for WaitSpin
+	dl      <-chan struct{}  // the waiting call's deadline, for polled
+	park    func(<-chan struct{})
+}
+
+// initSpin prepares w for WaitSpin: its stop condition and the way a
+// follower parks, built once so waiting allocates nothing.
+func (c *Conn) initSpin(w *waiter) {
+	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || isClosed(w.dl) }
+	w.polled = spinpoll.NewWaiter(w.ready, stop)
+	w.park = func(wake <-chan struct{}) {
+		select {
+		case <-wake:
+		case <-c.done:
+		case <-w.dl:
+		case <-c.peerGone:
+		}
+	}
 }
 
 // await blocks until w.ready() may hold, the deadline dl passes, the conn
@@ -117,15 +137,9 @@ func (c *Conn) await(w *waiter, dl <-chan struct{}) error {
 		atomicx.Pause(1)
 	}
 	if c.policy == WaitSpin {
-		p := spinpoll.Default()
-		p.Add(w.polled)
-		select {
-		case <-w.polled.C:
-		case <-c.done:
-		case <-dl:
-		case <-c.peerGone:
-		}
-		p.Remove(w.polled)
+		w.dl = dl
+		spinpoll.Default.Wait(w.polled, w.park)
+		w.dl = nil
 		return nil
 	}
 	if !w.prepare() {

@@ -1,78 +1,133 @@
 package spinpoll
 
 import (
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func TestWakesReadyWaiters(t *testing.T) {
-	p := Default()
-	const n = 50
+// waitAll runs one goroutine per flag, each waiting until its flag is set,
+// and counts how many goroutines spin at once (callers of Ready from
+// different goroutines that are not parked).
+func TestManyWaiters(t *testing.T) {
+	var p Poller
+	const n = 40
 	var flags [n]atomic.Bool
-	ws := make([]*Waiter, n)
-	for i := range ws {
-		ws[i] = NewWaiter(flags[i].Load)
-		p.Add(ws[i])
-	}
+	var stop atomic.Bool
 	var wg sync.WaitGroup
-	for i := n - 1; i >= 0; i-- {
+	var returned atomic.Int32
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-ws[i].C:
-			case <-time.After(10 * time.Second):
-				t.Errorf("waiter %d not woken", i)
+			w := NewWaiter(flags[i].Load, stop.Load)
+			for !flags[i].Load() && !stop.Load() {
+				p.Wait(w, func(c <-chan struct{}) {
+					select {
+					case <-c:
+					case <-time.After(20 * time.Second):
+						t.Errorf("waiter %d parked for 20s", i)
+					}
+				})
 			}
+			returned.Add(1)
 		}()
-		flags[i].Store(true)
-	}
-	wg.Wait()
-	if l := p.Len(); l != 0 {
-		t.Fatalf("%d waiters left registered", l)
-	}
-}
-
-func TestRemoveStopsPolling(t *testing.T) {
-	p := Default()
-	var calls atomic.Int64
-	w := NewWaiter(func() bool { calls.Add(1); return false })
-	p.Add(w)
-	p.Add(w) // idempotent
-	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	p.Remove(w)
-	p.Remove(w)
-	after := calls.Load()
-	if after == 0 {
-		t.Fatal("registered waiter never polled")
 	}
 	time.Sleep(20 * time.Millisecond)
-	if calls.Load() != after {
-		t.Fatal("waiter polled after Remove returned")
+	if !p.Leading() {
+		t.Fatal("nobody leads while 40 calls wait")
 	}
-	if p.Len() != 0 {
-		t.Fatal("waiter still registered")
+	if f := p.Followers(); f != n-1 {
+		t.Fatalf("%d followers, want %d: more than one spinner", f, n-1)
+	}
+	// Release them in random order, leader included.
+	for _, i := range rand.Perm(n) {
+		flags[i].Store(true)
+		time.Sleep(100 * time.Microsecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		stop.Store(true)
+		t.Fatalf("only %d of %d waiters returned", returned.Load(), n)
+	}
+	if p.Leading() || p.Followers() != 0 {
+		t.Fatalf("after all returned: leading %v, %d followers", p.Leading(), p.Followers())
 	}
 }
 
-// TestIdlePollerBlocks checks the poller stops scanning when nobody waits,
-// by watching that a lone waiter added after a quiet period is still
-// served (the kick path).
-func TestIdlePollerBlocks(t *testing.T) {
-	p := Default()
+// TestStop checks a leader gives up through Stop and a follower through
+// park, and that the lead passes on when the leader stops.
+func TestStop(t *testing.T) {
+	var p Poller
+	var leaderStop, followerReady atomic.Bool
+	never := func() bool { return false }
+	leader := NewWaiter(never, leaderStop.Load)
+	follower := NewWaiter(followerReady.Load, never)
+	leaderDone := make(chan struct{})
+	go func() {
+		p.Wait(leader, func(<-chan struct{}) { t.Error("the first waiter parked") })
+		close(leaderDone)
+	}()
+	for !p.Leading() {
+		time.Sleep(time.Millisecond)
+	}
+	cancel := make(chan struct{})
+	followerDone := make(chan struct{})
+	go func() {
+		for !followerReady.Load() {
+			p.Wait(follower, func(c <-chan struct{}) {
+				select {
+				case <-c:
+				case <-cancel:
+				}
+			})
+		}
+		close(followerDone)
+	}()
+	for p.Followers() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	leaderStop.Store(true)
+	<-leaderDone
+	// The follower now leads (spinning on its own condition).
 	time.Sleep(10 * time.Millisecond)
-	var ready atomic.Bool
-	ready.Store(true)
-	w := NewWaiter(ready.Load)
-	p.Add(w)
+	if !p.Leading() || p.Followers() != 0 {
+		t.Fatalf("lead not passed on: leading %v, %d followers", p.Leading(), p.Followers())
+	}
+	followerReady.Store(true)
 	select {
-	case <-w.C:
+	case <-followerDone:
 	case <-time.After(10 * time.Second):
-		t.Fatal("waiter added to an idle poller never woken")
+		t.Fatal("new leader did not see its condition")
+	}
+	if p.Leading() {
+		t.Fatal("lead kept after everybody left")
+	}
+	close(cancel)
+}
+
+// TestLeadSurvivesPanic checks the lead is handed on even if the leader's
+// condition panics.
+func TestLeadSurvivesPanic(t *testing.T) {
+	var p Poller
+	w := NewWaiter(func() bool { panic("boom") }, func() bool { return false })
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("panic swallowed")
+			}
+		}()
+		p.Wait(w, nil)
+	}()
+	if p.Leading() {
+		t.Fatal("a panicking leader kept the lead")
 	}
 }

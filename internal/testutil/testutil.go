@@ -25,12 +25,9 @@ func SegmentFiles() []string {
 	return names
 }
 
-// IgnoredGoroutines are the goroutines that legitimately outlive a test:
-// the process-wide spin poller.
-var IgnoredGoroutines = []goleak.Option{
-	goleak.IgnoreTopFunction("github.com/shmconn/shmconn/internal/spinpoll.(*Poller).run"),
-	goleak.IgnoreAnyFunction("github.com/shmconn/shmconn/internal/spinpoll.(*Poller).run"),
-}
+// IgnoredGoroutines are the goroutines that may legitimately outlive a
+// test. None of ours do.
+var IgnoredGoroutines []goleak.Option
 
 // VerifyMain runs the tests, then fails the binary if segment files made by
 // this process remain or goroutines leaked.
