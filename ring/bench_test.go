@@ -17,9 +17,25 @@ var benchSizes = []int{64, 1024, 16384}
 // goroutine to a consumer through a ring, both copying (in and out) and
 // both spinning with runtime.Gosched when the ring is full or empty, as
 // conn's waiters do before they park. Compare with BenchmarkChan.
+//
+// "reader=msg" reads one message per call, as a channel receives; "reader=64KiB"
+// reads whatever is there, up to 64 KiB per call, as a stream reader does
+// (the messages are still written one per call).
 func BenchmarkRing(b *testing.B) {
 	for _, size := range benchSizes {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+		for _, drain := range []bool{false, true} {
+			name := fmt.Sprintf("size=%d/reader=msg", size)
+			if drain {
+				name = fmt.Sprintf("size=%d/reader=64KiB", size)
+			}
+			b.Run(name, func(b *testing.B) { benchRing(b, size, drain) })
+		}
+	}
+}
+
+func benchRing(b *testing.B, size int, drain bool) {
+	{
+		{
 			p, c, _ := newPair(b, benchCapacity, 0)
 			msg := make([]byte, size)
 			n := b.N
@@ -44,6 +60,9 @@ func BenchmarkRing(b *testing.B) {
 				done <- nil
 			}()
 			buf := make([]byte, size)
+			if drain {
+				buf = make([]byte, max(size, 64<<10))
+			}
 			for left := n * size; left > 0; {
 				n, err := c.Read(buf[:min(len(buf), left)])
 				if err != nil {
@@ -57,7 +76,7 @@ func BenchmarkRing(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
-		})
+		}
 	}
 }
 

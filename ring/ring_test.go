@@ -56,19 +56,21 @@ func TestLayout(t *testing.T) {
 		got, want int
 	}{
 		{"tail", offTail, 0},
-		{"writerWaiting", offWriterWaiting, 8},
-		{"writerClosed", offWriterClosed, 12},
 		{"head", offHead, 128},
-		{"readerWaiting", offReaderWaiting, 136},
-		{"readerClosed", offReaderClosed, 140},
-		{"ControlSize", ControlSize, 256},
+		{"writerWaiting", offWriterWaiting, 256},
+		{"writerClosed", offWriterClosed, 260},
+		{"readerWaiting", offReaderWaiting, 384},
+		{"readerClosed", offReaderClosed, 388},
+		{"ControlSize", ControlSize, 512},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s at %d, want %d", f.name, f.got, f.want)
 		}
 	}
-	if offHead-offWriterClosed < 64 {
-		t.Error("producer and consumer words share a cache line")
+	for _, pair := range [][2]int{{offTail, offHead}, {offHead, offWriterWaiting}, {offWriterWaiting, offReaderWaiting}} {
+		if pair[1]-pair[0] < 128 {
+			t.Errorf("words at %d and %d are closer than 128 bytes", pair[0], pair[1])
+		}
 	}
 }
 
