@@ -13,38 +13,46 @@ import (
 // a blocked call always learns of the deadline that is in force.
 type deadline struct {
 	mu     sync.Mutex
-	timer  *time.Timer   // guarded by mu; closes cancel
+	timer  *time.Timer   // guarded by mu; when not nil it closes cancel on firing
+	armed  bool          // guarded by mu; timer is running
 	cancel chan struct{} // guarded by mu; closed when the deadline passed
 }
 
 func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
 
-// set installs t; the zero time means no deadline.
+// set installs t; the zero time means no deadline. Clients such as go-redis
+// set a deadline before every call, so moving a pending deadline reuses the
+// timer instead of allocating one.
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired: wait until it closed the channel
-	}
-	d.timer = nil
-	closed := isClosed(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
+	if d.armed {
+		d.armed = false
+		if !d.timer.Stop() {
+			<-d.cancel // the timer fired: wait until it closed the channel
 		}
+	}
+	if isClosed(d.cancel) {
+		// A new channel for the calls to come; the old timer closed the
+		// old one and is of no more use.
+		d.cancel = make(chan struct{})
+		d.timer = nil
+	}
+	if t.IsZero() {
 		return
 	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
+	dur := time.Until(t)
+	if dur <= 0 {
+		close(d.cancel)
+		return
+	}
+	if d.timer == nil {
 		cancel := d.cancel
 		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
+	} else {
+		d.timer.Reset(dur)
 	}
-	if !closed {
-		close(d.cancel)
-	}
+	d.armed = true
 }
 
 // wait returns the channel closed when the current deadline passes.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"image/color"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -11,9 +13,9 @@ import (
 // drawChart writes a bar chart of the p50 round trips, sparse and
 // back-to-back side by side per transport, like redis-module-shm's
 // latency_barchart.png.
-func drawChart(path string, results []result, machine string) error {
+func drawChart(path string, results []result, cmd string, interval time.Duration, machine string) error {
 	p := plot.New()
-	p.Title.Text = "Redis PING round trip, p50 (lower is better)\n" + machine
+	p.Title.Text = "Redis " + cmd + " round trip through go-redis, p50 (lower is better)\n" + machine
 	p.Y.Label.Text = "microseconds"
 	var sparse, dense plotter.Values
 	var names []string
@@ -36,7 +38,7 @@ func drawChart(path string, results []result, machine string) error {
 	bd.Color = color.RGBA{R: 50, G: 110, B: 190, A: 255}
 	bd.Offset = w / 2
 	p.Add(bs, bd)
-	p.Legend.Add("sparse (1 request / 10 ms)", bs)
+	p.Legend.Add(fmt.Sprintf("sparse (1 request / %v)", interval), bs)
 	p.Legend.Add("back-to-back", bd)
 	p.Legend.Top = true
 	p.NominalX(names...)

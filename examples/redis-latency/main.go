@@ -42,11 +42,12 @@ func main() {
 		pngPath = flag.String("png", "docs/latency_barchart.png", "where to write the bar chart (empty: none)")
 		wait    = flag.String("wait", "spin", "server wait policy: spin or adaptive")
 		server  = flag.String("server", "", "path of a built examples/redis-server (default: build it)")
+		command = flag.String("cmd", "ping", "command to time: ping, or get (of a small key set first)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server})
+	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command})
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "\ninterrupted; cleaned up")
 		os.Exit(130)
@@ -62,6 +63,7 @@ type config struct {
 	interval       time.Duration
 	png, wait      string
 	server         string
+	cmd            string
 }
 
 // result is one transport's measurements, in nanoseconds.
@@ -73,6 +75,9 @@ type result struct {
 func run(ctx context.Context, cfg config) error {
 	if _, err := conn.ParseWaitPolicy(cfg.wait); err != nil {
 		return err
+	}
+	if cfg.cmd != "ping" && cfg.cmd != "get" {
+		return fmt.Errorf("-cmd %q: want ping or get", cfg.cmd)
 	}
 	dir, err := os.MkdirTemp("", "redis-latency-")
 	if err != nil {
@@ -143,7 +148,7 @@ func run(ctx context.Context, cfg config) error {
 		if err := os.MkdirAll(filepath.Dir(cfg.png), 0o755); err != nil {
 			return err
 		}
-		if err := drawChart(cfg.png, results, machine()); err != nil {
+		if err := drawChart(cfg.png, results, strings.ToUpper(cfg.cmd), cfg.interval, machine()); err != nil {
 			return err
 		}
 		fmt.Printf("\nchart written to %s\n", cfg.png)
@@ -155,9 +160,16 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	res := result{name: name, sparse: newHist(), dense: newHist()}
+	do := func() error { return rdb.Ping(ctx).Err() }
+	if cfg.cmd == "get" {
+		if err := rdb.Set(ctx, "shmconn:latency", "bar", 0).Err(); err != nil {
+			return res, err
+		}
+		do = func() error { return rdb.Get(ctx, "shmconn:latency").Err() }
+	}
 	// Warm up: the first requests pay for dialing and page faults.
 	for range 100 {
-		if err := rdb.Ping(ctx).Err(); err != nil {
+		if err := do(); err != nil {
 			return res, err
 		}
 	}
@@ -165,7 +177,7 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 		bar.step(name + " sparse")
 		next := time.Now().Add(cfg.interval)
 		start := time.Now()
-		if err := rdb.Ping(ctx).Err(); err != nil {
+		if err := do(); err != nil {
 			return res, err
 		}
 		res.sparse.RecordValue(time.Since(start).Nanoseconds())
@@ -183,7 +195,7 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 		}
 		bar.step(name + " back-to-back")
 		start := time.Now()
-		if err := rdb.Ping(ctx).Err(); err != nil {
+		if err := do(); err != nil {
 			return res, err
 		}
 		res.dense.RecordValue(time.Since(start).Nanoseconds())
@@ -196,7 +208,7 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(10*tim
 func us(ns int64) float64 { return float64(ns) / 1e3 }
 
 func printTable(w *os.File, results []result, cfg config) {
-	fmt.Fprintf(w, "\nPING round trips through go-redis, %s\n", machine())
+	fmt.Fprintf(w, "\n%s round trips through go-redis, %s\n", strings.ToUpper(cfg.cmd), machine())
 	fmt.Fprintf(w, "sparse: one request every %v (%d samples); back-to-back: %d requests\n\n", cfg.interval, cfg.samples, cfg.dense)
 	fmt.Fprintf(w, "%-32s %12s %12s %12s %14s %14s\n", "transport", "sparse p50", "sparse p99", "sparse max", "b2b p50", "b2b p99")
 	for _, r := range results {
@@ -206,9 +218,12 @@ func printTable(w *os.File, results []result, cfg config) {
 	}
 	if len(results) >= 3 {
 		shm := results[2]
-		fmt.Fprintf(w, "\nshared memory vs unix socket, p50: %.1fx lower sparse, %.1fx lower back-to-back\n",
-			float64(results[1].sparse.ValueAtQuantile(50))/float64(shm.sparse.ValueAtQuantile(50)),
-			float64(results[1].dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
+		fmt.Fprintln(w)
+		for _, other := range append(results[:2:2], results[3:]...) {
+			fmt.Fprintf(w, "shared memory vs %s, p50: %.1fx lower sparse, %.1fx lower back-to-back\n", other.name,
+				float64(other.sparse.ValueAtQuantile(50))/float64(shm.sparse.ValueAtQuantile(50)),
+				float64(other.dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
+		}
 	}
 }
 
