@@ -85,6 +85,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		monitorDone: make(chan struct{}),
 	}
 	c.rwait = waiter{
+		dl:      c.rdl,
 		ready:   cons.Pending,
 		prepare: cons.PrepareWait,
 		cancel:  cons.CancelWait,
@@ -92,6 +93,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	}
 	c.initSpin(&c.rwait)
 	c.wwait = waiter{
+		dl:      c.wdl,
 		ready:   func() bool { return p.HasSpace(c.wantSpace) },
 		prepare: func() bool { return p.PrepareWait(c.wantSpace) },
 		cancel:  p.CancelWait,
@@ -178,12 +180,11 @@ func (c *Conn) read(b []byte) (n int, err error) {
 	defer catchFault(&err, guardFaults())
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	dl := c.rdl.wait()
 	for {
 		if c.closed.Load() {
 			return 0, net.ErrClosed
 		}
-		if isClosed(dl) {
+		if c.rdl.expired() {
 			return 0, os.ErrDeadlineExceeded
 		}
 		n, err := c.cons.Read(b)
@@ -213,7 +214,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			}
 			continue
 		}
-		if err := c.await(&c.rwait, dl); err != nil {
+		if err := c.await(&c.rwait); err != nil {
 			return 0, err
 		}
 	}
@@ -230,12 +231,11 @@ func (c *Conn) write(b []byte) (written int, err error) {
 	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	dl := c.wdl.wait()
 	for {
 		switch {
 		case c.closed.Load():
 			return written, net.ErrClosed
-		case isClosed(dl):
+		case c.wdl.expired():
 			return written, os.ErrDeadlineExceeded
 		case c.writeClosed || c.prod.ReaderClosed():
 			return written, errBrokenPipe
@@ -261,7 +261,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		// Wait for a useful amount of space, not one byte, so a big
 		// write does not wake up for every small read of the peer.
 		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
-		if err := c.await(&c.wwait, dl); err != nil {
+		if err := c.await(&c.wwait); err != nil {
 			return written, err
 		}
 	}

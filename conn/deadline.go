@@ -2,71 +2,81 @@ package conn
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// deadline is one direction's deadline: a channel that is closed when the
-// deadline passes, by a timer set with the deadline. A blocked call selects
-// on the channel it got when it started; moving the deadline later keeps
-// that channel open (the new timer will close it), moving it into the past
-// closes it, and a new channel is made only once the old one is closed, so
-// a blocked call always learns of the deadline that is in force.
+// epoch anchors deadlines to the monotonic clock: a deadline is kept as
+// nanoseconds since epoch, so wall-clock jumps do not move it.
+var epoch = time.Now()
+
+// deadline is one direction's deadline. Clients such as go-redis set a
+// deadline before every call, and most calls never block (the bytes are
+// there, or arrive while the call spins), so setting one is an atomic
+// store, and a timer is armed only when a call actually parks. A parked
+// call also waits on changed, which set closes, so moving the deadline
+// wakes it to re-evaluate; a spinning call reads the deadline as it goes.
 type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer   // guarded by mu; when not nil it closes cancel on firing
-	armed  bool          // guarded by mu; timer is running
-	cancel chan struct{} // guarded by mu; closed when the deadline passed
+	at     atomic.Int64 // nanoseconds since epoch; 0: none; publishes the deadline
+	parked atomic.Int32 // calls parked on changed; set reads it after storing at
+
+	mu      sync.Mutex
+	changed chan struct{} // guarded by mu; closed and replaced by set while parked > 0
+
+	timer *time.Timer // fires at the deadline for a parked call; owned by the direction's mutex holder
 }
 
-func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
+func newDeadline() *deadline { return &deadline{changed: make(chan struct{})} }
 
-// set installs t; the zero time means no deadline. Clients such as go-redis
-// set a deadline before every call, so moving a pending deadline reuses the
-// timer instead of allocating one.
+// set installs t; the zero time means no deadline.
 func (d *deadline) set(t time.Time) {
+	var v int64
+	if !t.IsZero() {
+		v = max(int64(t.Sub(epoch)), 1) // a time before epoch has passed too
+	}
+	// Swap, a full barrier, then load parked; park increments parked,
+	// then loads at: one of the two sees the other.
+	d.at.Swap(v)
+	if d.parked.Load() > 0 {
+		d.mu.Lock()
+		close(d.changed)
+		d.changed = make(chan struct{})
+		d.mu.Unlock()
+	}
+}
+
+// expired reports whether the deadline has passed.
+func (d *deadline) expired() bool {
+	v := d.at.Load()
+	return v != 0 && int64(time.Since(epoch)) >= v
+}
+
+// park prepares a call to block: timeout fires at the deadline (nil if
+// none) and changed is closed if the deadline moves. The caller must call
+// unpark when it stops waiting. Only the holder of the direction's mutex
+// may call it.
+func (d *deadline) park() (timeout <-chan time.Time, changed <-chan struct{}) {
+	d.parked.Add(1)
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.armed {
-		d.armed = false
-		if !d.timer.Stop() {
-			<-d.cancel // the timer fired: wait until it closed the channel
-		}
+	changed = d.changed
+	d.mu.Unlock()
+	v := d.at.Load()
+	if v == 0 {
+		return nil, changed
 	}
-	if isClosed(d.cancel) {
-		// A new channel for the calls to come; the old timer closed the
-		// old one and is of no more use.
-		d.cancel = make(chan struct{})
-		d.timer = nil
-	}
-	if t.IsZero() {
-		return
-	}
-	dur := time.Until(t)
-	if dur <= 0 {
-		close(d.cancel)
-		return
-	}
+	left := time.Duration(v - int64(time.Since(epoch)))
 	if d.timer == nil {
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		d.timer = time.NewTimer(left)
 	} else {
-		d.timer.Reset(dur)
+		d.timer.Reset(left)
 	}
-	d.armed = true
+	return d.timer.C, changed
 }
 
-// wait returns the channel closed when the current deadline passes.
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+// unpark ends what park began.
+func (d *deadline) unpark() {
+	d.parked.Add(-1)
+	if d.timer != nil {
+		d.timer.Stop()
 	}
 }

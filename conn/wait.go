@@ -84,34 +84,41 @@ const (
 // waiter is one direction's waiting state; it is used under that
 // direction's mutex.
 type waiter struct {
-	ready   func() bool      // the condition (or a close flag) holds; read-only
-	prepare func() bool      // announce a park in shared memory; false: don't park
-	cancel  func()           // withdraw the announcement
-	wake    chan struct{}    // wake-ups from the peer, via the monitor; capacity 1
-	polled  *spinpoll.Waiter // for WaitSpin
-	dl      <-chan struct{}  // the waiting call's deadline, for polled
-	park    func(<-chan struct{})
+	dl      *deadline             // the direction's deadline
+	ready   func() bool           // the condition (or a close flag) holds; read-only
+	prepare func() bool           // announce a park in shared memory; false: don't park
+	cancel  func()                // withdraw the announcement
+	wake    chan struct{}         // wake-ups from the peer, via the monitor; capacity 1
+	polled  *spinpoll.Waiter      // for WaitSpin
+	park    func(<-chan struct{}) // how a WaitSpin follower blocks
 }
 
 // initSpin prepares w for WaitSpin: its stop condition and the way a
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
-	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || isClosed(w.dl) }
+	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || w.dl.expired() }
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
-	w.park = func(wake <-chan struct{}) {
-		select {
-		case <-wake:
-		case <-c.done:
-		case <-w.dl:
-		case <-c.peerGone:
-		}
-	}
+	w.park = func(wake <-chan struct{}) { c.block(w, wake) }
 }
 
-// await blocks until w.ready() may hold, the deadline dl passes, the conn
-// is closed or the peer is gone. It returns an error only for a passed
+// block parks the calling goroutine until wake fires, the conn closes, the
+// peer goes, the deadline passes or moves.
+func (c *Conn) block(w *waiter, wake <-chan struct{}) {
+	timeout, changed := w.dl.park()
+	select {
+	case <-wake:
+	case <-c.done:
+	case <-c.peerGone:
+	case <-timeout:
+	case <-changed:
+	}
+	w.dl.unpark()
+}
+
+// await blocks until w.ready() may hold, the deadline passes, the conn is
+// closed or the peer is gone. It returns an error only for a passed
 // deadline or a closed conn; the caller re-checks everything else.
-func (c *Conn) await(w *waiter, dl <-chan struct{}) error {
+func (c *Conn) await(w *waiter) error {
 	start := time.Now()
 	for i := 1; ; i++ {
 		if w.ready() {
@@ -121,13 +128,13 @@ func (c *Conn) await(w *waiter, dl <-chan struct{}) error {
 			if c.closed.Load() {
 				return net.ErrClosed
 			}
-			if isClosed(dl) {
-				return os.ErrDeadlineExceeded
-			}
 			if c.peerDead.Load() {
 				return nil
 			}
 			if i%spinYieldEvery == 0 {
+				if w.dl.expired() {
+					return os.ErrDeadlineExceeded
+				}
 				if time.Since(start) > AdaptiveSpin {
 					break
 				}
@@ -137,20 +144,13 @@ func (c *Conn) await(w *waiter, dl <-chan struct{}) error {
 		atomicx.Pause(1)
 	}
 	if c.policy == WaitSpin {
-		w.dl = dl
 		spinpoll.Default.Wait(w.polled, w.park)
-		w.dl = nil
 		return nil
 	}
 	if !w.prepare() {
 		return nil
 	}
-	select {
-	case <-w.wake:
-	case <-c.done:
-	case <-dl:
-	case <-c.peerGone:
-	}
+	c.block(w, w.wake)
 	w.cancel()
 	return nil
 }
