@@ -126,7 +126,7 @@ func run(ctx context.Context, cfg config) error {
 		if err == nil {
 			defer r.stop()
 			if waitReady(ctx, "unix", realSock) == nil {
-				targets = append(targets, target{"real redis-server, unix socket", &redis.Options{Network: "unix", Addr: realSock}})
+				targets = append(targets, target{"real redis, unix socket", &redis.Options{Network: "unix", Addr: realSock}})
 			}
 		}
 	}
