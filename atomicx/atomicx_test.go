@@ -76,3 +76,15 @@ func BenchmarkPause(b *testing.B) {
 		Pause(1)
 	}
 }
+
+func TestStoreRelease(t *testing.T) {
+	mem := aligned(16)
+	u, err := Uint64At(mem, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	StoreRelease(u, 0xdeadbeefcafe)
+	if u.Load() != 0xdeadbeefcafe || mem[8] != 0xfe {
+		t.Fatalf("StoreRelease stored %x", mem[8:])
+	}
+}

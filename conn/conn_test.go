@@ -2,6 +2,7 @@ package conn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -182,4 +183,30 @@ func TestAddrs(t *testing.T) {
 	require.Equal(t, c1.LocalAddr().String(), c2.RemoteAddr().String())
 	require.Equal(t, c2.LocalAddr().String(), c1.RemoteAddr().String())
 	require.Equal(t, "tcp", c1.LocalAddr().Network())
+}
+
+// TestRecheckAfterMissedWakeup publishes bytes to a parked reader without
+// the wake-up, as the nanosecond race of the sleep protocol can, and checks
+// the reader's look after ring.RecheckAfter finds them.
+func TestRecheckAfterMissedWakeup(t *testing.T) {
+	c1, c2 := newPair(t, "unix", ListenConfig{}, Dialer{})
+	got := make(chan error, 1)
+	go func() {
+		_, err := c1.Read(make([]byte, 1))
+		got <- err
+	}()
+	// c1 dials, so it reads region 1; wait until it announced its park.
+	require.Eventually(t, func() bool {
+		return binary.LittleEndian.Uint32(c1.seg.Region(1)[384:]) == 1
+	}, 5*time.Second, time.Millisecond)
+	c2.wmu.Lock()
+	_, err := c2.prod.Write([]byte("x")) // no WakeReader: the wake-up is "missed"
+	c2.wmu.Unlock()
+	require.NoError(t, err)
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a parked reader never found bytes published without a wake-up")
+	}
 }

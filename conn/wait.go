@@ -9,6 +9,7 @@ import (
 
 	"github.com/shmconn/shmconn/atomicx"
 	"github.com/shmconn/shmconn/internal/spinpoll"
+	"github.com/shmconn/shmconn/ring"
 )
 
 // WaitPolicy says how a Read with nothing to read, or a Write into a full
@@ -91,6 +92,7 @@ type waiter struct {
 	wake    chan struct{}         // wake-ups from the peer, via the monitor; capacity 1
 	polled  *spinpoll.Waiter      // for WaitSpin
 	park    func(<-chan struct{}) // how a WaitSpin follower blocks
+	recheck *time.Timer           // the one look after parking; see block
 }
 
 // initSpin prepares w for WaitSpin: its stop condition and the way a
@@ -98,21 +100,42 @@ type waiter struct {
 func (c *Conn) initSpin(w *waiter) {
 	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || w.dl.expired() }
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
-	w.park = func(wake <-chan struct{}) { c.block(w, wake) }
+	w.park = func(wake <-chan struct{}) { c.block(w, wake, false) }
 }
 
 // block parks the calling goroutine until wake fires, the conn closes, the
-// peer goes, the deadline passes or moves.
-func (c *Conn) block(w *waiter, wake <-chan struct{}) {
+// peer goes, the deadline passes or moves. With recheck it also looks at
+// w.ready once, ring.RecheckAfter after parking: a wake-up announced in
+// shared memory can be missed in a window of nanoseconds (see package
+// ring), and that look turns the miss into a short delay.
+func (c *Conn) block(w *waiter, wake <-chan struct{}, recheck bool) {
 	timeout, changed := w.dl.park()
-	select {
-	case <-wake:
-	case <-c.done:
-	case <-c.peerGone:
-	case <-timeout:
-	case <-changed:
+	defer w.dl.unpark()
+	var again <-chan time.Time
+	if recheck {
+		if w.recheck == nil {
+			w.recheck = time.NewTimer(ring.RecheckAfter)
+		} else {
+			w.recheck.Reset(ring.RecheckAfter)
+		}
+		defer w.recheck.Stop()
+		again = w.recheck.C
 	}
-	w.dl.unpark()
+	for {
+		select {
+		case <-wake:
+		case <-c.done:
+		case <-c.peerGone:
+		case <-timeout:
+		case <-changed:
+		case <-again:
+			if !w.ready() {
+				again = nil // nothing was missed: park without bound
+				continue
+			}
+		}
+		return
+	}
 }
 
 // await blocks until w.ready() may hold, the deadline passes, the conn is
@@ -150,7 +173,7 @@ func (c *Conn) await(w *waiter) error {
 	if !w.prepare() {
 		return nil
 	}
-	c.block(w, w.wake)
+	c.block(w, w.wake, true)
 	w.cancel()
 	return nil
 }

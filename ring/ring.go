@@ -39,29 +39,33 @@
 // The producer copies bytes into the data area, then stores tail; the
 // consumer loads tail, then copies bytes out, then stores head. The tail
 // store publishes the bytes before it, and the head store returns the
-// space before it. Across processes this rests on the hardware and on the
-// atomics alone; the race detector cannot see the other process.
-//
-// Every store that the sleep protocol below depends on (the counters, the
-// closed flags and the waiting flags) is an atomic Swap, not a Store. A
-// Swap is a read-modify-write (XCHG on x86, a full barrier), so the load
-// that follows it can never be satisfied before the store is visible to
-// the other core. A plain sync/atomic Store gives the same guarantee in
-// normal builds, but under the race detector it is only a release store
-// (a plain MOV on x86), which lets the following load overtake it: that
-// broke the protocol below and lost a wake-up, seen as a hang in a -race
-// test.
+// space before it. Both are release stores (atomicx.StoreRelease: a plain
+// MOV on x86) and the loads are acquire loads, which is all the data
+// needs. Across processes this rests on the hardware and on the atomics
+// alone; the race detector cannot see the other process.
 //
 // # Waiting
 //
-// The ring does not block. It carries the flags for a sleep protocol
-// without lost wake-ups: a consumer about to park calls PrepareWait, which
-// stores readerWaiting and then re-checks tail; a producer, after storing
-// tail, calls WakeReader, which loads readerWaiting and claims it. Both
-// sides store then load, each store a full barrier (see Ordering), so at
-// least one sees the other: either the consumer sees the new bytes and does not
-// park, or the producer sees the flag and sends a wake-up. The same holds
-// for a producer waiting for space.
+// The ring does not block. It carries the flags for a sleep protocol: a
+// consumer about to park calls PrepareWait, which stores readerWaiting
+// with a full barrier (an atomic Swap) and then re-checks tail; a
+// producer, after storing tail, calls WakeReader, which loads
+// readerWaiting and claims it. If both were full barriers, at least one
+// side would always see the other (the Dekker pattern). The counter stores
+// are release stores instead, because a full barrier on every write costs
+// about half of a small write: WakeReader's load may then be satisfied
+// while the new tail still sits in the producer core's store buffer, and
+// in that window of nanoseconds the consumer can miss the bytes while the
+// producer misses the flag. A parked side therefore looks once more,
+// RecheckAfter after it parked, by when any such store is long visible;
+// if nothing changed it parks without bound. No wake-up is lost: in that
+// rare race it comes RecheckAfter late. The same holds for a producer
+// waiting for space (PrepareWait, WakeWriter).
+//
+// The flag stores (PrepareWait, Close) stay full barriers: they are rare.
+// A plain sync/atomic Store would not do for them: under the race detector
+// it is only a release store, which once broke the protocol (a hang in a
+// -race test).
 //
 // # Hostile peers
 //
@@ -78,6 +82,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmconn/shmconn/atomicx"
 )
@@ -95,6 +100,12 @@ const (
 	// ControlSize is the size of the control block before the data area.
 	ControlSize = 4 * atomicx.FalseSharingRange
 )
+
+// RecheckAfter is how long after parking a waiter must look at the ring
+// once more (see Waiting in the package doc). Store buffers drain in
+// nanoseconds; an interrupt drains them at once. A millisecond is far
+// beyond any of that and still costs an idle conn only one extra wake-up.
+const RecheckAfter = time.Millisecond
 
 // Capacity limits.
 const (
@@ -275,7 +286,7 @@ func (p *Producer) Write(b []byte) (n int, err error) {
 
 func (p *Producer) publish(n uint64) {
 	p.tail += n
-	p.s.tail.Swap(p.tail) // a full barrier before WakeReader's load; see Ordering
+	atomicx.StoreRelease(p.s.tail, p.tail) // see Waiting for why not a full barrier
 }
 
 // Reserve returns the largest contiguous free region, at most max bytes,
@@ -339,7 +350,8 @@ func (p *Producer) WakeReader() bool { return take(p.s.readerWaiting) }
 // frees up. It then re-checks: if want bytes are free already, or the
 // consumer has closed, it withdraws the announcement and returns false, and
 // the caller must not park. If it returns true the caller may park until
-// woken (and must still bound the park: a dead consumer never wakes it).
+// woken, looking once more RecheckAfter after parking (see Waiting), and
+// must still bound the park: a dead consumer never wakes it.
 func (p *Producer) PrepareWait(want int) bool {
 	p.s.writerWaiting.Swap(1)
 	f, err := p.free(uint64(want))
@@ -433,7 +445,7 @@ func (c *Consumer) Read(b []byte) (n int, err error) {
 
 func (c *Consumer) release(n uint64) {
 	c.head += n
-	c.s.head.Swap(c.head) // a full barrier before WakeWriter's load; see Ordering
+	atomicx.StoreRelease(c.s.head, c.head)
 }
 
 // Peek returns the largest contiguous readable region (empty when the ring
@@ -490,7 +502,8 @@ func (c *Consumer) WakeWriter() bool { return take(c.s.writerWaiting) }
 // PrepareWait announces that the consumer is about to park until bytes
 // arrive, then re-checks. It returns false (and withdraws the
 // announcement) if bytes are readable already or the producer has closed:
-// the caller must not park then.
+// the caller must not park then. A parked caller must look once more
+// RecheckAfter after parking (see Waiting).
 func (c *Consumer) PrepareWait() bool {
 	c.s.readerWaiting.Swap(1)
 	a, err := c.avail(1)
