@@ -88,3 +88,13 @@ func TestStoreRelease(t *testing.T) {
 		t.Fatalf("StoreRelease stored %x", mem[8:])
 	}
 }
+
+func TestSpinner(t *testing.T) {
+	var s Spinner
+	for range 3 * SpinnerYieldEvery {
+		s.Wait() // must return, yielding now and then
+	}
+	if s.n != 3*SpinnerYieldEvery {
+		t.Fatalf("counted %d waits", s.n)
+	}
+}

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
 
+	"github.com/shmconn/shmconn/atomicx"
 	"github.com/shmconn/shmconn/ring"
 )
 
@@ -24,7 +24,7 @@ const ringRuns = 5
 func (b *bench) ring(ctx context.Context) error {
 	size := b.cfg.size
 	b.section("6. Ring alone (in one process)",
-		fmt.Sprintf("A producer goroutine streams %d %d-byte messages to a consumer: through a %d KiB ring (both spinning with runtime.Gosched "+
+		fmt.Sprintf("A producer goroutine streams %d %d-byte messages to a consumer: through a %d KiB ring (both spinning with the pause hint, yielding now and then, "+
 			"when full or empty), and through a buffered chan []byte holding as many bytes (blocking sends and receives). Both copy each message in and out. Median of %d runs.",
 			b.cfg.ringN, size, ringCapacity>>10, ringRuns))
 	var ringMBs, chanMBs []float64
@@ -86,6 +86,7 @@ func ringStream(n, size int) (time.Duration, error) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
+		var idle atomicx.Spinner
 		for range n {
 			for m := msg; len(m) > 0; {
 				k, err := p.Write(m)
@@ -94,7 +95,7 @@ func ringStream(n, size int) (time.Duration, error) {
 					return
 				}
 				if k == 0 {
-					runtime.Gosched()
+					idle.Wait()
 				}
 				m = m[k:]
 			}
@@ -102,13 +103,14 @@ func ringStream(n, size int) (time.Duration, error) {
 		done <- nil
 	}()
 	buf := make([]byte, size)
+	var idle atomicx.Spinner
 	for left := n * size; left > 0; {
 		k, err := c.Read(buf[:min(len(buf), left)])
 		if err != nil {
 			return 0, err
 		}
 		if k == 0 {
-			runtime.Gosched()
+			idle.Wait()
 		}
 		left -= k
 	}
