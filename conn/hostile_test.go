@@ -26,6 +26,7 @@ import (
 // checks good clients are still served promptly, Accept never fails,
 // every bad client is reported to the hook, and nothing is left behind.
 func TestHostileClients(t *testing.T) {
+	fdsBefore := openFDs(t)
 	addr := listenAddr(t, "unix")
 	var dropped atomic.Int64
 	lc := ListenConfig{
@@ -126,6 +127,9 @@ func TestHostileClients(t *testing.T) {
 	default:
 	}
 	require.Empty(t, testutil.SegmentFiles())
+	require.NoError(t, ln.Close())
+	require.Eventually(t, func() bool { return openFDs(t) <= fdsBefore }, 5*time.Second, 10*time.Millisecond,
+		"fds: %d before, %d after", fdsBefore, openFDs(t))
 }
 
 // fakeListener answers every dialer with reply bytes of the test's choice.

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmconn/shmconn/internal/testutil"
+)
+
+// build compiles the demo and the example server into dir.
+func build(t *testing.T, dir string) (demo, server string) {
+	t.Helper()
+	demo, server = filepath.Join(dir, "redis-latency"), filepath.Join(dir, "redis-server")
+	for _, b := range [][2]string{{demo, "."}, {server, "../redis-server"}} {
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return demo, server
+}
+
+// serverRunning reports whether a process runs the binary at path.
+func serverRunning(path string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && exe == path {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDemo runs a short demo across real processes and checks it prints
+// every transport, writes the chart and leaves nothing behind.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	demo, server := build(t, dir)
+	png := filepath.Join(dir, "chart.png")
+	cmd := exec.Command(demo, "-server", server, "-samples", "20", "-interval", "2ms", "-dense", "500", "-png", png)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Errorf("no chart: %v", err)
+	}
+	if serverRunning(server) {
+		t.Error("the example server outlived the demo")
+	}
+	if files := testutil.SegmentFiles(); len(files) > 0 {
+		t.Errorf("segment files left: %v", files)
+	}
+}
+
+// TestDemoInterrupted stops the demo with SIGINT mid-run, as Ctrl-C does.
+func TestDemoInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	demo, server := build(t, dir)
+	cmd := exec.Command(demo, "-server", server, "-samples", "100000", "-png", "")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it measures, then interrupt.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "sparse") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("exit after SIGINT: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("demo ignored SIGINT")
+	}
+	if !strings.Contains(out.String(), "interrupted; cleaned up") {
+		t.Errorf("no clean-up message:\n%s", out.String())
+	}
+	if serverRunning(server) {
+		t.Error("the example server outlived the interrupted demo")
+	}
+	if files := testutil.SegmentFiles(); len(files) > 0 {
+		t.Errorf("segment files left: %v", files)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the child's output goroutines and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
