@@ -16,11 +16,21 @@ func TestPingPongStress(t *testing.T) {
 	if testing.Short() {
 		conns, rounds = 8, 500
 	}
-	for _, network := range []string{"unix", "tcp"} {
-		t.Run(network, func(t *testing.T) {
+	for _, tc := range []struct {
+		network        string
+		server, client WaitPolicy
+	}{
+		{"unix", WaitAdaptive, WaitAdaptive},
+		{"tcp", WaitAdaptive, WaitAdaptive},
+		// Many spin-policy waiters on 2 cores: one leads, the others
+		// follow, and nobody may starve.
+		{"unix", WaitSpin, WaitAdaptive},
+		{"unix", WaitSpin, WaitSpin},
+	} {
+		t.Run(fmt.Sprintf("%s/%v-%v", tc.network, tc.server, tc.client), func(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range conns {
-				c1, c2 := newPair(t, network, ListenConfig{}, Dialer{})
+				c1, c2 := newPair(t, tc.network, ListenConfig{Wait: tc.server}, Dialer{Wait: tc.client})
 				wg.Add(2)
 				go func() { // server: echo
 					defer wg.Done()
