@@ -471,20 +471,25 @@ func cmdSAdd(r *request) {
 	r.w.WriteInt(n)
 }
 
-func cmdSRem(r *request) {
-	s, exists, ok := lookupAs[set](r, r.args[1])
+func cmdSRem(r *request) { removeMembers[set](r) }
+
+// removeMembers is SREM and HDEL: it deletes the named members (or
+// fields) of the collection at key, drops the key once it is empty and
+// replies how many it deleted.
+func removeMembers[M ~map[string]V, V any](r *request) {
+	m, exists, ok := lookupAs[M](r, r.args[1])
 	if !ok {
 		return
 	}
 	n := 0
 	if exists {
-		for _, m := range r.args[2:] {
-			if _, had := s[string(m)]; had {
-				delete(s, string(m))
+		for _, k := range r.args[2:] {
+			if _, had := m[string(k)]; had {
+				delete(m, string(k))
 				n++
 			}
 		}
-		if len(s) == 0 {
+		if len(m) == 0 {
 			r.db().del(string(r.args[1]))
 		}
 	}
@@ -600,25 +605,7 @@ func cmdHGetAll(r *request) {
 	}
 }
 
-func cmdHDel(r *request) {
-	h, exists, ok := lookupAs[hash](r, r.args[1])
-	if !ok {
-		return
-	}
-	n := 0
-	if exists {
-		for _, f := range r.args[2:] {
-			if _, had := h[string(f)]; had {
-				delete(h, string(f))
-				n++
-			}
-		}
-		if len(h) == 0 {
-			r.db().del(string(r.args[1]))
-		}
-	}
-	r.w.WriteInt(n)
-}
+func cmdHDel(r *request) { removeMembers[hash](r) }
 
 func cmdHLen(r *request) {
 	if h, _, ok := lookupAs[hash](r, r.args[1]); ok {
