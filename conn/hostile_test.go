@@ -90,20 +90,7 @@ func TestHostileClients(t *testing.T) {
 		}
 	}
 	// Meanwhile good clients are served promptly.
-	accepted := make(chan error, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				accepted <- err
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	accepted := serveConns(ln, echo)
 	for i := range 20 {
 		start := time.Now()
 		c, err := (&Dialer{NoFallback: true, Timeout: 5 * time.Second}).Dial("unix", addr)

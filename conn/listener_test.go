@@ -103,23 +103,14 @@ func TestAcceptPlain(t *testing.T) {
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				kind := "plain "
-				if _, ok := c.(*Conn); ok {
-					kind = "shared "
-				}
-				c.Write([]byte(kind))
-				io.Copy(c, c)
-			}()
+	serveConns(ln, func(c net.Conn) error {
+		kind := "plain "
+		if _, ok := c.(*Conn); ok {
+			kind = "shared "
 		}
-	}()
+		c.Write([]byte(kind))
+		return echo(c)
+	})
 	addr := ln.Addr().String()
 	check := func(c net.Conn, send, want string) {
 		t.Helper()
@@ -165,18 +156,7 @@ func TestListenerCannotShare(t *testing.T) {
 	ln, err := Listen("unix", listenAddr(t, "unix"))
 	require.NoError(t, err)
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	serveConns(ln, echo)
 	c, err := Dial("unix", ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()

@@ -92,3 +92,24 @@ func newPair(t testing.TB, network string, lc ListenConfig, d Dialer) (*Conn, *C
 	})
 	return c1, c2
 }
+
+// serveConns accepts on ln until Accept fails, running handle on each conn
+// in a goroutine of its own (its error ignored) and closing the conn after;
+// the error that ended the loop arrives on the returned channel.
+func serveConns(ln net.Listener, handle func(net.Conn) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				done <- err
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return done
+}
