@@ -132,7 +132,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	segment.RemoveStale() // best effort: a failure here must not stop a server
+	lc.removeStale() // best effort: a failure here must not stop a server
 	var nlc net.ListenConfig
 	ln, err := nlc.Listen(ctx, network, address)
 	if err != nil {
@@ -148,8 +148,18 @@ func (lc *ListenConfig) NewListener(ln net.Listener) (*Listener, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: ln.Addr().Network(), Addr: ln.Addr(), Err: err}
 	}
-	segment.RemoveStale()
+	lc.removeStale()
 	return lc.serve(ln, ringCap), nil
+}
+
+// removeStale reaps segment files of crashed creators. A file younger than
+// a few handshakes may belong to a live process in another pid namespace.
+func (lc *ListenConfig) removeStale() {
+	hs := lc.HandshakeTimeout
+	if hs == 0 {
+		hs = DefaultHandshakeTimeout
+	}
+	segment.RemoveStale(max(time.Minute, 3*hs))
 }
 
 func (lc *ListenConfig) serve(ln net.Listener, ringCap int) *Listener {

@@ -89,6 +89,9 @@ func TestListenRemovesStale(t *testing.T) {
 	require.NoError(t, s.Close())
 	_, err = os.Stat(stale)
 	require.NoError(t, err)
+	// Old enough that no live handshake can own it.
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
 
 	ln, err := Listen("unix", listenAddr(t, "unix"))
 	require.NoError(t, err)

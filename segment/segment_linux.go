@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
@@ -101,15 +103,37 @@ func Open(name string, regionSize int, token Token) (*Segment, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(size) {
 		return nil, fmt.Errorf("%w: %s is not a regular file of %d bytes", ErrHeader, path, size)
 	}
+	// Only a file of our own uid that nobody else may open: anyone else who
+	// could write it could also truncate it under us.
+	if int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is owned by uid %d with mode %#o, want uid %d and mode 0600", ErrHeader, path, st.Uid, st.Mode&0o777, os.Geteuid())
+	}
 	m, err := mmap.MapRegion(f, size, mmap.RDWR, 0, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "mmap", Path: path, Err: err}
 	}
-	if err := checkHeader(m, regionSize, token); err != nil {
+	if err := checkMapped(m, regionSize, token); err != nil {
 		m.Unmap()
 		return nil, err
 	}
 	return &Segment{name: name, token: token, regionSize: regionSize, mem: m, plat: platform{m: m, unlinked: true}}, nil
+}
+
+// checkMapped checks the header of a fresh mapping. The file can be
+// truncated under us until we check it (by its creator), and touching a
+// page past its end raises SIGBUS; the runtime's panic-on-fault mode turns
+// that into an error instead of a crash.
+func checkMapped(m []byte, regionSize int, token Token) (err error) {
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = fmt.Errorf("%w: memory fault reading the header (file truncated?)", ErrHeader)
+		}
+	}(debug.SetPanicOnFault(true))
+	return checkHeader(m, regionSize, token)
 }
 
 // Unlink removes the file; the mapping stays. Only the creator unlinks
@@ -151,9 +175,12 @@ func (s *Segment) Close() error {
 
 // RemoveStale removes segment files left by processes that died between
 // Create and Unlink. It touches only files whose name matches ValidName,
-// whose creator pid no longer exists, and whose header starts with Magic:
-// files this package made. It returns how many it removed.
-func RemoveStale() (int, error) {
+// whose creator pid no longer exists, whose header starts with Magic (files
+// this package made), and that were last written more than olderThan ago.
+// The age matters where processes share /dev/shm but not a pid namespace
+// (containers of one pod): there a live creator's pid looks dead, but its
+// file lives only as long as one handshake. It returns how many it removed.
+func RemoveStale(olderThan time.Duration) (int, error) {
 	entries, err := os.ReadDir(Dir)
 	if err != nil {
 		return 0, err
@@ -167,6 +194,9 @@ func RemoveStale() (int, error) {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			continue // alive, or not ours to ask about (EPERM): leave it
 		}
+		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < olderThan {
+			continue
+		}
 		path := filepath.Join(Dir, e.Name())
 		if !hasMagic(path) {
 			continue
@@ -179,11 +209,18 @@ func RemoveStale() (int, error) {
 }
 
 func hasMagic(path string) bool {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// O_NONBLOCK: the name may have been swapped for a FIFO since we
+	// listed it, and opening a FIFO would block forever.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
 	var m [8]byte
 	_, err = f.ReadAt(m[:], 0)
 	return err == nil && m == Magic

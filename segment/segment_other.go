@@ -2,7 +2,10 @@
 
 package segment
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Dir is where segment files would live; shared-memory segments are only
 // implemented on Linux.
@@ -25,4 +28,4 @@ func (s *Segment) Unlink() error { return errors.ErrUnsupported }
 func (s *Segment) Close() error { return errors.ErrUnsupported }
 
 // RemoveStale returns errors.ErrUnsupported on this platform.
-func RemoveStale() (int, error) { return 0, errors.ErrUnsupported }
+func RemoveStale(olderThan time.Duration) (int, error) { return 0, errors.ErrUnsupported }

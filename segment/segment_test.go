@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -145,7 +147,12 @@ func TestRemoveStale(t *testing.T) {
 	other := "shmconn-x"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, other), hdr, 0o600))
 
-	n, err := RemoveStale()
+	// Young files are left alone: their creator may live in another pid
+	// namespace, mid-handshake.
+	n, err := RemoveStale(time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+	n, err = RemoveStale(0)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	var left []string
@@ -164,4 +171,43 @@ func TestCreateFullDir(t *testing.T) {
 	var pe *fs.PathError
 	require.True(t, errors.As(err, &pe), "%v", err)
 	require.True(t, strings.HasPrefix(pe.Path, Dir))
+}
+
+// TestOpenRefusesForeignFiles: a file others may write (or own) could be
+// truncated under us, so it is refused.
+func TestOpenRefusesForeignFiles(t *testing.T) {
+	useDir(t)
+	c, err := Create(1024)
+	require.NoError(t, err)
+	defer c.Close()
+	path := filepath.Join(Dir, c.Name())
+	require.NoError(t, os.Chmod(path, 0o644))
+	_, err = Open(c.Name(), 1024, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "group/other-readable segment")
+	require.NoError(t, os.Chmod(path, 0o600))
+	if os.Geteuid() == 0 {
+		require.NoError(t, os.Chown(path, 65534, 65534))
+		_, err = Open(c.Name(), 1024, c.Token())
+		require.ErrorIs(t, err, ErrHeader, "segment of another uid")
+	}
+}
+
+// TestRemoveStaleSkipsFIFO: a FIFO under a stale-looking name must neither
+// block RemoveStale nor be removed.
+func TestRemoveStaleSkipsFIFO(t *testing.T) {
+	dir := useDir(t)
+	fifo := filepath.Join(dir, "shmconn-2147483646-0123456789abcdef")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan struct{})
+	go func() {
+		RemoveStale(0)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RemoveStale blocked on a FIFO")
+	}
+	_, err := os.Stat(fifo)
+	require.NoError(t, err, "FIFO removed")
 }
