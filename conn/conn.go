@@ -301,9 +301,14 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	// Mark both rings closed before the side socket ends, so the peer can
-	// tell an orderly close (io.EOF) from a crash (connection reset). These
-	// touch only shared flags, so they need no lock.
+	// tell an orderly close (io.EOF) from a crash (connection reset). The
+	// write side is marked under the write mutex: a Write still copying
+	// (a blocked one has returned, done is closed) publishes its bytes
+	// first, so the peer never sees end-of-stream before data that was
+	// accepted.
+	c.wmu.Lock()
 	c.markClosed()
+	c.wmu.Unlock()
 	err := c.side.Close() // the peer sees end-of-file; our monitor exits
 	c.rmu.Lock()
 	c.wmu.Lock()

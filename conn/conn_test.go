@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -189,6 +190,11 @@ func TestAddrs(t *testing.T) {
 // the wake-up, as the nanosecond race of the sleep protocol can, and checks
 // the reader's look after ring.RecheckAfter finds them.
 func TestRecheckAfterMissedWakeup(t *testing.T) {
+	// The real window is nanoseconds wide; widen the look-again delay so
+	// the test's "missed" write surely lands before the look.
+	old := recheckAfter
+	recheckAfter = 500 * time.Millisecond
+	defer func() { recheckAfter = old }()
 	c1, c2 := newPair(t, "unix", ListenConfig{}, Dialer{})
 	got := make(chan error, 1)
 	go func() {
@@ -196,9 +202,9 @@ func TestRecheckAfterMissedWakeup(t *testing.T) {
 		got <- err
 	}()
 	// c1 dials, so it reads region 1; wait until it announced its park.
-	require.Eventually(t, func() bool {
-		return binary.LittleEndian.Uint32(c1.seg.Region(1)[384:]) == 1
-	}, 5*time.Second, time.Millisecond)
+	for binary.LittleEndian.Uint32(c1.seg.Region(1)[384:]) != 1 {
+		runtime.Gosched()
+	}
 	c2.wmu.Lock()
 	_, err := c2.prod.Write([]byte("x")) // no WakeReader: the wake-up is "missed"
 	c2.wmu.Unlock()
@@ -209,4 +215,27 @@ func TestRecheckAfterMissedWakeup(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a parked reader never found bytes published without a wake-up")
 	}
+}
+
+// TestCloseDuringWrite closes a conn while a big Write is still copying:
+// the peer must read every byte the Write handed over, and only then
+// io.EOF, never end-of-stream first.
+func TestCloseDuringWrite(t *testing.T) {
+	const size = 16 << 20
+	c1, c2 := newPair(t, "unix", ListenConfig{RingSize: 32 << 20}, Dialer{RingSize: 32 << 20})
+	type result struct {
+		n   int
+		err error
+	}
+	wrote := make(chan result, 1)
+	go func() {
+		n, err := c1.Write(make([]byte, size))
+		wrote <- result{n, err}
+	}()
+	time.Sleep(time.Millisecond)
+	c1.Close()
+	w := <-wrote
+	got, err := io.ReadAll(c2)
+	require.NoError(t, err, "peer must see a clean end of stream")
+	require.Equal(t, w.n, len(got), "peer got %d bytes, Write reported %d (%v)", len(got), w.n, w.err)
 }

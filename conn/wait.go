@@ -103,6 +103,10 @@ func (c *Conn) initSpin(w *waiter) {
 	w.park = func(wake <-chan struct{}) { c.block(w, wake, false) }
 }
 
+// recheckAfter is ring.RecheckAfter; a variable so a test can widen the
+// window it exercises.
+var recheckAfter = ring.RecheckAfter
+
 // block parks the calling goroutine until wake fires, the conn closes, the
 // peer goes, the deadline passes or moves. With recheck it also looks at
 // w.ready once, ring.RecheckAfter after parking: a wake-up announced in
@@ -114,9 +118,9 @@ func (c *Conn) block(w *waiter, wake <-chan struct{}, recheck bool) {
 	var again <-chan time.Time
 	if recheck {
 		if w.recheck == nil {
-			w.recheck = time.NewTimer(ring.RecheckAfter)
+			w.recheck = time.NewTimer(recheckAfter)
 		} else {
-			w.recheck.Reset(ring.RecheckAfter)
+			w.recheck.Reset(recheckAfter)
 		}
 		defer w.recheck.Stop()
 		again = w.recheck.C
