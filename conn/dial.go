@@ -139,7 +139,9 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 	}
 	seg, err := segment.Open(rep.Name, regionSize(int(rep.RingSize)), rep.Token)
 	if err != nil {
-		if d.NoFallback || errors.Is(err, segment.ErrName) {
+		// Fall back only if both sides allow it: a listener that does not
+		// would close the socket we hand out.
+		if d.NoFallback || rep.Flags&handshake.ReplyFallback == 0 || errors.Is(err, segment.ErrName) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
 		}
 		if _, err := side.Write([]byte{handshake.AckPlain}); err != nil {

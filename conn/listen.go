@@ -385,6 +385,9 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		return nil, err
 	}
 	reply := handshake.Reply{Version: handshake.Version}
+	if !l.cfg.NoFallback {
+		reply.Flags = handshake.ReplyFallback
+	}
 	if h.Version != handshake.Version {
 		reply.Status = handshake.StatusRefused
 		l.send(raw, reply)

@@ -59,6 +59,10 @@ func playPeer(role, addr string) error {
 			}
 		}
 		c, err := Dial("unix", addr)
+		if errors.Is(err, ErrNoSharedMemory) {
+			fmt.Println("no shared memory")
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -358,4 +362,20 @@ func TestProcessFallback(t *testing.T) {
 			require.Empty(t, testutil.SegmentFiles())
 		})
 	}
+}
+
+// TestProcessNoFallbackListener: a dialer that cannot map the segment must
+// not take a listener that refuses the fallback for a plain conn; its dial
+// fails with ErrNoSharedMemory.
+func TestProcessNoFallbackListener(t *testing.T) {
+	addr := listenAddr(t, "unix")
+	ln, err := (&ListenConfig{NoFallback: true}).Listen(context.Background(), "unix", addr)
+	require.NoError(t, err)
+	defer ln.Close()
+	p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
+		cmd.Env = append(cmd.Env, envShm+"=other-dir")
+	})
+	p.expect(t, "no shared memory")
+	p.wait(t)
+	require.Empty(t, testutil.SegmentFiles())
 }

@@ -41,6 +41,14 @@ const (
 	knownFlags          = FlagFallback
 )
 
+// Reply flags.
+const (
+	// ReplyFallback says the listener will carry the stream over the side
+	// socket if the dialer cannot map the segment (ack AckPlain).
+	ReplyFallback uint32 = 1 << 0
+	knownReplyFlags      = ReplyFallback
+)
+
 // Reply statuses.
 const (
 	// StatusShared: the segment is created; name and token follow.
@@ -116,6 +124,7 @@ type Reply struct {
 	Version  uint16
 	Status   byte
 	RingSize uint32 // granted bytes per direction (StatusShared)
+	Flags    uint32 // ReplyFallback
 	Token    segment.Token
 	Name     string // segment file name (StatusShared)
 }
@@ -129,7 +138,7 @@ func AppendReply(b []byte, r Reply) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint16(b, r.Version)
 	b = append(b, r.Status, byte(len(r.Name)))
 	b = binary.LittleEndian.AppendUint32(b, r.RingSize)
-	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, r.Flags)
 	b = append(b, r.Token[:]...)
 	return append(b, r.Name...), nil
 }
@@ -182,8 +191,9 @@ func parseReplyFixed(b []byte) (Reply, int, error) {
 	if nameLen > segment.MaxNameLen {
 		return Reply{}, 0, fmt.Errorf("%w: name of %d bytes", ErrProtocol, nameLen)
 	}
-	if binary.LittleEndian.Uint32(b[12:]) != 0 {
-		return Reply{}, 0, fmt.Errorf("%w: reserved bits set", ErrProtocol)
+	rep.Flags = binary.LittleEndian.Uint32(b[12:])
+	if rep.Flags&^knownReplyFlags != 0 {
+		return Reply{}, 0, fmt.Errorf("%w: unknown reply flags %#x", ErrProtocol, rep.Flags)
 	}
 	copy(rep.Token[:], b[16:32])
 	return rep, nameLen, nil
