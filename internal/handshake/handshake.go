@@ -45,8 +45,8 @@ const (
 const (
 	// ReplyFallback says the listener will carry the stream over the side
 	// socket if the dialer cannot map the segment (ack AckPlain).
-	ReplyFallback uint32 = 1 << 0
-	knownReplyFlags      = ReplyFallback
+	ReplyFallback   uint32 = 1 << 0
+	knownReplyFlags        = ReplyFallback
 )
 
 // Reply statuses.
