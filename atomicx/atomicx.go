@@ -3,10 +3,11 @@
 // atomic views over a []byte at fixed offsets (for memory shared with
 // another process, where Go cannot place a struct for us).
 //
-// The views are plain sync/atomic values laid over the caller's memory.
-// sync/atomic operations are sequentially consistent on every platform Go
-// supports, which is what the cross-process protocols built on them rely on.
-// The race detector cannot see another process, so it cannot check them.
+// The views are plain sync/atomic values laid over the caller's memory;
+// StoreRelease adds the one weaker store the rings publish counters with.
+// Which ordering each protocol needs is written down where it is used
+// (package ring). The race detector cannot see another process, so it
+// cannot check them.
 package atomicx
 
 import (

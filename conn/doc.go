@@ -30,8 +30,9 @@
 //
 // # Memory ordering
 //
-// Bytes are published across processes by sequentially consistent
-// sync/atomic operations on counters in shared memory (package ring). The
-// race detector cannot see the other process; the in-process tests run
-// both ends in one process so it sees both.
+// Bytes are published across processes by release stores and acquire
+// loads of counters in shared memory, and the sleep protocol's flags by
+// full barriers (package ring says why each is enough). The race detector
+// cannot see the other process; the in-process tests run both ends in one
+// process so it sees both.
 package conn

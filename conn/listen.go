@@ -32,7 +32,7 @@ type ListenConfig struct {
 
 	// MaxPendingHandshakes bounds the clients negotiating (or negotiated
 	// and not yet taken by Accept) at once; more wait in the kernel's
-	// backlog. 0 means 128.
+	// backlog. 0 means 1024.
 	MaxPendingHandshakes int
 
 	// AcceptPlain serves clients that do not speak shmconn on the same
@@ -71,7 +71,7 @@ type ListenConfig struct {
 }
 
 const (
-	defaultMaxPending         = 128
+	defaultMaxPending         = 1024
 	defaultPlainDetectTimeout = 200 * time.Millisecond
 )
 

@@ -327,8 +327,10 @@ func (p *Producer) Commit(n int) error {
 // HasSpace reports whether want bytes are free or the consumer has closed.
 // It only reads shared memory and the producer's private tail, so another
 // goroutine may call it while the producer's owner is parked (with a
-// happens-before edge to the owner, such as a mutex); a corrupt head makes
-// it report true, and the owner's next call then returns ErrCorrupt.
+// happens-before edge to the owner, such as a mutex). It does not validate
+// the head: a corrupt one may make it report true (the owner's next call
+// then returns ErrCorrupt) or false (the owner waits, as for a peer that
+// stopped reading, until its deadline or close).
 func (p *Producer) HasSpace(want int) bool {
 	return uint64(len(p.s.data))-(p.tail-p.s.head.Load()) >= uint64(want) || p.ReaderClosed()
 }

@@ -171,9 +171,9 @@ func checkHeader(mem []byte, regionSize int, token Token) error {
 	return nil
 }
 
-// Segment is one mapped shared-memory file. Its methods are safe for
-// concurrent use, but the caller must make sure nobody touches the regions
-// after Close.
+// Segment is one mapped shared-memory file. Unlink and Close may be called
+// from any goroutine, but the caller must make sure nobody calls Region or
+// touches a region during or after Close.
 type Segment struct {
 	name       string
 	token      Token
