@@ -175,7 +175,7 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 			return res, err
 		}
 	}
-	for range max(20, cfg.samples/20) {
+	for range min(100, max(20, cfg.samples/20)) {
 		if err := do(); err != nil {
 			return res, err
 		}
