@@ -402,21 +402,10 @@ func pop(r *request, front bool) {
 }
 
 func cmdLRange(r *request) {
-	start, ok1 := parseInt(r.args[2])
-	stop, ok2 := parseInt(r.args[3])
-	if !ok1 || !ok2 {
-		r.w.WriteError(errNotInt)
-		return
-	}
-	l, exists, ok := lookupAs[*list](r, r.args[1])
+	l, lo, hi, ok := lookupRange(r, (*list).len)
 	if !ok {
 		return
 	}
-	if !exists {
-		r.w.WriteArray(0)
-		return
-	}
-	lo, hi := clampRange(start, stop, l.len())
 	r.w.WriteArray(hi - lo)
 	for i := lo; i < hi; i++ {
 		r.w.WriteBulkString(l.at(i))
@@ -789,21 +778,10 @@ func cmdZRange(r *request) {
 		}
 		withScores = true
 	}
-	start, ok1 := parseInt(r.args[2])
-	stop, ok2 := parseInt(r.args[3])
-	if !ok1 || !ok2 {
-		r.w.WriteError(errNotInt)
-		return
-	}
-	z, exists, ok := lookupAs[*zset](r, r.args[1])
+	z, lo, hi, ok := lookupRange(r, func(z *zset) int { return len(z.items) })
 	if !ok {
 		return
 	}
-	if !exists {
-		r.w.WriteArray(0)
-		return
-	}
-	lo, hi := clampRange(start, stop, len(z.items))
 	if withScores {
 		r.w.WriteArray(2 * (hi - lo))
 	} else {
@@ -899,4 +877,27 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// lookupRange serves the start and stop arguments of LRANGE and ZRANGE:
+// it parses them, looks up the collection at key and clamps the range to
+// its size. ok is false when the reply is already written: an index that is
+// not an integer, a key of another type, or a missing key (an empty array).
+func lookupRange[T any](r *request, size func(T) int) (v T, lo, hi int, ok bool) {
+	start, ok1 := parseInt(r.args[2])
+	stop, ok2 := parseInt(r.args[3])
+	if !ok1 || !ok2 {
+		r.w.WriteError(errNotInt)
+		return v, 0, 0, false
+	}
+	v, exists, ok := lookupAs[T](r, r.args[1])
+	if !ok {
+		return v, 0, 0, false
+	}
+	if !exists {
+		r.w.WriteArray(0)
+		return v, 0, 0, false
+	}
+	lo, hi = clampRange(start, stop, size(v))
+	return v, lo, hi, true
 }
