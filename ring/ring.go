@@ -15,6 +15,10 @@
 //	offset 388  readerClosed   uint32  nobody will read again   (consumer writes)
 //	offset 512  data           [capacity]byte
 //
+// The control block and the data area may also live apart (InitSplit,
+// NewProducerSplit, NewConsumerSplit): the offsets above are then relative
+// to the control block, and data is its own slice.
+//
 // Each group is FalseSharingRange (128) bytes from the next. The counters
 // change on every call; the flags almost never, yet each side reads the
 // other side's flags after every call (to learn whether a wake-up is
@@ -149,7 +153,18 @@ func checkCapacity(capacity int) error {
 // must happen before either side attaches, and not while either is
 // attached.
 func Init(mem []byte, start uint64) error {
-	s, err := view(mem)
+	if len(mem) < ControlSize {
+		return fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	}
+	return InitSplit(mem[:ControlSize], mem[ControlSize:], start)
+}
+
+// InitSplit is Init for a ring whose control block and data area are apart:
+// ctrl is the ControlSize-byte control block and data the data area. A
+// shared segment keeps all control blocks on one page this way, so a ring
+// costs memory only where bytes were written.
+func InitSplit(ctrl, data []byte, start uint64) error {
+	s, err := viewSplit(ctrl, data)
 	if err != nil {
 		return err
 	}
@@ -176,22 +191,32 @@ type shared struct {
 }
 
 func view(mem []byte) (shared, error) {
-	capacity := len(mem) - ControlSize
+	if len(mem) < ControlSize {
+		return shared{}, fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	}
+	return viewSplit(mem[:ControlSize], mem[ControlSize:])
+}
+
+func viewSplit(ctrl, data []byte) (shared, error) {
+	capacity := len(data)
 	if err := checkCapacity(capacity); err != nil {
 		return shared{}, err
 	}
+	if len(ctrl) != ControlSize {
+		return shared{}, fmt.Errorf("%w: control block of %d bytes, want %d", ErrCapacity, len(ctrl), ControlSize)
+	}
 	var s shared
 	var errs [6]error
-	s.tail, errs[0] = atomicx.Uint64At(mem, offTail)
-	s.writerWaiting, errs[1] = atomicx.Uint32At(mem, offWriterWaiting)
-	s.writerClosed, errs[2] = atomicx.Uint32At(mem, offWriterClosed)
-	s.head, errs[3] = atomicx.Uint64At(mem, offHead)
-	s.readerWaiting, errs[4] = atomicx.Uint32At(mem, offReaderWaiting)
-	s.readerClosed, errs[5] = atomicx.Uint32At(mem, offReaderClosed)
+	s.tail, errs[0] = atomicx.Uint64At(ctrl, offTail)
+	s.writerWaiting, errs[1] = atomicx.Uint32At(ctrl, offWriterWaiting)
+	s.writerClosed, errs[2] = atomicx.Uint32At(ctrl, offWriterClosed)
+	s.head, errs[3] = atomicx.Uint64At(ctrl, offHead)
+	s.readerWaiting, errs[4] = atomicx.Uint32At(ctrl, offReaderWaiting)
+	s.readerClosed, errs[5] = atomicx.Uint32At(ctrl, offReaderClosed)
 	if err := errors.Join(errs[:]...); err != nil {
 		return shared{}, err
 	}
-	s.data = mem[ControlSize:len(mem):len(mem)]
+	s.data = data[:capacity:capacity]
 	s.mask = uint64(capacity - 1)
 	return s, nil
 }
@@ -223,6 +248,19 @@ func NewProducer(mem []byte) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newProducer(s)
+}
+
+// NewProducerSplit attaches a producer to a ring made by InitSplit.
+func NewProducerSplit(ctrl, data []byte) (*Producer, error) {
+	s, err := viewSplit(ctrl, data)
+	if err != nil {
+		return nil, err
+	}
+	return newProducer(s)
+}
+
+func newProducer(s shared) (*Producer, error) {
 	p := &Producer{s: s, tail: s.tail.Load(), head: s.head.Load()}
 	if p.tail-p.head > uint64(len(s.data)) {
 		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, p.tail, p.head)
@@ -386,6 +424,19 @@ func NewConsumer(mem []byte) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newConsumer(s)
+}
+
+// NewConsumerSplit attaches a consumer to a ring made by InitSplit.
+func NewConsumerSplit(ctrl, data []byte) (*Consumer, error) {
+	s, err := viewSplit(ctrl, data)
+	if err != nil {
+		return nil, err
+	}
+	return newConsumer(s)
+}
+
+func newConsumer(s shared) (*Consumer, error) {
 	c := &Consumer{s: s, head: s.head.Load(), tail: s.tail.Load()}
 	if c.tail-c.head > uint64(len(s.data)) {
 		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, c.tail, c.head)

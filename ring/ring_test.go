@@ -430,3 +430,43 @@ func TestConcurrentStream(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestSplit runs a ring whose control block and data area are separate
+// slices, as a shared segment lays them out, and checks the bytes and the
+// counters land where the layout says.
+func TestSplit(t *testing.T) {
+	ctrl := make([]byte, ControlSize)
+	data := make([]byte, 64)
+	if err := InitSplit(ctrl, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducerSplit(ctrl, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumerSplit(ctrl, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("split")); err != nil {
+		t.Fatal(err)
+	}
+	if string(data[:5]) != "split" || ctrl[offTail] != 5 {
+		t.Fatalf("data %q, tail byte %d", data[:5], ctrl[offTail])
+	}
+	buf := make([]byte, 8)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "split" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if ctrl[offHead] != 5 {
+		t.Fatalf("head byte %d", ctrl[offHead])
+	}
+	for _, bad := range [][2][]byte{{ctrl[:ControlSize-1], data}, {ctrl, data[:63]}} {
+		if err := InitSplit(bad[0], bad[1], 0); !errors.Is(err, ErrCapacity) {
+			t.Errorf("InitSplit(%d, %d) = %v", len(bad[0]), len(bad[1]), err)
+		}
+	}
+	if err := Init(make([]byte, 10), 0); !errors.Is(err, ErrCapacity) {
+		t.Errorf("Init of 10 bytes = %v", err)
+	}
+}
