@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
-
-	"github.com/shmconn/shmconn/ring"
 )
 
 // Ring size limits, per direction.
@@ -14,7 +12,8 @@ const (
 	// 256 KiB holds several 64 KiB writes in flight, which is what keeps
 	// streaming from stalling on the peer.
 	DefaultRingSize = 256 << 10
-	// MinRingSize is the smallest ring a conn uses.
+	// MinRingSize is the smallest ring a conn uses: one page, the unit in
+	// which a ring's memory is committed.
 	MinRingSize = 4 << 10
 	// MaxRingSize is the largest ring a listener grants.
 	MaxRingSize = 64 << 20
@@ -34,15 +33,6 @@ func ringSize(field string, n int) (int, error) {
 	}
 	n = max(n, MinRingSize)
 	return 1 << bits.Len(uint(n-1)), nil
-}
-
-// regionSize is the segment region a ring of capacity n needs.
-func regionSize(n int) int {
-	s, err := ring.Size(n)
-	if err != nil {
-		panic("shmconn: ring size not validated: " + err.Error()) // unreachable: callers validate n
-	}
-	return s
 }
 
 func validRingSize(n int) bool {

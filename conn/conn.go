@@ -2,9 +2,11 @@ package conn
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +40,12 @@ type Conn struct {
 	// Write side, guarded by wmu.
 	wmu         sync.Mutex
 	prod        *ring.Producer
+	prodArea    int // the segment direction prod writes into
 	wwait       waiter
-	wantSpace   int  // bytes the parked writer waits for
-	writeClosed bool // CloseWrite was called
+	wantSpace   int    // bytes the parked writer waits for
+	writeClosed bool   // CloseWrite was called
+	wrote       uint64 // bytes ever written into prod
+	committed   int    // bytes [0, committed) of prod's data area are backed by memory
 
 	rdl, wdl *deadline
 
@@ -50,24 +55,39 @@ type Conn struct {
 	closed      atomic.Bool   // Close was called; set before done is closed
 	done        chan struct{} // closed by Close
 	closeOnce   sync.Once
-	onClose     func()        // run once by Close, if set before the conn is handed out
-	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
-	peerGone    chan struct{} // closed by the monitor when the side socket ends
-	monitorDone chan struct{} // closed when the monitor goroutine exits
+	res         *resources      // what a dropped conn gives back; see dropped
+	cleanup     runtime.Cleanup // releases res if the conn is dropped unclosed
+	peerDead    atomic.Bool     // side socket ended; set before peerGone is closed
+	peerGone    chan struct{}   // closed by the monitor when the side socket ends
+	monitorDone chan struct{}   // closed when the monitor goroutine exits
 }
 
 var _ net.Conn = (*Conn)(nil)
 
+// A ring's control block is the segment's: the two packages agree on its
+// size without importing each other.
+var _ [segment.ControlSize - ring.ControlSize]struct{}
+var _ [ring.ControlSize - segment.ControlSize]struct{}
+
+// initRings makes both of a new segment's rings empty. It touches only the
+// first page (the control blocks): data pages are committed by the writer
+// that first reaches them.
+func initRings(seg *segment.Segment) error {
+	return errors.Join(
+		ring.InitSplit(seg.Control(0), seg.Data(0), 0),
+		ring.InitSplit(seg.Control(1), seg.Data(1), 0))
+}
+
 // newConn builds a conn over a mapped segment whose rings are initialized:
-// we produce into region prod and consume region 1-prod. It starts the
-// goroutine that watches the side socket.
+// we produce into direction prod and consume direction 1-prod. start
+// begins watching the side socket.
 func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
 	defer catchFault(&err, guardFaults())
-	p, err := ring.NewProducer(seg.Region(prod))
+	p, err := ring.NewProducerSplit(seg.Control(prod), seg.Data(prod))
 	if err != nil {
 		return nil, err
 	}
-	cons, err := ring.NewConsumer(seg.Region(1 - prod))
+	cons, err := ring.NewConsumerSplit(seg.Control(1-prod), seg.Data(1-prod))
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +98,8 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		network:     "shm",
 		cons:        cons,
 		prod:        p,
+		prodArea:    prod,
+		res:         &resources{side: side, seg: seg},
 		rdl:         newDeadline(),
 		wdl:         newDeadline(),
 		done:        make(chan struct{}),
@@ -103,8 +125,33 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	return c, nil
 }
 
-// start begins watching the side socket.
-func (c *Conn) start() { go c.monitor() }
+// start begins watching the side socket, and arranges for the conn's
+// resources to be given back if the program drops it without Close.
+func (c *Conn) start() {
+	c.cleanup = runtime.AddCleanup(c, dropped, c.res)
+	go c.monitor()
+}
+
+// resources are what a conn holds outside the Go heap. They must not point
+// back at the Conn, or a dropped conn would never become unreachable.
+type resources struct {
+	side    net.Conn
+	seg     *segment.Segment
+	onClose func() // run once when the conn ends, if set before it is handed out
+}
+
+// dropped releases the resources of a conn that became unreachable without
+// Close, as an os.File closes its descriptor. That can only happen after
+// the monitor goroutine (which holds the conn) has exited, that is once
+// the side socket ended: the peer is gone. Nothing can touch the mapping
+// any more, so it is unmapped.
+func dropped(r *resources) {
+	r.side.Close()
+	r.seg.Close()
+	if r.onClose != nil {
+		r.onClose()
+	}
+}
 
 // monitor reads the side socket for the life of the conn: wake-up bytes
 // are passed to the parked call they are for, and end-of-file (the peer
@@ -242,7 +289,11 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		case c.peerDead.Load():
 			return written, errPeerReset
 		}
+		if err := c.commit(len(b) - written); err != nil {
+			return written, err
+		}
 		n, err := c.prod.Write(b[written:])
+		c.wrote += uint64(n)
 		if n > 0 {
 			written += n
 			if c.prod.WakeReader() {
@@ -265,6 +316,30 @@ func (c *Conn) write(b []byte) (written int, err error) {
 			return written, err
 		}
 	}
+}
+
+// commit makes sure the next n bytes written into our ring land on
+// committed memory. Pages are committed as the writer first reaches them,
+// so an idle conn costs a few pages; once the writer has gone round the
+// ring this costs one comparison. Running out of memory (a full /dev/shm,
+// the memory cgroup's limit) is an error for this Write, not a SIGBUS.
+func (c *Conn) commit(n int) error {
+	capacity := c.prod.Cap()
+	if c.committed == capacity {
+		return nil
+	}
+	end := int(min(c.wrote+uint64(n), uint64(capacity)))
+	if end <= c.committed {
+		return nil
+	}
+	if err := c.seg.Commit(c.prodArea, c.committed, end-c.committed); err != nil {
+		if errors.Is(err, segment.ErrNoMemory) {
+			return fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
+		}
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	c.committed = min(capacity, (end+segment.PageSize-1)&^(segment.PageSize-1))
+	return nil
 }
 
 // CloseWrite shuts down the writing side: the peer reads what was written,
@@ -300,6 +375,7 @@ func (c *Conn) Close() error {
 	if !first {
 		return c.opError("close", net.ErrClosed)
 	}
+	c.cleanup.Stop()
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). The
 	// write side is marked under the write mutex: a Write still copying
@@ -316,8 +392,8 @@ func (c *Conn) Close() error {
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	<-c.monitorDone
-	if c.onClose != nil {
-		c.onClose()
+	if c.res.onClose != nil {
+		c.res.onClose()
 	}
 	if err == nil {
 		err = serr

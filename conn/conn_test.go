@@ -202,7 +202,7 @@ func TestRecheckAfterMissedWakeup(t *testing.T) {
 		got <- err
 	}()
 	// c1 dials, so it reads region 1; wait until it announced its park.
-	for binary.LittleEndian.Uint32(c1.seg.Region(1)[384:]) != 1 {
+	for binary.LittleEndian.Uint32(c1.seg.Control(1)[384:]) != 1 {
 		runtime.Gosched()
 	}
 	c2.wmu.Lock()

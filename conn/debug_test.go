@@ -10,7 +10,7 @@ import (
 func (c *Conn) debugState() string {
 	s := ""
 	for i, name := range []string{"dialer->listener", "listener->dialer"} {
-		r := c.seg.Region(i)
+		r := c.seg.Control(i)
 		s += fmt.Sprintf("%s: tail=%d writerWaiting=%d writerClosed=%d head=%d readerWaiting=%d readerClosed=%d; ",
 			name, binary.LittleEndian.Uint64(r[0:]), binary.LittleEndian.Uint32(r[256:]), binary.LittleEndian.Uint32(r[260:]),
 			binary.LittleEndian.Uint64(r[128:]), binary.LittleEndian.Uint32(r[384:]), binary.LittleEndian.Uint32(r[388:]))

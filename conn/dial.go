@@ -137,7 +137,7 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
 		return nil, fmt.Errorf("%w: granted ring size %d (asked %d)", ErrHandshake, rep.RingSize, size)
 	}
-	seg, err := segment.Open(rep.Name, regionSize(int(rep.RingSize)), rep.Token)
+	seg, err := segment.Open(rep.Name, int(rep.RingSize), rep.Token)
 	if err != nil {
 		// Fall back only if both sides allow it: a listener that does not
 		// would close the socket we hand out.

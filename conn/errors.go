@@ -14,9 +14,12 @@ var (
 	ErrCorrupt = ring.ErrCorrupt
 	// ErrHandshake means the side-socket negotiation failed.
 	ErrHandshake = errors.New("shmconn: handshake failed")
-	// ErrNoSharedMemory means shared memory could not be set up and the
-	// fallback to the side socket was turned off.
-	ErrNoSharedMemory = errors.New("shmconn: shared memory unavailable and fallback disabled")
+	// ErrNoSharedMemory means shared memory could not be had: a dial or an
+	// accepted client could not set it up and the fallback to the side
+	// socket was turned off, or a Write could not commit a page of its ring
+	// (a full /dev/shm, a memory cgroup at its limit). Such a Write wrote
+	// nothing more; the conn stays usable and a later Write may succeed.
+	ErrNoSharedMemory = errors.New("shmconn: no shared memory")
 	// ErrConfig means a Dialer or ListenConfig field is out of range.
 	ErrConfig = errors.New("shmconn: invalid configuration")
 )

@@ -213,9 +213,9 @@ func TestCorruptPeer(t *testing.T) {
 			c1, c2 := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
 			_ = c2
 			// c1 is the dialer: it consumes region 1 and produces into 0.
-			region := c1.seg.Region(0)
+			region := c1.seg.Control(0)
 			if tc.read {
-				region = c1.seg.Region(1)
+				region = c1.seg.Control(1)
 			}
 			binary.LittleEndian.PutUint64(region[tc.off:], 1<<40)
 			var err error
@@ -234,11 +234,10 @@ func TestCorruptPeer(t *testing.T) {
 // makes every touch of the mapping raise SIGBUS, and checks the calls fail
 // with ErrCorrupt instead of killing the process.
 func TestTruncatedSegment(t *testing.T) {
-	size := regionSize(MinRingSize)
+	size := MinRingSize
 	created, err := segment.Create(size)
 	require.NoError(t, err)
-	require.NoError(t, ring.Init(created.Region(0), 0))
-	require.NoError(t, ring.Init(created.Region(1), 0))
+	require.NoError(t, initRings(created))
 	opened, err := segment.Open(created.Name(), size, created.Token())
 	require.NoError(t, err)
 	require.NoError(t, os.Truncate(filepath.Join(segment.Dir, created.Name()), 0))
@@ -254,8 +253,7 @@ func TestTruncatedSegment(t *testing.T) {
 	created2, err := segment.Create(size)
 	require.NoError(t, err)
 	defer created2.Close()
-	require.NoError(t, ring.Init(created2.Region(0), 0))
-	require.NoError(t, ring.Init(created2.Region(1), 0))
+	require.NoError(t, initRings(created2))
 	opened2, err := segment.Open(created2.Name(), size, created2.Token())
 	require.NoError(t, err)
 	c, err := newConn(a, opened2, 0, WaitAdaptive)

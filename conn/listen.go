@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shmconn/shmconn/internal/handshake"
-	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
 )
 
@@ -398,9 +397,9 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 	if h.RingSize != 0 {
 		size = min(size, max(MinRingSize, floorPow2(int(min(h.RingSize, MaxRingSize)))))
 	}
-	seg, err := segment.Create(regionSize(size))
+	seg, err := segment.Create(size)
 	if err == nil {
-		err = errors.Join(ring.Init(seg.Region(0), 0), ring.Init(seg.Region(1), 0))
+		err = initRings(seg)
 		if err != nil {
 			seg.Close()
 		}
@@ -529,7 +528,7 @@ func closeWrite(c net.Conn) error {
 // trackClose arranges for release to run once when c is closed.
 func trackClose(c net.Conn, release func()) net.Conn {
 	if sc, ok := c.(*Conn); ok {
-		sc.onClose = release
+		sc.res.onClose = release
 		return sc
 	}
 	return &trackedConn{Conn: c, release: release}

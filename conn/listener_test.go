@@ -82,7 +82,7 @@ func TestAuthorizePeer(t *testing.T) {
 // checks Listen removes it.
 func TestListenRemovesStale(t *testing.T) {
 	// Make a real segment, then rename it as if a dead process made it.
-	s, err := segment.Create(regionSize(MinRingSize))
+	s, err := segment.Create(MinRingSize)
 	require.NoError(t, err)
 	stale := filepath.Join(segment.Dir, "shmconn-2147483646-00000000000000aa")
 	require.NoError(t, os.Link(filepath.Join(segment.Dir, s.Name()), stale))

@@ -1,17 +1,25 @@
-// Package segment creates, names, maps and unlinks the shared-memory file
-// that two processes of one connection share: a versioned header followed
-// by two equal byte regions, one per direction.
+// Package segment creates, maps and releases the shared memory that two
+// processes of one connection share: one page holding a versioned header
+// and a control block per direction, followed by two equal data areas, one
+// per direction.
 //
-// The listening side creates the file under /dev/shm with a random name,
-// O_EXCL and mode 0600; the dialing side opens it by that name, checks the
-// header (magic, version, sizes, and a random token the creator told it
-// over the side socket) and maps it; then the creator unlinks it. From then
-// on no file exists and the memory lives only as long as the mappings, so a
-// crash of either process leaves nothing in /dev/shm. A crash between
-// Create and Unlink can leave a file behind: RemoveStale removes those
-// whose creator has died.
+// A segment is either an anonymous memory file (CreateAnonymous, Map: a
+// memfd, passed to the peer as a descriptor over a unix socket and sealed
+// against shrinking and growing) or a named file under /dev/shm (Create,
+// Open: for peers reached over TCP). A named file is created with a random
+// name, O_EXCL and mode 0600; the opening side checks the header (magic,
+// version, sizes, and a random token the creator told it over the side
+// socket) and maps it; then the creator unlinks it. From then on no file
+// exists and the memory lives only as long as the mappings, so a crash of
+// either process leaves nothing in /dev/shm. A crash between Create and
+// Unlink can leave a file behind: RemoveStale removes those whose creator
+// has died. A memfd never has a name to leave behind.
 //
-// This package knows nothing of rings or sockets: it hands out regions.
+// Nothing is allocated up front: a page of a data area is committed when a
+// writer first reaches it (Commit), so an idle connection costs the page of
+// control blocks and the pages its bytes went through.
+//
+// This package knows nothing of rings or sockets: it hands out byte areas.
 package segment
 
 import (
@@ -24,31 +32,39 @@ import (
 	"strings"
 )
 
-// Header layout, at the start of the segment. Offsets are pinned by a test;
-// changing any of them requires a new Version.
+// Layout of the first page. Offsets are pinned by a test; changing any of
+// them requires a new Version.
 const (
 	offMagic      = 0  // [8]byte Magic
 	offVersion    = 8  // uint32 little-endian Version
 	offHeaderSize = 12 // uint32 HeaderSize
-	offRegionSize = 16 // uint64 size of each region
-	offRegions    = 24 // uint32 number of regions (2)
-	offCreatorPID = 28 // uint32 pid of the creating process
+	offDataSize   = 16 // uint64 size of each data area
+	offRegions    = 24 // uint32 number of directions (2)
+	offCreatorPID = 28 // uint32 pid of the creating process, 0 for a memfd
 	offToken      = 32 // [TokenSize]byte random token
 
-	// HeaderSize is the space reserved for the header. It is a page so the
-	// regions start page-aligned.
+	// offControl is where the first control block starts: on a cache-line
+	// boundary of its own, after the header that never changes.
+	offControl = 512
+
+	// HeaderSize is the first page: header and control blocks. It is a
+	// page so the data areas start page-aligned and a data area's first
+	// write commits exactly one page.
 	HeaderSize = 4096
-	// Regions is the number of regions: one per direction.
+	// ControlSize is the size of each direction's control block.
+	ControlSize = 512
+	// Regions is the number of directions.
 	Regions = 2
 	// TokenSize is the length of the random token in the header.
 	TokenSize = 16
 	// Version is the layout version written and accepted by this package.
-	Version = 1
-	// MaxRegionSize bounds a region, so a hostile size cannot make us map
+	// Version 1 put each control block in front of its data area.
+	Version = 2
+	// MaxDataSize bounds a data area, so a hostile size cannot make us map
 	// absurd amounts of memory.
-	MaxRegionSize = 1<<30 + 4096
-	// regionAlign keeps every region's atomics aligned.
-	regionAlign = 64
+	MaxDataSize = 1 << 30
+	// PageSize is the unit data areas come in, and the unit of Commit.
+	PageSize = 4096
 )
 
 // Magic identifies a shmconn segment.
@@ -74,12 +90,19 @@ var (
 	// package creates.
 	ErrName = errors.New("segment: invalid name")
 	// ErrHeader means the file's header is not a segment this package
-	// would accept: wrong magic, version, sizes or token.
+	// would accept: wrong magic, version, sizes, token or seals.
 	ErrHeader = errors.New("segment: header mismatch")
-	// ErrSize means a region size is out of range or misaligned.
-	ErrSize = errors.New("segment: invalid region size")
+	// ErrSize means a data area size is out of range or misaligned.
+	ErrSize = errors.New("segment: invalid data size")
 	// ErrClosed means the segment was already closed.
 	ErrClosed = errors.New("segment: closed")
+	// ErrTruncated means the file was truncated under the mapping (only a
+	// named segment can be, by a process of our uid before it was
+	// unlinked).
+	ErrTruncated = errors.New("segment: file truncated under the mapping")
+	// ErrNoMemory means shared memory could not be created or a page of it
+	// committed: /dev/shm is full, or the memory cgroup is at its limit.
+	ErrNoMemory = errors.New("segment: out of shared memory")
 )
 
 // ValidName reports whether name has the exact shape of names Create
@@ -126,21 +149,22 @@ func newName(pid int) (string, error) {
 	return namePrefix + strconv.Itoa(pid) + "-" + hex.EncodeToString(r[:]), nil
 }
 
-func checkRegionSize(size int) error {
-	if size <= 0 || size > MaxRegionSize || size%regionAlign != 0 {
-		return fmt.Errorf("%w: %d (want a positive multiple of %d up to %d)", ErrSize, size, regionAlign, MaxRegionSize)
+func checkDataSize(size int) error {
+	if size <= 0 || size > MaxDataSize || size%PageSize != 0 {
+		return fmt.Errorf("%w: %d (want a positive multiple of %d up to %d)", ErrSize, size, PageSize, MaxDataSize)
 	}
 	return nil
 }
 
-// TotalSize returns the file size of a segment with the given region size.
-func TotalSize(regionSize int) int { return HeaderSize + Regions*regionSize }
+// TotalSize returns the file size of a segment with the given data area
+// size.
+func TotalSize(dataSize int) int { return HeaderSize + Regions*dataSize }
 
-func writeHeader(mem []byte, regionSize, pid int, token Token) {
+func writeHeader(mem []byte, dataSize, pid int, token Token) {
 	copy(mem[offMagic:], Magic[:])
 	binary.LittleEndian.PutUint32(mem[offVersion:], Version)
 	binary.LittleEndian.PutUint32(mem[offHeaderSize:], HeaderSize)
-	binary.LittleEndian.PutUint64(mem[offRegionSize:], uint64(regionSize))
+	binary.LittleEndian.PutUint64(mem[offDataSize:], uint64(dataSize))
 	binary.LittleEndian.PutUint32(mem[offRegions:], Regions)
 	binary.LittleEndian.PutUint32(mem[offCreatorPID:], uint32(pid))
 	copy(mem[offToken:], token[:])
@@ -148,7 +172,7 @@ func writeHeader(mem []byte, regionSize, pid int, token Token) {
 
 // checkHeader validates a header read from a file the other process
 // created. mem must be at least HeaderSize long.
-func checkHeader(mem []byte, regionSize int, token Token) error {
+func checkHeader(mem []byte, dataSize int, token Token) error {
 	if len(mem) < HeaderSize {
 		return fmt.Errorf("%w: %d bytes", ErrHeader, len(mem))
 	}
@@ -161,8 +185,8 @@ func checkHeader(mem []byte, regionSize int, token Token) error {
 		return fmt.Errorf("%w: version %d, want %d", ErrHeader, binary.LittleEndian.Uint32(mem[offVersion:]), Version)
 	case binary.LittleEndian.Uint32(mem[offHeaderSize:]) != HeaderSize:
 		return fmt.Errorf("%w: header size %d", ErrHeader, binary.LittleEndian.Uint32(mem[offHeaderSize:]))
-	case binary.LittleEndian.Uint64(mem[offRegionSize:]) != uint64(regionSize):
-		return fmt.Errorf("%w: region size %d, want %d", ErrHeader, binary.LittleEndian.Uint64(mem[offRegionSize:]), regionSize)
+	case binary.LittleEndian.Uint64(mem[offDataSize:]) != uint64(dataSize):
+		return fmt.Errorf("%w: data size %d, want %d", ErrHeader, binary.LittleEndian.Uint64(mem[offDataSize:]), dataSize)
 	case binary.LittleEndian.Uint32(mem[offRegions:]) != Regions:
 		return fmt.Errorf("%w: %d regions", ErrHeader, binary.LittleEndian.Uint32(mem[offRegions:]))
 	case tok != token:
@@ -172,31 +196,44 @@ func checkHeader(mem []byte, regionSize int, token Token) error {
 }
 
 // Segment is one mapped shared-memory file. Unlink and Close may be called
-// from any goroutine, but the caller must make sure nobody calls Region or
-// touches a region during or after Close.
+// from any goroutine, but the caller must make sure nobody calls Control,
+// Data or Commit, or touches an area, during or after Close.
 type Segment struct {
-	name       string
-	token      Token
-	regionSize int
-	mem        []byte // the whole mapping
-	plat       platform
+	name     string // "" for a memfd
+	token    Token
+	dataSize int
+	mem      []byte // the whole mapping
+	plat     platform
 }
 
-// Name returns the segment's file name (relative to Dir).
+// Name returns the segment's file name (relative to Dir), or "" for an
+// anonymous segment.
 func (s *Segment) Name() string { return s.name }
 
 // Token returns the random token in the header.
 func (s *Segment) Token() Token { return s.token }
 
-// RegionSize returns the size of each region.
-func (s *Segment) RegionSize() int { return s.regionSize }
+// DataSize returns the size of each data area.
+func (s *Segment) DataSize() int { return s.dataSize }
 
-// Region returns region i (0 or 1) of the mapping. Region 0 carries bytes
-// from the opener to the creator, region 1 the other way.
-func (s *Segment) Region(i int) []byte {
+// Control returns direction i's control block (ControlSize bytes, on the
+// first page). Direction 0 carries bytes from the opener to the creator,
+// direction 1 the other way.
+func (s *Segment) Control(i int) []byte {
 	if i < 0 || i >= Regions || s.mem == nil {
 		return nil
 	}
-	off := HeaderSize + i*s.regionSize
-	return s.mem[off : off+s.regionSize : off+s.regionSize]
+	off := offControl + i*ControlSize
+	return s.mem[off : off+ControlSize : off+ControlSize]
+}
+
+// Data returns direction i's data area. Its pages are committed only when
+// first written; call Commit before writing a page for the first time, so
+// running out of memory is an error rather than a SIGBUS.
+func (s *Segment) Data(i int) []byte {
+	if i < 0 || i >= Regions || s.mem == nil {
+		return nil
+	}
+	off := HeaderSize + i*s.dataSize
+	return s.mem[off : off+s.dataSize : off+s.dataSize]
 }

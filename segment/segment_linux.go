@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,29 +22,32 @@ var Dir = "/dev/shm"
 
 type platform struct {
 	mu       sync.Mutex
-	m        mmap.MMap
+	fd       int // a memfd until Unlink or Close hands it back; else -1
 	unlinked bool
 	closed   bool
 	created  bool
 }
 
-// Create makes a new segment with two regions of regionSize bytes each: a
-// random name, O_EXCL (never an existing file), mode 0600 (only our uid),
-// space allocated up front (so a full /dev/shm is an error now, not a
-// SIGBUS later), the header written and the regions zeroed.
-func Create(regionSize int) (*Segment, error) {
-	if err := checkRegionSize(regionSize); err != nil {
-		return nil, err
-	}
-	var token Token
-	if _, err := rand.Read(token[:]); err != nil {
+// Seals on an anonymous segment: its size can never change, so no mapping
+// of it can fault for lack of a backing page (SIGBUS past the end), and
+// nobody can add or remove seals afterwards.
+const memfdSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
+
+// requiredSeals are the seals Map insists on.
+const requiredSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
+
+// Create makes a new named segment with two data areas of dataSize bytes
+// each: a random name, O_EXCL (never an existing file), mode 0600 (only
+// our uid), the header written. Nothing else is allocated: see Commit.
+func Create(dataSize int) (*Segment, error) {
+	token, err := newSegmentToken(dataSize)
+	if err != nil {
 		return nil, err
 	}
 	pid := os.Getpid()
 	var (
 		name string
 		fd   int
-		err  error
 	)
 	for range 4 { // a clash of 64 random bits means something is wrong; retry a little
 		if name, err = newName(pid); err != nil {
@@ -57,35 +60,110 @@ func Create(regionSize int) (*Segment, error) {
 	}
 	path := filepath.Join(Dir, name)
 	if err != nil {
+		return nil, pathError("create", path, err)
+	}
+	defer unix.Close(fd) // the mapping outlives the descriptor
+	s, err := createOn(fd, dataSize, pid, token)
+	if err != nil {
+		unix.Unlink(path)
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close() // the mapping outlives the descriptor
-	fail := func(op string, err error) (*Segment, error) {
-		unix.Unlink(path)
-		return nil, &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	size := TotalSize(regionSize)
-	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		return fail("fallocate", err)
-	}
-	m, err := mmap.MapRegion(f, size, mmap.RDWR, 0, 0)
-	if err != nil {
-		return fail("mmap", err)
-	}
-	writeHeader(m, regionSize, pid, token)
-	return &Segment{name: name, token: token, regionSize: regionSize, mem: m, plat: platform{m: m, created: true}}, nil
+	s.name = name
+	return s, nil
 }
 
-// Open maps the segment called name, which another process created. It
-// refuses names that do not match ValidName, anything but a regular file
-// of exactly the expected size, and a header that does not match
-// regionSize and token.
-func Open(name string, regionSize int, token Token) (*Segment, error) {
+// CreateAnonymous makes a new anonymous segment (a memfd) with two data
+// areas of dataSize bytes each, sealed so its size never changes. It has
+// no name: hand FD to the peer (over a unix socket, SCM_RIGHTS), and call
+// Unlink once the peer has mapped it to close our descriptor.
+func CreateAnonymous(dataSize int) (*Segment, error) {
+	token, err := newSegmentToken(dataSize)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.MemfdCreate("shmconn", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, noMemory(os.NewSyscallError("memfd_create", err))
+	}
+	s, err := createOn(fd, dataSize, 0, token)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, memfdSeals)
+		if err != nil {
+			s.unmap()
+			err = os.NewSyscallError("fcntl F_ADD_SEALS", err)
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.plat.fd = fd
+	return s, nil
+}
+
+// newSegmentToken checks the size of a segment about to be made and draws
+// its token.
+func newSegmentToken(dataSize int) (Token, error) {
+	var token Token
+	if err := checkDataSize(dataSize); err != nil {
+		return token, err
+	}
+	_, err := rand.Read(token[:])
+	return token, err
+}
+
+// createOn sizes the new file fd (sparse: no page is allocated), maps it
+// and writes the header. Writing the header commits the first page, so a
+// full /dev/shm or memory cgroup shows here, as an error.
+func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
+	size := TotalSize(dataSize)
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		return nil, noMemory(os.NewSyscallError("ftruncate", err))
+	}
+	m, err := mapFile(fd, size)
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{token: token, dataSize: dataSize, mem: m, plat: platform{fd: -1, created: true}}
+	if err := s.commit(m[:HeaderSize]); err != nil {
+		s.unmap()
+		return nil, err
+	}
+	writeHeader(m, dataSize, pid, token)
+	return s, nil
+}
+
+func mapFile(fd, size int) ([]byte, error) {
+	m, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, noMemory(os.NewSyscallError("mmap", err))
+	}
+	// A huge page would commit 2 MiB where a ring wrote 64 bytes.
+	unix.Madvise(m, unix.MADV_NOHUGEPAGE)
+	return m, nil
+}
+
+// noMemory marks errors that mean the system is out of shared memory.
+func noMemory(err error) error {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EFBIG) {
+		return fmt.Errorf("%w: %w", ErrNoMemory, err)
+	}
+	return err
+}
+
+func pathError(op, path string, err error) error {
+	return noMemory(&fs.PathError{Op: op, Path: path, Err: err})
+}
+
+// Open maps the named segment called name, which another process created.
+// It refuses names that do not match ValidName, anything but a regular
+// file of our uid, mode 0600 and exactly the expected size, and a header
+// that does not match dataSize and token.
+func Open(name string, dataSize int, token Token) (*Segment, error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("%w: %q", ErrName, name)
 	}
-	if err := checkRegionSize(regionSize); err != nil {
+	if err := checkDataSize(dataSize); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(Dir, name)
@@ -93,13 +171,12 @@ func Open(name string, regionSize int, token Token) (*Segment, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	size := TotalSize(regionSize)
+	size := TotalSize(dataSize)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(size) {
 		return nil, fmt.Errorf("%w: %s is not a regular file of %d bytes", ErrHeader, path, size)
 	}
@@ -108,22 +185,64 @@ func Open(name string, regionSize int, token Token) (*Segment, error) {
 	if int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s is owned by uid %d with mode %#o, want uid %d and mode 0600", ErrHeader, path, st.Uid, st.Mode&0o777, os.Geteuid())
 	}
-	m, err := mmap.MapRegion(f, size, mmap.RDWR, 0, 0)
+	s, err := mapChecked(fd, dataSize, token)
 	if err != nil {
-		return nil, &fs.PathError{Op: "mmap", Path: path, Err: err}
-	}
-	if err := checkMapped(m, regionSize, token); err != nil {
-		m.Unmap()
 		return nil, err
 	}
-	return &Segment{name: name, token: token, regionSize: regionSize, mem: m, plat: platform{m: m, unlinked: true}}, nil
+	s.name = name
+	s.plat.unlinked = true
+	return s, nil
 }
 
-// checkMapped checks the header of a fresh mapping. The file can be
+// Map maps the anonymous segment whose descriptor fd the peer sent us,
+// and takes fd over (it is closed whatever the outcome). It refuses
+// anything but a regular file of exactly the expected size sealed against
+// shrinking and growing (so it can never be truncated under us), and a
+// header that does not match dataSize and token.
+func Map(fd int, dataSize int, token Token) (*Segment, error) {
+	defer unix.Close(fd)
+	if err := checkDataSize(dataSize); err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, os.NewSyscallError("fstat", err)
+	}
+	size := TotalSize(dataSize)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(size) {
+		return nil, fmt.Errorf("%w: descriptor is not a regular file of %d bytes", ErrHeader, size)
+	}
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&requiredSeals != requiredSeals {
+		return nil, fmt.Errorf("%w: descriptor not sealed against resizing (seals %#x, %v)", ErrHeader, seals, err)
+	}
+	s, err := mapChecked(fd, dataSize, token)
+	if err != nil {
+		return nil, err
+	}
+	s.plat.unlinked = true
+	return s, nil
+}
+
+// mapChecked maps fd and checks its header.
+func mapChecked(fd, dataSize int, token Token) (*Segment, error) {
+	m, err := mapFile(fd, TotalSize(dataSize))
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{token: token, dataSize: dataSize, mem: m, plat: platform{fd: -1}}
+	if err := checkMapped(m, dataSize, token); err != nil {
+		s.unmap()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkMapped checks the header of a fresh mapping. A named file can be
 // truncated under us until we check it (by its creator), and touching a
 // page past its end raises SIGBUS; the runtime's panic-on-fault mode turns
 // that into an error instead of a crash.
-func checkMapped(m []byte, regionSize int, token Token) (err error) {
+func checkMapped(m []byte, dataSize int, token Token) (err error) {
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
@@ -133,11 +252,70 @@ func checkMapped(m []byte, regionSize int, token Token) (err error) {
 			err = fmt.Errorf("%w: memory fault reading the header (file truncated?)", ErrHeader)
 		}
 	}(debug.SetPanicOnFault(true))
-	return checkHeader(m, regionSize, token)
+	return checkHeader(m, dataSize, token)
 }
 
-// Unlink removes the file; the mapping stays. Only the creator unlinks
-// (an opener's Unlink does nothing), and only once.
+// FD returns the descriptor of an anonymous segment made by
+// CreateAnonymous, to send to the peer, or -1 if there is none (a named
+// segment, or after Unlink or Close). It stays ours: do not close it.
+func (s *Segment) FD() int {
+	s.plat.mu.Lock()
+	defer s.plat.mu.Unlock()
+	return s.plat.fd
+}
+
+// populateUnsupported is set when the kernel lacks MADV_POPULATE_WRITE
+// (before Linux 5.14); Commit then leaves pages to be committed by the
+// write itself, whose fault a caller must be ready to catch.
+var populateUnsupported atomic.Bool
+
+// Commit makes sure bytes [off, off+n) of direction i's data area are
+// backed by memory, so writing them cannot fault. Pages already committed
+// cost a walk of the page table; a page that cannot be committed (a full
+// tmpfs, a memory cgroup at its limit) is an error wrapping ErrNoMemory.
+func (s *Segment) Commit(i, off, n int) error {
+	d := s.Data(i)
+	if d == nil || off < 0 || n < 0 || off > len(d)-n {
+		return fmt.Errorf("%w: commit [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
+	}
+	if n == 0 {
+		return nil
+	}
+	lo := off &^ (PageSize - 1)
+	hi := min(len(d), (off+n+PageSize-1)&^(PageSize-1))
+	return s.commit(d[lo:hi])
+}
+
+func (s *Segment) commit(b []byte) error {
+	if populateUnsupported.Load() {
+		return nil
+	}
+	err := unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EINVAL):
+		populateUnsupported.Store(true)
+		return nil
+	case errors.Is(err, unix.EINTR):
+		return s.commit(b) // a signal arrived; the pages done stay done
+	case errors.Is(err, unix.EFAULT):
+		// Touching the page would have raised SIGBUS: the file system
+		// refused a page (ENOSPC), or a named file was truncated. The
+		// first page was committed when the segment was made; if it is
+		// gone too, the file shrank.
+		if rerr := unix.Madvise(s.mem[:PageSize], unix.MADV_POPULATE_READ); errors.Is(rerr, unix.EFAULT) {
+			return ErrTruncated
+		}
+		return fmt.Errorf("%w: a page cannot be committed (tmpfs full?)", ErrNoMemory)
+	}
+	return fmt.Errorf("%w: %w", ErrNoMemory, os.NewSyscallError("madvise", err))
+}
+
+// Unlink gives up the way another process could still reach the segment:
+// the creator removes a named file, or closes the descriptor of an
+// anonymous one. The mapping stays. An opener's Unlink does nothing; only
+// the first call acts.
 func (s *Segment) Unlink() error {
 	s.plat.mu.Lock()
 	defer s.plat.mu.Unlock()
@@ -149,6 +327,11 @@ func (s *Segment) unlinkLocked() error {
 		return nil
 	}
 	s.plat.unlinked = true
+	if s.plat.fd >= 0 {
+		err := unix.Close(s.plat.fd)
+		s.plat.fd = -1
+		return os.NewSyscallError("close", err)
+	}
 	path := filepath.Join(Dir, s.name)
 	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return &fs.PathError{Op: "unlink", Path: path, Err: err}
@@ -156,8 +339,8 @@ func (s *Segment) unlinkLocked() error {
 	return nil
 }
 
-// Close unlinks the file if that has not happened yet and unmaps the
-// segment. Regions handed out before must not be used afterwards.
+// Close unlinks the segment if that has not happened yet and unmaps it.
+// Areas handed out before must not be used afterwards.
 func (s *Segment) Close() error {
 	s.plat.mu.Lock()
 	defer s.plat.mu.Unlock()
@@ -166,11 +349,19 @@ func (s *Segment) Close() error {
 	}
 	s.plat.closed = true
 	err := s.unlinkLocked()
-	s.mem = nil
-	if uerr := s.plat.m.Unmap(); uerr != nil && err == nil {
-		err = os.NewSyscallError("munmap", uerr)
+	if uerr := s.unmap(); uerr != nil && err == nil {
+		err = uerr
 	}
 	return err
+}
+
+func (s *Segment) unmap() error {
+	m := s.mem
+	s.mem = nil
+	if m == nil {
+		return nil
+	}
+	return os.NewSyscallError("munmap", unix.Munmap(m))
 }
 
 // RemoveStale removes segment files left by processes that died between

@@ -14,12 +14,24 @@ var Dir = ""
 type platform struct{}
 
 // Create returns errors.ErrUnsupported on this platform.
-func Create(regionSize int) (*Segment, error) { return nil, errors.ErrUnsupported }
+func Create(dataSize int) (*Segment, error) { return nil, errors.ErrUnsupported }
+
+// CreateAnonymous returns errors.ErrUnsupported on this platform.
+func CreateAnonymous(dataSize int) (*Segment, error) { return nil, errors.ErrUnsupported }
 
 // Open returns errors.ErrUnsupported on this platform.
-func Open(name string, regionSize int, token Token) (*Segment, error) {
+func Open(name string, dataSize int, token Token) (*Segment, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// Map returns errors.ErrUnsupported on this platform.
+func Map(fd int, dataSize int, token Token) (*Segment, error) { return nil, errors.ErrUnsupported }
+
+// FD returns -1 on this platform.
+func (s *Segment) FD() int { return -1 }
+
+// Commit returns errors.ErrUnsupported on this platform.
+func (s *Segment) Commit(i, off, n int) error { return errors.ErrUnsupported }
 
 // Unlink returns errors.ErrUnsupported on this platform.
 func (s *Segment) Unlink() error { return errors.ErrUnsupported }

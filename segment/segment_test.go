@@ -7,12 +7,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // useDir points Dir at a private directory for tests that plant files.
@@ -25,43 +29,205 @@ func useDir(t *testing.T) string {
 }
 
 func TestHeaderLayout(t *testing.T) {
-	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32}, []int{offMagic, offVersion, offHeaderSize, offRegionSize, offRegions, offCreatorPID, offToken})
-	require.LessOrEqual(t, offToken+TokenSize, HeaderSize)
+	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offControl})
+	require.LessOrEqual(t, offToken+TokenSize, offControl)
+	require.LessOrEqual(t, offControl+Regions*ControlSize, HeaderSize, "control blocks share the first page")
 }
 
 func TestCreateOpenUnlink(t *testing.T) {
-	const regionSize = 4096 + 256
-	c, err := Create(regionSize)
+	const dataSize = 2 * PageSize
+	c, err := Create(dataSize)
 	require.NoError(t, err)
 	path := filepath.Join(Dir, c.Name())
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
-	require.EqualValues(t, TotalSize(regionSize), st.Size())
+	require.EqualValues(t, TotalSize(dataSize), st.Size())
+	require.Equal(t, -1, c.FD())
 
-	o, err := Open(c.Name(), regionSize, c.Token())
+	o, err := Open(c.Name(), dataSize, c.Token())
 	require.NoError(t, err)
 	require.NoError(t, c.Unlink())
 	_, err = os.Stat(path)
 	require.ErrorIs(t, err, fs.ErrNotExist, "segment file survives Unlink")
-
-	// The two mappings share memory, region by region, after the unlink.
-	for i := range Regions {
-		c.Region(i)[0] = byte(10 + i)
-		c.Region(i)[regionSize-1] = byte(20 + i)
-		require.Equal(t, byte(10+i), o.Region(i)[0])
-		require.Equal(t, byte(20+i), o.Region(i)[regionSize-1])
-	}
-	require.Nil(t, c.Region(2))
-	require.Nil(t, c.Region(-1))
+	checkShared(t, c, o)
 	require.NoError(t, o.Close())
 	require.NoError(t, c.Close())
 	require.ErrorIs(t, c.Close(), ErrClosed)
-	require.Nil(t, c.Region(0))
+	require.Nil(t, c.Data(0))
+	require.Nil(t, c.Control(0))
 }
 
+// checkShared checks the two mappings share memory, area by area.
+func checkShared(t *testing.T, c, o *Segment) {
+	t.Helper()
+	size := c.DataSize()
+	for i := range Regions {
+		require.NoError(t, c.Commit(i, 0, size))
+		c.Data(i)[0] = byte(10 + i)
+		c.Data(i)[size-1] = byte(20 + i)
+		c.Control(i)[0] = byte(30 + i)
+		c.Control(i)[ControlSize-1] = byte(40 + i)
+		require.Equal(t, byte(10+i), o.Data(i)[0])
+		require.Equal(t, byte(20+i), o.Data(i)[size-1])
+		require.Equal(t, byte(30+i), o.Control(i)[0])
+		require.Equal(t, byte(40+i), o.Control(i)[ControlSize-1])
+	}
+	require.Nil(t, c.Data(2))
+	require.Nil(t, c.Data(-1))
+	require.Nil(t, c.Control(2))
+	require.ErrorIs(t, c.Commit(0, size, 1), ErrSize)
+	require.ErrorIs(t, c.Commit(0, -1, 1), ErrSize)
+	require.ErrorIs(t, c.Commit(2, 0, 1), ErrSize)
+}
+
+// TestAnonymous passes a memfd segment the way conns do (as a descriptor)
+// and checks Map shares it, takes the descriptor over, and that no name
+// appears anywhere.
+func TestAnonymous(t *testing.T) {
+	const dataSize = 4 * PageSize
+	before := countFDs(t)
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	require.Empty(t, c.Name())
+	fd, err := unix.Dup(c.FD()) // what the peer receives over SCM_RIGHTS
+	require.NoError(t, err)
+	o, err := Map(fd, dataSize, c.Token())
+	require.NoError(t, err)
+	require.NoError(t, c.Unlink())
+	require.Equal(t, -1, c.FD())
+	checkShared(t, c, o)
+	require.NoError(t, o.Close())
+	require.NoError(t, c.Close())
+	require.Equal(t, before, countFDs(t), "descriptors leaked")
+}
+
+// TestMapRefuses: Map takes only a sealed memory file of the agreed size
+// and header, and closes what it is given in every case.
+func TestMapRefuses(t *testing.T) {
+	const dataSize = PageSize
+	before := countFDs(t)
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	defer c.Close()
+	dup := func() int {
+		fd, err := unix.Dup(c.FD())
+		require.NoError(t, err)
+		return fd
+	}
+	_, err = Map(dup(), dataSize, Token{1})
+	require.ErrorIs(t, err, ErrHeader, "wrong token")
+	_, err = Map(dup(), 2*dataSize, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "wrong size")
+	_, err = Map(dup(), 100, c.Token())
+	require.ErrorIs(t, err, ErrSize)
+	// The seals cannot be lifted or added to by anyone.
+	_, err = unix.FcntlInt(uintptr(c.FD()), unix.F_ADD_SEALS, unix.F_SEAL_WRITE)
+	require.Error(t, err)
+	require.Error(t, unix.Ftruncate(c.FD(), 0), "a sealed segment shrank")
+
+	// An unsealed memory file of the right size and header: it could be
+	// truncated under us.
+	raw, err := unix.MemfdCreate("shmconn-test", unix.MFD_CLOEXEC)
+	require.NoError(t, err)
+	require.NoError(t, unix.Ftruncate(raw, int64(TotalSize(dataSize))))
+	hdr := make([]byte, HeaderSize)
+	writeHeader(hdr, dataSize, 0, c.Token())
+	_, err = unix.Pwrite(raw, hdr, 0)
+	require.NoError(t, err)
+	_, err = Map(raw, dataSize, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "unsealed memfd")
+	// A directory, a pipe.
+	dir, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	_, err = Map(dir, dataSize, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "directory")
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	unix.Close(p[1])
+	_, err = Map(p[0], dataSize, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "pipe")
+	require.NoError(t, c.Close())
+	require.Equal(t, before, countFDs(t), "descriptors leaked")
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(entries)
+}
+
+// TestLazyCommit checks a new segment costs its first page only, and a
+// committed data page one more.
+func TestLazyCommit(t *testing.T) {
+	const dataSize = 64 * PageSize
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, 1, residentPages(t, c.mem), "pages resident after create")
+	require.NoError(t, c.Commit(1, 5*PageSize+10, 1))
+	require.Equal(t, 2, residentPages(t, c.mem))
+	require.NoError(t, c.Commit(0, PageSize-1, 2)) // straddles two pages
+	require.Equal(t, 4, residentPages(t, c.mem))
+}
+
+func residentPages(t *testing.T, m []byte) int {
+	t.Helper()
+	vec := make([]byte, (len(m)+PageSize-1)/PageSize)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0])))
+	require.Zero(t, errno, "mincore")
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
+}
+
+// TestCommitFullTmpfs runs out of room in a tiny tmpfs: Create succeeds
+// (nothing is allocated), and committing more than fits is an error
+// wrapping ErrNoMemory, never a SIGBUS. The tmpfs is mounted in a mount
+// namespace of this test's own thread, so nothing shows outside.
+func TestCommitFullTmpfs(t *testing.T) {
+	dir := t.TempDir()
+	done := make(chan struct{})
+	var skip string
+	go func() {
+		defer close(done)
+		// Never unlocked: the thread, with its namespace, ends with us.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			skip = "unshare: " + err.Error()
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			skip = "make mounts private: " + err.Error()
+			return
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
+			skip = "mount tmpfs: " + err.Error()
+			return
+		}
+		old := Dir
+		Dir = dir
+		defer func() { Dir = old }()
+		c, err := Create(16 * PageSize)
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer c.Close()
+		assert.NoError(t, c.Commit(0, 0, 2*PageSize), "what fits")
+		err = c.Commit(1, 0, 16*PageSize)
+		assert.ErrorIs(t, err, ErrNoMemory)
+		t.Logf("committing past a 16 KiB tmpfs: %v", err)
+	}()
+	<-done
+	if skip != "" {
+		t.Skip("needs root and mount namespaces: " + skip)
+	}
+}
 func TestCloseUnlinks(t *testing.T) {
-	c, err := Create(1024)
+	c, err := Create(PageSize)
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
 	_, err = os.Stat(filepath.Join(Dir, c.Name()))
@@ -82,30 +248,30 @@ func TestValidName(t *testing.T) {
 		"/etc/passwd", "shmconn-1-01234567\x0089abcdef",
 	} {
 		require.False(t, ValidName(bad), "%q accepted", bad)
-		_, err := Open(bad, 1024, Token{})
+		_, err := Open(bad, PageSize, Token{})
 		require.ErrorIs(t, err, ErrName, "%q", bad)
 	}
 }
 
 func TestOpenRefuses(t *testing.T) {
 	dir := useDir(t)
-	c, err := Create(1024)
+	c, err := Create(PageSize)
 	require.NoError(t, err)
 	defer c.Close()
 
-	_, err = Open(c.Name(), 1024, Token{1})
+	_, err = Open(c.Name(), PageSize, Token{1})
 	require.ErrorIs(t, err, ErrHeader, "wrong token")
-	_, err = Open(c.Name(), 2048, c.Token())
+	_, err = Open(c.Name(), 2*PageSize, c.Token())
 	require.ErrorIs(t, err, ErrHeader, "wrong size")
 	_, err = Open(c.Name(), 1000, c.Token())
 	require.ErrorIs(t, err, ErrSize, "misaligned size")
-	_, err = Open("shmconn-1-0123456789abcdef", 1024, c.Token())
+	_, err = Open("shmconn-1-0123456789abcdef", PageSize, c.Token())
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
 	// A symlink with a valid name is not followed.
 	link := "shmconn-2-0123456789abcdef"
 	require.NoError(t, os.Symlink(filepath.Join(dir, c.Name()), filepath.Join(dir, link)))
-	_, err = Open(link, 1024, c.Token())
+	_, err = Open(link, PageSize, c.Token())
 	require.Error(t, err)
 
 	// A file of the right size but a foreign header is refused, whatever
@@ -113,17 +279,17 @@ func TestOpenRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		off  int
-	}{{"magic", offMagic}, {"version", offVersion}, {"headerSize", offHeaderSize}, {"regionSize", offRegionSize}, {"regions", offRegions}} {
+	}{{"magic", offMagic}, {"version", offVersion}, {"headerSize", offHeaderSize}, {"dataSize", offDataSize}, {"regions", offRegions}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c2, err := Create(1024)
+			c2, err := Create(PageSize)
 			require.NoError(t, err)
 			defer c2.Close()
 			c2.mem[tc.off]++
-			_, err = Open(c2.Name(), 1024, c2.Token())
+			_, err = Open(c2.Name(), PageSize, c2.Token())
 			require.ErrorIs(t, err, ErrHeader)
 		})
 	}
-	for _, size := range []int{0, -64, MaxRegionSize + 64, 100} {
+	for _, size := range []int{0, -PageSize, MaxDataSize + PageSize, 100, 1024} {
 		_, err := Create(size)
 		require.ErrorIs(t, err, ErrSize, "%d", size)
 	}
@@ -134,13 +300,13 @@ func TestRemoveStale(t *testing.T) {
 	// A dead creator: pid 0x7ffffffe is above any real pid_max.
 	dead := "shmconn-2147483646-0123456789abcdef"
 	hdr := make([]byte, HeaderSize)
-	writeHeader(hdr, 1024, 2147483646, Token{})
+	writeHeader(hdr, PageSize, 2147483646, Token{})
 	require.NoError(t, os.WriteFile(filepath.Join(dir, dead), hdr, 0o600))
 	// Same shape but not our magic: not ours, left alone.
 	foreign := "shmconn-2147483646-fedcba9876543210"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, foreign), make([]byte, HeaderSize), 0o600))
 	// A live creator (us, through our own Create) is left alone.
-	live, err := Create(1024)
+	live, err := Create(PageSize)
 	require.NoError(t, err)
 	defer live.Close()
 	// A file that merely looks similar is left alone.
@@ -167,7 +333,7 @@ func TestCreateFullDir(t *testing.T) {
 	old := Dir
 	Dir = "/nonexistent-shmconn-dir"
 	defer func() { Dir = old }()
-	_, err := Create(1024)
+	_, err := Create(PageSize)
 	var pe *fs.PathError
 	require.True(t, errors.As(err, &pe), "%v", err)
 	require.True(t, strings.HasPrefix(pe.Path, Dir))
@@ -177,17 +343,17 @@ func TestCreateFullDir(t *testing.T) {
 // truncated under us, so it is refused.
 func TestOpenRefusesForeignFiles(t *testing.T) {
 	useDir(t)
-	c, err := Create(1024)
+	c, err := Create(PageSize)
 	require.NoError(t, err)
 	defer c.Close()
 	path := filepath.Join(Dir, c.Name())
 	require.NoError(t, os.Chmod(path, 0o644))
-	_, err = Open(c.Name(), 1024, c.Token())
+	_, err = Open(c.Name(), PageSize, c.Token())
 	require.ErrorIs(t, err, ErrHeader, "group/other-readable segment")
 	require.NoError(t, os.Chmod(path, 0o600))
 	if os.Geteuid() == 0 {
 		require.NoError(t, os.Chown(path, 65534, 65534))
-		_, err = Open(c.Name(), 1024, c.Token())
+		_, err = Open(c.Name(), PageSize, c.Token())
 		require.ErrorIs(t, err, ErrHeader, "segment of another uid")
 	}
 }
