@@ -117,6 +117,9 @@ func newSegmentToken(dataSize int) (Token, error) {
 // full /dev/shm or memory cgroup shows here, as an error.
 func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 	size := TotalSize(dataSize)
+	if err := checkRoom(fd, size); err != nil {
+		return nil, err
+	}
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
 		return nil, noMemory(os.NewSyscallError("ftruncate", err))
 	}
@@ -131,6 +134,24 @@ func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 	}
 	writeHeader(m, dataSize, pid, token)
 	return s, nil
+}
+
+// checkRoom admits a new segment only if its whole size would fit now, in
+// the file system that holds it and in our memory cgroup. Pages are
+// committed lazily, so this is no reservation; but it keeps us from
+// handing out conns that would fail their first big Write, and makes a
+// dial fall back (or fail with a clear error) while the conns already
+// made still have room to grow.
+func checkRoom(fd, size int) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err == nil && st.Blocks > 0 {
+		// A memfd's internal tmpfs reports no blocks: it has no size
+		// limit of its own.
+		if free := st.Bavail * uint64(st.Bsize); free < uint64(size) {
+			return fmt.Errorf("%w: %d bytes free in the file system, the segment needs %d", ErrNoMemory, free, size)
+		}
+	}
+	return checkHeadroom(size)
 }
 
 func mapFile(fd, size int) ([]byte, error) {
@@ -287,6 +308,9 @@ func (s *Segment) Commit(i, off, n int) error {
 }
 
 func (s *Segment) commit(b []byte) error {
+	if err := checkHeadroom(len(b)); err != nil {
+		return err
+	}
 	if populateUnsupported.Load() {
 		return nil
 	}

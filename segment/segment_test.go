@@ -204,22 +204,33 @@ func TestCommitFullTmpfs(t *testing.T) {
 			skip = "make mounts private: " + err.Error()
 			return
 		}
-		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
 			skip = "mount tmpfs: " + err.Error()
 			return
 		}
 		old := Dir
 		Dir = dir
 		defer func() { Dir = old }()
-		c, err := Create(16 * PageSize)
+		// Each segment fits alone (4 + 2*28 = 60 KiB), not together.
+		const size = 7 * PageSize
+		a, err := Create(size)
 		if !assert.NoError(t, err) {
 			return
 		}
-		defer c.Close()
-		assert.NoError(t, c.Commit(0, 0, 2*PageSize), "what fits")
-		err = c.Commit(1, 0, 16*PageSize)
+		defer a.Close()
+		b, err := Create(size)
+		if !assert.NoError(t, err, "admitted: 60 KiB are free") {
+			return
+		}
+		defer b.Close()
+		assert.NoError(t, a.Commit(0, 0, size), "what fits")
+		assert.NoError(t, a.Commit(1, 0, size), "what fits")
+		err = b.Commit(0, 0, 1)
 		assert.ErrorIs(t, err, ErrNoMemory)
-		t.Logf("committing past a 16 KiB tmpfs: %v", err)
+		t.Logf("committing a page of a full 64 KiB tmpfs: %v", err)
+		_, err = Create(size)
+		assert.ErrorIs(t, err, ErrNoMemory, "a segment that cannot fit is not made")
+		t.Logf("creating a segment there: %v", err)
 	}()
 	<-done
 	if skip != "" {
