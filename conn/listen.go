@@ -389,9 +389,8 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		reply.Flags = handshake.ReplyFallback
 	}
 	if h.Version != handshake.Version {
-		reply.Status = handshake.StatusRefused
-		l.send(raw, reply)
-		return nil, fmt.Errorf("%w: dialer speaks version %d", ErrHandshake, h.Version)
+		raw.Write(handshake.AppendRefusal(nil, h.Version))
+		return nil, fmt.Errorf("%w: the dialer speaks version %d, we speak %d", handshake.ErrVersion, h.Version, handshake.Version)
 	}
 	fallback := h.Flags&handshake.FlagFallback != 0 && !l.cfg.NoFallback
 	size := l.ringCap
