@@ -71,6 +71,10 @@ const (
 	// StatusRefused: the listener will not serve this dialer (version,
 	// flags); it closes the socket after the reply.
 	StatusRefused byte = 2
+	// StatusBusy: the listener is short of a resource that comes back
+	// (file descriptors, memory) and cannot create the segment now; it
+	// closes the socket after the reply, and the dialer may try again.
+	StatusBusy byte = 3
 )
 
 // Acknowledgements, the dialer's last word.
@@ -333,7 +337,7 @@ func checkReply(r Reply) error {
 		if !segment.ValidName(r.Name) {
 			return fmt.Errorf("%w: segment name %q", ErrProtocol, r.Name)
 		}
-	case StatusPlain, StatusRefused:
+	case StatusPlain, StatusRefused, StatusBusy:
 		if r.Name != "" {
 			return fmt.Errorf("%w: name with status %d", ErrProtocol, r.Status)
 		}
