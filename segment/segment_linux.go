@@ -132,7 +132,13 @@ func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 		s.unmap()
 		return nil, err
 	}
-	writeHeader(m, dataSize, pid, token)
+	// Anyone of our uid can truncate a named file from the moment it
+	// exists (a watcher of /dev/shm wins that race reliably), and writing
+	// past the new end would raise SIGBUS.
+	if err := guardFault(func() error { writeHeader(m, dataSize, pid, token); return nil }); err != nil {
+		s.unmap()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -260,20 +266,25 @@ func mapChecked(fd, dataSize int, token Token) (*Segment, error) {
 }
 
 // checkMapped checks the header of a fresh mapping. A named file can be
-// truncated under us until we check it (by its creator), and touching a
-// page past its end raises SIGBUS; the runtime's panic-on-fault mode turns
-// that into an error instead of a crash.
-func checkMapped(m []byte, dataSize int, token Token) (err error) {
+// truncated under us until we check it (by its creator).
+func checkMapped(m []byte, dataSize int, token Token) error {
+	return guardFault(func() error { return checkHeader(m, dataSize, token) })
+}
+
+// guardFault runs f, which touches a mapping of a file that may have been
+// truncated: touching a page past its end raises SIGBUS, and the runtime's
+// panic-on-fault mode turns that into an error instead of a crash.
+func guardFault(f func() error) (err error) {
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			err = fmt.Errorf("%w: memory fault reading the header (file truncated?)", ErrHeader)
+			err = fmt.Errorf("%w: memory fault touching the header (file truncated?)", ErrHeader)
 		}
 	}(debug.SetPanicOnFault(true))
-	return checkHeader(m, dataSize, token)
+	return f()
 }
 
 // FD returns the descriptor of an anonymous segment made by
