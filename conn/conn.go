@@ -69,15 +69,6 @@ var _ net.Conn = (*Conn)(nil)
 var _ [segment.ControlSize - ring.ControlSize]struct{}
 var _ [ring.ControlSize - segment.ControlSize]struct{}
 
-// initRings makes both of a new segment's rings empty. It touches only the
-// first page (the control blocks): data pages are committed by the writer
-// that first reaches them.
-func initRings(seg *segment.Segment) error {
-	return errors.Join(
-		ring.InitSplit(seg.Control(0), seg.Data(0), 0),
-		ring.InitSplit(seg.Control(1), seg.Data(1), 0))
-}
-
 // newConn builds a conn over a mapped segment whose rings are initialized:
 // we produce into direction prod and consume direction 1-prod. start
 // begins watching the side socket.
@@ -334,7 +325,7 @@ func (c *Conn) commit(n int) error {
 	}
 	if err := c.seg.Commit(c.prodArea, c.committed, end-c.committed); err != nil {
 		if errors.Is(err, segment.ErrNoMemory) {
-			return fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
+			return err
 		}
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}

@@ -44,8 +44,8 @@ var (
 	// /dev/shm was full or the memory cgroup near its limit (shmconn
 	// leaves a reserve rather than wake the OOM killer). That Write wrote
 	// nothing more; the conn stays usable, and a later Write may succeed
-	// once memory is freed. A dial that cannot get shared memory reports
-	// ErrNoSharedMemory (or falls back) and matches ErrNoMemory too.
+	// once memory is freed. A dial that cannot get shared memory falls
+	// back, or fails with ErrNoSharedMemory.
 	ErrNoMemory = segment.ErrNoMemory
 	// ErrConfig means a Dialer or ListenConfig field is out of range.
 	ErrConfig = errors.New("shmconn: invalid configuration")
