@@ -129,10 +129,15 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 	if !d.NoFallback {
 		hello.Flags |= handshake.FlagFallback
 	}
+	replies := newReplyReader(side)
+	defer replies.close() // descriptors that came with a reply we do not use
+	if replies.canTakeDescriptor() {
+		hello.Flags |= handshake.FlagDescriptor
+	}
 	if _, err := side.Write(handshake.AppendHello(nil, hello)); err != nil {
 		return nil, handshakeError("sending hello", err)
 	}
-	rep, err := handshake.ReadReply(side)
+	rep, err := handshake.ReadReply(replies)
 	if err != nil {
 		return nil, handshakeError("reading reply", err)
 	}
@@ -152,13 +157,26 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
 		return nil, handshakeError("reading reply", fmt.Errorf("%w: granted ring size %d (asked %d)", handshake.ErrProtocol, rep.RingSize, size))
 	}
-	return d.attach(side, rep)
+	fd, err := replies.descriptor(rep)
+	if err != nil {
+		return nil, handshakeError("reading reply", err)
+	}
+	return d.attach(side, rep, fd)
 }
 
-// attach maps the segment the listener created and acknowledges it, or
-// falls back to the side socket if both sides allow it.
-func (d *Dialer) attach(side net.Conn, rep handshake.Reply) (net.Conn, error) {
-	seg, err := segment.Open(rep.Name, int(rep.RingSize), rep.Token)
+// attach maps the segment the listener created (passed as descriptor fd,
+// or named in rep) and acknowledges it, or falls back to the side socket if
+// both sides allow it.
+func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (net.Conn, error) {
+	var (
+		seg *segment.Segment
+		err error
+	)
+	if fd >= 0 {
+		seg, err = segment.Map(fd, int(rep.RingSize), rep.Token)
+	} else {
+		seg, err = segment.Open(rep.Name, int(rep.RingSize), rep.Token)
+	}
 	switch {
 	case err != nil && transient(err):
 		// Closing without an ack tells the listener to give up too.

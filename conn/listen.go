@@ -360,7 +360,7 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		return nil, handshakeErrorOf(ErrVersion, "reading hello", fmt.Errorf("the dialer speaks version %d, we speak %d", h.Version, handshake.Version))
 	}
 	size := l.grant(h.RingSize)
-	seg, err := l.createSegment(size)
+	seg, err := l.createSegment(raw, h, size)
 	if err != nil {
 		return l.cannotShare(raw, h, err)
 	}
@@ -423,11 +423,16 @@ func (l *Listener) grant(requested uint32) int {
 }
 
 // createSegment creates a segment for rings of size bytes and lays the
-// rings out in it. Until the dialer maps it, anyone of our uid can
-// truncate the file (it has a name in /dev/shm), so touching it may fault:
-// the fault becomes an error.
-func (l *Listener) createSegment(size int) (seg *segment.Segment, err error) {
-	seg, err = segment.Create(size)
+// rings out in it: an anonymous memory file if the dialer can take it as a
+// descriptor (over a unix socket), else a named file in /dev/shm. Until
+// the dialer maps a named file, anyone of our uid can truncate it, so
+// touching it may fault: the fault becomes an error.
+func (l *Listener) createSegment(raw net.Conn, h handshake.Hello, size int) (seg *segment.Segment, err error) {
+	if h.Flags&handshake.FlagDescriptor != 0 && descriptorSocket(raw) != nil {
+		seg, err = segment.CreateAnonymous(size)
+	} else {
+		seg, err = segment.Create(size)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +486,11 @@ func (l *Listener) cannotShare(raw net.Conn, h handshake.Hello, err error) (net.
 func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, size int) (net.Conn, error) {
 	reply := l.reply(handshake.StatusShared)
 	reply.RingSize, reply.Token, reply.Name = uint32(size), seg.Token(), seg.Name()
-	if err := l.send(raw, reply); err != nil {
+	fd := seg.FD()
+	if fd >= 0 {
+		reply.Flags |= handshake.ReplyDescriptor
+	}
+	if err := l.sendWith(raw, reply, fd); err != nil {
 		seg.Close()
 		return nil, handshakeError("sending reply", err)
 	}
@@ -538,9 +547,16 @@ func (l *Listener) fellBack(raw net.Conn, reason error) {
 	}
 }
 
-func (l *Listener) send(raw net.Conn, r handshake.Reply) error {
+func (l *Listener) send(raw net.Conn, r handshake.Reply) error { return l.sendWith(raw, r, -1) }
+
+// sendWith sends r with descriptor fd attached, if fd >= 0.
+func (l *Listener) sendWith(raw net.Conn, r handshake.Reply, fd int) error {
 	b, err := handshake.AppendReply(nil, r)
-	if err == nil {
+	switch {
+	case err != nil:
+	case fd >= 0:
+		err = sendWithDescriptor(descriptorSocket(raw), b, fd)
+	default:
 		_, err = raw.Write(b)
 	}
 	return err

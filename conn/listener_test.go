@@ -156,14 +156,16 @@ func TestListenerCannotShare(t *testing.T) {
 	segment.Dir = filepath.Join(t.TempDir(), "missing")
 	defer func() { segment.Dir = old }()
 
-	ln, err := Listen("unix", listenAddr(t, "unix"))
+	// Over TCP: a unix side socket would pass an anonymous segment, which
+	// needs no directory.
+	ln, err := Listen("tcp", listenAddr(t, "tcp"))
 	require.NoError(t, err)
 	defer ln.Close()
 	serveConns(ln, echo)
-	c, err := Dial("unix", ln.Addr().String())
+	c, err := Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	require.IsType(t, &net.UnixConn{}, c, "fallback must hand out the side socket itself")
+	require.IsType(t, &net.TCPConn{}, c, "fallback must hand out the side socket itself")
 	_, err = c.Write([]byte("plain"))
 	require.NoError(t, err)
 	buf := make([]byte, 5)
@@ -171,12 +173,22 @@ func TestListenerCannotShare(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "plain", string(buf))
 
-	_, err = (&Dialer{NoFallback: true}).Dial("unix", ln.Addr().String())
+	_, err = (&Dialer{NoFallback: true}).Dial("tcp", ln.Addr().String())
 	require.ErrorIs(t, err, ErrNoSharedMemory)
 
-	noFallback, err := (&ListenConfig{NoFallback: true}).Listen(context.Background(), "unix", listenAddr(t, "unix"))
+	noFallback, err := (&ListenConfig{NoFallback: true}).Listen(context.Background(), "tcp", listenAddr(t, "tcp"))
 	require.NoError(t, err)
 	defer noFallback.Close()
-	_, err = (&Dialer{Timeout: 2 * time.Second}).Dial("unix", noFallback.Addr().String())
+	_, err = (&Dialer{Timeout: 2 * time.Second}).Dial("tcp", noFallback.Addr().String())
 	require.Error(t, err)
+
+	// The same listener over a unix socket shares memory all the same.
+	ux, err := Listen("unix", listenAddr(t, "unix"))
+	require.NoError(t, err)
+	defer ux.Close()
+	serveConns(ux, echo)
+	c, err = Dial("unix", ux.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.IsType(t, &Conn{}, c, "an anonymous segment needs no /dev/shm")
 }

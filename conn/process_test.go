@@ -28,7 +28,16 @@ const (
 	envRole = "SHMCONN_TEST_PEER"
 	envAddr = "SHMCONN_TEST_ADDR"
 	envShm  = "SHMCONN_TEST_SHM"
+	envNet  = "SHMCONN_TEST_NET" // the side socket's network; unix if unset
 )
+
+// testNetwork is the side socket's network a peer dials.
+func testNetwork() string {
+	if n := os.Getenv(envNet); n != "" {
+		return n
+	}
+	return "unix"
+}
 
 // runAsPeer plays the peer role named in the environment, if any, and
 // reports whether it did (then the process must exit without testing).
@@ -58,7 +67,7 @@ func playPeer(role, addr string) error {
 				return nil
 			}
 		}
-		c, err := Dial("unix", addr)
+		c, err := Dial(testNetwork(), addr)
 		if errors.Is(err, ErrNoSharedMemory) {
 			fmt.Println("no shared memory")
 			return nil
@@ -75,7 +84,7 @@ func playPeer(role, addr string) error {
 		if _, err := io.Copy(c, c); err != nil {
 			return err
 		}
-		return c.(*net.UnixConn).CloseWrite()
+		return c.(interface{ CloseWrite() error }).CloseWrite()
 	case "dial-stream":
 		c, err := (&Dialer{NoFallback: true}).Dial("unix", addr)
 		if err != nil {
@@ -309,19 +318,25 @@ func TestProcessRoleUnknown(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), "unknown role"))
 }
 
-// TestProcessFallback runs a dialer that cannot see our segments: first in
+// TestProcessFallback runs a dialer that cannot see our /dev/shm: first in
 // a process looking in another directory, then in a process with a /dev/shm
-// of its own (a private mount namespace, where the machine allows it). Both
-// sides must fall back to the side socket and carry the stream intact.
+// of its own (a private mount namespace, where the machine allows it). Over
+// TCP, where segments are named files, both sides must fall back to the
+// side socket and carry the stream intact; over a unix socket the segment
+// is passed as a descriptor and memory is shared all the same.
 func TestProcessFallback(t *testing.T) {
-	for _, mode := range []string{"other-dir", "private-devshm"} {
-		t.Run(mode, func(t *testing.T) {
-			addr := listenAddr(t, "unix")
-			ln, err := Listen("unix", addr)
+	for _, tc := range []struct{ network, mode string }{
+		{"tcp", "other-dir"}, {"tcp", "private-devshm"},
+		{"unix", "other-dir"}, {"unix", "private-devshm"},
+	} {
+		mode := tc.mode
+		t.Run(tc.network+"/"+mode, func(t *testing.T) {
+			ln, err := Listen(tc.network, listenAddr(t, tc.network))
 			require.NoError(t, err)
 			defer ln.Close()
+			addr := ln.Addr().String()
 			p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
-				cmd.Env = append(cmd.Env, envShm+"="+mode)
+				cmd.Env = append(cmd.Env, envShm+"="+mode, envNet+"="+tc.network)
 				if mode == "private-devshm" {
 					cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 				}
@@ -337,18 +352,27 @@ func TestProcessFallback(t *testing.T) {
 				p.cmd.Wait()
 				t.Skipf("peer could not start with %s (needs root and mount namespaces): exited", mode)
 			}
-			if line := p.lines.Text(); strings.HasPrefix(line, "skip") {
+			line := p.lines.Text()
+			switch {
+			case strings.HasPrefix(line, "skip"):
 				t.Skipf("%s: %s", mode, line)
-			} else {
+			case tc.network == "unix":
+				require.Equal(t, "shared", line, "an anonymous segment needs no /dev/shm")
+			default:
 				require.Equal(t, "plain", line, "the peer got shared memory it should not see")
 			}
 			var c net.Conn
 			select {
 			case c = <-accepted:
 			case <-time.After(10 * time.Second):
-				t.Fatal("fallback conn never accepted")
+				t.Fatal("conn never accepted")
 			}
 			defer c.Close()
+			if tc.network == "unix" {
+				require.IsType(t, &Conn{}, c)
+				p.wait(t)
+				return
+			}
 			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
 			msg := []byte(strings.Repeat("fallback stream ", 10000))
 			go func() {
@@ -366,14 +390,14 @@ func TestProcessFallback(t *testing.T) {
 
 // TestProcessNoFallbackListener: a dialer that cannot map the segment must
 // not take a listener that refuses the fallback for a plain conn; its dial
-// fails with ErrNoSharedMemory.
+// fails with ErrNoSharedMemory. (Over TCP: over a unix socket the segment
+// is passed as a descriptor, which any dialer can map.)
 func TestProcessNoFallbackListener(t *testing.T) {
-	addr := listenAddr(t, "unix")
-	ln, err := (&ListenConfig{NoFallback: true}).Listen(context.Background(), "unix", addr)
+	ln, err := (&ListenConfig{NoFallback: true}).Listen(context.Background(), "tcp", listenAddr(t, "tcp"))
 	require.NoError(t, err)
 	defer ln.Close()
-	p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
-		cmd.Env = append(cmd.Env, envShm+"=other-dir")
+	p := startPeerWith(t, "dial-fallback", ln.Addr().String(), func(cmd *exec.Cmd) {
+		cmd.Env = append(cmd.Env, envShm+"=other-dir", envNet+"=tcp")
 	})
 	p.expect(t, "no shared memory")
 	p.wait(t)

@@ -37,8 +37,10 @@ func FuzzParseHello(f *testing.F) {
 func FuzzParseReply(f *testing.F) {
 	good, _ := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared, RingSize: 1 << 16, Name: "shmconn-123-0123456789abcdef"})
 	plain, _ := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusPlain})
+	byFD, _ := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared, RingSize: 1 << 16, Flags: handshake.ReplyDescriptor})
 	f.Add(good)
 	f.Add(plain)
+	f.Add(byFD)
 	// A reply that claims a long name and stops: the 12-byte message that
 	// crashes another library's server.
 	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), 2, 0, 0, 0xff, 0, 0, 0, 0))
@@ -52,7 +54,7 @@ func FuzzParseReply(f *testing.F) {
 			}
 			return
 		}
-		if r.Status == handshake.StatusShared && !segment.ValidName(r.Name) {
+		if r.Status == handshake.StatusShared && r.Flags&handshake.ReplyDescriptor == 0 && !segment.ValidName(r.Name) {
 			t.Fatalf("accepted name %q", r.Name)
 		}
 		// ReadReply reads exactly one reply from a stream.

@@ -49,20 +49,30 @@ const (
 	// FlagFallback says the dialer will carry the stream over the side
 	// socket if shared memory cannot be set up.
 	FlagFallback uint16 = 1 << 0
-	knownFlags          = FlagFallback
+	// FlagDescriptor says the dialer can take the segment as a descriptor
+	// passed with the reply (SCM_RIGHTS): it sets it only on a unix side
+	// socket.
+	FlagDescriptor uint16 = 1 << 1
+	knownFlags            = FlagFallback | FlagDescriptor
 )
 
 // Reply flags.
 const (
 	// ReplyFallback says the listener will carry the stream over the side
 	// socket if the dialer cannot map the segment (ack AckPlain).
-	ReplyFallback   uint32 = 1 << 0
-	knownReplyFlags        = ReplyFallback
+	ReplyFallback uint32 = 1 << 0
+	// ReplyDescriptor says the segment is an anonymous memory file whose
+	// descriptor is attached to the reply (SCM_RIGHTS) instead of named:
+	// the name is empty. Only with StatusShared, only to a dialer that set
+	// FlagDescriptor.
+	ReplyDescriptor uint32 = 1 << 1
+	knownReplyFlags        = ReplyFallback | ReplyDescriptor
 )
 
 // Reply statuses.
 const (
-	// StatusShared: the segment is created; name and token follow.
+	// StatusShared: the segment is created; its token and its name (or,
+	// with ReplyDescriptor, its descriptor) come with the reply.
 	StatusShared byte = 0
 	// StatusPlain: the listener cannot share memory. If both sides allow
 	// the fallback the side socket carries the stream from now on;
@@ -214,7 +224,7 @@ type Reply struct {
 	RingSize uint32 // granted bytes per direction (StatusShared)
 	Flags    uint32 // ReplyFallback
 	Token    segment.Token
-	Name     string // segment file name (StatusShared)
+	Name     string // segment file name (StatusShared without ReplyDescriptor)
 }
 
 // AppendReply encodes r. The name must be at most segment.MaxNameLen bytes.
@@ -334,12 +344,18 @@ func parseReplyFixed(b []byte) (Reply, int, error) {
 func checkReply(r Reply) error {
 	switch r.Status {
 	case StatusShared:
+		if r.Flags&ReplyDescriptor != 0 {
+			if r.Name != "" {
+				return fmt.Errorf("%w: a name with a descriptor", ErrProtocol)
+			}
+			return nil
+		}
 		if !segment.ValidName(r.Name) {
 			return fmt.Errorf("%w: segment name %q", ErrProtocol, r.Name)
 		}
 	case StatusPlain, StatusRefused, StatusBusy:
-		if r.Name != "" {
-			return fmt.Errorf("%w: name with status %d", ErrProtocol, r.Status)
+		if r.Name != "" || r.Flags&ReplyDescriptor != 0 {
+			return fmt.Errorf("%w: name or descriptor with status %d", ErrProtocol, r.Status)
 		}
 	default:
 		return fmt.Errorf("%w: status %d", ErrProtocol, r.Status)

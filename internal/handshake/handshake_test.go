@@ -60,6 +60,22 @@ func TestReplyRoundTrip(t *testing.T) {
 	if _, err := ParseReply(b); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("name with plain status accepted: %v", err)
 	}
+	// A segment passed as a descriptor has no name, and only a shared
+	// reply passes one.
+	fd := Reply{Version: Version, Status: StatusShared, RingSize: 4096, Flags: ReplyDescriptor, Token: segment.Token{4}}
+	b, _ = AppendReply(nil, fd)
+	if got, err := ParseReply(b); err != nil || got != fd {
+		t.Fatalf("descriptor reply: %+v, %v", got, err)
+	}
+	for _, bad := range []Reply{
+		{Version: Version, Status: StatusShared, Flags: ReplyDescriptor, Name: r.Name},
+		{Version: Version, Status: StatusPlain, Flags: ReplyDescriptor},
+	} {
+		b, _ = AppendReply(nil, bad)
+		if _, err := ParseReply(b); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("%+v accepted: %v", bad, err)
+		}
+	}
 }
 
 // TestHelloIsALine: a line-based server must see one complete line, so
