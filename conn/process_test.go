@@ -129,6 +129,9 @@ func playPeer(role, addr string) error {
 		}
 		return c.(*Conn).CloseWrite()
 	}
+	if play, ok := memoryRoles[role]; ok {
+		return play(addr)
+	}
 	return fmt.Errorf("unknown role %q", role)
 }
 

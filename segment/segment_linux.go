@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -345,6 +346,24 @@ func (s *Segment) commit(b []byte) error {
 		return fmt.Errorf("%w: a page cannot be committed (tmpfs full?)", ErrNoMemory)
 	}
 	return fmt.Errorf("%w: %w", ErrNoMemory, os.NewSyscallError("madvise", err))
+}
+
+// Resident returns how many bytes of the segment are backed by memory
+// now: the pages committed by either side. It is for measurements.
+func (s *Segment) Resident() (int, error) {
+	if s.mem == nil {
+		return 0, ErrClosed
+	}
+	vec := make([]byte, (len(s.mem)+PageSize-1)/PageSize)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s.mem[0])), uintptr(len(s.mem)), uintptr(unsafe.Pointer(&vec[0])))
+	if errno != 0 {
+		return 0, os.NewSyscallError("mincore", errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n * PageSize, nil
 }
 
 // Unlink gives up the way another process could still reach the segment:

@@ -33,6 +33,9 @@ func (s *Segment) FD() int { return -1 }
 // Commit returns errors.ErrUnsupported on this platform.
 func (s *Segment) Commit(i, off, n int) error { return errors.ErrUnsupported }
 
+// Resident returns errors.ErrUnsupported on this platform.
+func (s *Segment) Resident() (int, error) { return 0, errors.ErrUnsupported }
+
 // Unlink returns errors.ErrUnsupported on this platform.
 func (s *Segment) Unlink() error { return errors.ErrUnsupported }
 

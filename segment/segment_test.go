@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -165,23 +164,18 @@ func TestLazyCommit(t *testing.T) {
 	c, err := CreateAnonymous(dataSize)
 	require.NoError(t, err)
 	defer c.Close()
-	require.Equal(t, 1, residentPages(t, c.mem), "pages resident after create")
+	require.Equal(t, 1, residentPages(t, c), "pages resident after create")
 	require.NoError(t, c.Commit(1, 5*PageSize+10, 1))
-	require.Equal(t, 2, residentPages(t, c.mem))
+	require.Equal(t, 2, residentPages(t, c))
 	require.NoError(t, c.Commit(0, PageSize-1, 2)) // straddles two pages
-	require.Equal(t, 4, residentPages(t, c.mem))
+	require.Equal(t, 4, residentPages(t, c))
 }
 
-func residentPages(t *testing.T, m []byte) int {
+func residentPages(t *testing.T, s *Segment) int {
 	t.Helper()
-	vec := make([]byte, (len(m)+PageSize-1)/PageSize)
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0])))
-	require.Zero(t, errno, "mincore")
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	return n
+	n, err := s.Resident()
+	require.NoError(t, err)
+	return n / PageSize
 }
 
 // TestCommitFullTmpfs runs out of room in a tiny tmpfs: Create succeeds

@@ -1,0 +1,565 @@
+//go:build linux
+
+package conn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/testutil"
+)
+
+// Memory tests: what conns cost in shared memory, and what happens when
+// there is none left. Shmem in /proc/meminfo is the whole machine's (other
+// processes move it too), so assertions rest on figures that are ours
+// alone: the pages resident in our segments (mincore) or our RssShmem;
+// the Shmem delta is logged beside them.
+
+const kib, mib = 1 << 10, 1 << 20
+
+// meminfo returns a field of /proc/meminfo in bytes.
+func meminfo(t testing.TB, field string) int64 {
+	t.Helper()
+	return procField(t, "/proc/meminfo", field)
+}
+
+// procField reads "field: N kB" from a /proc file, in bytes.
+func procField(t testing.TB, path, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			require.NoError(t, err)
+			return v * kib
+		}
+	}
+	t.Fatalf("%s: no %s", path, field)
+	return 0
+}
+
+// connCount is how many conns the memory tests open: 1000 (100 with
+// -short), or SHMCONN_TEST_CONNS (10000 is the heavy run BENCHMARKS.md
+// shows; without -race, whose detector allows 8128 goroutines).
+func connCount(t *testing.T) int {
+	if s := os.Getenv("SHMCONN_TEST_CONNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err)
+		return n
+	}
+	if testing.Short() {
+		return 100
+	}
+	return 1000
+}
+
+var memoryRoles = map[string]func(addr string) error{
+	"dial-many":   dialMany,
+	"tiny-devshm": tinyDevShm,
+	"serve-many":  serveMany,
+}
+
+// dialMany opens SHMCONN_TEST_N conns over shared memory, does one
+// 64-byte echo on each, prints "ready", and holds them until its stdin
+// closes.
+func dialMany(addr string) error {
+	n, err := strconv.Atoi(os.Getenv("SHMCONN_TEST_N"))
+	if err != nil {
+		return err
+	}
+	conns, err := dialEchoing(testNetwork(), addr, n)
+	defer closeAll(conns)
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// dialEchoing opens n conns to addr that must share memory, and does one
+// 64-byte echo on each.
+func dialEchoing(network, addr string, n int) ([]net.Conn, error) {
+	d := Dialer{NoFallback: true}
+	var conns []net.Conn
+	for i := range n {
+		c, err := d.Dial(network, addr)
+		if err != nil {
+			return conns, fmt.Errorf("conn %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		if err := echo64(c, i); err != nil {
+			return conns, fmt.Errorf("conn %d: %w", i, err)
+		}
+	}
+	return conns, nil
+}
+
+// echo64 sends 64 bytes and checks they come back.
+func echo64(c net.Conn, i int) error {
+	msg := fmt.Appendf(nil, "%064d", i)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("echo %q, sent %q", got, msg)
+	}
+	return nil
+}
+
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// echoServer accepts conns from ln and echoes each with a small buffer (a
+// server of thousands of conns keeps its buffers small), until ln closes.
+// wait waits for every echo to end.
+type echoServer struct {
+	mu       sync.Mutex
+	conns    []net.Conn
+	wg       sync.WaitGroup
+	writeErr chan error // Write errors seen by the echoes, if anyone listens
+}
+
+func serveEcho(ln net.Listener) *echoServer {
+	s := &echoServer{writeErr: make(chan error, 10000)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				buf := make([]byte, 512)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							select {
+							case s.writeErr <- werr:
+							default:
+							}
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+// shared counts the accepted conns that share memory.
+func (s *echoServer) shared() (shared, all int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		if _, ok := c.(*Conn); ok {
+			shared++
+		}
+	}
+	return shared, len(s.conns)
+}
+
+// resident sums the committed shared memory of the accepted conns.
+func (s *echoServer) resident(t testing.TB) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	for _, c := range s.conns {
+		if sc, ok := c.(*Conn); ok {
+			n, err := sc.seg.Resident()
+			require.NoError(t, err)
+			total += n
+		}
+	}
+	return total
+}
+
+// TestIdleConnsMemory opens many conns from another process, each after
+// one 64-byte echo, and checks they all share memory and cost a few pages
+// each: at most 16 MiB for 1000.
+func TestIdleConnsMemory(t *testing.T) {
+	n := connCount(t)
+	before := meminfo(t, "Shmem")
+	addr := listenAddr(t, "unix")
+	ln, err := Listen("unix", addr)
+	require.NoError(t, err)
+	srv := serveEcho(ln)
+	defer srv.wg.Wait()
+	defer ln.Close()
+	var stdin io.WriteCloser
+	p := startPeerWith(t, "dial-many", addr, func(cmd *exec.Cmd) {
+		cmd.Env = append(cmd.Env, "SHMCONN_TEST_N="+strconv.Itoa(n))
+		stdin, err = cmd.StdinPipe()
+		require.NoError(t, err)
+	})
+	p.expect(t, "ready")
+	after := meminfo(t, "Shmem")
+	shared, all := srv.shared()
+	resident := srv.resident(t)
+	t.Logf("%d idle conns after one 64-byte echo: %d share memory; committed shared memory %.1f MiB (%.1f KiB per conn); Shmem in /proc/meminfo %+.1f MiB",
+		n, shared, float64(resident)/mib, float64(resident)/kib/float64(n), float64(after-before)/mib)
+	require.Equal(t, n, all)
+	require.Equal(t, n, shared, "every conn on shared memory")
+	require.LessOrEqual(t, resident, 16*mib*n/1000)
+	stdin.Close()
+	p.wait(t)
+}
+
+// TestHelloOnlyClientsMemory has clients send a valid hello, read the
+// reply and stop there, and checks what the listener has committed for
+// them meanwhile: a page each, at most 8 MiB for 200. Over TCP the
+// segments are named files (their blocks are counted); over a unix socket
+// memory files whose descriptors came with the replies.
+func TestHelloOnlyClientsMemory(t *testing.T) {
+	const clients = 200
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			before := meminfo(t, "Shmem")
+			dropped := make(chan error, clients)
+			lc := ListenConfig{OnHandshakeError: func(_ net.Addr, err error) { dropped <- err }}
+			ln, err := lc.Listen(context.Background(), network, listenAddr(t, network))
+			require.NoError(t, err)
+			defer ln.Close()
+			var (
+				socks   []net.Conn
+				fds     []int
+				readers []*replyReader
+			)
+			defer func() {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}()
+			for range clients {
+				c, err := net.Dial(network, ln.Addr().String())
+				require.NoError(t, err)
+				socks = append(socks, c)
+				h := handshake.Hello{Version: handshake.Version, Flags: handshake.FlagFallback}
+				if network == "unix" {
+					h.Flags |= handshake.FlagDescriptor
+				}
+				_, err = c.Write(handshake.AppendHello(nil, h))
+				require.NoError(t, err)
+				r := newReplyReader(c)
+				rep, err := handshake.ReadReply(r)
+				require.NoError(t, err)
+				require.Equal(t, handshake.StatusShared, rep.Status)
+				fd, err := r.descriptor(rep)
+				require.NoError(t, err)
+				if fd >= 0 {
+					fds = append(fds, fd)
+				}
+				readers = append(readers, r)
+			}
+			// The listener's pending segments, seen from outside.
+			var committed int64
+			if network == "tcp" {
+				for _, f := range testutil.SegmentFiles() {
+					var st unix.Stat_t
+					require.NoError(t, unix.Stat(f, &st))
+					committed += st.Blocks * 512
+				}
+			} else {
+				for _, fd := range fds {
+					var st unix.Stat_t
+					require.NoError(t, unix.Fstat(fd, &st))
+					committed += st.Blocks * 512
+				}
+			}
+			after := meminfo(t, "Shmem")
+			t.Logf("%s: %d clients stopped after the hello: %.0f KiB committed for them (%.1f KiB each); Shmem in /proc/meminfo %+.0f KiB",
+				network, clients, float64(committed)/kib, float64(committed)/kib/clients, float64(after-before)/kib)
+			require.NotZero(t, committed)
+			require.LessOrEqual(t, committed, int64(8*mib))
+			for _, c := range socks {
+				c.Close()
+			}
+			for range clients {
+				select {
+				case <-dropped:
+				case <-time.After(10 * time.Second):
+					t.Fatal("listener kept a silent client")
+				}
+			}
+			require.Empty(t, testutil.SegmentFiles())
+		})
+	}
+}
+
+// TestDroppedConnsGiveBackMemory streams through 50 conns until every
+// page of their rings is committed, closes the listener's ends, drops the
+// dialer's ends without Close, and checks a garbage collection gives the
+// shared memory back (at most 4 MiB left), as os.File gives back a
+// descriptor.
+func TestDroppedConnsGiveBackMemory(t *testing.T) {
+	const conns = 50
+	rss := func() int64 { return procField(t, "/proc/self/status", "RssShmem") }
+	baseRSS, baseShmem := rss(), meminfo(t, "Shmem")
+	ln, err := Listen("unix", listenAddr(t, "unix"))
+	require.NoError(t, err)
+	defer ln.Close()
+	var ours []*Conn
+	dialed := make([]*Conn, 0, conns)
+	for range conns {
+		c, err := (&Dialer{NoFallback: true}).Dial("unix", ln.Addr().String())
+		require.NoError(t, err)
+		dialed = append(dialed, c.(*Conn))
+		a, err := ln.Accept()
+		require.NoError(t, err)
+		ours = append(ours, a.(*Conn))
+	}
+	// Fill each ring once, both ways, so all of it is committed.
+	buf := make([]byte, DefaultRingSize)
+	for i := range conns {
+		for _, dir := range [][2]*Conn{{dialed[i], ours[i]}, {ours[i], dialed[i]}} {
+			_, err := dir[0].Write(buf)
+			require.NoError(t, err)
+			_, err = io.ReadFull(dir[1], buf)
+			require.NoError(t, err)
+		}
+	}
+	peak := rss() - baseRSS
+	peakShmem := meminfo(t, "Shmem") - baseShmem
+	for _, c := range ours {
+		c.Close()
+	}
+	// Each dropped conn's monitor must see its peer gone before the conn
+	// is unreachable.
+	for _, c := range dialed {
+		<-c.monitorDone
+	}
+	dialed = nil
+	var left int64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		runtime.GC()
+		left = rss() - baseRSS
+		if left <= 4*mib || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	leftShmem := meminfo(t, "Shmem") - baseShmem
+	t.Logf("%d conns that streamed: %.1f MiB of shared memory mapped (Shmem %+.1f MiB); after dropping them and a GC: %.2f MiB left (Shmem %+.1f MiB)",
+		conns, float64(peak)/mib, float64(peakShmem)/mib, float64(left)/mib, float64(leftShmem)/mib)
+	require.Greater(t, peak, int64(conns*DefaultRingSize), "the rings were not committed")
+	require.LessOrEqual(t, left, int64(4*mib))
+}
+
+// TestSharedMemoryRunsOut runs, in a process with a 1 MiB /dev/shm of its
+// own (a private mount namespace), 100 conns over a unix socket (which
+// need no /dev/shm: all share memory), 100 over TCP (named segments: those
+// that do not fit fall back cleanly), and a Write that cannot commit a
+// page (an error; the process lives, and the conn works again once memory
+// is freed).
+func TestSharedMemoryRunsOut(t *testing.T) {
+	p := startPeerWith(t, "tiny-devshm", listenAddr(t, "unix"), func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	})
+	var lines []string
+	for p.lines.Scan() {
+		line := p.lines.Text()
+		if rest, ok := strings.CutPrefix(line, "skip: "); ok {
+			p.cmd.Wait()
+			t.Skip("needs root and mount namespaces: " + rest)
+		}
+		lines = append(lines, line)
+		t.Log(line)
+	}
+	p.wait(t)
+	out := strings.Join(lines, "\n")
+	require.Contains(t, out, "unix: 100 conns, 100 shared, all echoed")
+	require.Regexp(t, `tcp: 100 conns, \d+ shared, all echoed`, out)
+	require.Contains(t, out, "write that cannot commit: ")
+	require.Contains(t, out, "recovered")
+}
+
+func tinyDevShm(addr string) error {
+	// We run in a mount namespace of our own (no mount here shows
+	// outside it, and it ends with us).
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m"); err != nil {
+		fmt.Println("skip: cannot mount a private /dev/shm:", err)
+		return nil
+	}
+	for _, network := range []string{"unix", "tcp"} {
+		if err := manyOver(network); err != nil {
+			return err
+		}
+	}
+	// A fresh, smaller /dev/shm: two conns that each fit, not together.
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=140k"); err != nil {
+		return err
+	}
+	return writeCannotCommit()
+}
+
+// manyOver opens 100 conns over network, each doing a 64-byte echo, and
+// reports how many shared memory.
+func manyOver(network string) error {
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		dir, err := os.MkdirTemp("", "shmconn-tiny")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		addr = filepath.Join(dir, "s.sock")
+	}
+	ln, err := Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	srv := serveEcho(ln)
+	var conns []net.Conn
+	defer func() {
+		closeAll(conns)
+		ln.Close()
+		srv.wg.Wait()
+	}()
+	shared := 0
+	for i := range 100 {
+		c, err := Dial(network, ln.Addr().String())
+		if err != nil {
+			return fmt.Errorf("%s conn %d: %w", network, i, err)
+		}
+		conns = append(conns, c)
+		if _, ok := c.(*Conn); ok {
+			shared++
+		}
+		if err := echo64(c, i); err != nil {
+			return fmt.Errorf("%s conn %d: %w", network, i, err)
+		}
+	}
+	fmt.Printf("%s: 100 conns, %d shared, all echoed\n", network, shared)
+	if network == "unix" && shared != 100 {
+		return fmt.Errorf("only %d of 100 unix conns share memory", shared)
+	}
+	return nil
+}
+
+// writeCannotCommit fills a 140 KiB /dev/shm with one conn's rings and
+// has a second conn write past the page it has.
+func writeCannotCommit() error {
+	const ring = 64 << 10
+	lc := ListenConfig{RingSize: ring}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	d := Dialer{RingSize: ring, NoFallback: true}
+	pair := func() (*Conn, *Conn, error) {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		return c.(*Conn), a.(*Conn), nil
+	}
+	a1, a2, err := pair()
+	if err != nil {
+		return err
+	}
+	b1, b2, err := pair()
+	if err != nil {
+		return err
+	}
+	defer b1.Close()
+	defer b2.Close()
+	// Nobody reads: a's rings stay full, every page committed.
+	if _, err := a1.Write(make([]byte, ring)); err != nil {
+		return fmt.Errorf("filling a: %w", err)
+	}
+	if _, err := a2.Write(make([]byte, ring)); err != nil {
+		return fmt.Errorf("filling a: %w", err)
+	}
+	n, err := b1.Write(make([]byte, ring))
+	if !errors.Is(err, ErrNoMemory) || n != 0 {
+		return fmt.Errorf("write into a full /dev/shm: %d, %v", n, err)
+	}
+	fmt.Println("write that cannot commit:", err)
+	a1.Close()
+	a2.Close()
+	msg := bytes.Repeat([]byte("after "), ring/6)
+	go b1.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(b2, got); err != nil || !bytes.Equal(got, msg) {
+		return fmt.Errorf("after freeing memory: %v", err)
+	}
+	fmt.Println("recovered: the same conn carried", len(msg), "bytes once memory was freed")
+	return nil
+}
+
+// serveMany listens on addr, echoes every conn, prints "listening" and
+// serves until its stdin closes; used inside a memory cgroup.
+func serveMany(addr string) error {
+	// Wait to be moved into the cgroup before touching shared memory.
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return err
+	}
+	ln, err := Listen("unix", addr)
+	if err != nil {
+		return err
+	}
+	srv := serveEcho(ln)
+	fmt.Println("listening")
+	io.Copy(io.Discard, in)
+	shared, all := srv.shared()
+	writeErrs := len(srv.writeErr)
+	var first error
+	if writeErrs > 0 {
+		first = <-srv.writeErr
+	}
+	ln.Close()
+	srv.mu.Lock()
+	for _, c := range srv.conns {
+		c.Close()
+	}
+	srv.mu.Unlock()
+	srv.wg.Wait()
+	fmt.Printf("served %d conns, %d shared; %d echo writes failed (first: %v)\n", all, shared, writeErrs, first)
+	return nil
+}
