@@ -14,10 +14,26 @@
 //	c, _ := conn.Dial("unix", "/tmp/app.sock") // a net.Conn
 //
 // Conns from Dial and Accept are *Conn when memory is shared. When it
-// cannot be (the peer is on another host, runs as another user, or sees
-// another /dev/shm), both sides fall back to carrying the stream over the
-// side socket and hand out that socket itself, unless the fallback is
-// turned off.
+// cannot be (over TCP: the peer is on another host, runs as another user,
+// or sees another /dev/shm; or memory ran out), both sides fall back to
+// carrying the stream over the side socket and hand out that socket
+// itself, unless the fallback is turned off.
+//
+// # Memory
+//
+// Over a unix side socket the segment is an anonymous memory file passed
+// as a descriptor, sealed so nobody can resize it: nothing appears in
+// /dev/shm and its size does not matter. Over TCP it is a named file in
+// /dev/shm, unlinked as soon as the dialer has mapped it. Either way pages
+// are committed as the writer first reaches them, each side in its own
+// memory cgroup: an idle conn costs three pages (12 KiB: the control
+// blocks and the first page of each ring), a client that stops after its
+// hello one page, and a conn that streamed its two rings. A conn is
+// admitted only while its full size would fit, and no page is committed
+// that would leave the memory cgroup less than a reserve (a 16th of its
+// limit, at least 2 MiB): a Write that needs one fails with ErrNoMemory
+// rather than bring the OOM killer. A *Conn the program drops without
+// Close gives its memory back once it is unreachable and its peer is gone.
 //
 // # Waiting
 //
