@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,31 +80,84 @@ var memoryRoles = map[string]func(addr string) error{
 	"serve-many":  serveMany,
 }
 
-// dialMany opens SHMCONN_TEST_N conns over shared memory, does one
-// 64-byte echo on each, prints "ready", and holds them until its stdin
-// closes.
+// dialMany opens SHMCONN_TEST_N conns over shared memory (plain sockets
+// with SHMCONN_TEST_PLAIN), does one 64-byte echo on each (and streams
+// SHMCONN_TEST_STREAM bytes through each, if set), prints "ready", and
+// holds them until its stdin closes. It prints its resident memory before
+// and after, for TestMemoryReport.
 func dialMany(addr string) error {
 	n, err := strconv.Atoi(os.Getenv("SHMCONN_TEST_N"))
 	if err != nil {
 		return err
 	}
-	conns, err := dialEchoing(testNetwork(), addr, n)
+	fmt.Println("rss", selfRSS())
+	dial := (&Dialer{NoFallback: true}).Dial
+	if os.Getenv("SHMCONN_TEST_PLAIN") != "" {
+		dial = net.Dial
+	}
+	conns, err := dialEchoingWith(dial, testNetwork(), addr, n)
 	defer closeAll(conns)
 	if err != nil {
 		return err
 	}
+	if s := os.Getenv("SHMCONN_TEST_STREAM"); s != "" {
+		size, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if err := echoN(c, size); err != nil {
+				return err
+			}
+		}
+	}
+	debug.FreeOSMemory() // RSS then shows only what is live
+	fmt.Println("rss", selfRSS())
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	return nil
 }
 
+// selfRSS is "VmRSS RssShmem" of this process, in kB.
+func selfRSS() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	var rss, shm string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) < 2:
+		case f[0] == "VmRSS:":
+			rss = f[1]
+		case f[0] == "RssShmem:":
+			shm = f[1]
+		}
+	}
+	return rss + " " + shm
+}
+
+// echoN writes size bytes through c while reading the echo.
+func echoN(c net.Conn, size int) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, size))
+		errc <- err
+	}()
+	if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+		return err
+	}
+	return <-errc
+}
+
 // dialEchoing opens n conns to addr that must share memory, and does one
 // 64-byte echo on each.
 func dialEchoing(network, addr string, n int) ([]net.Conn, error) {
-	d := Dialer{NoFallback: true}
+	return dialEchoingWith((&Dialer{NoFallback: true}).Dial, network, addr, n)
+}
+
+func dialEchoingWith(dial func(network, addr string) (net.Conn, error), network, addr string, n int) ([]net.Conn, error) {
 	var conns []net.Conn
 	for i := range n {
-		c, err := d.Dial(network, addr)
+		c, err := dial(network, addr)
 		if err != nil {
 			return conns, fmt.Errorf("conn %d: %w", i, err)
 		}
@@ -231,6 +285,8 @@ func TestIdleConnsMemory(t *testing.T) {
 		stdin, err = cmd.StdinPipe()
 		require.NoError(t, err)
 	})
+	p.lines.Scan() // rss
+	p.lines.Scan() // rss
 	p.expect(t, "ready")
 	after := meminfo(t, "Shmem")
 	shared, all := srv.shared()

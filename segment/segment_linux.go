@@ -349,8 +349,11 @@ func (s *Segment) commit(b []byte) error {
 }
 
 // Resident returns how many bytes of the segment are backed by memory
-// now: the pages committed by either side. It is for measurements.
+// now: the pages committed by either side. It is for measurements, and
+// may be called from any goroutine, even during Close.
 func (s *Segment) Resident() (int, error) {
+	s.plat.mu.Lock()
+	defer s.plat.mu.Unlock()
 	if s.mem == nil {
 		return 0, ErrClosed
 	}
