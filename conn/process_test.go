@@ -342,12 +342,7 @@ func TestProcessFallback(t *testing.T) {
 			} else {
 				require.Equal(t, "plain", line, "the peer got shared memory it should not see")
 			}
-			var c net.Conn
-			select {
-			case c = <-accepted:
-			case <-time.After(10 * time.Second):
-				t.Fatal("fallback conn never accepted")
-			}
+			c := receive(t, accepted, "the fallback conn")
 			defer c.Close()
 			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
 			msg := []byte(strings.Repeat("fallback stream ", 10000))
