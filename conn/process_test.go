@@ -45,6 +45,9 @@ func runAsPeer() bool {
 }
 
 func playPeer(role, addr string) error {
+	if played, err := playReliabilityPeer(role, addr); played {
+		return err
+	}
 	switch role {
 	case "dial-fallback":
 		switch os.Getenv(envShm) {
