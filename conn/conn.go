@@ -17,8 +17,8 @@ import (
 // Conn is a connection whose bytes travel through shared memory. It
 // implements net.Conn and CloseWrite. Any number of goroutines may call its
 // methods at once: Reads are serialized by one mutex, Writes by another,
-// and Close and the deadline setters may be called at any time and wake
-// blocked calls.
+// and Close, CloseWrite and the deadline setters may be called at any time
+// and wake blocked calls; none of them waits for the peer.
 //
 // Conn deliberately has no SyscallConn or NetConn method: the side socket
 // carries wake-ups, not the stream, and clients that look for those methods
