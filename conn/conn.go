@@ -368,8 +368,8 @@ func (c *Conn) Close() error {
 	c.markClosed()
 	c.wmu.Unlock()
 	// The peer sees end-of-file; our monitor exits, and so does a sendLate
-	// blocked on a peer that does not read. Its error is of no interest:
-	// the socket is ours alone, and nothing we sent can be lost in it.
+	// blocked on a peer that does not read. Its error is not the caller's
+	// concern: the socket is ours alone and carried only wake-ups.
 	c.side.Close()
 	c.rmu.Lock()
 	c.wmu.Lock()

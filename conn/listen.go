@@ -506,7 +506,7 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 	case handshake.AckPlain:
 		seg.Close()
 		if h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback {
-			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading ack", errors.New("the dialer cannot map the segment"))
+			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading ack", errDialerPlain)
 		}
 		l.fellBack(raw, errDialerPlain)
 		return l.plain(raw, nil)
@@ -546,7 +546,7 @@ func (l *Listener) send(raw net.Conn, r handshake.Reply) error {
 // plain returns raw as an ordinary conn, replaying the bytes already read.
 func (l *Listener) plain(raw net.Conn, read []byte) (net.Conn, error) {
 	if err := raw.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+		return nil, handshakeError("clearing the deadline", err)
 	}
 	if len(read) == 0 {
 		return raw, nil

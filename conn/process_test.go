@@ -320,7 +320,9 @@ func TestProcessFallback(t *testing.T) {
 	for _, mode := range []string{"other-dir", "private-devshm"} {
 		t.Run(mode, func(t *testing.T) {
 			addr := listenAddr(t, "unix")
-			ln, err := Listen("unix", addr)
+			fellBack := make(chan error, 1)
+			lc := ListenConfig{OnFallback: func(_ net.Addr, reason error) { fellBack <- reason }}
+			ln, err := lc.Listen(context.Background(), "unix", addr)
 			require.NoError(t, err)
 			defer ln.Close()
 			p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
@@ -347,6 +349,7 @@ func TestProcessFallback(t *testing.T) {
 			}
 			c := receive(t, accepted, "the fallback conn")
 			defer c.Close()
+			require.ErrorIs(t, receive(t, fellBack, "the fallback report"), errDialerPlain)
 			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
 			msg := []byte(strings.Repeat("fallback stream ", 10000))
 			go func() {
