@@ -150,29 +150,31 @@ func TestDialNotShmconn(t *testing.T) {
 // at once, and a dialer that stops inside its hello is a handshake error,
 // never a plain client.
 func TestAcceptPlainFirstBytes(t *testing.T) {
-	handshakeErrs := make(chan error, 10)
-	lc := ListenConfig{
-		AcceptPlain:      true,
-		HandshakeTimeout: 500 * time.Millisecond,
-		OnHandshakeError: func(_ net.Addr, err error) { handshakeErrs <- err },
-	}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	// listen serves with AcceptPlain and lc's other settings, passing
+	// accepted conns and dropped clients' errors back.
+	listen := func(lc ListenConfig) (addr string, accepted chan net.Conn, drops chan error) {
+		accepted, drops = make(chan net.Conn, 10), make(chan error, 10)
+		lc.AcceptPlain = true
+		lc.OnHandshakeError = func(_ net.Addr, err error) { drops <- err }
+		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
 			}
-			accepted <- c
-		}
-	}()
-	addr := ln.Addr().String()
+		}()
+		return ln.Addr().String(), accepted, drops
+	}
 
 	// PostgreSQL's SSLRequest, which libpq sends first: its second byte
-	// already differs from the magic.
+	// already differs from the magic. The defaults: a 10 s handshake
+	// timeout that it must not wait for.
+	addr, accepted, _ := listen(ListenConfig{})
 	sslRequest := []byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -194,10 +196,11 @@ func TestAcceptPlainFirstBytes(t *testing.T) {
 	t.Logf("SSLRequest answered in %v (the issue's target: < 500 ms)", took)
 	require.Less(t, took, 2*time.Second)
 
-	// A real hello cut after 5 to 15 bytes: dropped as a handshake error
+	// A real hello cut after 5 to 21 bytes: dropped as a handshake error
 	// whether the dialer stalls (after HandshakeTimeout) or hangs up.
+	addr, accepted, drops := listen(ListenConfig{HandshakeTimeout: 500 * time.Millisecond})
 	hello := rawHello(0)
-	for _, n := range []int{5, 9, 15} {
+	for _, n := range []int{5, 9, 15, len(hello) - 1} {
 		for _, hangUp := range []bool{false, true} {
 			c, err := net.Dial("tcp", addr)
 			require.NoError(t, err)
@@ -209,7 +212,7 @@ func TestAcceptPlainFirstBytes(t *testing.T) {
 				defer c.Close()
 			}
 			select {
-			case err := <-handshakeErrs:
+			case err := <-drops:
 				require.ErrorIs(t, err, ErrHandshake, "%d bytes, hang up %v", n, hangUp)
 			case c := <-accepted:
 				c.Close()
