@@ -95,7 +95,7 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		return nil, handshakeError("setting the deadline", err)
 	}
 	stop := context.AfterFunc(ctx, func() { side.SetDeadline(aLongTimeAgo) })
-	c, err := d.negotiate(side, size)
+	c, fellBack, err := d.negotiate(side, size)
 	if !stop() {
 		// The context ended during the handshake; even if it got through,
 		// the caller has given up. Report the context's reason, whatever
@@ -116,6 +116,8 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 	}
 	if sc, ok := c.(*Conn); ok {
 		sc.start()
+	} else if d.OnFallback != nil {
+		d.OnFallback(fellBack)
 	}
 	return c, nil
 }
@@ -124,7 +126,9 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 // cannot share memory.
 var errListenerPlain = errors.New("the listener cannot share memory")
 
-func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
+// negotiate runs the dialer's side of the handshake: a *Conn, or the side
+// socket and why it fell back, or why it failed.
+func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err error) {
 	hello := handshake.Hello{Version: handshake.Version, RingSize: uint32(size)}
 	if !d.NoFallback {
 		hello.Flags |= handshake.FlagFallback
@@ -135,31 +139,30 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 		hello.Flags |= handshake.FlagDescriptor
 	}
 	if _, err := side.Write(handshake.AppendHello(nil, hello)); err != nil {
-		return nil, handshakeError("sending hello", err)
+		return nil, nil, handshakeError("sending hello", err)
 	}
 	rep, err := handshake.ReadReply(replies)
 	if err != nil {
-		return nil, handshakeError("reading reply", err)
+		return nil, nil, handshakeError("reading reply", err)
 	}
 	switch {
 	case rep.Version != handshake.Version:
-		return nil, handshakeErrorOf(ErrVersion, "reading reply", fmt.Errorf("the listener speaks version %d, we speak %d", rep.Version, handshake.Version))
+		return nil, nil, handshakeErrorOf(ErrVersion, "reading reply", fmt.Errorf("the listener speaks version %d, we speak %d", rep.Version, handshake.Version))
 	case rep.Status == handshake.StatusRefused:
-		return nil, handshakeError("reading reply", errors.New("refused by the listener"))
+		return nil, nil, handshakeError("reading reply", errors.New("refused by the listener"))
 	case rep.Status == handshake.StatusBusy:
-		return nil, handshakeError("reading reply", errors.New("the listener is short of file descriptors or memory; try again"))
+		return nil, nil, handshakeError("reading reply", errors.New("the listener is short of file descriptors or memory; try again"))
 	case rep.Status == handshake.StatusPlain:
 		if d.NoFallback {
-			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading reply", errListenerPlain)
+			return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "reading reply", errListenerPlain)
 		}
-		d.fellBack(errListenerPlain)
-		return side, nil
+		return side, errListenerPlain, nil
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
-		return nil, handshakeError("reading reply", fmt.Errorf("%w: granted ring size %d (asked %d)", handshake.ErrProtocol, rep.RingSize, size))
+		return nil, nil, handshakeError("reading reply", fmt.Errorf("%w: granted ring size %d (asked %d)", handshake.ErrProtocol, rep.RingSize, size))
 	}
 	fd, err := replies.descriptor(rep)
 	if err != nil {
-		return nil, handshakeError("reading reply", err)
+		return nil, nil, handshakeError("reading reply", err)
 	}
 	return d.attach(side, rep, fd)
 }
@@ -167,11 +170,8 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 // attach maps the segment the listener created (passed as descriptor fd,
 // or named in rep) and acknowledges it, or falls back to the side socket if
 // both sides allow it.
-func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (net.Conn, error) {
-	var (
-		seg *segment.Segment
-		err error
-	)
+func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn, fellBack, err error) {
+	var seg *segment.Segment
 	if fd >= 0 {
 		seg, err = segment.Map(fd, int(rep.RingSize), rep.Token)
 	} else {
@@ -180,32 +180,25 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (net.Conn, e
 	switch {
 	case err != nil && transient(err):
 		// Closing without an ack tells the listener to give up too.
-		return nil, handshakeError("mapping the segment", err)
+		return nil, nil, handshakeError("mapping the segment", err)
 	case err != nil && (d.NoFallback || rep.Flags&handshake.ReplyFallback == 0):
 		// A listener that does not allow the fallback would close the
 		// socket we hand out.
-		return nil, handshakeErrorOf(ErrNoSharedMemory, "mapping the segment", err)
+		return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "mapping the segment", err)
 	case err != nil:
 		if _, err := side.Write([]byte{handshake.AckPlain}); err != nil {
-			return nil, handshakeError("sending ack", err)
+			return nil, nil, handshakeError("sending ack", err)
 		}
-		d.fellBack(err)
-		return side, nil
+		return side, err, nil
 	}
 	if _, err := side.Write([]byte{handshake.AckShared}); err != nil {
 		seg.Close()
-		return nil, handshakeError("sending ack", err)
+		return nil, nil, handshakeError("sending ack", err)
 	}
-	c, err := newConn(side, seg, 0, d.Wait)
+	sc, err := newConn(side, seg, 0, d.Wait)
 	if err != nil {
 		seg.Close()
-		return nil, handshakeError("attaching the rings", err)
+		return nil, nil, handshakeError("attaching the rings", err)
 	}
-	return c, nil
-}
-
-func (d *Dialer) fellBack(reason error) {
-	if d.OnFallback != nil {
-		d.OnFallback(reason)
-	}
+	return sc, nil, nil
 }

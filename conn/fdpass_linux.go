@@ -35,10 +35,11 @@ func sendWithDescriptor(uc *net.UnixConn, b []byte, fd int) error {
 // hostile listener attaches to one read, and more than one over all reads
 // is refused.
 type replyReader struct {
-	r   io.Reader
-	uc  *net.UnixConn // nil: no descriptors can come
-	fds []int
-	oob [32]byte // > unix.CmsgSpace(4)
+	r         io.Reader
+	uc        *net.UnixConn // nil: no descriptors can come
+	fds       []int
+	truncated bool     // the kernel dropped descriptors (MSG_CTRUNC)
+	oob       [32]byte // > unix.CmsgSpace(4)
 }
 
 func newReplyReader(side net.Conn) *replyReader {
@@ -52,11 +53,14 @@ func (r *replyReader) Read(b []byte) (int, error) {
 	if r.uc == nil {
 		return r.r.Read(b)
 	}
-	n, oobn, _, _, err := r.uc.ReadMsgUnix(b, r.oob[:])
+	n, oobn, flags, _, err := r.uc.ReadMsgUnix(b, r.oob[:])
 	if err != nil {
 		// recvmsg's -1 can come through on errors.
 		n, oobn = max(n, 0), max(oobn, 0)
 	}
+	// More descriptors than fit, or none we could take (our descriptor
+	// table is full): the kernel closed those.
+	r.truncated = r.truncated || flags&unix.MSG_CTRUNC != 0
 	if oobn > 0 {
 		r.collect(r.oob[:oobn])
 	}
@@ -82,13 +86,17 @@ func (r *replyReader) descriptor(rep handshake.Reply) (int, error) {
 	want := rep.Status == handshake.StatusShared && rep.Flags&handshake.ReplyDescriptor != 0
 	fds := r.fds
 	r.fds = nil
-	if want && len(fds) == 1 {
+	if want && len(fds) == 1 && !r.truncated {
 		return fds[0], nil
 	}
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
 	switch {
+	case want && len(fds) == 0 && r.truncated:
+		// The one descriptor sent could not be installed: we are out of
+		// descriptors, a shortage that passes.
+		return -1, fmt.Errorf("the segment's descriptor could not be received: %w", unix.EMFILE)
 	case want:
 		return -1, fmt.Errorf("%w: %d descriptors with the reply, want 1", handshake.ErrProtocol, len(fds))
 	case len(fds) > 0:

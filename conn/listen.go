@@ -351,7 +351,7 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 	if plain != nil || err != nil {
 		return plain, err
 	}
-	h, err := handshake.ParseHello(hello[:])
+	h, err := handshake.ParseHello(hello)
 	if err != nil {
 		return nil, handshakeError("reading hello", err)
 	}
@@ -386,7 +386,8 @@ func (l *Listener) authorize(raw net.Conn) error {
 // within PlainDetectTimeout, is returned as a plain conn instead: a dialer
 // sends its whole hello at once. Once the magic is complete the client is
 // a dialer, and a hello that stops short is a handshake error.
-func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello [handshake.HelloSize]byte, plain net.Conn, err error) {
+func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, plain net.Conn, err error) {
+	var b [handshake.HelloSize]byte
 	n := 0
 	if l.cfg.AcceptPlain {
 		detect := time.Now().Add(l.cfg.PlainDetectTimeout)
@@ -394,24 +395,25 @@ func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello [handshake
 			detect = deadline
 		}
 		if err := raw.SetReadDeadline(detect); err != nil {
-			return hello, nil, handshakeError("reading hello", err)
+			return nil, nil, handshakeError("reading hello", err)
 		}
-		n, err = handshake.ReadHello(raw, hello[:len(handshake.Magic)], 0)
+		n, err = handshake.ReadHello(raw, b[:len(handshake.Magic)], 0)
 		switch {
 		case errors.Is(err, ErrNotShmconn) || n > 0 && err != nil || isTimeout(err):
-			plain, err = l.plain(raw, hello[:n])
-			return hello, plain, err
+			plain, err = l.plain(raw, b[:n])
+			return nil, plain, err
 		case err != nil:
-			return hello, nil, handshakeError("reading hello", err)
+			return nil, nil, handshakeError("reading hello", err)
 		}
 	}
 	if err := raw.SetDeadline(deadline); err != nil {
-		return hello, nil, handshakeError("reading hello", err)
+		return nil, nil, handshakeError("reading hello", err)
 	}
-	if _, err := handshake.ReadHello(raw, hello[:], n); err != nil {
-		return hello, nil, handshakeError("reading hello", err)
+	n, err = handshake.ReadHello(raw, b[:], n)
+	if err != nil {
+		return nil, nil, handshakeError("reading hello", err)
 	}
-	return hello, nil, nil
+	return b[:n], nil, nil
 }
 
 // grant is the ring size given to a dialer that asked for requested.
@@ -518,7 +520,7 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 	case handshake.AckPlain:
 		seg.Close()
 		if h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback {
-			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading ack", errors.New("the dialer cannot map the segment"))
+			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading ack", errDialerPlain)
 		}
 		l.fellBack(raw, errDialerPlain)
 		return l.plain(raw, nil)
@@ -565,7 +567,7 @@ func (l *Listener) sendWith(raw net.Conn, r handshake.Reply, fd int) error {
 // plain returns raw as an ordinary conn, replaying the bytes already read.
 func (l *Listener) plain(raw net.Conn, read []byte) (net.Conn, error) {
 	if err := raw.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+		return nil, handshakeError("clearing the deadline", err)
 	}
 	if len(read) == 0 {
 		return raw, nil

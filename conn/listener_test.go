@@ -157,15 +157,21 @@ func TestListenerCannotShare(t *testing.T) {
 	defer func() { segment.Dir = old }()
 
 	// Over TCP: a unix side socket would pass an anonymous segment, which
-	// needs no directory.
-	ln, err := Listen("tcp", listenAddr(t, "tcp"))
+	// needs no directory. Every fallback is reported, on both sides, with
+	// its reason.
+	listenerSaw := make(chan error, 1)
+	lc := ListenConfig{OnFallback: func(_ net.Addr, reason error) { listenerSaw <- reason }}
+	ln, err := lc.Listen(context.Background(), "tcp", listenAddr(t, "tcp"))
 	require.NoError(t, err)
 	defer ln.Close()
 	serveConns(ln, echo)
-	c, err := Dial("tcp", ln.Addr().String())
+	var dialerSaw error
+	c, err := (&Dialer{OnFallback: func(reason error) { dialerSaw = reason }}).Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
 	require.IsType(t, &net.TCPConn{}, c, "fallback must hand out the side socket itself")
+	require.ErrorIs(t, dialerSaw, errListenerPlain)
+	require.ErrorIs(t, receive(t, listenerSaw, "the listener's fallback report"), os.ErrNotExist)
 	_, err = c.Write([]byte("plain"))
 	require.NoError(t, err)
 	buf := make([]byte, 5)

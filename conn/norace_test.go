@@ -2,5 +2,5 @@
 
 package conn
 
-// raceEnabled: see race_test.go.
+// raceEnabled reports whether the race detector is on; see race_test.go.
 const raceEnabled = false

@@ -54,6 +54,9 @@ func runAsPeer() bool {
 }
 
 func playPeer(role, addr string) error {
+	if played, err := playReliabilityPeer(role, addr); played {
+		return err
+	}
 	switch role {
 	case "dial-fallback":
 		switch os.Getenv(envShm) {
@@ -334,7 +337,9 @@ func TestProcessFallback(t *testing.T) {
 	} {
 		mode := tc.mode
 		t.Run(tc.network+"/"+mode, func(t *testing.T) {
-			ln, err := Listen(tc.network, listenAddr(t, tc.network))
+			fellBack := make(chan error, 1)
+			lc := ListenConfig{OnFallback: func(_ net.Addr, reason error) { fellBack <- reason }}
+			ln, err := lc.Listen(context.Background(), tc.network, listenAddr(t, tc.network))
 			require.NoError(t, err)
 			defer ln.Close()
 			addr := ln.Addr().String()
@@ -364,18 +369,14 @@ func TestProcessFallback(t *testing.T) {
 			default:
 				require.Equal(t, "plain", line, "the peer got shared memory it should not see")
 			}
-			var c net.Conn
-			select {
-			case c = <-accepted:
-			case <-time.After(10 * time.Second):
-				t.Fatal("conn never accepted")
-			}
+			c := receive(t, accepted, "the conn")
 			defer c.Close()
 			if tc.network == "unix" {
 				require.IsType(t, &Conn{}, c)
 				p.wait(t)
 				return
 			}
+			require.ErrorIs(t, receive(t, fellBack, "the fallback report"), errDialerPlain)
 			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
 			msg := []byte(strings.Repeat("fallback stream ", 10000))
 			go func() {

@@ -2,6 +2,10 @@
 
 package conn
 
-// raceEnabled: the race detector multiplies a process's memory several
-// times, which memory-limit tests must allow for.
+// raceEnabled reports whether the race detector is on. It runs atomic
+// operations on memory outside Go's heap in C, on the system stack, where
+// a fault (a truncated segment) cannot become a Go panic: tests that
+// truncate segments under live atomics skip themselves then. It also
+// multiplies a process's memory several times, which memory-limit tests
+// allow for.
 const raceEnabled = true

@@ -16,28 +16,37 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// Magic opens every hello. Its first byte is zero, which no text protocol
-// (RESP, HTTP, SMTP) ever sends first, so a listener can tell a shmconn
-// dialer from a plain client by its first bytes.
-var Magic = [4]byte{0, 'S', 'H', 'M'}
+// Magic opens every hello. Its first byte, 0xff, never occurs in UTF-8
+// text, so no text protocol (RESP, HTTP, SMTP) sends it first, and a
+// listener can tell a shmconn dialer from a plain client by its first
+// bytes. It is not zero: C servers that look for a line end with strchr
+// (Redis does) would stop at a zero byte and never answer.
+var Magic = [4]byte{0xff, 'S', 'H', 'M'}
+
+// magicV1 opened version 1's hellos and replies; a listener still
+// recognises a version-1 dialer by it, to refuse it clearly.
+var magicV1 = [4]byte{0, 'S', 'H', 'M'}
 
 // ReplyMagic opens every reply. It differs from Magic so that a server
 // that echoes what it reads is never taken for a listener.
 var ReplyMagic = [4]byte{0, 's', 'h', 'm'}
 
-// helloEnd closes every hello: a line-based server (Redis, SMTP, an HTTP
-// server reading its request line) answers a line at once, with bytes that
-// do not start with ReplyMagic, so a dialer that reached the wrong server
-// learns it at once instead of after a timeout.
+// helloEnd closes every hello, whose other bytes are the magic and hex
+// digits: a line-based server (Redis, memcached, SMTP, an HTTP server
+// reading its request line) sees one line and answers at once, with bytes
+// that do not start with ReplyMagic, so a dialer that reached the wrong
+// server learns it at once instead of after a timeout.
 var helloEnd = [2]byte{'\r', '\n'}
 
-// Version is the protocol version this package speaks. Version 1 had no
-// line end in the hello and used Magic for replies too.
+// Version is the protocol version this package speaks. Version 1 had a
+// binary hello of 16 bytes opened by magicV1, which it used for replies
+// too.
 const Version = 2
 
 // Sizes of the messages.
 const (
-	HelloSize      = 16
+	HelloSize      = 22
+	helloV1Size    = 16
 	replyFixedSize = 32
 	// MaxReplySize bounds a reply: the fixed part and the longest name.
 	MaxReplySize = replyFixedSize + segment.MaxNameLen
@@ -133,58 +142,73 @@ func (k *Kind) Unwrap() error { return k.Parent }
 type Hello struct {
 	Version  uint16
 	Flags    uint16
-	RingSize uint32 // requested bytes per direction: 0 (the default) or a power of two
+	RingSize uint32 // requested bytes per direction; 0 asks for the default
 }
 
-// AppendHello encodes h.
+// AppendHello encodes h: the magic, version, flags and ring size as 4, 4
+// and 8 lowercase hex digits, CRLF.
 func AppendHello(b []byte, h Hello) []byte {
 	b = append(b, Magic[:]...)
-	b = binary.LittleEndian.AppendUint16(b, h.Version)
-	b = binary.LittleEndian.AppendUint16(b, h.Flags)
-	b = binary.LittleEndian.AppendUint32(b, h.RingSize)
-	b = binary.LittleEndian.AppendUint16(b, 0)
+	b = fmt.Appendf(b, "%04x%04x%08x", h.Version, h.Flags, h.RingSize)
 	return append(b, helloEnd[:]...)
 }
 
 // ParseHello decodes a hello. The version is returned as sent, for the
-// caller to refuse; in a hello of this version, unknown flags, reserved
-// bits, a ring size that is not 0 or a power of two (whose bytes could
-// hold a line end) and a missing line end are errors.
+// caller to refuse (a version-1 hello, 16 bytes opened by magicV1, reads
+// as Version 1); in a hello of this version unknown flags are an error.
 func ParseHello(b []byte) (Hello, error) {
+	if len(b) == helloV1Size && [4]byte(b[:4]) == magicV1 {
+		return Hello{Version: binary.LittleEndian.Uint16(b[4:])}, nil
+	}
 	if len(b) != HelloSize {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(b))
 	}
 	if err := CheckHelloPrefix(b); err != nil {
 		return Hello{}, err
 	}
-	h := Hello{
-		Version:  binary.LittleEndian.Uint16(b[4:]),
-		Flags:    binary.LittleEndian.Uint16(b[6:]),
-		RingSize: binary.LittleEndian.Uint32(b[8:]),
+	var h Hello
+	fields := []*uint64{new(uint64), new(uint64), new(uint64)}
+	for i, f := range [][]byte{b[4:8], b[8:12], b[12:20]} {
+		v, err := parseHex(f)
+		if err != nil {
+			return Hello{}, err
+		}
+		*fields[i] = v
 	}
-	if h.Version != Version {
-		return h, nil
-	}
+	h.Version, h.Flags, h.RingSize = uint16(*fields[0]), uint16(*fields[1]), uint32(*fields[2])
 	switch {
-	case h.Flags&^knownFlags != 0:
+	case [2]byte(b[20:]) != helloEnd:
+		return Hello{}, fmt.Errorf("%w: hello ends in %q, not CRLF", ErrProtocol, b[20:])
+	case h.Version == Version && h.Flags&^knownFlags != 0:
 		return Hello{}, fmt.Errorf("%w: unknown hello flags %#x", ErrProtocol, h.Flags)
-	case h.RingSize&(h.RingSize-1) != 0:
-		return Hello{}, fmt.Errorf("%w: ring size %d is not a power of two", ErrProtocol, h.RingSize)
-	case binary.LittleEndian.Uint16(b[12:]) != 0:
-		return Hello{}, fmt.Errorf("%w: reserved bits %#x", ErrProtocol, b[12:14])
-	case [2]byte(b[14:]) != helloEnd:
-		return Hello{}, fmt.Errorf("%w: hello ends in %q, not CRLF", ErrProtocol, b[14:])
 	}
 	return h, nil
 }
 
+// parseHex decodes lowercase hex digits, refusing anything else, so that
+// every value has exactly one encoding.
+func parseHex(b []byte) (uint64, error) {
+	var v uint64
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, fmt.Errorf("%w: %q in a hello is not lowercase hex", ErrProtocol, b)
+		}
+	}
+	return v, nil
+}
+
 // CheckHelloPrefix reports whether b, the first bytes read from a client,
-// can still be the start of a hello: ErrNotShmconn as soon as one byte of
-// the magic differs. Once the magic is complete the client is a dialer,
-// whatever follows.
+// can still be the start of a hello (of this version or version 1):
+// ErrNotShmconn as soon as one byte of the magic differs. Once the magic
+// is complete the client is a dialer, whatever follows.
 func CheckHelloPrefix(b []byte) error {
 	n := min(len(b), len(Magic))
-	if string(b[:n]) != string(Magic[:n]) {
+	if string(b[:n]) != string(Magic[:n]) && string(b[:n]) != string(magicV1[:n]) {
 		return fmt.Errorf("%w: it sent %q", ErrNotShmconn, b[:n])
 	}
 	return nil
@@ -193,8 +217,17 @@ func CheckHelloPrefix(b []byte) error {
 // ReadHello fills b[n:] from r, b[:n] having been read before, checking
 // each byte of the magic as it arrives, so a client that does not speak
 // shmconn is told apart at once. Pass a b shorter than a hello to read
-// only that much (the magic, say). It returns how much of b is filled.
+// only that much (the magic, say). A version-1 hello is shorter: once
+// its magic is in, reading stops at its end. It returns how much of b is
+// filled.
 func ReadHello(r io.Reader, b []byte, n int) (int, error) {
+	n, err := readChecked(r, b[:min(len(b), len(Magic))], n, CheckHelloPrefix)
+	if err != nil || n == len(b) {
+		return n, err
+	}
+	if [4]byte(b) == magicV1 {
+		b = b[:min(len(b), helloV1Size)]
+	}
 	return readChecked(r, b, n, CheckHelloPrefix)
 }
 
@@ -246,38 +279,24 @@ func appendReply(b []byte, magic [4]byte, r Reply) []byte {
 }
 
 // AppendRefusal encodes the reply refusing a hello of version v. A
-// version-1 dialer expects its replies to start with Magic, so it gets
+// version-1 dialer expects its replies to start with magicV1, so it gets
 // one that does and can report the mismatch.
 func AppendRefusal(b []byte, v uint16) []byte {
 	magic := ReplyMagic
 	if v == 1 {
-		magic = Magic
+		magic = magicV1
 	}
 	return appendReply(b, magic, Reply{Version: Version, Status: StatusRefused})
 }
 
-// v1RefusalSize is how much of a reply starting with Magic tells a
-// version-1 listener's refusal (magic, version 1, status refused) from a
-// server echoing our hello.
-const v1RefusalSize = 7
-
 // checkReplyPrefix reports whether b, the first bytes of a reply, can
-// still be one: ErrNotShmconn as soon as one byte of ReplyMagic differs,
-// ErrVersion for a version-1 listener's refusal.
+// still be one: ErrNotShmconn as soon as one byte of ReplyMagic differs.
 func checkReplyPrefix(b []byte) error {
 	n := min(len(b), len(ReplyMagic))
 	if string(b[:n]) == string(ReplyMagic[:n]) {
 		return nil
 	}
-	if string(b[:n]) == string(Magic[:n]) {
-		// Our own hello echoed, or a version-1 listener, whose replies
-		// began with Magic: wait for its version and status.
-		if len(b) < v1RefusalSize {
-			return nil
-		}
-		if binary.LittleEndian.Uint16(b[4:]) == 1 && b[6] == StatusRefused {
-			return fmt.Errorf("%w: the listener speaks version 1, we speak %d", ErrVersion, Version)
-		}
+	if n == len(Magic) && [4]byte(b) == Magic {
 		return fmt.Errorf("%w: it echoed our hello", ErrNotShmconn)
 	}
 	return fmt.Errorf("%w: it answered %q", ErrNotShmconn, b[:n])

@@ -19,7 +19,7 @@ func TestHelloRoundTrip(t *testing.T) {
 	if err != nil || got != h {
 		t.Fatalf("ParseHello = %+v, %v; want %+v", got, err, h)
 	}
-	for _, bad := range [][]byte{nil, b[:15], append(b, 0), append(b[:14:14], 0, 0)} {
+	for _, bad := range [][]byte{nil, b[:15], append(b, 0), append(b[:20:20], 0, 0)} {
 		if _, err := ParseHello(bad); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseHello(%x) = %v, want ErrProtocol", bad, err)
 		}
@@ -78,19 +78,27 @@ func TestReplyRoundTrip(t *testing.T) {
 	}
 }
 
-// TestHelloIsALine: a line-based server must see one complete line, so
-// the only line end of a hello is its last two bytes, for every ring size
-// a dialer may ask for.
+// TestHelloIsALine: a line-based server must see one complete line, and
+// a C server scanning for it with strchr must not stop early: the only
+// line end of a hello is its last two bytes, and it holds no zero byte.
 func TestHelloIsALine(t *testing.T) {
-	for _, size := range []uint32{0, 1 << 12, 1 << 16, 1 << 21, 1 << 26, 1 << 31} {
-		b := AppendHello(nil, Hello{Version: Version, Flags: FlagFallback, RingSize: size})
-		if i := bytes.IndexAny(b, "\r\n"); i != HelloSize-2 || !bytes.HasSuffix(b, []byte("\r\n")) {
-			t.Errorf("hello for ring size %d has a line end at %d: %q", size, i, b)
+	for _, h := range []Hello{{Version: Version}, {Version: Version, Flags: FlagFallback, RingSize: 1 << 26}, {Version: 0xffff, Flags: 0xffff, RingSize: 0xffffffff}} {
+		b := AppendHello(nil, h)
+		if i := bytes.IndexAny(b, "\r\n\x00"); i != HelloSize-2 || len(b) != HelloSize || !bytes.HasSuffix(b, []byte("\r\n")) {
+			t.Errorf("hello %+v: %q", h, b)
+		}
+		if got, err := ParseHello(b); err != nil && h.Version == Version || err == nil && got != h {
+			t.Errorf("hello %+v parsed as %+v, %v", h, got, err)
 		}
 	}
-	odd := AppendHello(nil, Hello{Version: Version, RingSize: 0x0a0d})
-	if _, err := ParseHello(odd); !errors.Is(err, ErrProtocol) {
-		t.Errorf("ring size that is not a power of two accepted: %v", err)
+	for _, bad := range []string{"\xffSHM0002000100040000\n\n", "\xffSHM000200010004000G\r\n", "\xffSHM0002000100040A00\r\n", "\xffSHM0002800000040000\r\n"} {
+		if _, err := ParseHello([]byte(bad)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("ParseHello(%q) = %v, want ErrProtocol", bad, err)
+		}
+	}
+	v1 := append(append([]byte{}, magicV1[:]...), 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0)
+	if h, err := ParseHello(v1); err != nil || h.Version != 1 {
+		t.Errorf("version-1 hello: %+v, %v", h, err)
 	}
 }
 
@@ -114,12 +122,6 @@ func TestReplyMagicDiffers(t *testing.T) {
 			t.Errorf("ReadReply(%q) read %d bytes before refusing", first, r.reads)
 		}
 	}
-	// A version-1 listener's refusal is told from an echo.
-	v1 := append(append([]byte{}, Magic[:]...), 1, 0, StatusRefused, 0)
-	v1 = append(v1, make([]byte, 24)...)
-	if _, err := ReadReply(bytes.NewReader(v1)); !errors.Is(err, ErrVersion) || !errors.Is(err, ErrHandshake) {
-		t.Errorf("version-1 refusal: %v, want ErrVersion", err)
-	}
 	if _, err := ReadReply(bytes.NewReader(AppendRefusal(nil, 3))); err != nil {
 		t.Errorf("refusal of a version-3 hello: %v", err)
 	}
@@ -130,7 +132,7 @@ func TestReplyMagicDiffers(t *testing.T) {
 func TestReadHello(t *testing.T) {
 	var b [HelloSize]byte
 	sslRequest := []byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}
-	if n, err := ReadHello(bytes.NewReader(sslRequest), b[:], 0); !errors.Is(err, ErrNotShmconn) || n != len(sslRequest) {
+	if n, err := ReadHello(bytes.NewReader(sslRequest), b[:], 0); !errors.Is(err, ErrNotShmconn) || n > 4 {
 		t.Errorf("SSLRequest: %d, %v", n, err)
 	}
 	hello := AppendHello(nil, Hello{Version: Version})
@@ -139,6 +141,19 @@ func TestReadHello(t *testing.T) {
 	}
 	if n, err := ReadHello(bytes.NewReader(hello), b[:], 0); err != nil || n != HelloSize {
 		t.Errorf("hello: %d, %v", n, err)
+	}
+	// In two steps, as a listener serving plain clients reads it.
+	r := bytes.NewReader(append(hello, 'x'))
+	if n, err := ReadHello(r, b[:4], 0); err != nil || n != 4 {
+		t.Errorf("magic: %d, %v", n, err)
+	}
+	if n, err := ReadHello(r, b[:], 4); err != nil || n != HelloSize || r.Len() != 1 {
+		t.Errorf("rest of the hello: %d, %v, %d left", n, err, r.Len())
+	}
+	// A version-1 hello is read to its end and no further.
+	v1 := append(append([]byte{}, magicV1[:]...), make([]byte, 12)...)
+	if n, err := ReadHello(bytes.NewReader(append(v1, 'x')), b[:], 0); err != nil || n != 16 {
+		t.Errorf("version-1 hello: %d, %v", n, err)
 	}
 }
 

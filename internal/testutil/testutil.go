@@ -3,8 +3,10 @@
 package testutil
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,16 +15,53 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// SegmentFiles lists the shmconn segment files in segment.Dir.
+// SegmentFiles lists the shmconn segment files in segment.Dir, except
+// those of live processes that are not this one or its descendants: other
+// test binaries on the machine share /dev/shm, and their files in flight
+// are none of our business. A file whose creator is dead is listed.
 func SegmentFiles() []string {
 	entries, _ := os.ReadDir(segment.Dir)
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "shmconn-") {
-			names = append(names, filepath.Join(segment.Dir, e.Name()))
+		rest, ok := strings.CutPrefix(e.Name(), "shmconn-")
+		if !ok {
+			continue
 		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && alive(pid) && !descendant(pid) {
+			continue
+		}
+		names = append(names, filepath.Join(segment.Dir, e.Name()))
 	}
 	return names
+}
+
+func alive(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// descendant reports whether pid is this process or one it started,
+// directly or not.
+func descendant(pid int) bool {
+	for i := 0; pid > 1 && i < 64; i++ {
+		if pid == os.Getpid() {
+			return true
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // IgnoredGoroutines are the goroutines that may legitimately outlive a
