@@ -12,7 +12,7 @@ import (
 // and counts how many goroutines spin at once (callers of Ready from
 // different goroutines that are not parked).
 func TestManyWaiters(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	const n = 40
 	var flags [n]atomic.Bool
 	var stop atomic.Bool
@@ -66,7 +66,7 @@ func TestManyWaiters(t *testing.T) {
 // TestStop checks a leader gives up through Stop and a follower through
 // park, and that the lead passes on when the leader stops.
 func TestStop(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	var leaderStop, followerReady atomic.Bool
 	never := func() bool { return false }
 	leader := NewWaiter(never, leaderStop.Load)
@@ -117,7 +117,7 @@ func TestStop(t *testing.T) {
 // TestLeadSurvivesPanic checks the lead is handed on even if the leader's
 // condition panics.
 func TestLeadSurvivesPanic(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	w := NewWaiter(func() bool { panic("boom") }, func() bool { return false })
 	func() {
 		defer func() {
