@@ -24,7 +24,6 @@
 package spin
 
 import (
-	"os"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -224,9 +223,3 @@ func (w *Window) Observe(d time.Duration) {
 
 // Since returns the time since Start, read now.
 func (l *Loop) Since() time.Duration { return time.Duration(now() - l.start) }
-
-func init() {
-	if os.Getenv("SHMCONN_DEBUG_CONTENDED") == "1" {
-		contendedUntil.Store(1 << 62)
-	}
-}
