@@ -266,7 +266,7 @@ func TestTargets(t *testing.T) {
 	}
 
 	out, err := judgeRun(cfg, good())
-	if err != nil || strings.Contains(out, "FAIL") || strings.Count(out, "\nPASS ") != 10 {
+	if err != nil || strings.Contains(out, "\nFAIL ") || strings.Count(out, "\nPASS ") != 10 {
 		t.Errorf("all targets met: %v, want 10 PASS and no error\n%s", err, out)
 	}
 
@@ -284,7 +284,7 @@ func TestTargets(t *testing.T) {
 	}
 
 	cfg.quick = true
-	if out, err = judgeRun(cfg, bad); err != nil || strings.Contains(out, "FAIL") {
+	if out, err = judgeRun(cfg, bad); err != nil || strings.Contains(out, "\nFAIL ") {
 		t.Errorf("-quick judged targets: %v\n%s", err, out)
 	}
 }

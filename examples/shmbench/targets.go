@@ -51,11 +51,11 @@ type target struct {
 // targets judges the run's figures and prints the table. It returns
 // errTargetsFailed if a judged target failed.
 func (b *bench) targets() error {
-	b.section("Targets", "Judged on the figures above, from this run.")
 	if b.cfg.quick {
-		fmt.Fprintln(b.out, "Targets are judged only in a full run: a -quick run's counts are too small to judge on.")
+		b.section("Targets", "Targets are judged only in a full run: a -quick run's counts are too small to judge on.")
 		return nil
 	}
+	b.section("Targets", "Judged on the figures above, from this run; a FAIL makes the command exit with status 1.")
 	if b.cfg.wait != conn.WaitAdaptive {
 		fmt.Fprintf(b.out, "note: the targets name the default policy (adaptive); this run used %s\n", b.cfg.wait)
 	}
@@ -123,7 +123,7 @@ func targetList(cfg config, r *results) []target {
 	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond} {
 		for _, t := range []transport{spin, shmT(conn.WaitSpin, idleHeld)} {
 			ts = append(ts, target{
-				name: fmt.Sprintf("idle host, 1 req/%v, %s: p50 <= 3x floor and >= 30x lower than unix, p99 <= unix", d, t.label(cfg.wait)), host: idleHost,
+				name: fmt.Sprintf("idle host, one request per %v, %s: p50 <= 3x floor and >= 30x lower than unix, p99 <= unix", d, t.label(cfg.wait)), host: idleHost,
 				check: func() (string, bool, bool) {
 					shm, floor, unix, ok := r.rows(d, t, floorT, unixT)
 					return p50Figures(shm, floor, unix) + "; " + p99Figures(shm, unix),
@@ -133,7 +133,7 @@ func targetList(cfg config, r *results) []target {
 		}
 	}
 	ts = append(ts, target{
-		name: fmt.Sprintf("idle host, 1 req/ms, %s both ends: p50 <= 0.7x unix, p99 <= unix", cfg.wait), host: idleHost,
+		name: fmt.Sprintf("idle host, one request per 1ms, %s both ends: p50 <= 0.7x unix, p99 <= unix", cfg.wait), host: idleHost,
 		check: func() (string, bool, bool) {
 			shm, _, unix, ok := r.rows(time.Millisecond, def, floorT, unixT)
 			return p50Figures(shm, nil, unix) + "; " + p99Figures(shm, unix),
@@ -142,7 +142,7 @@ func targetList(cfg config, r *results) []target {
 	})
 	for _, t := range []transport{spin, def} {
 		ts = append(ts, target{
-			name: fmt.Sprintf("under load, 1 req/ms, %s: p50 and p99 <= 1.1x unix", t.label(cfg.wait)), host: loadedHost,
+			name: fmt.Sprintf("under load, one request per 1ms, %s: p50 and p99 <= 1.1x unix", t.label(cfg.wait)), host: loadedHost,
 			check: func() (string, bool, bool) {
 				shm, _, unix, ok := r.rows(time.Millisecond, t, floorT, unixT)
 				return p50Figures(shm, nil, unix) + "; " + p99Figures(shm, unix),
