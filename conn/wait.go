@@ -14,21 +14,29 @@ import (
 type WaitPolicy int
 
 const (
-	// WaitAdaptive spins for a short window (AdaptiveSpin), yielding to
-	// other goroutines, then parks on Go's netpoller until the peer sends
-	// a wake-up. Back-to-back traffic stays in the spin window and never
-	// touches the kernel; an idle conn costs no CPU and no OS thread. The
-	// peer pays for a wake-up (a one-byte write on the side socket) only
-	// when this side has actually parked. It is the zero value.
+	// WaitAdaptive spins for a short window (AdaptiveSpin, stretched up
+	// to MaxAdaptiveSpin when this direction's recent waits were that
+	// short), yielding only to goroutines that wait for a P, then parks on
+	// Go's netpoller until the peer sends a wake-up. Back-to-back traffic
+	// stays in the spin window and never touches the kernel; an idle conn
+	// costs no CPU and no OS thread. The peer pays for a wake-up (a
+	// one-byte write on the side socket) only when this side has actually
+	// parked. On a contended host it spins only ContendedSpin. It is the
+	// zero value.
 	WaitAdaptive WaitPolicy = iota
-	// WaitSpin never parks on the kernel: after the same spin window, one
-	// waiting call per process (the leader) keeps spinning, watching its
-	// own conn and the conditions of every other waiting spin-policy call,
-	// which it wakes in-process; when its own bytes arrive it hands the
-	// lead on. Latency stays low at any request rate (the original
-	// redis-module-shm server thread never slept either), at the price of
-	// one busy core per process while any spin-policy call is waiting,
-	// whatever the number of conns. The peer never pays for a wake-up.
+	// WaitSpin does not park on the kernel while the host has CPUs to
+	// spare: after the same spin window, one waiting call per process
+	// (the leader) keeps spinning, watching its own conn and the
+	// conditions of every other waiting spin-policy call; when another's
+	// bytes arrive first it wakes that call in-process and hands it the
+	// lead, so the lead stays with the busy conn. Latency stays low at
+	// any request rate (the original redis-module-shm server thread never
+	// slept either), at the price of one busy core per process while any
+	// spin-policy call is waiting, whatever the number of conns; the peer
+	// never pays for a wake-up then. On a contended host (the spinner is
+	// preempted, or the process's threads wait long for a CPU) spinning
+	// would make it slower than a socket, so it then waits as
+	// WaitAdaptive does until the contention has passed.
 	WaitSpin
 )
 

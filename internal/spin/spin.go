@@ -212,7 +212,10 @@ func (w *Window) Budget() time.Duration {
 	if Contended() {
 		return ContendedSpin
 	}
-	return min(max(2*w.typical, BaseSpin), MaxSpin)
+	if 2*w.typical > MaxSpin {
+		return BaseSpin // waits usually outlast any spin worth paying for
+	}
+	return max(2*w.typical, BaseSpin)
 }
 
 // Observe records how long a wait lasted, spin and park together.

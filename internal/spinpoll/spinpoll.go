@@ -63,6 +63,8 @@ type Poller struct {
 	// spinAlways keeps a leader spinning on a contended host: tests set
 	// it, so that their spinning is not judged by the host's load.
 	spinAlways bool
+	// awayLimit replaces AwayLimit when set (tests).
+	awayLimit time.Duration
 }
 
 // Default is the process-wide poller.
@@ -209,10 +211,14 @@ func (p *Poller) leave() {
 		return
 	}
 	p.away = true
+	limit := AwayLimit
+	if p.awayLimit > 0 {
+		limit = p.awayLimit
+	}
 	if p.awayTimer == nil {
-		p.awayTimer = time.AfterFunc(AwayLimit, p.awayExpired)
+		p.awayTimer = time.AfterFunc(limit, p.awayExpired)
 	} else {
-		p.awayTimer.Reset(AwayLimit)
+		p.awayTimer.Reset(limit)
 	}
 }
 
