@@ -32,11 +32,14 @@ var (
 // memory was first committed. A process moved later keeps watching the
 // old group; processes are put in their cgroup before they start working.
 func ourCgroupMemory() cgroupMemory {
-	memOnce.Do(func() { mem = findCgroupMemory("/proc/self/cgroup") })
+	memOnce.Do(func() { mem = findCgroupMemory("/proc/self/cgroup", "/sys/fs/cgroup") })
 	return mem
 }
 
-func findCgroupMemory(procFile string) cgroupMemory {
+// findCgroupMemory reads a /proc/<pid>/cgroup file and finds the memory
+// controller's files under root: cgroup v2 (at root, or at root/unified on
+// a hybrid system) or v1 (root/memory).
+func findCgroupMemory(procFile, root string) cgroupMemory {
 	b, err := os.ReadFile(procFile)
 	if err != nil {
 		return cgroupMemory{}
@@ -51,12 +54,12 @@ func findCgroupMemory(procFile string) cgroupMemory {
 		var candidates []cgroupMemory
 		switch {
 		case parts[1] == "" && parts[0] == "0":
-			for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-				d := filepath.Join(root, parts[2])
+			for _, r := range []string{root, filepath.Join(root, "unified")} {
+				d := filepath.Join(r, parts[2])
 				candidates = append(candidates, cgroupMemory{filepath.Join(d, "memory.max"), filepath.Join(d, "memory.current")})
 			}
 		case strings.Contains(","+parts[1]+",", ",memory,"):
-			d := filepath.Join("/sys/fs/cgroup/memory", parts[2])
+			d := filepath.Join(root, "memory", parts[2])
 			candidates = append(candidates, cgroupMemory{filepath.Join(d, "memory.limit_in_bytes"), filepath.Join(d, "memory.usage_in_bytes")})
 		}
 		for _, c := range candidates {
@@ -105,8 +108,10 @@ func memReserve(limit int64) int64 { return max(limit/16, 2<<20) }
 
 // checkHeadroom returns an error wrapping ErrNoMemory if committing n more
 // bytes would leave our memory cgroup with less than its reserve.
-func checkHeadroom(n int) error {
-	limit, usage, err := ourCgroupMemory().read()
+func checkHeadroom(n int) error { return ourCgroupMemory().checkHeadroom(n) }
+
+func (c cgroupMemory) checkHeadroom(n int) error {
+	limit, usage, err := c.read()
 	if err != nil || limit < 0 {
 		return nil // nothing to watch: the kernel's own limits apply
 	}
