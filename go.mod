@@ -3,7 +3,6 @@ module github.com/shmconn/shmconn
 go 1.26.0
 
 require (
-	github.com/edsrzf/mmap-go v1.2.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.62.0
