@@ -198,16 +198,15 @@ var wakeMsgs = [256][]byte{
 }
 
 // wakeWait bounds how long a wake-up write may hold up the Read or Write
-// that sends it. A side socket that cannot take one byte within it has a
-// full buffer: hundreds of wake-ups the peer has not read.
+// that sends it on a side conn without a descriptor (tryWake needs one).
 const wakeWait = time.Millisecond
 
-// sendWake wakes the peer's parked reader or writer. It never blocks its
-// caller for longer than wakeWait: a wake-up that does not fit at once is
-// handed to sendLate. It is never dropped, even though the peer (which
-// stopped reading its side socket) will see the ones already queued
-// first: those may be of the other kind. A write that fails otherwise
-// means the socket is closed or broken, which the peer sees as our end.
+// sendWake wakes the peer's parked reader or writer without ever making
+// its caller wait for the peer. One non-blocking write (tryWake) is what
+// almost every wake-up takes; a wake-up that does not fit (the peer has
+// stopped reading its side socket, whose buffer then holds hundreds of
+// wake-ups) is handed to sendLate. None is dropped: the ones already
+// queued may be of the other kind.
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
@@ -220,9 +219,12 @@ func (c *Conn) sendWake(b byte) {
 	if c.tryWake(b) {
 		return
 	}
-	c.side.SetWriteDeadline(time.Now().Add(wakeWait))
-	if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
-		return
+	if c.rawSide == nil {
+		// A short deadline stands in for the non-blocking write.
+		c.side.SetWriteDeadline(time.Now().Add(wakeWait))
+		if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
+			return
+		}
 	}
 	c.late = append(c.late[:0], b)
 	c.lateBusy = true

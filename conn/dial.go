@@ -55,7 +55,11 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // net/http's Transport.DialContext, gRPC's WithContextDialer (through a
 // one-line adapter) and go-redis's Options.Dialer take. The result is a
 // *Conn when memory is shared, else (with the fallback on) the side
-// socket.
+// socket. A server that is not a shmconn listener is recognised by the
+// first byte of its answer (most servers answer the hello, a line, at
+// once) and the dial fails with ErrNotShmconn; only a server that never
+// answers costs the whole timeout. The package documentation lists the
+// errors.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	size, err := ringSize("Dialer.RingSize", d.RingSize)
 	if err == nil {

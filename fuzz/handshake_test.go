@@ -14,6 +14,9 @@ func FuzzParseHello(f *testing.F) {
 	f.Add(handshake.AppendHello(nil, handshake.Hello{Version: 9, Flags: 0xffff, RingSize: 0xffffffff}))
 	f.Add([]byte("*1\r\n$4\r\nPING\r\n"))
 	f.Add([]byte{0, 'S', 'H', 'M'})
+	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0}) // version 1
+	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f})                      // PostgreSQL's SSLRequest
+	f.Add([]byte("\xffSHM0002000100040000\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := handshake.ParseHello(b)
 		if err != nil {

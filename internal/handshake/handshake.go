@@ -158,13 +158,22 @@ func AppendHello(b []byte, h Hello) []byte {
 // as Version 1); in a hello of this version unknown flags are an error.
 func ParseHello(b []byte) (Hello, error) {
 	if len(b) == helloV1Size && [4]byte(b[:4]) == magicV1 {
-		return Hello{Version: binary.LittleEndian.Uint16(b[4:])}, nil
+		// Version 1's format, read only to refuse it: it cannot carry
+		// this version.
+		v := binary.LittleEndian.Uint16(b[4:])
+		if v == Version {
+			return Hello{}, fmt.Errorf("%w: version %d in a version-1 hello", ErrProtocol, v)
+		}
+		return Hello{Version: v}, nil
 	}
 	if len(b) != HelloSize {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(b))
 	}
 	if err := CheckHelloPrefix(b); err != nil {
 		return Hello{}, err
+	}
+	if [4]byte(b) != Magic {
+		return Hello{}, fmt.Errorf("%w: version 1's magic on a hello of %d bytes", ErrProtocol, len(b))
 	}
 	var h Hello
 	fields := []*uint64{new(uint64), new(uint64), new(uint64)}
