@@ -337,15 +337,30 @@ func (s *Segment) commit(b []byte) error {
 		return s.commit(b) // a signal arrived; the pages done stay done
 	case errors.Is(err, unix.EFAULT):
 		// Touching the page would have raised SIGBUS: the file system
-		// refused a page (ENOSPC), or a named file was truncated. The
-		// first page was committed when the segment was made; if it is
-		// gone too, the file shrank.
-		if rerr := unix.Madvise(s.mem[:PageSize], unix.MADV_POPULATE_READ); errors.Is(rerr, unix.EFAULT) {
+		// refused a page (ENOSPC), or a named file was truncated.
+		if s.truncated(len(b)) {
 			return ErrTruncated
 		}
 		return fmt.Errorf("%w: a page cannot be committed (tmpfs full?)", ErrNoMemory)
 	}
 	return fmt.Errorf("%w: %w", ErrNoMemory, os.NewSyscallError("madvise", err))
+}
+
+// truncated tells, after a commit of n bytes failed as a SIGBUS would, a
+// file that shrank from a full file system. Only a named file can shrink
+// (an anonymous one is sealed). It did if its first page, committed when
+// it was made, is gone too; or if its file system has room for the n bytes
+// after all (the first page can still look present for a moment while a
+// truncation is under way).
+func (s *Segment) truncated(n int) bool {
+	if s.name == "" {
+		return false
+	}
+	if err := unix.Madvise(s.mem[:PageSize], unix.MADV_POPULATE_READ); err != nil && !errors.Is(err, unix.EINVAL) {
+		return true
+	}
+	var st unix.Statfs_t
+	return unix.Statfs(Dir, &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
 }
 
 // Resident returns how many bytes of the segment are backed by memory
