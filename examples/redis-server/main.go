@@ -73,13 +73,13 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 			}
 		},
 	}
+	// Closing a listener removes the socket file it created; nothing else
+	// is removed here, so a failed start (the path is a regular file, or
+	// another server's live socket) leaves the path as it found it.
 	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
 			ln.Close()
-		}
-		if *unixPath != "" {
-			os.Remove(*unixPath) // Close removes it too; this makes sure
 		}
 	}
 	if *addr != "" {

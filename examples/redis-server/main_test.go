@@ -370,3 +370,42 @@ func TestFlags(t *testing.T) {
 	var stderr bytes.Buffer
 	require.Equal(t, 1, run([]string{"-addr", "256.0.0.1:1"}, nil, &bytes.Buffer{}, &stderr))
 }
+
+// TestFailedStartKeepsFiles checks that a server which cannot listen on
+// its -unix path leaves whatever is there alone: a regular file, an empty
+// directory, and a running server's socket.
+func TestFailedStartKeepsFiles(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	start := func(path string) string {
+		cmd := exec.Command(exe, "-addr", "", "-unix", path)
+		cmd.Env = childEnviron()
+		out, err := cmd.CombinedOutput()
+		require.Error(t, err, "server started on %s:\n%s", path, out)
+		return string(out)
+	}
+	dir := t.TempDir()
+
+	file := filepath.Join(dir, "precious")
+	require.NoError(t, os.WriteFile(file, []byte("precious\n"), 0o600))
+	require.Contains(t, start(file), "exists and is not a socket")
+	b, err := os.ReadFile(file)
+	require.NoError(t, err, "the regular file is gone")
+	require.Equal(t, "precious\n", string(b))
+
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.Mkdir(empty, 0o700))
+	start(empty)
+	fi, err := os.Stat(empty)
+	require.NoError(t, err, "the empty directory is gone")
+	require.True(t, fi.IsDir())
+
+	sock := socketPath(t)
+	first := startChild(t, "-addr", "", "-unix", sock)
+	require.Contains(t, start(sock), "another server is listening there")
+	rdb := newClient(t, "unix", sock, false, 2)
+	require.NoError(t, rdb.Ping(context.Background()).Err(), "the first server's socket after the second failed")
+	require.Equal(t, 0, first.stop(t, syscall.SIGTERM))
+	_, err = os.Stat(sock)
+	require.ErrorIs(t, err, os.ErrNotExist, "the first server removes its own socket at exit")
+}
