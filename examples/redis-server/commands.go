@@ -223,20 +223,26 @@ func cmdType(r *request) {
 	v, ok := r.srv.store.lookup(r.db(), r.args[1])
 	t := "none"
 	if ok {
-		switch v.(type) {
-		case string:
-			t = "string"
-		case *list:
-			t = "list"
-		case set:
-			t = "set"
-		case hash:
-			t = "hash"
-		case *zset:
-			t = "zset"
-		}
+		t = typeName(v)
 	}
 	r.w.WriteString(t)
+}
+
+// typeName is the name TYPE gives a stored value.
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case *list:
+		return "list"
+	case set:
+		return "set"
+	case hash:
+		return "hash"
+	case *zset:
+		return "zset"
+	}
+	return "none"
 }
 
 func cmdExpire(r *request)  { expire(r, 1000) }
@@ -737,13 +743,8 @@ func cmdZPopMin(r *request) {
 	}
 	count := int64(1)
 	if len(r.args) == 3 {
-		n, ok := parseInt(r.args[2])
-		switch {
-		case !ok:
-			r.w.WriteError(errNotInt)
-			return
-		case n < 0:
-			r.w.WriteError(errNotPositive)
+		n, ok := parseCount(r, r.args[2], 0, errNotPositive)
+		if !ok {
 			return
 		}
 		count = n
@@ -842,6 +843,21 @@ func parseInt[T string | []byte](s T) (int64, bool) {
 		return int64(u), true
 	}
 	return 0, false
+}
+
+// parseCount parses a count argument that must be an integer of at least
+// lowest; when it is not, it writes the error (tooLow for a small one) and
+// returns false.
+func parseCount(r *request, b []byte, lowest int64, tooLow string) (int64, bool) {
+	n, ok := parseInt(b)
+	switch {
+	case !ok:
+		r.w.WriteError(errNotInt)
+	case n < lowest:
+		r.w.WriteError(tooLow)
+		ok = false
+	}
+	return n, ok
 }
 
 // parseFloat parses a score: a float, "inf", "+inf" or "-inf"; not NaN.
