@@ -118,6 +118,7 @@ type session struct {
 	// Immutable after accept.
 	id          int64
 	shm         bool // the client talks over shared memory
+	unix        bool // the client came through the unix socket
 	addr, laddr string
 	created     time.Time
 
@@ -141,6 +142,11 @@ func (s *Server) accept(c redcon.Conn) bool {
 	sess := &session{
 		id: s.nextID.Add(1), shm: shm, proto: 2, created: now, lastActive: now, lastCmd: "NULL",
 		addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(),
+	}
+	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
+		// Redis names both ends of a unix socket client by the socket's path.
+		sess.unix = true
+		sess.addr, sess.laddr = la.Name+":0", la.Name+":0"
 	}
 	c.SetContext(sess)
 	s.sessions.Store(sess.id, sess)
@@ -820,9 +826,15 @@ func (s *Server) clientLine(sess, self *session) string {
 		nsub, npsub = len(sess.sub.channels), len(sess.sub.patterns)
 	}
 	s.pubsub.mu.Unlock()
-	flags := "N"
+	var flags string
 	if nsub+npsub > 0 {
-		flags = "P"
+		flags += "P"
+	}
+	if sess.unix {
+		flags += "U"
+	}
+	if flags == "" {
+		flags = "N" // no flag set
 	}
 	cmd := sess.lastCmd
 	if sess == self {
