@@ -48,6 +48,9 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	unixPath := fs.String("unix", "", "unix socket `path` to listen on as well")
 	waitName := fs.String("wait", "spin", "how shared-memory clients wait: spin (lowest latency, one busy core) or adaptive")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // usage asked for, and shown
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -369,6 +369,11 @@ func TestFlags(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	require.Equal(t, 1, run([]string{"-addr", "256.0.0.1:1"}, nil, &bytes.Buffer{}, &stderr))
+	for _, help := range []string{"-h", "--help"} {
+		var usage bytes.Buffer
+		require.Equal(t, 0, run([]string{help}, nil, &bytes.Buffer{}, &usage), help)
+		require.Contains(t, usage.String(), "-unix")
+	}
 }
 
 // TestFailedStartKeepsFiles checks that a server which cannot listen on

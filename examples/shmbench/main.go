@@ -53,7 +53,7 @@ func main() {
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
+		os.Exit(0) // usage asked for: no error, as go's own flag.Parse has it
 	case interrupted:
 		fmt.Fprintln(os.Stderr, "shmbench: interrupted")
 		os.Exit(130)
