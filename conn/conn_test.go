@@ -2,12 +2,10 @@ package conn
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -184,37 +182,6 @@ func TestAddrs(t *testing.T) {
 	require.Equal(t, c1.LocalAddr().String(), c2.RemoteAddr().String())
 	require.Equal(t, c2.LocalAddr().String(), c1.RemoteAddr().String())
 	require.Equal(t, "tcp", c1.LocalAddr().Network())
-}
-
-// TestRecheckAfterMissedWakeup publishes bytes to a parked reader without
-// the wake-up, as the nanosecond race of the sleep protocol can, and checks
-// the reader's look after ring.RecheckAfter finds them.
-func TestRecheckAfterMissedWakeup(t *testing.T) {
-	// The real window is nanoseconds wide; widen the look-again delay so
-	// the test's "missed" write surely lands before the look.
-	old := recheckAfter
-	recheckAfter = 500 * time.Millisecond
-	defer func() { recheckAfter = old }()
-	c1, c2 := newPair(t, "unix", ListenConfig{}, Dialer{})
-	got := make(chan error, 1)
-	go func() {
-		_, err := c1.Read(make([]byte, 1))
-		got <- err
-	}()
-	// c1 dials, so it reads region 1; wait until it announced its park.
-	for binary.LittleEndian.Uint32(c1.seg.Region(1)[384:]) != 1 {
-		runtime.Gosched()
-	}
-	c2.wmu.Lock()
-	_, err := c2.prod.Write([]byte("x")) // no WakeReader: the wake-up is "missed"
-	c2.wmu.Unlock()
-	require.NoError(t, err)
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("a parked reader never found bytes published without a wake-up")
-	}
 }
 
 // TestCloseDuringWrite closes a conn while a big Write is still copying:

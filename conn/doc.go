@@ -23,10 +23,13 @@
 //
 // A Read with nothing to read, or a Write into a full ring, waits
 // according to the conn's WaitPolicy: WaitAdaptive (the default) spins
-// briefly and then parks on Go's netpoller until the peer wakes it, so an
-// idle conn costs no CPU; WaitSpin never parks, for the lowest latency at
-// any request rate, and shares one polling goroutine per process among all
-// its waiters.
+// briefly (how long follows its recent waits, in time, never in loop
+// counts) and then parks on Go's netpoller until the peer wakes it, so an
+// idle conn costs no CPU; WaitSpin keeps spinning, for the lowest latency
+// at any request rate, with one spinning waiter per process (a leader
+// among the waiting calls) watching all the others. Both spin only
+// briefly on a contended host, where a spinner loses the kernel's
+// wake-up preference and would be slower than a socket.
 //
 // # Memory ordering
 //

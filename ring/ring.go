@@ -49,18 +49,14 @@
 // The ring does not block. It carries the flags for a sleep protocol: a
 // consumer about to park calls PrepareWait, which stores readerWaiting
 // with a full barrier (an atomic Swap) and then re-checks tail; a
-// producer, after storing tail, calls WakeReader, which loads
-// readerWaiting and claims it. If both were full barriers, at least one
-// side would always see the other (the Dekker pattern). The counter stores
-// are release stores instead, because a full barrier on every write costs
-// about half of a small write: WakeReader's load may then be satisfied
-// while the new tail still sits in the producer core's store buffer, and
-// in that window of nanoseconds the consumer can miss the bytes while the
-// producer misses the flag. A parked side therefore looks once more,
-// RecheckAfter after it parked, by when any such store is long visible;
-// if nothing changed it parks without bound. No wake-up is lost: in that
-// rare race it comes RecheckAfter late. The same holds for a producer
-// waiting for space (PrepareWait, WakeWriter).
+// producer, after storing tail, calls WakeReader, which issues a full
+// barrier and then loads readerWaiting and claims it. Each side stores,
+// then fences, then loads, so at least one side always sees the other (the
+// Dekker pattern): no wake-up is ever lost, and a parked side needs no
+// timer to look again. The counter stores themselves stay release stores
+// (a plain MOV on x86); the barrier is paid once per call that published
+// something, on a line private to the caller. The same holds for a
+// producer waiting for space (PrepareWait, WakeWriter).
 //
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
 // A plain sync/atomic Store would not do for them: under the race detector
@@ -82,7 +78,6 @@ import (
 	"fmt"
 	"math/bits"
 	"sync/atomic"
-	"time"
 
 	"github.com/shmconn/shmconn/atomicx"
 )
@@ -100,12 +95,6 @@ const (
 	// ControlSize is the size of the control block before the data area.
 	ControlSize = 4 * atomicx.FalseSharingRange
 )
-
-// RecheckAfter is how long after parking a waiter must look at the ring
-// once more (see Waiting in the package doc). Store buffers drain in
-// nanoseconds; an interrupt drains them at once. A millisecond is far
-// beyond any of that and still costs an idle conn only one extra wake-up.
-const RecheckAfter = time.Millisecond
 
 // Capacity limits.
 const (
@@ -200,7 +189,14 @@ func view(mem []byte) (shared, error) {
 // call cleared it, in which case the caller owes the waiter one wake-up.
 // The plain load first keeps the common case (nobody waiting) to a read of
 // a line that is usually already shared.
-func take(flag *atomic.Uint32) bool {
+// take claims a waiting flag after a counter store. The fence orders
+// that release store before the flag's load: without it the load could be
+// satisfied while the counter still sits in this core's store buffer, and
+// a peer parking at that moment would miss the counter while we miss its
+// flag. The fence is an atomic add on a word of the caller's own, so it
+// costs a locked instruction on a line no other core touches.
+func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
+	fence.Add(1)
 	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
 }
 
@@ -211,10 +207,11 @@ type Producer struct {
 	s shared
 
 	// Owned by the producer.
-	tail     uint64 // authoritative count of bytes written
-	head     uint64 // cached consumer head; tail - head <= capacity
-	reserved int    // bytes handed out by the last Reserve
-	err      error  // sticky ErrCorrupt
+	fence    atomic.Uint32 // a private word for take's barrier
+	tail     uint64        // authoritative count of bytes written
+	head     uint64        // cached consumer head; tail - head <= capacity
+	reserved int           // bytes handed out by the last Reserve
+	err      error         // sticky ErrCorrupt
 }
 
 // NewProducer attaches a producer to an initialized ring.
@@ -346,14 +343,14 @@ func (p *Producer) ReaderClosed() bool { return p.s.readerClosed.Load() != 0 }
 // WakeReader must be called after bytes are published or after Close. It
 // reports whether the consumer had parked (and this call claimed the
 // flag), in which case the caller must send it one wake-up.
-func (p *Producer) WakeReader() bool { return take(p.s.readerWaiting) }
+func (p *Producer) WakeReader() bool { return take(&p.fence, p.s.readerWaiting) }
 
 // PrepareWait announces that the producer is about to park until space
 // frees up. It then re-checks: if want bytes are free already, or the
 // consumer has closed, it withdraws the announcement and returns false, and
 // the caller must not park. If it returns true the caller may park until
-// woken, looking once more RecheckAfter after parking (see Waiting), and
-// must still bound the park: a dead consumer never wakes it.
+// woken (see Waiting), and must still bound the park: a dead consumer
+// never wakes it.
 func (p *Producer) PrepareWait(want int) bool {
 	p.s.writerWaiting.Swap(1)
 	f, err := p.free(uint64(want))
@@ -374,10 +371,11 @@ type Consumer struct {
 	s shared
 
 	// Owned by the consumer.
-	head   uint64 // authoritative count of bytes read
-	tail   uint64 // cached producer tail; tail - head <= capacity
-	peeked int    // bytes handed out by the last Peek
-	err    error  // sticky ErrCorrupt
+	fence  atomic.Uint32 // a private word for take's barrier
+	head   uint64        // authoritative count of bytes read
+	tail   uint64        // cached producer tail; tail - head <= capacity
+	peeked int           // bytes handed out by the last Peek
+	err    error         // sticky ErrCorrupt
 }
 
 // NewConsumer attaches a consumer to an initialized ring.
@@ -499,13 +497,13 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 // WakeWriter must be called after bytes are consumed or after Close. It
 // reports whether the producer had parked (and this call claimed the flag),
 // in which case the caller must send it one wake-up.
-func (c *Consumer) WakeWriter() bool { return take(c.s.writerWaiting) }
+func (c *Consumer) WakeWriter() bool { return take(&c.fence, c.s.writerWaiting) }
 
 // PrepareWait announces that the consumer is about to park until bytes
 // arrive, then re-checks. It returns false (and withdraws the
 // announcement) if bytes are readable already or the producer has closed:
-// the caller must not park then. A parked caller must look once more
-// RecheckAfter after parking (see Waiting).
+// the caller must not park then. A parked caller must still bound the
+// park: a dead producer never wakes it.
 func (c *Consumer) PrepareWait() bool {
 	c.s.readerWaiting.Swap(1)
 	a, err := c.avail(1)

@@ -11,10 +11,8 @@ import (
 // A lost wake-up leaves one side parked forever, which the timeout turns
 // into a failure. Run under -race too: the race detector's atomics are
 // weaker than the normal build's, which once broke this protocol.
-//
-// A wake-up that came only through the look after RecheckAfter is not a
-// failure (that is the protocol), but a stale token left by one would
-// block the next send: the channels have room for one, and the sender
+// Parked sides never look again on their own: a wake-up must come
+// through the flags. The channels have room for one token, and the sender
 // never blocks on them.
 func TestNoLostWakeups(t *testing.T) {
 	total := 200000
@@ -24,17 +22,8 @@ func TestNoLostWakeups(t *testing.T) {
 	p, c, _ := newPair(t, 64, 0)
 	dataReady := make(chan struct{}, 1)
 	spaceReady := make(chan struct{}, 1)
-	// park follows the protocol: wait for a wake-up, looking once more
-	// RecheckAfter after parking, then without bound (10 s here).
+	// park waits for a wake-up, without bound (10 s here).
 	park := func(ch chan struct{}, ready func() bool, who string, i int) {
-		select {
-		case <-ch:
-			return
-		case <-time.After(RecheckAfter):
-			if ready() {
-				return
-			}
-		}
 		select {
 		case <-ch:
 		case <-time.After(10 * time.Second):

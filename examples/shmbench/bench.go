@@ -35,16 +35,23 @@ type bench struct {
 	res results
 }
 
-// results are the figures the targets compare; a nil or zero field was
-// not measured.
+// results are the figures the targets compare; a missing entry or a nil
+// or zero field was not measured.
 type results struct {
-	denseShm, denseUnix   *latency
-	sparseSpin, sparseAd  *latency
-	sparseUnix            *latency
-	streamShm, streamUnix float64 // MB/s
-	multiShm, multiUnix   float64 // round trips/s
-	idlePair, idleMany    *idleFigures
-	ringMBs, chanMBs      float64
+	latency          map[sample]*latency
+	stream           map[transport]float64 // MB/s, the median round
+	multiShm         float64               // round trips/s
+	multiUnix        float64
+	idlePair         *idleFigures
+	idleMany         *idleFigures
+	ringMBs, chanMBs float64
+}
+
+// sample names a latency row: the transport, and the interval between
+// requests (0: back to back).
+type sample struct {
+	interval time.Duration
+	t        transport
 }
 
 func newBench(cfg config, out, stderr io.Writer) (*bench, error) {
@@ -56,6 +63,7 @@ func newBench(cfg config, out, stderr io.Writer) (*bench, error) {
 		cfg: cfg, out: out, stderr: &lockedWriter{w: stderr}, dir: dir,
 		children: make(map[*child]struct{}),
 		conns:    make(map[net.Conn]struct{}),
+		res:      results{latency: make(map[sample]*latency), stream: make(map[transport]float64)},
 	}, nil
 }
 
@@ -110,23 +118,41 @@ func (b *bench) logf(format string, args ...any) {
 	}
 }
 
-// transport is one side of a comparison: a network, and for shm the wait
-// policy of the server process.
+// transport is one row of a comparison: a network ("floor", "shm",
+// "unix" or "tcp"); for shm the wait policy of the server process (the
+// client's is the -wait flag's); and the idle conns held open to the
+// server besides the measured one.
 type transport struct {
-	network string // "shm", "unix" or "tcp"
+	network string
 	wait    conn.WaitPolicy
+	idle    int
+}
+
+var (
+	floorT = transport{network: floorNetwork}
+	unixT  = transport{network: "unix"}
+	tcpT   = transport{network: "tcp"}
+)
+
+func shmT(server conn.WaitPolicy, idle int) transport {
+	return transport{network: "shm", wait: server, idle: idle}
 }
 
 // label names the transport for a table, with the client's policy when it
 // differs from the server's.
 func (t transport) label(client conn.WaitPolicy) string {
-	if t.network != "shm" {
-		return t.network
+	l := t.network
+	switch {
+	case t.network != "shm":
+	case t.wait == client:
+		l = "shm " + t.wait.String()
+	default:
+		l = fmt.Sprintf("shm server %s, client %s", t.wait, client)
 	}
-	if t.wait == client {
-		return "shm " + t.wait.String()
+	if t.idle > 0 {
+		l += fmt.Sprintf(", +%d idle conns", t.idle)
 	}
-	return fmt.Sprintf("shm server %s, client %s", t.wait, client)
+	return l
 }
 
 func (t transport) env(addr string, ringSize int) []string {
@@ -139,14 +165,14 @@ func (t transport) env(addr string, ringSize int) []string {
 }
 
 // startChild starts a child and registers it for abort and cleanup.
-func (b *bench) startChild(name string, env []string) (*child, error) {
+func (b *bench) startChild(name string, env []string, files ...*os.File) (*child, error) {
 	b.mu.Lock()
 	if b.aborted {
 		b.mu.Unlock()
 		return nil, context.Canceled
 	}
 	b.mu.Unlock()
-	ch, err := startChild(name, env, b.stderr)
+	ch, err := startChild(name, env, files, b.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +216,13 @@ func (b *bench) withServer(t transport, f func(*child) error) error {
 	if err != nil {
 		return err
 	}
-	err = f(srv)
-	if serr := b.stopChild(srv); err == nil {
+	return b.thenStop(srv, func() error { return f(srv) })
+}
+
+// thenStop runs f, then stops ch, and returns the first error.
+func (b *bench) thenStop(ch *child, f func() error) error {
+	err := f()
+	if serr := b.stopChild(ch); err == nil {
 		err = serr
 	}
 	return err
@@ -220,6 +251,30 @@ func (b *bench) closeConn(c net.Conn) {
 	delete(b.conns, c)
 	b.mu.Unlock()
 	c.Close()
+}
+
+// dialEcho dials n conns to srv and asks the server to echo on each. It
+// returns the conns it opened even on failure; the caller closes them
+// with b.closeConns.
+func (b *bench) dialEcho(ctx context.Context, t transport, srv *child, n int) ([]net.Conn, error) {
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := b.dial(ctx, t, srv)
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte{modeEcho}); err != nil {
+			return conns, err
+		}
+	}
+	return conns, nil
+}
+
+func (b *bench) closeConns(conns []net.Conn) {
+	for _, c := range conns {
+		b.closeConn(c)
+	}
 }
 
 // sleep waits for d or until ctx is done.
@@ -252,6 +307,19 @@ func (b *bench) header() {
 		ring = strconv.Itoa(b.cfg.ringSize)
 	}
 	fmt.Fprintf(b.out, "shm conns: wait %s, ring size %s; every figure below is two processes unless it says otherwise\n", b.cfg.wait, ring)
+	fmt.Fprintf(b.out, "load: %s\n", b.loadDescription())
+}
+
+// loadDescription says what else runs on the host during the run.
+func (b *bench) loadDescription() string {
+	switch n := b.cfg.load; {
+	case n == 0:
+		return "none started by shmbench (an idle host's targets apply)"
+	case n == runtime.NumCPU():
+		return fmt.Sprintf("%d busy processes, one per CPU, for the whole run (a contended host's targets apply)", n)
+	default:
+		return fmt.Sprintf("%d busy processes for the whole run (a contended host's targets apply)", n)
+	}
 }
 
 // section prints a section's title.
@@ -264,21 +332,16 @@ func (b *bench) table() *tabwriter.Writer {
 	return tabwriter.NewWriter(b.out, 0, 8, 2, ' ', 0)
 }
 
-// ratio formats a/b as "shm/unix 0.08x".
-func ratio(name string, a, base float64) string {
+// times formats v as a multiple of base: "0.08x".
+func times(v, base float64) string {
 	if base == 0 {
 		return "-"
 	}
-	r := a / base
+	r := v / base
 	if r < 0.095 {
-		return fmt.Sprintf("%s/unix %.3fx", name, r)
+		return fmt.Sprintf("%.3fx", r)
 	}
-	return fmt.Sprintf("%s/unix %.2fx", name, r)
-}
-
-func short(label string) string {
-	name, _, _ := strings.Cut(label, " ")
-	return name
+	return fmt.Sprintf("%.2fx", r)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.2f us", float64(d)/float64(time.Microsecond)) }

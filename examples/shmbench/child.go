@@ -30,7 +30,7 @@ import (
 // in the terminal reaches the whole process group, and the parent, which
 // owns the measurements, decides when its children stop.
 const (
-	envRole  = "SHMBENCH_ROLE"  // "server" or "idle-client"
+	envRole  = "SHMBENCH_ROLE"  // "server", "idle-client", "floor" or "load"
 	envNet   = "SHMBENCH_NET"   // "shm", "unix" or "tcp"
 	envWait  = "SHMBENCH_WAIT"  // shm wait policy
 	envAddr  = "SHMBENCH_ADDR"  // listen or dial address
@@ -58,6 +58,10 @@ func runChild() int {
 		err = childServer()
 	case "idle-client":
 		err = childIdleClient()
+	case "floor":
+		err = childFloor()
+	case "load":
+		err = childLoad()
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

@@ -25,7 +25,7 @@ func (b *bench) idle(ctx context.Context) error {
 			b.cfg.settle, b.cfg.idleFor))
 	var rows []*idleFigures
 	for _, n := range []int{1, b.cfg.idleConns} {
-		for _, t := range []transport{{"shm", b.cfg.wait}, {network: "unix"}} {
+		for _, t := range []transport{shmT(b.cfg.wait, 0), unixT} {
 			f, err := b.idleOnce(ctx, t, n)
 			if err != nil {
 				return fmt.Errorf("%s, %d conns: %w", t.label(b.cfg.wait), n, err)
@@ -52,7 +52,7 @@ func (b *bench) idle(ctx context.Context) error {
 func (b *bench) idleOnce(ctx context.Context, t transport, n int) (*idleFigures, error) {
 	f := &idleFigures{label: t.label(b.cfg.wait), conns: n}
 	err := b.withServer(t, func(srv *child) error {
-		env := append(transport{t.network, b.cfg.wait}.env(srv.addr, b.cfg.ringSize),
+		env := append(transport{network: t.network, wait: b.cfg.wait}.env(srv.addr, b.cfg.ringSize),
 			envRole+"=idle-client", envConns+"="+strconv.Itoa(n))
 		cli, err := b.startChild(fmt.Sprintf("idle client %s x%d", t.label(b.cfg.wait), n), env)
 		if err != nil {

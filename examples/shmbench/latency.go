@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,18 +26,41 @@ type latency struct {
 // are counted at this value.
 const histogramMax = 10 * time.Second
 
-// roundTrips sends warmup+n requests on c, each answered by an echo, and
-// times the last n. With interval > 0 a request starts interval after the
-// previous one started, the client sleeping in between.
-func (b *bench) roundTrips(ctx context.Context, c net.Conn, label string, n, warmup int, interval time.Duration) (*latency, error) {
-	msg := make([]byte, b.cfg.size)
+// roundTripper makes one request and waits for its answer.
+type roundTripper interface{ roundTrip() error }
+
+// connRoundTripper sends a request on a conn in echo mode and reads the
+// echo.
+type connRoundTripper struct {
+	c         net.Conn
+	msg, resp []byte
+}
+
+func newConnRoundTripper(c net.Conn, size int) *connRoundTripper {
+	msg := make([]byte, size)
 	for i := range msg {
 		msg[i] = byte(i)
 	}
-	resp := make([]byte, len(msg))
-	if _, err := c.Write([]byte{modeEcho}); err != nil {
-		return nil, err
+	return &connRoundTripper{c: c, msg: msg, resp: make([]byte, size)}
+}
+
+func (r *connRoundTripper) roundTrip() error {
+	if _, err := r.c.Write(r.msg); err != nil {
+		return err
 	}
+	if _, err := io.ReadFull(r.c, r.resp); err != nil {
+		return err
+	}
+	if !bytes.Equal(r.resp, r.msg) {
+		return errors.New("the echo differs from the request")
+	}
+	return nil
+}
+
+// roundTrips makes warmup+n round trips and times the last n. With
+// interval > 0 a request starts interval after the previous one started,
+// the client sleeping in between.
+func roundTrips(ctx context.Context, rt roundTripper, label string, n, warmup int, interval time.Duration) (*latency, error) {
 	h := hdrhistogram.New(1, int64(histogramMax), 3)
 	var start, prev time.Time
 	for i := range warmup + n {
@@ -52,19 +76,13 @@ func (b *bench) roundTrips(ctx context.Context, c net.Conn, label string, n, war
 		if i == warmup {
 			start = t0
 		}
-		if _, err := c.Write(msg); err != nil {
-			return nil, err
-		}
-		if _, err := io.ReadFull(c, resp); err != nil {
-			return nil, err
+		if err := rt.roundTrip(); err != nil {
+			return nil, fmt.Errorf("round trip %d: %w", i, err)
 		}
 		d := time.Since(t0)
 		prev = t0
 		if i >= warmup {
 			h.RecordValue(min(d, histogramMax).Nanoseconds())
-		}
-		if !bytes.Equal(resp, msg) {
-			return nil, fmt.Errorf("echo %d differs from the request", i)
 		}
 	}
 	return &latency{
@@ -78,79 +96,102 @@ func (b *bench) roundTrips(ctx context.Context, c net.Conn, label string, n, war
 	}, nil
 }
 
-// latencyTable measures each transport in turn with a fresh server and
-// prints the table; it returns the rows in the order of ts.
-func (b *bench) latencyTable(ctx context.Context, ts []transport, n, warmup int, interval time.Duration) ([]*latency, error) {
-	var rows []*latency
-	for _, t := range ts {
-		err := b.withServer(t, func(srv *child) error {
-			c, err := b.dial(ctx, t, srv)
-			if err != nil {
-				return err
-			}
-			defer b.closeConn(c)
-			l, err := b.roundTrips(ctx, c, t.label(b.cfg.wait), n, warmup, interval)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.label(b.cfg.wait), err)
-			}
-			rows = append(rows, l)
-			return nil
+// withRoundTripper runs f with a round tripper of transport t, against a
+// fresh server child: the floor's, or a server with t.idle idle conns
+// open to it besides the one f uses.
+func (b *bench) withRoundTripper(ctx context.Context, t transport, f func(roundTripper) error) error {
+	if t.network == floorNetwork {
+		return b.withFloor(modeEcho, func(m *floorMem) error {
+			return f(&floorRoundTripper{ctx: ctx, m: m})
+		})
+	}
+	return b.withServer(t, func(srv *child) error {
+		// The idle conns first, as a server's pool of clients would be.
+		conns, err := b.dialEcho(ctx, t, srv, t.idle+1)
+		defer b.closeConns(conns)
+		if err != nil {
+			return err
+		}
+		return f(newConnRoundTripper(conns[t.idle], b.cfg.size))
+	})
+}
+
+// latencyTable measures each transport in turn with a fresh server,
+// records the rows in b.res under interval, and prints the table.
+func (b *bench) latencyTable(ctx context.Context, ts []transport, n, warmup int, interval time.Duration) error {
+	rows := make([]*latency, len(ts))
+	for i, t := range ts {
+		label := t.label(b.cfg.wait)
+		err := b.withRoundTripper(ctx, t, func(rt roundTripper) error {
+			var err error
+			rows[i], err = roundTrips(ctx, rt, label, n, warmup, interval)
+			return err
 		})
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("%s: %w", label, err)
 		}
+		b.res.latency[sample{interval, t}] = rows[i]
 	}
-	var unix *latency
-	for _, r := range rows {
-		if r.label == "unix" {
-			unix = r
-		}
-	}
+	floor, unix := b.res.latency[sample{interval, floorT}], b.res.latency[sample{interval, unixT}]
+	p50 := func(l *latency) time.Duration { return l.p50 }
+	p99 := func(l *latency) time.Duration { return l.p99 }
 	tw := b.table()
-	fmt.Fprintln(tw, "transport\tp50\tp99\tp99.9\tmax\treq/s\tp50 vs unix\tp99 vs unix\t")
+	fmt.Fprintln(tw, "transport\tp50\tp99\tp99.9\tmax\treq/s\tp50 x floor\tp50 x unix\tp99 x unix\t")
 	for _, r := range rows {
-		r50, r99 := "-", "-"
-		if unix != nil && r != unix {
-			r50 = ratio(short(r.label), float64(r.p50), float64(unix.p50))
-			r99 = ratio(short(r.label), float64(r.p99), float64(unix.p99))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", r.label, us(r.p50), us(r.p99), us(r.p999), us(r.mx), r.rate, r50, r99)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t\n", r.label, us(r.p50), us(r.p99), us(r.p999), us(r.mx), r.rate,
+			vs(r, floor, p50), vs(r, unix, p50), vs(r, unix, p99))
 	}
 	tw.Flush()
-	return rows, nil
+	return nil
+}
+
+// vs formats r's figure q as a multiple of base's; "-" on the base row
+// itself or without a base.
+func vs(r, base *latency, q func(*latency) time.Duration) string {
+	if base == nil || base == r {
+		return "-"
+	}
+	return times(float64(q(r)), float64(q(base)))
 }
 
 // dense: back-to-back round trips.
 func (b *bench) dense(ctx context.Context) error {
 	b.section("1. Dense round trips",
-		fmt.Sprintf("%d-byte request, echoed by the server process, back to back: %d round trips timed after %d of warm-up.", b.cfg.size, b.cfg.n, b.cfg.warmup))
-	ts := []transport{{"shm", b.cfg.wait}}
+		fmt.Sprintf("%d-byte request, echoed by the server process, back to back: %d round trips timed after %d of warm-up. "+
+			"The floor passes a sequence number on one cache line, no library.", b.cfg.size, b.cfg.n, b.cfg.warmup))
+	ts := []transport{floorT, shmT(b.cfg.wait, 0)}
 	if b.cfg.wait != conn.WaitSpin {
-		ts = append(ts, transport{"shm", conn.WaitSpin})
+		ts = append(ts, shmT(conn.WaitSpin, 0))
 	}
-	ts = append(ts, transport{network: "unix"}, transport{network: "tcp"})
-	rows, err := b.latencyTable(ctx, ts, b.cfg.n, b.cfg.warmup, 0)
-	if err != nil {
-		return err
-	}
-	b.res.denseShm, b.res.denseUnix = rows[0], rows[len(rows)-2]
-	return nil
+	ts = append(ts, unixT, tcpT)
+	return b.latencyTable(ctx, ts, b.cfg.n, b.cfg.warmup, 0)
 }
 
-// sparseWarmup is the requests sent before timing at the sparse rate.
+// sparseWarmup is the requests sent before timing at a sparse rate.
 const sparseWarmup = 20
+
+// idleHeld is the idle conns a sparse row holds open to its spinning
+// server: a server with a pool of clients, which one conn alone does not
+// show.
+const idleHeld = 8
 
 // sparse: one request per interval, the client sleeping in between, so
 // both processes go idle between requests.
 func (b *bench) sparse(ctx context.Context) error {
 	b.section("2. Sparse round trips",
-		fmt.Sprintf("%d-byte request every %v (the client sleeps in between; req/s is the rate reached): %d round trips timed after %d.",
-			b.cfg.size, b.cfg.interval, b.cfg.sparseN, sparseWarmup))
-	ts := []transport{{"shm", conn.WaitSpin}, {"shm", conn.WaitAdaptive}, {network: "unix"}, {network: "tcp"}}
-	rows, err := b.latencyTable(ctx, ts, b.cfg.sparseN, sparseWarmup, b.cfg.interval)
-	if err != nil {
-		return err
+		fmt.Sprintf("%d-byte request at a fixed interval, the client sleeping in between (req/s is the rate reached), timed after %d of warm-up. "+
+			"\"+%d idle conns\" holds %d more conns open to that server, unused, a goroutine of the server blocked in Read on each.",
+			b.cfg.size, sparseWarmup, idleHeld, idleHeld))
+	for _, r := range b.cfg.sparse {
+		fmt.Fprintf(b.out, "\n-- one request every %v: %d round trips --\n", r.interval, r.n)
+		ts := []transport{floorT, shmT(conn.WaitSpin, 0), shmT(conn.WaitSpin, idleHeld)}
+		if b.cfg.wait != conn.WaitSpin {
+			ts = append(ts, shmT(b.cfg.wait, 0))
+		}
+		ts = append(ts, unixT, tcpT)
+		if err := b.latencyTable(ctx, ts, r.n, sparseWarmup, r.interval); err != nil {
+			return err
+		}
 	}
-	b.res.sparseSpin, b.res.sparseAd, b.res.sparseUnix = rows[0], rows[1], rows[2]
 	return nil
 }

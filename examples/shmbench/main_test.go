@@ -5,16 +5,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmconn/shmconn/conn"
 	"github.com/shmconn/shmconn/internal/testutil"
 )
 
@@ -68,23 +74,24 @@ func TestQuick(t *testing.T) {
 	for _, s := range []string{
 		"== 1. Dense round trips ==",
 		"== 2. Sparse round trips ==",
+		"-- one request every 1ms: 100 round trips --",
+		"-- one request every 10ms: 20 round trips --",
 		"== 3. Streaming ==",
 		"== 4. Concurrent conns ==",
 		"== 5. Idle conns ==",
 		"== 6. Ring alone (in one process) ==",
-		"== Targets (issue 3) ==",
-		"shm adaptive", "shm server spin, client adaptive", "unix", "tcp", "shm/unix", "ring/chan",
+		"== Targets ==",
+		"Targets are judged only in a full run",
+		"load: none",
+		"\nfloor ", "shm adaptive", "shm server spin, client adaptive", "shm server spin, client adaptive, +8 idle conns",
+		"unix", "tcp", "p50 x floor", "x floor", "x unix", "ring/chan",
 	} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
 		}
 	}
-	verdicts := regexp.MustCompile(`(?m)^(PASS|FAIL) `).FindAllString(out.String(), -1)
-	if len(verdicts) != 7 {
-		t.Errorf("got %d PASS/FAIL verdicts, want one per target (7)", len(verdicts))
-	}
-	if n := regexp.MustCompile(`(?m)^n/a `).FindAllString(out.String(), -1); len(n) > 0 {
-		t.Errorf("%d targets not measured", len(n))
+	if v := regexp.MustCompile(`(?m)^(PASS|FAIL|n/a) `).FindAllString(out.String(), -1); len(v) > 0 {
+		t.Errorf("-quick judged %d targets, want none", len(v))
 	}
 	pids := startedPIDs(stderr.String())
 	if len(pids) < 10 {
@@ -116,10 +123,11 @@ func TestPartsAndFlags(t *testing.T) {
 	if strings.Contains(out.String(), "== 1.") || !strings.Contains(out.String(), "== 6.") {
 		t.Errorf("-parts ring ran other parts or not ring:\n%s", &out)
 	}
-	if !strings.Contains(out.String(), "n/a") {
-		t.Errorf("targets of parts not run are not marked n/a:\n%s", &out)
-	}
-	for _, args := range [][]string{{"-parts", "bogus"}, {"-wait", "sometimes"}, {"-n", "0"}, {"extra"}} {
+	for _, args := range [][]string{
+		{"-parts", "bogus"}, {"-wait", "sometimes"}, {"-n", "0"}, {"extra"},
+		{"-intervals", "1ms,x"}, {"-intervals", "0s"}, {"-intervals", ""}, {"-sparse-n", "100,0"},
+		{"-load", "-1"}, {"-load", "many"},
+	} {
 		if err := run(context.Background(), args, &out, &stderr); err == nil {
 			t.Errorf("run %q: no error", args)
 		}
@@ -130,6 +138,154 @@ func TestPartsAndFlags(t *testing.T) {
 	}
 	if cfg.n != 7 || cfg.warmup != 200 || len(cfg.parts) != len(allParts) {
 		t.Errorf("-quick -n 7: n %d, warmup %d, parts %v", cfg.n, cfg.warmup, cfg.parts)
+	}
+	if err := run(context.Background(), []string{"-h"}, &out, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp (which main exits 0 on)", err)
+	}
+}
+
+// TestSparseFlags pairs -intervals with -sparse-n.
+func TestSparseFlags(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		args []string
+		want []sparseRate
+	}{
+		{nil, []sparseRate{{ms, 2000}, {10 * ms, 300}}},
+		{[]string{"-quick"}, []sparseRate{{ms, 100}, {10 * ms, 20}}},
+		{[]string{"-intervals", "2ms"}, []sparseRate{{2 * ms, 2000}}},
+		{[]string{"-intervals", "1ms, 10ms,100ms", "-sparse-n", "50"}, []sparseRate{{ms, 50}, {10 * ms, 50}, {100 * ms, 50}}},
+		{[]string{"-intervals", "500us,1ms,5ms", "-sparse-n", "9,8"}, []sparseRate{{ms / 2, 9}, {ms, 8}, {5 * ms, 8}}},
+	} {
+		cfg, err := parseFlags(c.args, io.Discard)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if !slices.Equal(cfg.sparse, c.want) {
+			t.Errorf("%q: rates %v, want %v", c.args, cfg.sparse, c.want)
+		}
+	}
+	for arg, want := range map[string]int{"0": 0, "3": 3, "cpu": runtime.NumCPU()} {
+		if cfg, err := parseFlags([]string{"-load", arg}, io.Discard); err != nil || cfg.load != want {
+			t.Errorf("-load %s: %d, %v; want %d", arg, cfg.load, err, want)
+		}
+	}
+}
+
+// TestLoad runs a short part with -load 2: the header must say so, and
+// both busy children must be gone when run returns.
+func TestLoad(t *testing.T) {
+	var out, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"-quick", "-v", "-load", "2", "-parts", "ring", "-ring-n", "1000"}, &out, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	if !strings.Contains(out.String(), "load: 2 busy processes") {
+		t.Errorf("the header does not state the load:\n%s", &out)
+	}
+	var pids []int
+	for _, m := range regexp.MustCompile(`started load \d+, pid (\d+),`).FindAllStringSubmatch(stderr.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	if len(pids) != 2 {
+		t.Errorf("%d busy children started, want 2:\n%s", len(pids), &stderr)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("busy child %d still exists after run returned (kill: %v)", pid, err)
+		}
+	}
+}
+
+// TestFloor runs the floor's two servers in this process's children: the
+// exchange answers every sequence number, the stream's count matches, and
+// no file is left behind.
+func TestFloor(t *testing.T) {
+	b, err := newBench(config{}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.cleanup()
+	ctx := context.Background()
+	err = b.withRoundTripper(ctx, floorT, func(rt roundTripper) error {
+		l, err := roundTrips(ctx, rt, "floor", 1000, 10, 0)
+		if err == nil && l.n != 1000 {
+			err = fmt.Errorf("%d round trips timed, want 1000", l.n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("floor round trips: %v", err)
+	}
+	err = b.withStreamSink(ctx, floorT, func(s streamSink) error {
+		n, _, err := streamFor(ctx, s, 64<<10, 50*time.Millisecond)
+		if err == nil && n == 0 {
+			err = errors.New("no bytes streamed")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("stream floor: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join("/dev/shm", floorNamePattern)); len(left) > 0 {
+		t.Errorf("floor files left: %v", left)
+	}
+}
+
+// TestTargets judges made-up figures: a run that meets every target
+// passes, one that misses one fails with errTargetsFailed, and under load
+// the idle host's targets are not judged.
+func TestTargets(t *testing.T) {
+	lat := func(p50, p99 time.Duration) *latency { return &latency{label: "x", p50: p50, p99: p99} }
+	good := func() results {
+		r := results{latency: make(map[sample]*latency), stream: make(map[transport]float64)}
+		for _, d := range []time.Duration{0, time.Millisecond, 10 * time.Millisecond} {
+			r.latency[sample{d, floorT}] = lat(300*time.Nanosecond, time.Microsecond)
+			r.latency[sample{d, unixT}] = lat(100*time.Microsecond, 400*time.Microsecond)
+			for _, tr := range []transport{shmT(conn.WaitAdaptive, 0), shmT(conn.WaitSpin, 0), shmT(conn.WaitSpin, idleHeld)} {
+				r.latency[sample{d, tr}] = lat(500*time.Nanosecond, 2*time.Microsecond)
+			}
+		}
+		r.stream[floorT], r.stream[shmT(conn.WaitAdaptive, 0)], r.stream[unixT] = 10000, 9000, 3000
+		r.multiShm, r.multiUnix = 2, 1
+		r.idlePair = &idleFigures{clientCPU: 0.1, serverCPU: 0.1}
+		r.idleMany = &idleFigures{clientCPU: 1, serverCPU: 1, clientThreads: 8, srvThread: 8}
+		r.ringMBs, r.chanMBs = 1, 1 // below 3x: information only, must not fail the run
+		return r
+	}
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	judgeRun := func(cfg config, r results) (string, error) {
+		var out bytes.Buffer
+		b := &bench{cfg: cfg, out: &out, res: r}
+		err := b.targets()
+		return out.String(), err
+	}
+
+	out, err := judgeRun(cfg, good())
+	if err != nil || strings.Contains(out, "\nFAIL ") || strings.Count(out, "\nPASS ") != 10 {
+		t.Errorf("all targets met: %v, want 10 PASS and no error\n%s", err, out)
+	}
+
+	bad := good()
+	bad.latency[sample{10 * time.Millisecond, shmT(conn.WaitSpin, idleHeld)}].p99 = time.Millisecond
+	out, err = judgeRun(cfg, bad)
+	if !errors.Is(err, errTargetsFailed) || strings.Count(out, "\nFAIL ") != 1 {
+		t.Errorf("one target missed: %v, want errTargetsFailed and one FAIL\n%s", err, out)
+	}
+
+	cfg.load = 2
+	out, err = judgeRun(cfg, bad) // the miss is an idle host's target
+	if err != nil || strings.Count(out, "\nPASS ") != 7 || !strings.Contains(out, "this run had -load 2") {
+		t.Errorf("under load: %v, want the 3 contended and 4 other targets passed, the idle host's n/a\n%s", err, out)
+	}
+
+	cfg.quick = true
+	if out, err = judgeRun(cfg, bad); err != nil || strings.Contains(out, "\nFAIL ") {
+		t.Errorf("-quick judged targets: %v\n%s", err, out)
 	}
 }
 

@@ -89,9 +89,9 @@ type child struct {
 // childStartTimeout bounds a child's start, 1000 handshakes included.
 const childStartTimeout = 60 * time.Second
 
-// startChild runs this executable in the role env describes and waits
-// for its ready line.
-func startChild(name string, env []string, stderr io.Writer) (*child, error) {
+// startChild runs this executable in the role env describes, with files
+// as its fds 3 and up, and waits for its ready line.
+func startChild(name string, env []string, files []*os.File, stderr io.Writer) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -99,6 +99,7 @@ func startChild(name string, env []string, stderr io.Writer) (*child, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
+	cmd.ExtraFiles = files
 	// Die with the parent even if it is killed outright.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()

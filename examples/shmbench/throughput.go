@@ -16,7 +16,7 @@ import (
 // compared are the transports of the throughput parts: shm with the
 // configured policy on both ends, then the plain sockets.
 func (b *bench) compared() []transport {
-	return []transport{{"shm", b.cfg.wait}, {network: "unix"}, {network: "tcp"}}
+	return []transport{shmT(b.cfg.wait, 0), unixT, tcpT}
 }
 
 // stream: one-way throughput of large writes. The transports take turns,
@@ -26,66 +26,108 @@ func (b *bench) compared() []transport {
 func (b *bench) stream(ctx context.Context) error {
 	b.section("3. Streaming",
 		fmt.Sprintf("The client writes %d-byte buffers for %v; the server process reads and discards them and reports the bytes it read. "+
+			"The floor is a bare %d KiB ring in shared memory, both ends spinning when it is full or empty. "+
 			"The transports take turns, %d rounds; MB/s is the median round (MB is 10^6 bytes).",
-			b.cfg.streamBuf, b.cfg.streamFor, b.cfg.streamRounds))
-	ts := b.compared()
+			b.cfg.streamBuf, b.cfg.streamFor, ringCapacity>>10, b.cfg.streamRounds))
+	ts := append([]transport{floorT}, b.compared()...)
 	mbs := make([][]float64, len(ts))
 	for range b.cfg.streamRounds {
 		for i, t := range ts {
-			err := b.withServer(t, func(srv *child) error {
-				c, err := b.dial(ctx, t, srv)
-				if err != nil {
-					return err
-				}
-				defer b.closeConn(c)
-				n, el, err := streamFor(ctx, c, b.cfg.streamBuf, b.cfg.streamFor)
-				if err != nil {
-					return fmt.Errorf("%s: %w", t.label(b.cfg.wait), err)
-				}
+			err := b.withStreamSink(ctx, t, func(s streamSink) error {
+				n, el, err := streamFor(ctx, s, b.cfg.streamBuf, b.cfg.streamFor)
 				mbs[i] = append(mbs[i], float64(n)/el.Seconds()/1e6)
-				return nil
+				return err
 			})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", t.label(b.cfg.wait), err)
 			}
 		}
 	}
-	unix := median(mbs[1])
-	tw := b.table()
-	fmt.Fprintln(tw, "transport	MB/s	min	max	vs unix	")
 	for i, t := range ts {
-		m := median(mbs[i])
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%s\t\n", t.label(b.cfg.wait), m, slices.Min(mbs[i]), slices.Max(mbs[i]), vsUnix(t.label(b.cfg.wait), m, unix))
+		b.res.stream[t] = median(mbs[i])
+	}
+	floor, unix := b.res.stream[floorT], b.res.stream[unixT]
+	tw := b.table()
+	fmt.Fprintln(tw, "transport\tMB/s\tmin\tmax\tx floor\tx unix\t")
+	for i, t := range ts {
+		m := b.res.stream[t]
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n", t.label(b.cfg.wait), m, slices.Min(mbs[i]), slices.Max(mbs[i]),
+			timesOther(t, floorT, m, floor), timesOther(t, unixT, m, unix))
 	}
 	tw.Flush()
-	b.res.streamShm, b.res.streamUnix = median(mbs[0]), unix
 	return nil
 }
 
-func vsUnix(label string, v, unix float64) string {
-	if label == "unix" {
+// timesOther formats v as a multiple of base, the figure of transport
+// baseT; "-" on base's own row.
+func timesOther(t, baseT transport, v, base float64) string {
+	if t == baseT {
 		return "-"
 	}
-	return ratio(short(label), v, unix)
+	return times(v, base)
 }
 
-// streamFor writes bufSize-byte buffers to c for d, then half-closes it
-// and waits for the server's count of bytes read. The time runs until the
-// count arrives, so every byte counted has been read by the server.
-func streamFor(ctx context.Context, c net.Conn, bufSize int, d time.Duration) (int64, time.Duration, error) {
-	cw, ok := c.(interface{ CloseWrite() error })
+// streamSink is the client's end of one stream turn.
+type streamSink interface {
+	io.Writer
+	// finish says no more bytes will come and returns the count the
+	// server read.
+	finish() (int64, error)
+}
+
+// connSink streams over a conn whose server is in discard mode.
+type connSink struct{ net.Conn }
+
+func (s connSink) finish() (int64, error) {
+	cw, ok := s.Conn.(interface{ CloseWrite() error })
 	if !ok {
-		return 0, 0, fmt.Errorf("%T has no CloseWrite", c)
+		return 0, fmt.Errorf("%T has no CloseWrite", s.Conn)
 	}
-	if _, err := c.Write([]byte{modeDiscard}); err != nil {
-		return 0, 0, err
+	if err := cw.CloseWrite(); err != nil {
+		return 0, err
 	}
+	var count [8]byte
+	if _, err := io.ReadFull(s.Conn, count[:]); err != nil {
+		return 0, fmt.Errorf("reading the server's count: %w", err)
+	}
+	return int64(binary.LittleEndian.Uint64(count[:])), nil
+}
+
+// withStreamSink runs f with a stream sink of transport t, against a
+// fresh server child.
+func (b *bench) withStreamSink(ctx context.Context, t transport, f func(streamSink) error) error {
+	if t.network == floorNetwork {
+		return b.withFloor(modeDiscard, func(m *floorMem) error {
+			s, err := newFloorSink(ctx, m)
+			if err != nil {
+				return err
+			}
+			return f(s)
+		})
+	}
+	return b.withServer(t, func(srv *child) error {
+		c, err := b.dial(ctx, t, srv)
+		if err != nil {
+			return err
+		}
+		defer b.closeConn(c)
+		if _, err := c.Write([]byte{modeDiscard}); err != nil {
+			return err
+		}
+		return f(connSink{c})
+	})
+}
+
+// streamFor writes bufSize-byte buffers to s for d, then finishes it. The
+// time runs until the server's count arrives, so every byte counted has
+// been read by the server.
+func streamFor(ctx context.Context, s streamSink, bufSize int, d time.Duration) (int64, time.Duration, error) {
 	buf := bytes.Repeat([]byte{'x'}, bufSize)
 	start := time.Now()
 	deadline := start.Add(d)
 	var sent int64
 	for time.Now().Before(deadline) {
-		n, err := c.Write(buf)
+		n, err := s.Write(buf)
 		sent += int64(n)
 		if err != nil {
 			return 0, 0, err
@@ -94,18 +136,12 @@ func streamFor(ctx context.Context, c net.Conn, bufSize int, d time.Duration) (i
 			return 0, 0, err
 		}
 	}
-	if err := cw.CloseWrite(); err != nil {
-		return 0, 0, err
-	}
-	var count [8]byte
-	if _, err := io.ReadFull(c, count[:]); err != nil {
-		return 0, 0, fmt.Errorf("reading the server's count: %w", err)
-	}
+	got, err := s.finish()
 	el := time.Since(start)
-	if got := int64(binary.LittleEndian.Uint64(count[:])); got != sent {
-		return 0, 0, fmt.Errorf("server read %d bytes, client wrote %d", got, sent)
+	if err == nil && got != sent {
+		err = fmt.Errorf("server read %d bytes, client wrote %d", got, sent)
 	}
-	return sent, el, nil
+	return sent, el, err
 }
 
 // multi: many conns ping-ponging at once.
@@ -114,6 +150,7 @@ func (b *bench) multi(ctx context.Context) error {
 		fmt.Sprintf("%d conns to one server process, each with a goroutine doing %d-byte round trips back to back, for %v.",
 			b.cfg.conns, b.cfg.size, b.cfg.multiFor))
 	type row struct {
+		t     transport
 		label string
 		rate  float64
 	}
@@ -124,7 +161,7 @@ func (b *bench) multi(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.label(b.cfg.wait), err)
 			}
-			rows = append(rows, row{t.label(b.cfg.wait), rate})
+			rows = append(rows, row{t, t.label(b.cfg.wait), rate})
 			return nil
 		})
 		if err != nil {
@@ -132,9 +169,9 @@ func (b *bench) multi(ctx context.Context) error {
 		}
 	}
 	tw := b.table()
-	fmt.Fprintln(tw, "transport\tround trips/s\tper conn\tvs unix\t")
+	fmt.Fprintln(tw, "transport\tround trips/s\tper conn\tx unix\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t\n", r.label, r.rate, r.rate/float64(b.cfg.conns), vsUnix(r.label, r.rate, rows[1].rate))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t\n", r.label, r.rate, r.rate/float64(b.cfg.conns), timesOther(r.t, unixT, r.rate, rows[1].rate))
 	}
 	tw.Flush()
 	b.res.multiShm, b.res.multiUnix = rows[0].rate, rows[1].rate
@@ -144,21 +181,10 @@ func (b *bench) multi(ctx context.Context) error {
 // pingPongAll opens the conns, runs them all for the configured time and
 // returns the total round trips per second.
 func (b *bench) pingPongAll(ctx context.Context, t transport, srv *child) (float64, error) {
-	conns := make([]net.Conn, 0, b.cfg.conns)
-	defer func() {
-		for _, c := range conns {
-			b.closeConn(c)
-		}
-	}()
-	for range b.cfg.conns {
-		c, err := b.dial(ctx, t, srv)
-		if err != nil {
-			return 0, err
-		}
-		conns = append(conns, c)
-		if _, err := c.Write([]byte{modeEcho}); err != nil {
-			return 0, err
-		}
+	conns, err := b.dialEcho(ctx, t, srv, b.cfg.conns)
+	defer b.closeConns(conns)
+	if err != nil {
+		return 0, err
 	}
 	var (
 		stop  atomic.Bool
@@ -186,7 +212,7 @@ func (b *bench) pingPongAll(ctx context.Context, t transport, srv *child) (float
 			total.Add(n)
 		})
 	}
-	err := sleep(ctx, b.cfg.multiFor)
+	err = sleep(ctx, b.cfg.multiFor)
 	stop.Store(true)
 	el := time.Since(start)
 	wg.Wait()

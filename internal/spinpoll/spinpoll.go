@@ -1,23 +1,32 @@
 // Package spinpoll is the waiting strategy behind conn.WaitSpin: calls that
-// must never park on the kernel, yet must not burn one core each.
+// must not park on the kernel while the CPUs are free, yet must not burn
+// one core each.
 //
 // At most one waiting goroutine per process spins: the leader. It watches
 // its own condition and, in the same loop, the conditions of every other
 // waiting call (the followers), which are parked on channels. When a
 // follower's condition holds, the leader wakes it in-process (a channel
-// send, far cheaper than any syscall); when its own holds, it hands the
-// lead to a follower and returns. With one busy conn the leader is simply
-// the goroutine waiting on it, which sees its bytes the moment they land,
-// with no hand-off at all. With many conns the process burns at most one
-// core on waiting, and none when nobody waits.
+// send, far cheaper than any syscall) and hands it the lead, becoming a
+// follower itself: the lead follows the busy conn. When the leader's own
+// condition holds it returns but keeps the lead for AwayLimit, since a
+// request handler waits again within microseconds. So with one busy conn
+// among idle ones the leader is simply the goroutine waiting on the busy
+// one, which sees its bytes the moment they land, with no hand-off and no
+// other thread woken. The process burns at most one core on waiting, and
+// none when nobody waits.
+//
+// On a contended host (package spin) spinning stops paying: the leader
+// hands the lead on and returns Contended, and every waiter that gets the
+// lead does the same, so all of them park with a kernel wake-up, as a
+// socket reader would.
 package spinpoll
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/spin"
 )
 
 // Waiter is one waiting call. Ready and Stop must be cheap reads that never
@@ -44,44 +53,69 @@ func NewWaiter(ready, stop func() bool) *Waiter {
 // Poller coordinates the waiters of one process. The zero value is ready to
 // use; Default is the one conn uses.
 type Poller struct {
-	mu       sync.Mutex
-	waiters  []*Waiter    // parked followers; guarded by mu
-	leading  bool         // somebody leads; guarded by mu
-	nwaiters atomic.Int32 // len(waiters), for the leader's lock-free check
+	mu        sync.Mutex
+	waiters   []*Waiter    // parked followers; guarded by mu
+	leading   bool         // somebody leads, or the leader is away; guarded by mu
+	away      bool         // the leader returned to its caller and will likely wait again soon; guarded by mu
+	awayTimer *time.Timer  // hands the lead on if the leader stays away; guarded by mu
+	nwaiters  atomic.Int32 // len(waiters), for the leader's lock-free check
+
+	// spinAlways keeps a leader spinning on a contended host: tests set
+	// it, so that their spinning is not judged by the host's load.
+	spinAlways bool
+	// awayLimit replaces AwayLimit when set (tests).
+	awayLimit time.Duration
 }
 
 // Default is the process-wide poller.
 var Default = &Poller{}
 
-// Tuning of the leader's loop. One pass reads a few cache lines; pausing
-// between passes keeps it from hammering the lines the peers write. The
-// leader yields its P right after waking a follower (so the follower runs
-// here at once) and otherwise rarely, every few hundred microseconds, so
-// nothing else on its P starves: each runtime.Gosched also wakes an idle P
-// of the process, whose thread then competes for the CPU with the very
-// peer we wait for (measured: yielding every ~2 us gave a p50 of 3.7 us at
-// one request per ms, every ~100 us gave 0.5 us).
+// AwayLimit is how long a leader that returned to its caller (its own
+// bytes arrived) keeps the lead before a follower is given it. A request
+// handler answers and waits again within microseconds; handing the lead
+// on at once would instead wake a follower on every request, which on a
+// two-CPU host costs the peer its CPU (measured: p50 28 us instead of 2 us
+// with 8 idle conns beside one busy one). The timer that enforces it may
+// fire up to a millisecond late when the process is otherwise idle, which
+// only delays followers whose bytes arrive while their leader is busy
+// elsewhere.
+const AwayLimit = 50 * time.Microsecond
+
+// Outcome says how a Wait ended.
+type Outcome int
+
 const (
-	pausePerPass   = 2
-	passesPerYield = 4096
+	// Done: the condition may hold, or the call must stop; re-check.
+	Done Outcome = iota
+	// Contended: the CPUs are contended (see package spin); the caller
+	// should park with a kernel wake-up instead of spinning.
+	Contended
 )
 
-// Wait returns once w.Ready() holds or the call must stop: as the leader it
-// spins on its own; as a follower it calls park(c), which must return when
-// c receives or when the caller gives up (its deadline, its conn's close),
-// whichever is first. The caller re-checks its condition after Wait
-// returns.
-func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) {
+// Wait returns once w.Ready() holds, the call must stop, or spinning
+// stopped paying: as the leader it spins on its own; as a follower it
+// calls park(c), which must return when c receives or when the caller
+// gives up (its deadline, its conn's close), whichever is first. The
+// caller re-checks its condition after Wait returns.
+func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) Outcome {
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
-		if w.lead || !p.leading {
+		if w.lead || !p.leading || p.away {
 			w.lead = false
 			p.leading = true
+			p.away = false
+			if p.awayTimer != nil {
+				p.awayTimer.Stop()
+			}
 			p.mu.Unlock()
-			p.lead(w)
-			return
+			out, demoted := p.lead(w)
+			if !demoted {
+				return out
+			}
+			p.mu.Lock() // w was made a follower; park below
+		} else {
+			p.addLocked(w)
 		}
-		p.addLocked(w)
 		p.mu.Unlock()
 
 		park(w.c)
@@ -89,42 +123,63 @@ func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) {
 		p.mu.Lock()
 		p.removeLocked(w)
 		promoted := w.lead
-		p.mu.Unlock()
 		select { // a wake-up that raced with the caller giving up
 		case <-w.c:
 		default:
 		}
 		if !promoted {
-			return
+			p.mu.Unlock()
+			return Done
 		}
 		// Handed the lead: take it, even if only to hand it on.
 	}
 }
 
-// lead spins until w is ready or must stop, waking followers on the way,
-// then hands the lead on. It hands it on even if Ready panics (a memory
-// fault in a truncated segment), or the followers would wait forever.
-func (p *Poller) lead(w *Waiter) {
-	defer p.handOff()
-	for pass := 1; ; pass++ {
-		if w.Ready() || w.Stop() {
-			return
+// forever is a spin budget that never ends.
+const forever = time.Duration(1<<62 - 1)
+
+// lead spins until w is ready or must stop, waking followers on the way.
+// It returns demoted when it handed the lead to a follower whose bytes
+// came first and added w to the followers; the lead then stays with the
+// conn that is busy. It hands the lead on if Ready panics (a memory fault
+// in a truncated segment), or the followers would wait forever.
+func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
+	left := false
+	defer func() {
+		if !left {
+			p.handOff()
 		}
-		woke := p.nwaiters.Load() > 0 && p.scan()
-		if woke || pass%passesPerYield == 0 {
-			// Let a woken follower run here at once, rather than wait
-			// for another P to steal it.
-			runtime.Gosched()
-		} else {
-			atomicx.Pause(pausePerPass)
+	}()
+	if spin.Contended() && !p.spinAlways {
+		return Contended, false
+	}
+	var l spin.Loop
+	l.Start(forever)
+	for {
+		if w.Ready() {
+			left = true
+			p.leave()
+			return Done, false
+		}
+		if w.Stop() {
+			return Done, false
+		}
+		if p.nwaiters.Load() > 0 && p.scan(w) {
+			left = true
+			return Done, true
+		}
+		if _, stop := l.Next(); stop && !p.spinAlways {
+			return Contended, false // preempted: spinning no longer pays
 		}
 	}
 }
 
-// scan wakes every follower whose condition holds.
-func (p *Poller) scan() (woke bool) {
+// scan wakes every follower whose condition holds. If one did, it makes
+// the first of them the leader and leader a follower, and reports true.
+func (p *Poller) scan(leader *Waiter) (demoted bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var next *Waiter
 	for i := 0; i < len(p.waiters); {
 		f := p.waiters[i]
 		if !ready(f) {
@@ -132,16 +187,59 @@ func (p *Poller) scan() (woke bool) {
 			continue
 		}
 		p.removeLocked(f) // moves another follower into slot i
+		if next == nil {
+			next = f
+		}
 		signal(f.c)
-		woke = true
 	}
-	return woke
+	if next == nil {
+		return false
+	}
+	next.lead = true
+	p.addLocked(leader)
+	return true
+}
+
+// leave is the leader returning to its caller because its own condition
+// holds: it keeps the lead for AwayLimit, so that the next Wait of the
+// busy conn leads again without waking anybody.
+func (p *Poller) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiters) == 0 {
+		p.leading = false
+		return
+	}
+	p.away = true
+	limit := AwayLimit
+	if p.awayLimit > 0 {
+		limit = p.awayLimit
+	}
+	if p.awayTimer == nil {
+		p.awayTimer = time.AfterFunc(limit, p.awayExpired)
+	} else {
+		p.awayTimer.Reset(limit)
+	}
+}
+
+// awayExpired hands the lead on from a leader that stayed away.
+func (p *Poller) awayExpired() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.away {
+		p.away = false
+		p.handOffLocked()
+	}
 }
 
 // handOff passes the lead to a parked follower, or drops it if none.
 func (p *Poller) handOff() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.handOffLocked()
+}
+
+func (p *Poller) handOffLocked() {
 	if len(p.waiters) == 0 {
 		p.leading = false
 		return
@@ -178,11 +276,11 @@ func (p *Poller) removeLocked(w *Waiter) {
 // Followers returns the number of parked followers.
 func (p *Poller) Followers() int { return int(p.nwaiters.Load()) }
 
-// Leading reports whether a waiter currently leads.
+// Leading reports whether a waiter currently leads (and is not away).
 func (p *Poller) Leading() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.leading
+	return p.leading && !p.away
 }
 
 func signal(c chan struct{}) {

@@ -1,6 +1,7 @@
 package spinpoll
 
 import (
+	"github.com/shmconn/shmconn/internal/spin"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,7 @@ import (
 // and counts how many goroutines spin at once (callers of Ready from
 // different goroutines that are not parked).
 func TestManyWaiters(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	const n = 40
 	var flags [n]atomic.Bool
 	var stop atomic.Bool
@@ -66,7 +67,7 @@ func TestManyWaiters(t *testing.T) {
 // TestStop checks a leader gives up through Stop and a follower through
 // park, and that the lead passes on when the leader stops.
 func TestStop(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	var leaderStop, followerReady atomic.Bool
 	never := func() bool { return false }
 	leader := NewWaiter(never, leaderStop.Load)
@@ -117,7 +118,7 @@ func TestStop(t *testing.T) {
 // TestLeadSurvivesPanic checks the lead is handed on even if the leader's
 // condition panics.
 func TestLeadSurvivesPanic(t *testing.T) {
-	var p Poller
+	p := Poller{spinAlways: true}
 	w := NewWaiter(func() bool { panic("boom") }, func() bool { return false })
 	func() {
 		defer func() {
@@ -129,5 +130,126 @@ func TestLeadSurvivesPanic(t *testing.T) {
 	}()
 	if p.Leading() {
 		t.Fatal("a panicking leader kept the lead")
+	}
+}
+
+// TestLeadFollowsBusyWaiter checks that when a follower's condition holds
+// first, the follower is given the lead and the old leader parks, and that
+// a leader whose own condition held keeps the lead while it is away for
+// less than AwayLimit (an hour here, so the host's load cannot fail the
+// test): with one busy conn among idle ones, nobody else is woken on its
+// requests. Then the leader leaves for good, and the lead passes on.
+func TestLeadFollowsBusyWaiter(t *testing.T) {
+	p := Poller{spinAlways: true, awayLimit: time.Hour}
+	var idleReady, busyReady, stop atomic.Bool
+	idle := NewWaiter(idleReady.Load, stop.Load)
+	busy := NewWaiter(busyReady.Load, stop.Load)
+	var idleParks atomic.Int32
+	idleDone := make(chan struct{})
+	go func() {
+		defer close(idleDone)
+		for !idleReady.Load() && !stop.Load() {
+			p.Wait(idle, func(c <-chan struct{}) {
+				idleParks.Add(1)
+				select {
+				case <-c:
+				case <-time.After(20 * time.Second):
+					t.Error("idle waiter parked for 20s")
+				}
+			})
+		}
+	}()
+	for !p.Leading() {
+		time.Sleep(time.Millisecond)
+	}
+	// busy arrives as a follower; its condition holds: it gets the lead.
+	busyReady.Store(true)
+	p.Wait(busy, func(c <-chan struct{}) { <-c })
+	for p.Followers() != 1 || idleParks.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := idleParks.Load(); got != 1 {
+		t.Fatalf("idle waiter parked %d times, want 1 (it leads no more)", got)
+	}
+	// busy now waits again at once, as a request handler does: it leads
+	// again without waking the idle waiter.
+	for i := range 100 {
+		busyReady.Store(false)
+		go func() {
+			time.Sleep(20 * time.Microsecond)
+			busyReady.Store(true)
+		}()
+		p.Wait(busy, func(c <-chan struct{}) { t.Errorf("busy waiter parked at round %d", i); <-c })
+		for !busyReady.Load() {
+			time.Sleep(10 * time.Microsecond) // the next request comes
+		}
+	}
+	if got := idleParks.Load(); got != 1 {
+		t.Fatalf("idle waiter woken %d times by a busy neighbour", got-1)
+	}
+	// busy goes away for good: when its time away runs out, the idle
+	// waiter leads.
+	p.awayExpired()
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.Leading() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !p.Leading() || p.Followers() != 0 {
+		t.Fatalf("lead not handed on after the leader left: leading %v, %d followers", p.Leading(), p.Followers())
+	}
+	idleReady.Store(true)
+	<-idleDone
+}
+
+// TestContendedHandsOn checks that on a contended host a leader stops
+// spinning and every waiter is told to park with a kernel wake-up.
+func TestContendedHandsOn(t *testing.T) {
+	var p Poller
+	spin.MarkContended()
+	never := func() bool { return false }
+	w := NewWaiter(never, never)
+	if got := p.Wait(w, func(<-chan struct{}) { t.Error("parked on the poller") }); got != Contended {
+		t.Fatalf("Wait on a contended host: %v, want Contended", got)
+	}
+	if p.Leading() {
+		t.Fatal("lead kept on a contended host")
+	}
+}
+
+// TestAwayLimit checks a leader that returned and never waits again gives
+// the lead to a follower after AwayLimit.
+func TestAwayLimit(t *testing.T) {
+	p := Poller{spinAlways: true}
+	var ready, followerReady, stop atomic.Bool
+	leader := NewWaiter(ready.Load, stop.Load)
+	follower := NewWaiter(followerReady.Load, stop.Load)
+	go func() {
+		for !p.Leading() {
+			time.Sleep(time.Millisecond)
+		}
+		go func() {
+			for !followerReady.Load() {
+				p.Wait(follower, func(c <-chan struct{}) { <-c })
+			}
+		}()
+		for p.Followers() != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		ready.Store(true)
+	}()
+	p.Wait(leader, func(<-chan struct{}) { t.Error("the first waiter parked") })
+	start := time.Now()
+	for !p.Leading() || p.Followers() != 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the lead stayed with a leader that left")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	followerReady.Store(true)
+	for p.Leading() {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the new leader did not see its condition")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

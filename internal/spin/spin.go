@@ -1,0 +1,228 @@
+// Package spin decides how a waiting call spends the CPU: how it paces a
+// polling loop, how long it may spin, when it must yield, and when
+// spinning stops paying because the CPUs are contended.
+//
+// Everything here is measured in time, never in loop counts: the cost of
+// the CPU's pause hint differs several-fold between CPU models (a few
+// nanoseconds on some, over 40 on others), so a budget counted in
+// iterations would mean different things on different machines. The loop
+// reads the clock every CheckInterval or so; how many pauses that is, is
+// calibrated once per process.
+//
+// Two costs of spinning in Go are avoided on purpose:
+//
+//   - runtime.Gosched wakes an idle P (a futex wake of another thread,
+//     often on another CPU) and may move the spinning goroutine to that
+//     thread. On a two-CPU host that thread takes the CPU of the very peer
+//     we wait for. A Loop yields only when some goroutine is actually
+//     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us).
+//   - A spinner on a busy host burns its time slice, and the kernel then
+//     no longer favours it when it is woken: it loses to a socket whose
+//     reader slept. A Loop that finds the clock jumped while it spun (it
+//     was preempted), or a host with more runnable threads than CPUs,
+//     reports the CPUs contended, and callers spin only briefly then.
+package spin
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmconn/shmconn/atomicx"
+)
+
+const (
+	// CheckInterval is about how long a Loop spins between two looks at
+	// the clock: short enough that budgets and deadlines are kept to
+	// within a microsecond, long enough that reading the clock (20-60 ns)
+	// stays a small part of the loop.
+	CheckInterval = 500 * time.Nanosecond
+	// YieldCheckInterval is how often a spinning loop asks the runtime
+	// whether a goroutine waits for a P. Goroutines made runnable while
+	// another P is idle are taken by that P at once; this is for the rest
+	// (GOMAXPROCS 1, every P busy), which would otherwise wait for the
+	// runtime's 10 ms preemption.
+	YieldCheckInterval = 20 * time.Microsecond
+	// PreemptGap is a gap between two clock reads of a spinning loop that
+	// means the thread was descheduled: interrupts take a few
+	// microseconds, a time slice given to another thread takes
+	// milliseconds.
+	PreemptGap = 100 * time.Microsecond
+	// ContendedHold is how long the CPUs count as contended after a sign
+	// of it. Load comes and goes in seconds, not microseconds; holding the
+	// verdict this long bounds how often a spinner tests it the hard way
+	// (by being preempted) to a few times a second.
+	ContendedHold = 500 * time.Millisecond
+	// LostShare is the share of a spin's time lost to other threads
+	// (preemption gaps) that means the CPU is contended. A low-priority
+	// batch job also takes a slice from a long-running spinner now and
+	// then, which costs a percent or two and is no reason to stop.
+	LostShare = 0.25
+)
+
+var (
+	calibrateOnce  sync.Once
+	pausesPerCheck int // pauses between clock reads, ~CheckInterval
+	pauseCost      time.Duration
+)
+
+// calibrate measures the pause hint's cost on this CPU.
+func calibrate() {
+	const n = 2000
+	best := time.Duration(1<<63 - 1)
+	for range 5 {
+		t := time.Now()
+		atomicx.Pause(n)
+		best = min(best, time.Since(t))
+	}
+	pauseCost = max(best/n, time.Nanosecond)
+	pausesPerCheck = int(min(max(CheckInterval/pauseCost, 1), 4096))
+}
+
+// PauseCost returns the measured cost of one pause hint on this CPU.
+func PauseCost() time.Duration {
+	calibrateOnce.Do(calibrate)
+	return pauseCost
+}
+
+// epoch anchors now: nanoseconds on the monotonic clock.
+var epoch = time.Now()
+
+func now() int64 { return int64(time.Since(epoch)) }
+
+// contendedUntil is the monotonic time until which the CPUs count as
+// contended.
+var contendedUntil atomic.Int64
+
+// MarkContended records a sign that the CPUs are contended.
+func MarkContended() { contendedUntil.Store(now() + int64(ContendedHold)) }
+
+// Contended reports whether the CPUs count as contended: a spinner lost
+// much of its time to other threads recently, or Sample found this
+// process's threads waiting long for a CPU. It is two loads.
+func Contended() bool { return now() < contendedUntil.Load() }
+
+// Sample reads, at most every sampleEvery, the scheduler's account of the
+// calling thread (about 10 us) and marks the CPUs contended if the
+// process's threads waited long for a CPU each time they became runnable.
+// Callers call it when they are about to park, where the time is free.
+func Sample() {
+	if t := now(); sched.due(t) && sched.sample(t) {
+		MarkContended()
+	}
+}
+
+var runnableSample = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
+var runnableMu sync.Mutex
+
+// othersRunnable reports whether goroutines wait for a P.
+func othersRunnable() bool {
+	runnableMu.Lock()
+	defer runnableMu.Unlock()
+	metrics.Read(runnableSample)
+	v := runnableSample[0].Value
+	return v.Kind() == metrics.KindUint64 && v.Uint64() > 0
+}
+
+// Loop paces one spinning wait. The zero value is not ready: call Start.
+// A Loop is for one goroutine.
+type Loop struct {
+	start, last, end int64 // monotonic ns: start, last clock read, budget end
+	nextYield        int64
+	lost             int64 // ns lost in preemption gaps
+	n                int
+	preempted        bool
+}
+
+// Start begins a spin of at most budget.
+func (l *Loop) Start(budget time.Duration) {
+	calibrateOnce.Do(calibrate)
+	t := now()
+	*l = Loop{start: t, last: t, end: t + int64(budget), nextYield: t + int64(YieldCheckInterval)}
+}
+
+// Next waits a little before the caller's next look. It returns true when
+// it read the clock (the caller may then check its slower conditions:
+// close, deadline), and stop true when the spin should end: its budget is
+// spent or the thread was preempted (see Preempted).
+func (l *Loop) Next() (tick, stop bool) {
+	l.n++
+	if l.n < pausesPerCheck {
+		atomicx.Pause(1)
+		return false, false
+	}
+	l.n = 0
+	t := now()
+	if gap := t - l.last; gap > int64(PreemptGap) {
+		l.lost += gap
+		if float64(l.lost) > LostShare*float64(t-l.start) {
+			l.preempted = true
+			MarkContended()
+			return true, true
+		}
+	}
+	l.last = t
+	if t >= l.end {
+		return true, true
+	}
+	if t >= l.nextYield {
+		l.nextYield = t + int64(YieldCheckInterval)
+		if othersRunnable() {
+			runtime.Gosched()
+			l.last = now() // time given away on purpose is not preemption
+		}
+	}
+	return true, false
+}
+
+// Preempted reports whether the spin ended because the thread lost much of
+// its time to other threads (LostShare) in the middle of it.
+func (l *Loop) Preempted() bool { return l.preempted }
+
+// Window chooses how long one direction of a conn spins before it parks,
+// from how long its recent waits lasted. A wait that usually ends within a
+// few hundred microseconds (a response the peer computes after its own
+// kernel wake-up) is worth spinning through: it saves our kernel wake-up,
+// half of such a round trip. A wait that lasts longer (the next request of
+// a sparse client, an idle conn) gets only the base spin. The zero value
+// is ready; a Window is used under its direction's mutex.
+type Window struct {
+	typical time.Duration // smoothed wait length, capped at windowCap
+}
+
+const (
+	// BaseSpin is the spin every wait gets on an uncontended host: longer
+	// than a round trip through a peer that answers at once, much
+	// shorter than the tens of microseconds a kernel wake-up costs.
+	BaseSpin = 50 * time.Microsecond
+	// MaxSpin bounds a learned window: a wait longer than this costs less
+	// CPU parked, whatever the wake-up costs.
+	MaxSpin = 250 * time.Microsecond
+	// ContendedSpin is the spin on a contended host: it still catches a
+	// peer that is running and answers at once, and is too short to cost
+	// the waiter its wake-up preference with the kernel's scheduler.
+	ContendedSpin = 5 * time.Microsecond
+	windowCap     = 4 * MaxSpin
+)
+
+// Budget returns how long the next wait may spin.
+func (w *Window) Budget() time.Duration {
+	if Contended() {
+		return ContendedSpin
+	}
+	if 2*w.typical > MaxSpin {
+		return BaseSpin // waits usually outlast any spin worth paying for
+	}
+	return max(2*w.typical, BaseSpin)
+}
+
+// Observe records how long a wait lasted, spin and park together.
+func (w *Window) Observe(d time.Duration) {
+	d = min(d, windowCap)
+	w.typical += (d - w.typical) / 4
+}
+
+// Since returns the time since Start, read now.
+func (l *Loop) Since() time.Duration { return time.Duration(now() - l.start) }
