@@ -56,6 +56,9 @@ type Conn struct {
 	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
 	peerGone    chan struct{} // closed by the monitor when the side socket ends
 	monitorDone chan struct{} // closed when the monitor goroutine exits
+
+	stats    connStats // this conn's traffic; see stats.go
+	counters *Counters // the Listener's or Dialer's, set before the conn is handed out; nil: none
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -120,6 +123,9 @@ func (c *Conn) monitor() {
 	var buf [64]byte
 	for {
 		n, err := c.side.Read(buf[:])
+		if n > 0 {
+			c.stats.wakeupsReceived.Add(uint64(n))
+		}
 		for _, b := range buf[:n] {
 			switch b {
 			case handshake.WakeData:
@@ -164,6 +170,7 @@ const wakeTimeout = 5 * time.Second
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
+	c.stats.wakeupsSent.Add(1)
 	if c.tryWake(b) {
 		return
 	}
@@ -226,6 +233,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
+			c.stats.bytesRead.Add(uint64(n))
 			if c.cons.WakeWriter() {
 				c.sendWake(handshake.WakeSpace)
 			}
@@ -281,6 +289,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		}
 		n, err := c.prod.Write(b[written:])
 		if n > 0 {
+			c.stats.bytesWritten.Add(uint64(n))
 			written += n
 			if c.prod.WakeReader() {
 				c.sendWake(handshake.WakeData)
@@ -353,6 +362,9 @@ func (c *Conn) Close() error {
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	<-c.monitorDone
+	if c.counters != nil {
+		c.counters.connClosed(c)
+	}
 	if c.onClose != nil {
 		c.onClose()
 	}

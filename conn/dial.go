@@ -30,6 +30,10 @@ type Dialer struct {
 	// cannot be shared, instead of returning the side socket as a plain
 	// net.Conn.
 	NoFallback bool
+
+	// Counters, if set, counts this Dialer's dials (and those of any
+	// other Dialer given the same Counters); see Stats.
+	Counters *Counters
 }
 
 // Dial connects to the shmconn Listener at address on network ("unix" or
@@ -69,6 +73,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	c, err := d.handshake(ctx, side, size)
 	if err != nil {
+		d.Counters.handshakeError(err)
 		side.Close()
 		return nil, &net.OpError{Op: "dial", Net: network, Source: side.LocalAddr(), Addr: side.RemoteAddr(), Err: err}
 	}
@@ -107,6 +112,7 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		return nil, err
 	}
 	if sc, ok := c.(*Conn); ok {
+		d.Counters.sharedConn(sc)
 		sc.start()
 	}
 	return c, nil
@@ -133,6 +139,7 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 		if d.NoFallback {
 			return nil, fmt.Errorf("%w: the listener cannot share memory", ErrNoSharedMemory)
 		}
+		d.Counters.fallback(false)
 		return side, nil
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
 		return nil, fmt.Errorf("%w: granted ring size %d (asked %d)", ErrHandshake, rep.RingSize, size)
@@ -147,6 +154,7 @@ func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
 		if _, err := side.Write([]byte{handshake.AckPlain}); err != nil {
 			return nil, err
 		}
+		d.Counters.fallback(true)
 		return side, nil
 	}
 	if _, err := side.Write([]byte{handshake.AckShared}); err != nil {

@@ -110,6 +110,8 @@ type Listener struct {
 	raw     map[net.Conn]struct{} // sockets mid-handshake, closed by Close
 	failErr error                 // set before failed is closed
 
+	counters Counters // see Stats
+
 	failed    chan struct{} // closed when the underlying listener failed
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -316,6 +318,7 @@ func (l *Listener) serveClient(raw net.Conn) {
 	delete(l.raw, raw)
 	l.mu.Unlock()
 	if err != nil {
+		l.counters.handshakeError(err)
 		raw.Close()
 		l.releaseLive()
 		if l.cfg.OnHandshakeError != nil {
@@ -361,10 +364,12 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		var ne net.Error
 		switch {
 		case n == 0 && errors.As(err, &ne) && ne.Timeout():
+			l.counters.plainClient()
 			return l.plain(raw, nil)
 		case err != nil && n == 0:
 			return nil, err
 		case hello[0] != handshake.Magic[0]:
+			l.counters.plainClient()
 			return l.plain(raw, hello[:n])
 		}
 	}
@@ -373,11 +378,13 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 	}
 	if m, err := io.ReadFull(raw, hello[n:]); err != nil {
 		if m += n; l.cfg.AcceptPlain && m > 0 && !isMagicPrefix(hello[:m]) {
+			l.counters.plainClient()
 			return l.plain(raw, hello[:m])
 		}
 		return nil, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
 	}
 	if l.cfg.AcceptPlain && [4]byte(hello[:4]) != handshake.Magic {
+		l.counters.plainClient()
 		return l.plain(raw, hello[:])
 	}
 	h, err := handshake.ParseHello(hello[:])
@@ -422,6 +429,7 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		if serr != nil {
 			return nil, serr
 		}
+		l.counters.fallback(false)
 		return l.plain(raw, nil)
 	}
 	reply.Status, reply.RingSize, reply.Token, reply.Name = handshake.StatusShared, uint32(size), seg.Token(), seg.Name()
@@ -448,6 +456,7 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 			seg.Close()
 			return nil, err
 		}
+		l.counters.sharedConn(c)
 		c.start()
 		return c, nil
 	case handshake.AckPlain:
@@ -455,6 +464,7 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		if !fallback {
 			return nil, fmt.Errorf("%w: dialer cannot map the segment", ErrNoSharedMemory)
 		}
+		l.counters.fallback(true)
 		return l.plain(raw, nil)
 	default:
 		seg.Close()
