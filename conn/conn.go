@@ -233,7 +233,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
-			c.stats.bytesRead.Add(uint64(n))
+			c.stats.bytesRead.add(n)
 			if c.cons.WakeWriter() {
 				c.sendWake(handshake.WakeSpace)
 			}
@@ -259,6 +259,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			}
 			continue
 		}
+		c.stats.bytesRead.publish() // before waiting, for Stats
 		if err := c.await(&c.rwait); err != nil {
 			return 0, err
 		}
@@ -289,7 +290,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		}
 		n, err := c.prod.Write(b[written:])
 		if n > 0 {
-			c.stats.bytesWritten.Add(uint64(n))
+			c.stats.bytesWritten.add(n)
 			written += n
 			if c.prod.WakeReader() {
 				c.sendWake(handshake.WakeData)
@@ -307,6 +308,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		// Wait for a useful amount of space, not one byte, so a big
 		// write does not wake up for every small read of the peer.
 		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
+		c.stats.bytesWritten.publish() // before waiting, for Stats
 		if err := c.await(&c.wwait); err != nil {
 			return written, err
 		}
@@ -358,6 +360,8 @@ func (c *Conn) Close() error {
 	err := c.side.Close() // the peer sees end-of-file; our monitor exits
 	c.rmu.Lock()
 	c.wmu.Lock()
+	c.stats.bytesRead.publish()
+	c.stats.bytesWritten.publish()
 	serr := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()

@@ -59,9 +59,9 @@ type HandshakeErrorStats struct {
 
 // Counters accumulates Stats for any number of Dialers sharing it (set
 // Dialer.Counters); a Listener keeps its own. Its methods are safe for
-// concurrent use. Counting costs an atomic add per dial, per Read or Write
-// call (not per byte; on the conn's own cache lines) and per wake-up or
-// park, none on the shared-memory path itself.
+// concurrent use. Counting costs an atomic add per dial, per wake-up and
+// per park, and a plain add per Read or Write call (never per byte, and
+// never on a line the peer process or the other direction touches).
 type Counters struct {
 	sharedConns   atomic.Uint64
 	noSegment     atomic.Uint64
@@ -84,16 +84,13 @@ const (
 	hsKinds
 )
 
-// connStats is one conn's traffic. Each group is written by one side of
-// the conn and sits on its own cache line, so counting never makes the
-// reader and the writer of a conn share a line.
+// connStats is one conn's traffic. The byte counts are kept by the
+// direction that moves the bytes, on lines of their own, so counting never
+// makes the reader and the writer of a conn share a cache line, and costs
+// a plain add on the hot path; see byteCount.
 type connStats struct {
-	// Written by Read (under rmu).
-	bytesRead atomic.Uint64
-	_         [atomicx.FalseSharingRange - 8]byte
-	// Written by Write (under wmu).
-	bytesWritten atomic.Uint64
-	_            [atomicx.FalseSharingRange - 8]byte
+	bytesRead    byteCount // under rmu
+	bytesWritten byteCount // under wmu
 	// Written by the wake-up writer (under wakeMu), the monitor goroutine
 	// and parking calls of either side: rare events.
 	wakeupsSent     atomic.Uint64
@@ -101,17 +98,65 @@ type connStats struct {
 	parks           atomic.Uint64
 }
 
-func (s *connStats) addTo(st *Stats) {
-	st.BytesRead += s.bytesRead.Load()
-	st.BytesWritten += s.bytesWritten.Load()
+// byteCount counts one direction's bytes. The calls of that direction,
+// serialized by its mutex, add to pending, a plain field; it is published
+// every publishEvery calls, before the call waits, and whenever a snapshot
+// can take the mutex. A snapshot is therefore exact for an idle or a
+// blocked direction and at most publishEvery calls behind for a busy one.
+type byteCount struct {
+	pending   uint64 // guarded by the direction's mutex
+	calls     uint64 // guarded by the direction's mutex
+	published atomic.Uint64
+	_         [atomicx.FalseSharingRange - 24]byte
+}
+
+const publishEvery = 64
+
+// add counts n bytes; the direction's mutex is held.
+func (b *byteCount) add(n int) {
+	b.pending += uint64(n)
+	if b.calls++; b.calls%publishEvery == 0 {
+		b.publish()
+	}
+}
+
+// publish makes pending visible to snapshots; the direction's mutex is
+// held.
+func (b *byteCount) publish() {
+	if b.pending != 0 {
+		b.published.Add(b.pending)
+		b.pending = 0
+	}
+}
+
+// load returns the published count, first publishing what is pending if
+// the direction is not in a call (mu free).
+func (b *byteCount) load(mu *sync.Mutex) uint64 {
+	if mu.TryLock() {
+		b.publish()
+		mu.Unlock()
+	}
+	return b.published.Load()
+}
+
+// statsInto adds c's traffic to st.
+func (c *Conn) statsInto(st *Stats) {
+	s := &c.stats
+	st.BytesRead += s.bytesRead.load(&c.rmu)
+	st.BytesWritten += s.bytesWritten.load(&c.wmu)
+	s.addRareTo(st)
+}
+
+func (s *connStats) addRareTo(st *Stats) {
 	st.WakeupsSent += s.wakeupsSent.Load()
 	st.WakeupsReceived += s.wakeupsReceived.Load()
 	st.Parks += s.parks.Load()
 }
 
+// fold adds a closed conn's traffic (all of it published) to s.
 func (s *connStats) fold(from *connStats) {
-	s.bytesRead.Add(from.bytesRead.Load())
-	s.bytesWritten.Add(from.bytesWritten.Load())
+	s.bytesRead.published.Add(from.bytesRead.published.Load())
+	s.bytesWritten.published.Add(from.bytesWritten.published.Load())
 	s.wakeupsSent.Add(from.wakeupsSent.Load())
 	s.wakeupsReceived.Add(from.wakeupsReceived.Load())
 	s.parks.Add(from.parks.Load())
@@ -135,9 +180,11 @@ func (cs *Counters) Snapshot() Stats {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.closed.addTo(&st)
+	st.BytesRead += cs.closed.bytesRead.published.Load()
+	st.BytesWritten += cs.closed.bytesWritten.published.Load()
+	cs.closed.addRareTo(&st)
 	for c := range cs.live {
-		c.stats.addTo(&st)
+		c.statsInto(&st)
 	}
 	return st
 }
@@ -228,6 +275,6 @@ func (d *Dialer) Stats() Stats { return d.Counters.Snapshot() }
 // SharedConns 1.
 func (c *Conn) Stats() Stats {
 	st := Stats{SharedConns: 1}
-	c.stats.addTo(&st)
+	c.statsInto(&st)
 	return st
 }

@@ -143,3 +143,41 @@ func TestConnStats(t *testing.T) {
 	require.GreaterOrEqual(t, cs.WakeupsSent, uint64(1), "the client woke it")
 	require.Eventually(t, func() bool { return srv.(*Conn).Stats().WakeupsReceived >= 1 }, 5*time.Second, time.Millisecond)
 }
+
+// BenchmarkHotPath64 writes 64 bytes on one end of a shared-memory pair
+// and reads them on the other, in one goroutine: the Read and Write paths
+// alone, with no waiting and no wake-ups, where the cost of counting
+// would show if it had one (compare with the commit before Stats).
+func BenchmarkHotPath64(b *testing.B) {
+	addr := listenAddr(b, "unix")
+	ln, err := Listen("unix", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := Dial("unix", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	srv := <-accepted
+	defer srv.Close()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	b.SetBytes(64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(srv, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
