@@ -126,7 +126,7 @@ func run(ctx context.Context, cfg config) error {
 		name string
 		opts *redis.Options
 	}
-	shm := &conn.Dialer{}
+	shm := &conn.Dialer{Counters: new(conn.Counters)}
 	targets := []target{
 		{"tcp", &redis.Options{Network: "tcp", Addr: tcpAddr}},
 		{"unix socket", &redis.Options{Network: "unix", Addr: sock}},
@@ -164,6 +164,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	bar.finish()
 	printTable(os.Stdout, results, cfg)
+	printDialerStats(os.Stdout, shm.Stats())
 	if cfg.png != "" {
 		info := chartInfo{
 			cmd:     strings.ToUpper(cfg.cmd),
@@ -285,6 +286,14 @@ func printTable(w *os.File, results []result, cfg config) {
 				float64(other.dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
 		}
 	}
+}
+
+// printDialerStats shows whether the shared-memory client really got
+// shared memory, and how often it had to sleep and be woken.
+func printDialerStats(w *os.File, st conn.Stats) {
+	fb := st.Fallbacks.NoSegment + st.Fallbacks.OpenFailed
+	fmt.Fprintf(w, "\nshared-memory client: %d conns over shared memory, %d fell back to the socket; %d KiB written, %d KiB read; %d parks, %d wake-ups sent, %d received\n",
+		st.SharedConns, fb, st.BytesWritten>>10, st.BytesRead>>10, st.Parks, st.WakeupsSent, st.WakeupsReceived)
 }
 
 // machine describes where the figures came from.

@@ -55,7 +55,8 @@ func TestDemo(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written"} {
+	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written",
+		"shared-memory client: 1 conns over shared memory, 0 fell back"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

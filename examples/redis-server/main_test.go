@@ -414,3 +414,32 @@ func TestFailedStartKeepsFiles(t *testing.T) {
 	_, err = os.Stat(sock)
 	require.ErrorIs(t, err, os.ErrNotExist, "the first server removes its own socket at exit")
 }
+
+// TestInfoShmconn checks INFO shmconn, read with the real redis-cli over
+// TCP as an operator would: shared-memory clients and plain ones counted
+// apart, and the shared-memory traffic.
+func TestInfoShmconn(t *testing.T) {
+	cli := tool(t, "redis-cli")
+	sock := socketPath(t)
+	c := startChild(t, "-unix", sock, "-wait", "adaptive")
+	ctx := context.Background()
+	for range 3 {
+		rdb := newClient(t, "unix", sock, true, 3)
+		require.NoError(t, rdb.Set(ctx, "k", "v", 0).Err())
+		require.NoError(t, rdb.Close())
+	}
+	host, port, err := net.SplitHostPort(c.tcp)
+	require.NoError(t, err)
+	info := runTool(t, cli, "-h", host, "-p", port, "INFO", "shmconn")
+	require.True(t, strings.HasPrefix(info, "# Shmconn\r\n"), "%q", info)
+	for _, want := range []string{
+		"shm_conns_accepted:3\r\n", "fallback_no_segment:0\r\n", "fallback_open_failed:0\r\n",
+		"plain_clients_accepted:1\r\n", // this redis-cli
+		"handshake_errors_protocol:0\r\n",
+	} {
+		require.Contains(t, info, want)
+	}
+	require.Regexp(t, `shm_bytes_read:[1-9]\d*\r\n`, info)
+	require.Regexp(t, `shm_bytes_written:[1-9]\d*\r\n`, info)
+	t.Logf("redis-cli -p %s INFO shmconn:\n%s", port, info)
+}

@@ -40,6 +40,7 @@ type Server struct {
 	sessions sync.Map // id -> *session, for CLIENT LIST
 
 	ports      sync.Map // net.Addr.String() -> net.Addr of the listeners, for INFO
+	shmLns     sync.Map // *conn.Listener -> struct{}: the listeners whose Stats INFO shmconn sums
 	nextID     atomic.Int64
 	clients    atomic.Int64 // connected now
 	shmClients atomic.Int64 // connected now over shared memory
@@ -91,6 +92,10 @@ func (s *Server) sweepLoop() {
 func (s *Server) Serve(ln net.Listener) error {
 	s.ports.Store(ln.Addr().String(), ln.Addr())
 	defer s.ports.Delete(ln.Addr().String())
+	if cl, ok := ln.(*conn.Listener); ok {
+		s.shmLns.Store(cl, struct{}{})
+		defer s.shmLns.Delete(cl)
+	}
 	return redcon.Serve(ln, s.handle, s.accept, s.closed)
 }
 
@@ -522,6 +527,9 @@ func cmdInfo(r *request) {
 		fmt.Sprintf("pubsub_patterns:%d", patterns),
 	)
 	section("Replication", "role:master", "connected_slaves:0")
+	if want("shmconn") {
+		section("Shmconn", s.shmconnInfo()...)
+	}
 	var keyspace []string
 	for i := range s.store.dbs {
 		if d := &s.store.dbs[i]; len(d.data) > 0 {
@@ -530,6 +538,49 @@ func cmdInfo(r *request) {
 	}
 	section("Keyspace", keyspace...)
 	r.w.WriteBulkString(strings.Join(sections, "\r\n"))
+}
+
+// shmconnInfo is INFO's shmconn section: the Stats of the listeners being
+// served, summed. It tells an operator whether clients got shared memory,
+// and if not why.
+func (s *Server) shmconnInfo() []string {
+	var t conn.Stats
+	s.shmLns.Range(func(k, _ any) bool {
+		st := k.(*conn.Listener).Stats()
+		t.SharedConns += st.SharedConns
+		t.Fallbacks.NoSegment += st.Fallbacks.NoSegment
+		t.Fallbacks.OpenFailed += st.Fallbacks.OpenFailed
+		t.PlainAccepted += st.PlainAccepted
+		t.HandshakeErrors.Timeout += st.HandshakeErrors.Timeout
+		t.HandshakeErrors.NoSharedMemory += st.HandshakeErrors.NoSharedMemory
+		t.HandshakeErrors.Protocol += st.HandshakeErrors.Protocol
+		t.HandshakeErrors.Closed += st.HandshakeErrors.Closed
+		t.HandshakeErrors.Other += st.HandshakeErrors.Other
+		t.BytesRead += st.BytesRead
+		t.BytesWritten += st.BytesWritten
+		t.WakeupsSent += st.WakeupsSent
+		t.WakeupsReceived += st.WakeupsReceived
+		t.Parks += st.Parks
+		return true
+	})
+	return []string{
+		fmt.Sprintf("shmconn_wait:%v", s.wait),
+		fmt.Sprintf("shm_conns_accepted:%d", t.SharedConns),
+		fmt.Sprintf("shm_clients:%d", s.shmClients.Load()),
+		fmt.Sprintf("fallback_no_segment:%d", t.Fallbacks.NoSegment),
+		fmt.Sprintf("fallback_open_failed:%d", t.Fallbacks.OpenFailed),
+		fmt.Sprintf("plain_clients_accepted:%d", t.PlainAccepted),
+		fmt.Sprintf("handshake_errors_timeout:%d", t.HandshakeErrors.Timeout),
+		fmt.Sprintf("handshake_errors_no_shared_memory:%d", t.HandshakeErrors.NoSharedMemory),
+		fmt.Sprintf("handshake_errors_protocol:%d", t.HandshakeErrors.Protocol),
+		fmt.Sprintf("handshake_errors_closed:%d", t.HandshakeErrors.Closed),
+		fmt.Sprintf("handshake_errors_other:%d", t.HandshakeErrors.Other),
+		fmt.Sprintf("shm_bytes_read:%d", t.BytesRead),
+		fmt.Sprintf("shm_bytes_written:%d", t.BytesWritten),
+		fmt.Sprintf("shm_wakeups_sent:%d", t.WakeupsSent),
+		fmt.Sprintf("shm_wakeups_received:%d", t.WakeupsReceived),
+		fmt.Sprintf("shm_parks:%d", t.Parks),
+	}
 }
 
 // tcpPort is the port of one of the server's TCP listeners, or 0.
