@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -144,3 +147,71 @@ func sortedLines(s string) string {
 }
 
 var elementNumber = regexp.MustCompile(`^(\s*\d+\) )+`)
+
+// TestPubSubMatchesRealServer runs one RESP2 client's Pub/Sub session on
+// both servers, raw on the wire, and requires the same replies: the
+// subscription counts, the subscribed mode's refusal of other commands
+// and its PING, unsubscribing from everything, and a message published by
+// a second client.
+func TestPubSubMatchesRealServer(t *testing.T) {
+	real := startRealServer(t)
+	sock := socketPath(t)
+	startChild(t, "-addr", "", "-unix", sock, "-wait", "adaptive")
+
+	session := func(sock string) []string {
+		sub, err := net.Dial("unix", sock)
+		require.NoError(t, err)
+		defer sub.Close()
+		pub, err := net.Dial("unix", sock)
+		require.NoError(t, err)
+		defer pub.Close()
+		subR, pubR := bufio.NewReader(sub), bufio.NewReader(pub)
+		var got []string
+		// send writes a command and reads n replies.
+		send := func(c net.Conn, r *bufio.Reader, n int, args ...string) {
+			if len(args) > 0 { // none: only read what is due
+				var b []byte
+				b = fmt.Appendf(b, "*%d\r\n", len(args))
+				for _, a := range args {
+					b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
+				}
+				_, err := c.Write(b)
+				require.NoError(t, err)
+			}
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+			for range n {
+				rep, err := render(r)
+				require.NoError(t, err, "%v", args)
+				got = append(got, strings.Join(args, " ")+" -> "+rep)
+			}
+		}
+		send(sub, subR, 2, "SUBSCRIBE", "news", "sport")
+		send(sub, subR, 2, "PSUBSCRIBE", "n*", "x?")
+		send(sub, subR, 1, "SUBSCRIBE", "news") // again: counts stay
+		send(sub, subR, 1, "GET", "k")
+		send(sub, subR, 1, "PING")
+		send(sub, subR, 1, "PING", "hi")
+		send(pub, pubR, 1, "PUBLISH", "news", "hello") // a channel and a pattern match
+		send(sub, subR, 2)                             // the two messages; order between them is unspecified
+		send(pub, pubR, 1, "PUBLISH", "nobody", "x")   // the pattern only
+		send(sub, subR, 1)
+		send(pub, pubR, 1, "PUBSUB", "NUMSUB", "news", "sport", "none")
+		send(pub, pubR, 1, "PUBSUB", "NUMPAT")
+		send(sub, subR, 1, "UNSUBSCRIBE", "news")
+		send(sub, subR, 1, "UNSUBSCRIBE", "never")
+		send(sub, subR, 2, "PUNSUBSCRIBE")
+		send(sub, subR, 1, "UNSUBSCRIBE")
+		send(sub, subR, 1, "UNSUBSCRIBE") // nothing left
+		send(sub, subR, 1, "PING")        // out of subscribed mode
+		send(sub, subR, 1, "GET", "k")
+		return got
+	}
+	want, got := session(real.sock), session(sock)
+	// Redis leaves unspecified the order of the two deliveries of one
+	// PUBLISH and of PUNSUBSCRIBE's replies without arguments.
+	for _, i := range [][2]int{{8, 9}, {17, 18}} {
+		slices.Sort(want[i[0] : i[1]+1])
+		slices.Sort(got[i[0] : i[1]+1])
+	}
+	require.Equal(t, want, got)
+}

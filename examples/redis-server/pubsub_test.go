@@ -164,3 +164,23 @@ func TestPubSubModes(t *testing.T) {
 		require.Eventually(t, func() bool { return pub.PubSubNumPat(ctx).Val() == 0 }, 5*time.Second, time.Millisecond)
 	}
 }
+
+// TestGlobMatch checks the patterns of KEYS, SCAN MATCH and PSUBSCRIBE
+// against Redis's stringmatch rules.
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true}, {"*", "anything", true}, {"h?llo", "hello", true}, {"h?llo", "hllo", false},
+		{"h*llo", "heeeello", true}, {"h[ae]llo", "hallo", true}, {"h[ae]llo", "hillo", false},
+		{"h[^e]llo", "hallo", true}, {"h[^e]llo", "hello", false}, {"h[a-b]llo", "hbllo", true},
+		{"h[b-a]llo", "hallo", true}, {`h\*llo`, "h*llo", true}, {`h\*llo`, "hello", false},
+		{"news.*", "news.tech", true}, {"news.*", "news", false}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false},
+		{"key:?", "key:1", true}, {"key:?", "key:10", false}, {"[", "x", false},
+	} {
+		if got := globMatch(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		}
+	}
+}
