@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +184,22 @@ func TestGlobMatch(t *testing.T) {
 			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
 		}
 	}
+}
+
+// TestShutdownWithSubscriber stops the server with SIGTERM while a client
+// is subscribed (detached from redcon's loop): it must exit cleanly and
+// the subscriber see its conn end.
+func TestShutdownWithSubscriber(t *testing.T) {
+	sock := socketPath(t)
+	c := startChild(t, "-addr", "", "-unix", sock, "-wait", "adaptive")
+	ctx := context.Background()
+	sub := newClient(t, "unix", sock, true, 2)
+	ps := sub.Subscribe(ctx, "events")
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	start := time.Now()
+	require.Equal(t, 0, c.stop(t, syscall.SIGTERM), "exit status; output:\n%s", c.out())
+	require.Less(t, time.Since(start), shutdownTimeout, "the server waited for the subscriber")
+	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
 }
