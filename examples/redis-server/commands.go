@@ -592,7 +592,7 @@ func cmdHGet(r *request) {
 
 func cmdHGetAll(r *request) {
 	if h, _, ok := lookupAs[hash](r, r.args[1]); ok {
-		r.w.WriteArray(2 * len(h))
+		writeMap(r, len(h))
 		for f, v := range h {
 			r.w.WriteBulkString(f)
 			r.w.WriteBulkString(v)
@@ -729,7 +729,7 @@ func cmdZScore(r *request) {
 	if !exists {
 		r.w.WriteNull()
 	} else if s, has := z.scores[string(r.args[2])]; has {
-		r.w.WriteBulkString(formatScore(s))
+		writeDouble(r, s)
 	} else {
 		r.w.WriteNull()
 	}
@@ -874,6 +874,16 @@ func parseFloat(b []byte) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// writeDouble writes a score: a RESP3 double to a client that said HELLO
+// 3, a bulk string otherwise, as Redis does for ZSCORE.
+func writeDouble(r *request, f float64) {
+	if r.sess.proto == 3 {
+		r.w.WriteRaw([]byte("," + formatScore(f) + "\r\n"))
+	} else {
+		r.w.WriteBulkString(formatScore(f))
+	}
 }
 
 // formatScore prints a score the way Redis 7.2 does: the shortest form

@@ -114,6 +114,12 @@ func TestMatchesRealServer(t *testing.T) {
 		{args: "SELECT 99"},
 		{args: "NOSUCHCOMMAND a"},
 		{args: "GET"},
+		// RESP3 after HELLO 3 (redis-cli -3): a map and a double.
+		{args: "-3 HGETALL myhash"},
+		{args: "-3 ZADD myzset 1.5 member"},
+		{args: "-3 ZSCORE myzset member"},
+		{args: "-3 ZSCORE myzset nomember"},
+		{args: "-3 GET nokey"},
 	} {
 		for _, mode := range []string{"--no-raw", "--raw"} {
 			want, got := run(real.sock, mode, c.args), run(sock, mode, c.args)

@@ -743,9 +743,10 @@ func commandNames() []string {
 
 // cmdHello is HELLO [protover [AUTH user pass] [SETNAME name]]. HELLO 3
 // switches the client to RESP3, which go-redis v9 asks for by default:
-// from then on this reply, HGETALL, CONFIG GET, COMMAND DOCS and Pub/Sub
-// messages use RESP3's map and push types; every other reply is the same
-// in both protocols.
+// from then on this reply, HGETALL, CONFIG GET and COMMAND DOCS are maps,
+// ZSCORE a double and Pub/Sub messages pushes; every other reply is the
+// same in both protocols (ZRANGE WITHSCORES and ZPOPMIN keep RESP2's flat
+// form, which Redis changes in RESP3).
 func cmdHello(r *request) {
 	args := r.args[1:]
 	proto := r.sess.proto
