@@ -64,6 +64,9 @@ type Conn struct {
 	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
 	peerGone    chan struct{} // closed by the monitor when the side socket ends
 	monitorDone chan struct{} // closed when the monitor goroutine exits
+
+	stats    connStats // this conn's traffic; see stats.go
+	counters *Counters // the Listener's or Dialer's, set before the conn is handed out; nil: none
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -128,6 +131,9 @@ func (c *Conn) monitor() {
 	var buf [64]byte
 	for {
 		n, err := c.side.Read(buf[:])
+		if n > 0 {
+			c.stats.wakeupsReceived.Add(uint64(n))
+		}
 		for _, b := range buf[:n] {
 			switch b {
 			case handshake.WakeData:
@@ -172,6 +178,7 @@ const wakeWait = time.Millisecond
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
+	c.stats.wakeupsSent.Add(1)
 	if c.lateBusy {
 		if !bytes.Contains(c.late, wakeMsgs[b]) {
 			c.late = append(c.late, b)
@@ -274,6 +281,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
+			c.stats.bytesRead.add(n)
 			if c.cons.WakeWriter() {
 				c.sendWake(handshake.WakeSpace)
 			}
@@ -300,6 +308,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			}
 			continue
 		}
+		c.stats.bytesRead.publish() // before waiting, for Stats
 		if err := c.await(&c.rwait); err != nil {
 			return 0, err
 		}
@@ -330,6 +339,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		}
 		n, err := c.prod.Write(b[written:])
 		if n > 0 {
+			c.stats.bytesWritten.add(n)
 			written += n
 			if c.prod.WakeReader() {
 				c.sendWake(handshake.WakeData)
@@ -347,6 +357,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		// Wait for a useful amount of space, not one byte, so a big
 		// write does not wake up for every small read of the peer.
 		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
+		c.stats.bytesWritten.publish() // before waiting, for Stats
 		if err := c.await(&c.wwait); err != nil {
 			return written, err
 		}
@@ -413,11 +424,16 @@ func (c *Conn) Close() error {
 	c.side.Close()
 	c.rmu.Lock()
 	c.wmu.Lock()
+	c.stats.bytesRead.publish()
+	c.stats.bytesWritten.publish()
 	err := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	c.lateDone.Wait()
 	<-c.monitorDone
+	if c.counters != nil {
+		c.counters.connClosed(c)
+	}
 	if c.onClose != nil {
 		c.onClose()
 	}

@@ -113,6 +113,7 @@ func (c *Conn) initSpin(w *waiter) {
 // block parks the calling goroutine until wake fires, the conn closes, the
 // peer goes, the deadline passes or moves.
 func (c *Conn) block(w *waiter, wake <-chan struct{}) {
+	c.stats.parks.Add(1)
 	timeout, changed := w.dl.park()
 	defer w.dl.unpark()
 	select {
