@@ -30,7 +30,7 @@ func ringSize(field string, n int) (int, error) {
 	case n == 0:
 		return DefaultRingSize, nil
 	case n < 0 || n > MaxRingSize:
-		return 0, fmt.Errorf("%w: %s %d outside [%d, %d]", ErrConfig, field, n, MinRingSize, MaxRingSize)
+		return 0, fmt.Errorf("%w: %s %d outside [0, %d] (0: the default; others are rounded up to a power of two of at least %d)", ErrConfig, field, n, MaxRingSize, MinRingSize)
 	}
 	n = max(n, MinRingSize)
 	return 1 << bits.Len(uint(n-1)), nil

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -18,8 +19,8 @@ import (
 // Conn is a connection whose bytes travel through shared memory. It
 // implements net.Conn and CloseWrite. Any number of goroutines may call its
 // methods at once: Reads are serialized by one mutex, Writes by another,
-// and Close and the deadline setters may be called at any time and wake
-// blocked calls.
+// and Close, CloseWrite and the deadline setters may be called at any time
+// and wake blocked calls; none of them waits for the peer.
 //
 // Conn deliberately has no SyscallConn or NetConn method: the side socket
 // carries wake-ups, not the stream, and clients that look for those methods
@@ -36,17 +37,24 @@ type Conn struct {
 	rmu   sync.Mutex
 	cons  *ring.Consumer
 	rwait waiter
+	eof   bool // io.EOF was returned: it is returned for good
 
 	// Write side, guarded by wmu.
-	wmu         sync.Mutex
-	prod        *ring.Producer
-	wwait       waiter
-	wantSpace   int  // bytes the parked writer waits for
-	writeClosed bool // CloseWrite was called
+	wmu       sync.Mutex
+	prod      *ring.Producer
+	wwait     waiter
+	wantSpace int // bytes the parked writer waits for
 
 	rdl, wdl *deadline
 
-	wakeMu sync.Mutex // serializes wake-up writes with their deadline
+	// Wake-up writes, guarded by wakeMu (which also serializes them with
+	// their deadline).
+	wakeMu   sync.Mutex
+	late     []byte         // wake-ups waiting for room in the side socket, one of each kind
+	lateBusy bool           // sendLate is running
+	lateDone sync.WaitGroup // sendLate goroutines
+
+	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
 
 	// Accessed atomically or through channels.
 	closed      atomic.Bool   // Close was called; set before done is closed
@@ -99,7 +107,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	c.initSpin(&c.rwait)
 	c.wwait = waiter{
 		dl:      c.wdl,
-		ready:   func() bool { return p.HasSpace(c.wantSpace) },
+		ready:   func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
 		prepare: func() bool { return p.PrepareWait(c.wantSpace) },
 		cancel:  p.CancelWait,
 		wake:    make(chan struct{}, 1),
@@ -151,26 +159,59 @@ var wakeMsgs = [256][]byte{
 	handshake.WakeSpace: {handshake.WakeSpace},
 }
 
-// wakeTimeout bounds a wake-up write. The side socket's buffer holds
-// hundreds of kilobytes of one-byte wake-ups; a peer that lets it fill has
-// stopped reading its side socket, and our Read or Write must not hang on
-// it.
-const wakeTimeout = 5 * time.Second
+// wakeWait bounds how long a wake-up write may hold up the Read or Write
+// that sends it. A side socket that cannot take one byte within it has a
+// full buffer: hundreds of wake-ups the peer has not read.
+const wakeWait = time.Millisecond
 
-// sendWake wakes the peer's parked reader or writer. A wake-up that cannot
-// be delivered must not be dropped silently, or the peer would sleep
-// forever: if the write fails for any reason but a closed socket, the side
-// socket is shut down, which both sides see as the conn's end.
+// sendWake wakes the peer's parked reader or writer. It never blocks its
+// caller for longer than wakeWait: a wake-up that does not fit at once is
+// handed to sendLate. It is never dropped, even though the peer (which
+// stopped reading its side socket) will see the ones already queued
+// first: those may be of the other kind. A write that fails otherwise
+// means the socket is closed or broken, which the peer sees as our end.
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
+	if c.lateBusy {
+		if !bytes.Contains(c.late, wakeMsgs[b]) {
+			c.late = append(c.late, b)
+		}
+		return
+	}
 	if c.tryWake(b) {
 		return
 	}
-	c.side.SetWriteDeadline(time.Now().Add(wakeTimeout))
-	if _, err := c.side.Write(wakeMsgs[b]); err != nil && !errors.Is(err, net.ErrClosed) {
-		c.side.Close()
+	c.side.SetWriteDeadline(time.Now().Add(wakeWait))
+	if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
+		return
 	}
+	c.late = append(c.late[:0], b)
+	c.lateBusy = true
+	c.lateDone.Add(1)
+	go c.sendLate()
+}
+
+// sendLate writes the wake-ups that did not fit, blocking for as long as
+// the peer does not read, until it does or Close closes the side socket.
+// A peer that never reads its side socket costs us this goroutine, and
+// its own parked calls their wake-ups.
+func (c *Conn) sendLate() {
+	defer c.lateDone.Done()
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	for len(c.late) > 0 {
+		b := append([]byte(nil), c.late...)
+		c.late = c.late[:0]
+		c.wakeMu.Unlock()
+		c.side.SetWriteDeadline(time.Time{})
+		_, err := c.side.Write(b)
+		c.wakeMu.Lock()
+		if err != nil {
+			c.late = c.late[:0]
+		}
+	}
+	c.lateBusy = false
 }
 
 // tryWake makes one non-blocking write of the wake-up byte, which is what
@@ -224,6 +265,11 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		if c.rdl.expired() {
 			return 0, os.ErrDeadlineExceeded
 		}
+		if c.eof {
+			// Whatever the peer publishes after closing (it may clear its
+			// flag and go on), the stream has ended.
+			return 0, io.EOF
+		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
 			if c.cons.WakeWriter() {
@@ -241,6 +287,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			// The producer stored its last tail before the flag; one more
 			// look either finds those bytes or confirms the end.
 			if l, err := c.cons.Len(); l == 0 && err == nil {
+				c.eof = true
 				return 0, io.EOF
 			}
 			continue
@@ -274,7 +321,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 			return written, net.ErrClosed
 		case c.wdl.expired():
 			return written, os.ErrDeadlineExceeded
-		case c.writeClosed || c.prod.ReaderClosed():
+		case c.shutWrite.Load() || c.prod.ReaderClosed():
 			return written, errBrokenPipe
 		case c.peerDead.Load():
 			return written, errPeerReset
@@ -305,20 +352,31 @@ func (c *Conn) write(b []byte) (written int, err error) {
 }
 
 // CloseWrite shuts down the writing side: the peer reads what was written,
-// then io.EOF. Reading goes on. Later Writes fail.
+// then io.EOF. Reading goes on. Later Writes fail with EPIPE, and so does
+// a Write blocked for space when CloseWrite is called (having written
+// part of its buffer, which the peer reads before io.EOF), as on a TCP
+// conn: CloseWrite never waits for the peer.
 func (c *Conn) CloseWrite() (err error) {
+	if c.closed.Load() {
+		return c.opError("close", net.ErrClosed)
+	}
+	if c.shutWrite.Swap(true) {
+		return nil
+	}
+	// A Write parked for space wakes (its waiter's condition includes
+	// shutWrite), finds shutWrite and returns; one copying into the ring
+	// publishes that piece first. Marking the ring closed under the write
+	// mutex puts end-of-stream after every byte a Write reported written.
+	notify(c.wwait.wake)
 	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed.Load() {
-		return c.opError("close", net.ErrClosed)
+		return nil // Close marked the ring closed
 	}
-	if !c.writeClosed {
-		c.writeClosed = true
-		c.prod.Close()
-		if c.prod.WakeReader() {
-			c.sendWake(handshake.WakeData)
-		}
+	c.prod.Close()
+	if c.prod.WakeReader() {
+		c.sendWake(handshake.WakeData)
 	}
 	return nil
 }
@@ -326,7 +384,8 @@ func (c *Conn) CloseWrite() (err error) {
 // Close closes the conn. Blocked Reads and Writes return an error wrapping
 // net.ErrClosed; the peer reads what was written, then io.EOF, and its
 // Writes fail. Close waits for calls in flight to leave the shared memory,
-// then unmaps it.
+// then unmaps it; it never waits for the peer. The first Close returns nil
+// (unless unmapping fails), later ones an error wrapping net.ErrClosed.
 func (c *Conn) Close() error {
 	first := false
 	c.closeOnce.Do(func() {
@@ -346,18 +405,19 @@ func (c *Conn) Close() error {
 	c.wmu.Lock()
 	c.markClosed()
 	c.wmu.Unlock()
-	err := c.side.Close() // the peer sees end-of-file; our monitor exits
+	// The peer sees end-of-file; our monitor exits, and so does a sendLate
+	// blocked on a peer that does not read. Its error is not the caller's
+	// concern: the socket is ours alone and carried only wake-ups.
+	c.side.Close()
 	c.rmu.Lock()
 	c.wmu.Lock()
-	serr := c.seg.Close()
+	err := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()
+	c.lateDone.Wait()
 	<-c.monitorDone
 	if c.onClose != nil {
 		c.onClose()
-	}
-	if err == nil {
-		err = serr
 	}
 	return c.opError("close", err)
 }

@@ -11,10 +11,6 @@ type PeerCred struct {
 	PID, UID, GID int
 }
 
-// ErrPeerNotAllowed means a client was refused by ListenConfig.AuthorizePeer
-// (or by the default rule: same uid or root).
-var ErrPeerNotAllowed = fmt.Errorf("shmconn: peer not allowed")
-
 // sameUserOrRoot is the default AuthorizePeer.
 func sameUserOrRoot(c PeerCred) error {
 	if c.UID == os.Getuid() || c.UID == 0 {

@@ -30,6 +30,13 @@ type Dialer struct {
 	// cannot be shared, instead of returning the side socket as a plain
 	// net.Conn.
 	NoFallback bool
+
+	// OnFallback, if set, is called when a dial falls back to the side
+	// socket, with the reason: the listener cannot share memory, or this
+	// process cannot map the segment (another /dev/shm, another user).
+	// A shortage that passes (out of file descriptors or memory) never
+	// falls back: the dial fails instead and may be retried.
+	OnFallback func(reason error)
 }
 
 // Dial connects to the shmconn Listener at address on network ("unix" or
@@ -85,17 +92,18 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		dl = t
 	}
 	if err := side.SetDeadline(dl); err != nil {
-		return nil, err
+		return nil, handshakeError("setting the deadline", err)
 	}
 	stop := context.AfterFunc(ctx, func() { side.SetDeadline(aLongTimeAgo) })
-	c, err := d.negotiate(side, size)
+	c, fellBack, err := d.negotiate(side, size)
 	if !stop() {
 		// The context ended during the handshake; even if it got through,
-		// the caller has given up.
+		// the caller has given up. Report the context's reason, whatever
+		// the aborted step said.
 		if c != nil && c != side {
 			c.(*Conn).abort()
 		}
-		return nil, ctx.Err()
+		return nil, handshakeError("handshake", context.Cause(ctx))
 	}
 	if err != nil {
 		return nil, err
@@ -104,59 +112,78 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		if c != side {
 			c.(*Conn).abort()
 		}
-		return nil, err
+		return nil, handshakeError("clearing the deadline", err)
 	}
 	if sc, ok := c.(*Conn); ok {
 		sc.start()
+	} else if d.OnFallback != nil {
+		d.OnFallback(fellBack)
 	}
 	return c, nil
 }
 
-func (d *Dialer) negotiate(side net.Conn, size int) (net.Conn, error) {
+// errListenerPlain is the fallback reason when the listener says it
+// cannot share memory.
+var errListenerPlain = errors.New("the listener cannot share memory")
+
+// negotiate runs the dialer's side of the handshake: a *Conn, or the side
+// socket and why it fell back, or why it failed.
+func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err error) {
 	hello := handshake.Hello{Version: handshake.Version, RingSize: uint32(size)}
 	if !d.NoFallback {
 		hello.Flags |= handshake.FlagFallback
 	}
 	if _, err := side.Write(handshake.AppendHello(nil, hello)); err != nil {
-		return nil, err
+		return nil, nil, handshakeError("sending hello", err)
 	}
 	rep, err := handshake.ReadReply(side)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading reply: %w", ErrHandshake, err)
+		return nil, nil, handshakeError("reading reply", err)
 	}
 	switch {
 	case rep.Version != handshake.Version:
-		return nil, fmt.Errorf("%w: listener speaks version %d, we speak %d", ErrHandshake, rep.Version, handshake.Version)
+		return nil, nil, handshakeErrorOf(ErrVersion, "reading reply", fmt.Errorf("the listener speaks version %d, we speak %d", rep.Version, handshake.Version))
 	case rep.Status == handshake.StatusRefused:
-		return nil, fmt.Errorf("%w: refused by listener", ErrHandshake)
+		return nil, nil, handshakeError("reading reply", errors.New("refused by the listener"))
+	case rep.Status == handshake.StatusBusy:
+		return nil, nil, handshakeError("reading reply", errors.New("the listener is short of file descriptors or memory; try again"))
 	case rep.Status == handshake.StatusPlain:
 		if d.NoFallback {
-			return nil, fmt.Errorf("%w: the listener cannot share memory", ErrNoSharedMemory)
+			return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "reading reply", errListenerPlain)
 		}
-		return side, nil
+		return side, errListenerPlain, nil
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
-		return nil, fmt.Errorf("%w: granted ring size %d (asked %d)", ErrHandshake, rep.RingSize, size)
+		return nil, nil, handshakeError("reading reply", fmt.Errorf("%w: granted ring size %d (asked %d)", handshake.ErrProtocol, rep.RingSize, size))
 	}
+	return d.attach(side, rep)
+}
+
+// attach maps the segment the listener created and acknowledges it, or
+// falls back to the side socket if both sides allow it.
+func (d *Dialer) attach(side net.Conn, rep handshake.Reply) (c net.Conn, fellBack, err error) {
 	seg, err := segment.Open(rep.Name, regionSize(int(rep.RingSize)), rep.Token)
-	if err != nil {
-		// Fall back only if both sides allow it: a listener that does not
-		// would close the socket we hand out.
-		if d.NoFallback || rep.Flags&handshake.ReplyFallback == 0 || errors.Is(err, segment.ErrName) {
-			return nil, fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
-		}
+	switch {
+	case err != nil && transient(err):
+		// Closing without an ack tells the listener to give up too.
+		return nil, nil, handshakeError("mapping the segment", err)
+	case err != nil && (d.NoFallback || rep.Flags&handshake.ReplyFallback == 0):
+		// A listener that does not allow the fallback would close the
+		// socket we hand out.
+		return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "mapping the segment", err)
+	case err != nil:
 		if _, err := side.Write([]byte{handshake.AckPlain}); err != nil {
-			return nil, err
+			return nil, nil, handshakeError("sending ack", err)
 		}
-		return side, nil
+		return side, err, nil
 	}
 	if _, err := side.Write([]byte{handshake.AckShared}); err != nil {
 		seg.Close()
-		return nil, err
+		return nil, nil, handshakeError("sending ack", err)
 	}
-	c, err := newConn(side, seg, 0, d.Wait)
+	sc, err := newConn(side, seg, 0, d.Wait)
 	if err != nil {
 		seg.Close()
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, nil, handshakeError("attaching the rings", err)
 	}
-	return c, nil
+	return sc, nil, nil
 }

@@ -31,6 +31,43 @@
 // briefly on a contended host, where a spinner loses the kernel's
 // wake-up preference and would be slower than a socket.
 //
+// # Errors
+//
+// Errors come wrapped in a *net.OpError, as package net's do, except
+// io.EOF, which is returned bare; match them with errors.Is. Which failure
+// matches which (TestErrorTable checks each row):
+//
+//	failure                                          errors.Is matches
+//	-----------------------------------------------  ---------------------------------------------
+//	Dial reached a server that is not a listener     ErrNotShmconn, ErrHandshake
+//	  (fails at its first answer: an echo, -ERR,
+//	  HTTP/1.1 400, a greeting; a silent one times out)
+//	Listener got a client that is not a Dialer       ErrNotShmconn, ErrHandshake (OnHandshakeError)
+//	  (without AcceptPlain)
+//	the peer speaks another handshake version        ErrVersion, ErrHandshake
+//	the handshake ran out of time (Dialer.Timeout,   ErrHandshake, os.ErrDeadlineExceeded,
+//	  the context's deadline, HandshakeTimeout)        context.DeadlineExceeded; Timeout() is true
+//	the dial's context was cancelled                 ErrHandshake, context.Canceled
+//	malformed message, or refused by the listener    ErrHandshake
+//	client refused by AuthorizePeer                  ErrPeerNotAllowed, ErrHandshake, the hook's error
+//	no shared memory, and no fallback on one side    ErrNoSharedMemory, ErrHandshake
+//	a shortage that passes (out of file descriptors  ErrHandshake (and the errno, such as
+//	  or memory) while setting up the segment          syscall.EMFILE): the dial fails, never falls back
+//	a Dialer or ListenConfig field out of range      ErrConfig
+//	a deadline passed                                os.ErrDeadlineExceeded; Timeout() is true
+//	the peer closed its writing end (Read)           io.EOF, for good: later Reads return it too
+//	Write after CloseWrite, or after the peer closed syscall.EPIPE (a Write blocked for space
+//	                                                   when CloseWrite is called too)
+//	use after Close, or a call blocked when Close    net.ErrClosed
+//	  is called; Close after the first (which
+//	  returns nil)
+//	the peer died without closing                    syscall.ECONNRESET
+//	the peer broke the shared-memory protocol        ErrCorrupt
+//	  (counters, a truncated segment)
+//
+// Connecting the side socket itself fails as net.Dialer does (for example
+// syscall.ECONNREFUSED), before any handshake.
+//
 // # Memory ordering
 //
 // Bytes are published across processes by release stores and acquire

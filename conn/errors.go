@@ -1,22 +1,43 @@
 package conn
 
 import (
+	"context"
 	"errors"
 	"net"
+	"os"
 	"syscall"
 
+	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/ring"
 )
 
+// Errors. The package documentation has a table of which failure reports
+// which of them.
 var (
 	// ErrCorrupt means the peer broke the shared-memory protocol (a counter
-	// outside the ring's invariants). The conn is unusable; close it.
+	// outside the ring's invariants, a segment truncated under us). The
+	// conn is unusable; close it.
 	ErrCorrupt = ring.ErrCorrupt
-	// ErrHandshake means the side-socket negotiation failed.
-	ErrHandshake = errors.New("shmconn: handshake failed")
+	// ErrHandshake means the side-socket negotiation failed. Every dial or
+	// accept that fails after the side socket connected matches it, along
+	// with one of the more specific errors below where one applies.
+	ErrHandshake = handshake.ErrHandshake
+	// ErrNotShmconn means the peer does not speak the shmconn handshake:
+	// a Dialer reached some other server (its answer did not start with
+	// the reply's magic), or a Listener without AcceptPlain got a client
+	// that is not a Dialer. It matches ErrHandshake.
+	ErrNotShmconn = handshake.ErrNotShmconn
+	// ErrVersion means the peer speaks another version of the handshake.
+	// It matches ErrHandshake.
+	ErrVersion = handshake.ErrVersion
 	// ErrNoSharedMemory means shared memory could not be set up and the
-	// fallback to the side socket was turned off.
-	ErrNoSharedMemory = errors.New("shmconn: shared memory unavailable and fallback disabled")
+	// fallback to the side socket was turned off on either side. It
+	// matches ErrHandshake.
+	ErrNoSharedMemory error = &handshake.Kind{Msg: "shmconn: shared memory unavailable and fallback disabled", Parent: ErrHandshake}
+	// ErrPeerNotAllowed means a client was refused by
+	// ListenConfig.AuthorizePeer (or by the default rule: same uid or
+	// root). It matches ErrHandshake.
+	ErrPeerNotAllowed error = &handshake.Kind{Msg: "shmconn: peer not allowed", Parent: ErrHandshake}
 	// ErrConfig means a Dialer or ListenConfig field is out of range.
 	ErrConfig = errors.New("shmconn: invalid configuration")
 )
@@ -39,4 +60,72 @@ func (c *Conn) opError(op string, err error) error {
 		return nil
 	}
 	return &net.OpError{Op: op, Net: c.network, Source: c.side.LocalAddr(), Addr: c.side.RemoteAddr(), Err: err}
+}
+
+// stepError is a handshake step that failed because of err. It matches
+// kind (ErrHandshake or a more specific kind of it) and err; when err is
+// a timeout it is one too, and matches os.ErrDeadlineExceeded and
+// context.DeadlineExceeded, whichever deadline expired, so a *net.OpError
+// around it answers Timeout() as package net's would.
+type stepError struct {
+	kind error // nil if err already matches ErrHandshake
+	step string
+	err  error
+}
+
+// handshakeError reports that step failed because of err.
+func handshakeError(step string, err error) error {
+	e := &stepError{step: step, err: err}
+	if !errors.Is(err, ErrHandshake) {
+		e.kind = ErrHandshake
+	}
+	return e
+}
+
+// handshakeErrorOf reports that step failed because of err, a failure of
+// the more specific kind.
+func handshakeErrorOf(kind error, step string, err error) error {
+	return &stepError{kind: kind, step: step, err: err}
+}
+
+func (e *stepError) Error() string {
+	s := e.step + ": " + e.err.Error()
+	if e.kind != nil {
+		s = e.kind.Error() + ": " + s
+	}
+	return s
+}
+
+func (e *stepError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}
+
+// Timeout reports whether the step ran out of time.
+func (e *stepError) Timeout() bool { return isTimeout(e.err) }
+
+// Is makes a timed-out step match both deadline errors: which one expired
+// (the socket's or the context's) is an accident of timing.
+func (e *stepError) Is(target error) bool {
+	return (target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded) && e.Timeout()
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// transient reports whether err is a shortage that passes: out of file
+// descriptors or memory, interrupted. Setting up shared memory that fails
+// so fails the dial, to be retried, rather than carrying the conn over
+// the side socket for its whole life.
+func transient(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -50,16 +50,19 @@ func TestHostileClients(t *testing.T) {
 	bads := []bad{
 		{name: "silent", hold: true},
 		{name: "garbage", send: []byte("GET / HTTP/1.1\r\n\r\n")},
-		{name: "truncated hello", send: hello(1, 0, 0)[:7]},
-		{name: "truncated then silent", send: hello(1, 0, 0)[:7], hold: true},
-		{name: "oversized", send: append(hello(1, 0, 0), bytes.Repeat([]byte{0xff}, 1<<20)...)},
+		{name: "truncated hello", send: hello(handshake.Version, 0, 0)[:7]},
+		{name: "truncated then silent", send: hello(handshake.Version, 0, 0)[:7], hold: true},
+		{name: "oversized", send: append(hello(handshake.Version, 0, 0), bytes.Repeat([]byte{0xff}, 1<<20)...)},
 		{name: "wrong version", send: hello(99, 0, 0), readReply: true},
-		{name: "unknown flags", send: hello(1, 0x8000, 0)},
-		{name: "reserved bits", send: append(hello(1, 0, 0)[:12], 1, 2, 3, 4)},
-		{name: "huge ring", send: hello(1, 0, 0xffffffff), readReply: true},
-		{name: "vanish before ack", send: hello(1, 0, 0), readReply: true},
-		{name: "bad ack", send: hello(1, 0, 0), readReply: true, ackWith: true, ack: 'X'},
-		{name: "silent after reply", send: hello(1, 0, 0), readReply: true, hold: true},
+		{name: "unknown flags", send: hello(handshake.Version, 0x8000, 0)},
+		{name: "not hex", send: append(hello(handshake.Version, 0, 0)[:12], "0000000g\r\n"...)},
+		{name: "no line end", send: append(hello(handshake.Version, 0, 0)[:20], 0, 0)},
+		{name: "version 1", send: append([]byte{0, 'S', 'H', 'M', 1, 0, 0, 0}, make([]byte, 8)...), readReply: true},
+		{name: "not a dialer", send: []byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}},
+		{name: "huge ring", send: hello(handshake.Version, 0, 0xffffffff), readReply: true},
+		{name: "vanish before ack", send: hello(handshake.Version, 0, 0), readReply: true},
+		{name: "bad ack", send: hello(handshake.Version, 0, 0), readReply: true, ackWith: true, ack: 'X'},
+		{name: "silent after reply", send: hello(handshake.Version, 0, 0), readReply: true, hold: true},
 	}
 	var wg sync.WaitGroup
 	for _, b := range bads {
@@ -121,30 +124,12 @@ func TestHostileClients(t *testing.T) {
 
 // fakeListener answers every dialer with reply bytes of the test's choice.
 func fakeListener(t *testing.T, reply []byte) string {
-	addr := listenAddr(t, "unix")
-	ln, err := net.Listen("unix", addr)
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
+	return serveRaw(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, handshake.HelloSize))
+		c.Write(reply)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, c)
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.ReadFull(c, make([]byte, handshake.HelloSize))
-			c.Write(reply)
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
-	return addr
 }
 
 // TestHostileListener has a dialer face listeners that lie: path-like
@@ -155,8 +140,7 @@ func TestHostileListener(t *testing.T) {
 	victim := filepath.Join(dir, "victim")
 	require.NoError(t, os.WriteFile(victim, []byte("do not map me"), 0o600))
 	reply := func(r handshake.Reply) []byte {
-		b := handshake.AppendHello(nil, handshake.Hello{})[:0]
-		b = append(b, handshake.Magic[:]...)
+		b := append([]byte(nil), handshake.ReplyMagic[:]...)
 		b = binary.LittleEndian.AppendUint16(b, r.Version)
 		b = append(b, r.Status, byte(len(r.Name)))
 		b = binary.LittleEndian.AppendUint32(b, r.RingSize)
@@ -164,7 +148,7 @@ func TestHostileListener(t *testing.T) {
 		b = append(b, r.Token[:]...)
 		return append(b, r.Name...)
 	}
-	ok := handshake.Reply{Version: 1, Status: handshake.StatusShared, RingSize: MinRingSize}
+	ok := handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared, RingSize: MinRingSize}
 	with := func(f func(*handshake.Reply)) handshake.Reply { r := ok; f(&r); return r }
 	for _, tc := range []struct {
 		name  string
@@ -179,7 +163,7 @@ func TestHostileListener(t *testing.T) {
 		{"ring larger than asked", reply(with(func(r *handshake.Reply) { r.RingSize = 1 << 26; r.Name = "shmconn-1-0123456789abcdef" }))},
 		{"bad status", reply(with(func(r *handshake.Reply) { r.Status = 7 }))},
 		{"refused", reply(with(func(r *handshake.Reply) { r.Status = handshake.StatusRefused }))},
-		{"other version", reply(with(func(r *handshake.Reply) { r.Version = 2 }))},
+		{"other version", reply(with(func(r *handshake.Reply) { r.Version = handshake.Version + 1 }))},
 		{"garbage", bytes.Repeat([]byte("x"), 100)},
 		{"nothing", nil},
 	} {

@@ -68,6 +68,13 @@ type ListenConfig struct {
 	// the handshake. Dropped clients never make Accept fail. It may be
 	// called from several goroutines at once.
 	OnHandshakeError func(remote net.Addr, err error)
+
+	// OnFallback, if set, is told about every dialer whose conn falls back
+	// to the side socket, and why: we cannot create segments (no /dev/shm,
+	// not writable), or the dialer cannot map ours. A shortage that passes
+	// (out of file descriptors or memory) never falls back: the dialer is
+	// told to try again. It may be called from several goroutines at once.
+	OnFallback func(remote net.Addr, reason error)
 }
 
 const (
@@ -333,112 +340,158 @@ func (l *Listener) serveClient(raw net.Conn) {
 	}
 }
 
+// negotiate runs the listener's side of the handshake with one client:
+// the conn to hand to Accept, or why the client was dropped.
 func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
-	if cred, ok, err := peerCred(raw); err != nil {
+	if err := l.authorize(raw); err != nil {
 		return nil, err
-	} else if ok {
+	}
+	deadline := time.Now().Add(l.cfg.HandshakeTimeout)
+	hello, plain, err := l.readHello(raw, deadline)
+	if plain != nil || err != nil {
+		return plain, err
+	}
+	h, err := handshake.ParseHello(hello)
+	if err != nil {
+		return nil, handshakeError("reading hello", err)
+	}
+	if h.Version != handshake.Version {
+		raw.Write(handshake.AppendRefusal(nil, h.Version))
+		return nil, handshakeErrorOf(ErrVersion, "reading hello", fmt.Errorf("the dialer speaks version %d, we speak %d", h.Version, handshake.Version))
+	}
+	size := l.grant(h.RingSize)
+	seg, err := l.createSegment(size)
+	if err != nil {
+		return l.cannotShare(raw, h, err)
+	}
+	return l.share(raw, h, seg, size)
+}
+
+// authorize checks a unix client's credentials.
+func (l *Listener) authorize(raw net.Conn) error {
+	cred, ok, err := peerCred(raw)
+	if err != nil {
+		return handshakeError("reading peer credentials", err)
+	}
+	if ok {
 		if err := l.cfg.AuthorizePeer(cred); err != nil {
-			return nil, err
+			return handshakeErrorOf(ErrPeerNotAllowed, "authorizing peer", err)
 		}
 	}
-	start := time.Now()
-	deadline := start.Add(l.cfg.HandshakeTimeout)
-	var hello [handshake.HelloSize]byte
+	return nil
+}
+
+// readHello reads the client's hello. With AcceptPlain, a client whose
+// first bytes cannot begin a hello, or that sends less than the magic
+// within PlainDetectTimeout, is returned as a plain conn instead: a dialer
+// sends its whole hello at once. Once the magic is complete the client is
+// a dialer, and a hello that stops short is a handshake error.
+func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, plain net.Conn, err error) {
+	var b [handshake.HelloSize]byte
 	n := 0
 	if l.cfg.AcceptPlain {
-		// Look at the first byte, briefly: a dialer sends its hello at
-		// once, a plain client either sends something else or (if its
-		// protocol has the server speak first) nothing.
-		detect := start.Add(l.cfg.PlainDetectTimeout)
+		detect := time.Now().Add(l.cfg.PlainDetectTimeout)
 		if deadline.Before(detect) {
 			detect = deadline
 		}
 		if err := raw.SetReadDeadline(detect); err != nil {
-			return nil, err
+			return nil, nil, handshakeError("reading hello", err)
 		}
-		var err error
-		n, err = raw.Read(hello[:1])
-		var ne net.Error
+		n, err = handshake.ReadHello(raw, b[:len(handshake.Magic)], 0)
 		switch {
-		case n == 0 && errors.As(err, &ne) && ne.Timeout():
-			return l.plain(raw, nil)
-		case err != nil && n == 0:
-			return nil, err
-		case hello[0] != handshake.Magic[0]:
-			return l.plain(raw, hello[:n])
+		case errors.Is(err, ErrNotShmconn) || n > 0 && err != nil || isTimeout(err):
+			plain, err = l.plain(raw, b[:n])
+			return nil, plain, err
+		case err != nil:
+			return nil, nil, handshakeError("reading hello", err)
 		}
 	}
 	if err := raw.SetDeadline(deadline); err != nil {
-		return nil, err
+		return nil, nil, handshakeError("reading hello", err)
 	}
-	if m, err := io.ReadFull(raw, hello[n:]); err != nil {
-		if m += n; l.cfg.AcceptPlain && m > 0 && !isMagicPrefix(hello[:m]) {
-			return l.plain(raw, hello[:m])
-		}
-		return nil, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
+	n, err = handshake.ReadHello(raw, b[:], n)
+	if err != nil {
+		return nil, nil, handshakeError("reading hello", err)
 	}
-	if l.cfg.AcceptPlain && [4]byte(hello[:4]) != handshake.Magic {
-		return l.plain(raw, hello[:])
+	return b[:n], nil, nil
+}
+
+// grant is the ring size given to a dialer that asked for requested.
+func (l *Listener) grant(requested uint32) int {
+	if requested == 0 {
+		return l.ringCap
 	}
-	h, err := handshake.ParseHello(hello[:])
+	return min(l.ringCap, max(MinRingSize, floorPow2(int(min(requested, MaxRingSize)))))
+}
+
+// createSegment creates a segment for rings of size bytes and lays the
+// rings out in it. Until the dialer maps it, anyone of our uid can
+// truncate the file (it has a name in /dev/shm), so touching it may fault:
+// the fault becomes an error.
+func (l *Listener) createSegment(size int) (seg *segment.Segment, err error) {
+	seg, err = segment.Create(regionSize(size))
 	if err != nil {
 		return nil, err
 	}
-	reply := handshake.Reply{Version: handshake.Version}
-	if !l.cfg.NoFallback {
-		reply.Flags = handshake.ReplyFallback
-	}
-	if h.Version != handshake.Version {
-		reply.Status = handshake.StatusRefused
-		l.send(raw, reply)
-		return nil, fmt.Errorf("%w: dialer speaks version %d", ErrHandshake, h.Version)
-	}
-	fallback := h.Flags&handshake.FlagFallback != 0 && !l.cfg.NoFallback
-	size := l.ringCap
-	if h.RingSize != 0 {
-		size = min(size, max(MinRingSize, floorPow2(int(min(h.RingSize, MaxRingSize)))))
-	}
-	seg, err := segment.Create(regionSize(size))
-	if err == nil {
-		err = errors.Join(ring.Init(seg.Region(0), 0), ring.Init(seg.Region(1), 0))
-		if err != nil {
-			seg.Close()
-		}
-	}
-	if err != nil {
-		// StatusPlain tells the dialer memory cannot be shared: with the
-		// fallback on both sides it goes on over the socket, and a dialer
-		// without it gives up on its own (with a clear error). A dialer that
-		// wants the fallback when we do not is refused instead, or it would
-		// take our closing for a plain conn.
-		reply.Status = handshake.StatusPlain
-		if l.cfg.NoFallback && h.Flags&handshake.FlagFallback != 0 {
-			reply.Status = handshake.StatusRefused
-		}
-		serr := l.send(raw, reply)
-		if !fallback {
-			return nil, fmt.Errorf("%w: %w", ErrNoSharedMemory, err)
-		}
-		if serr != nil {
-			return nil, serr
-		}
-		return l.plain(raw, nil)
-	}
-	reply.Status, reply.RingSize, reply.Token, reply.Name = handshake.StatusShared, uint32(size), seg.Token(), seg.Name()
-	if err := l.send(raw, reply); err != nil {
+	if err := initRings(seg); err != nil {
 		seg.Close()
 		return nil, err
+	}
+	return seg, nil
+}
+
+func initRings(seg *segment.Segment) (err error) {
+	defer catchFault(&err, guardFaults())
+	return errors.Join(ring.Init(seg.Region(0), 0), ring.Init(seg.Region(1), 0))
+}
+
+// cannotShare answers a dialer when the segment could not be created
+// (because of err): fall back to the side socket if both sides allow it,
+// fail the dial if the shortage passes, refuse it otherwise.
+func (l *Listener) cannotShare(raw net.Conn, h handshake.Hello, err error) (net.Conn, error) {
+	fallback := h.Flags&handshake.FlagFallback != 0 && !l.cfg.NoFallback
+	reply := l.reply(handshake.StatusPlain)
+	switch {
+	case transient(err):
+		reply.Status = handshake.StatusBusy
+	case l.cfg.NoFallback && h.Flags&handshake.FlagFallback != 0:
+		// A dialer that wants the fallback when we do not is refused, or
+		// it would take our closing for a plain conn. A dialer without
+		// it gives up on StatusPlain on its own, with a clear error.
+		reply.Status = handshake.StatusRefused
+	}
+	serr := l.send(raw, reply)
+	switch {
+	case reply.Status == handshake.StatusBusy:
+		return nil, handshakeError("creating the segment", err)
+	case !fallback:
+		return nil, handshakeErrorOf(ErrNoSharedMemory, "creating the segment", err)
+	case serr != nil:
+		return nil, handshakeError("sending reply", serr)
+	}
+	l.fellBack(raw, err)
+	return l.plain(raw, nil)
+}
+
+// share offers the segment, with rings of size bytes, to the dialer and
+// waits for its ack.
+func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, size int) (net.Conn, error) {
+	reply := l.reply(handshake.StatusShared)
+	reply.RingSize, reply.Token, reply.Name = uint32(size), seg.Token(), seg.Name()
+	if err := l.send(raw, reply); err != nil {
+		seg.Close()
+		return nil, handshakeError("sending reply", err)
 	}
 	var ack [handshake.AckSize]byte
 	if _, err := io.ReadFull(raw, ack[:]); err != nil {
 		seg.Close()
-		return nil, fmt.Errorf("%w: reading ack: %w", ErrHandshake, err)
+		return nil, handshakeError("reading ack", err)
 	}
 	switch ack[0] {
 	case handshake.AckShared:
 		if err := seg.Unlink(); err != nil {
 			seg.Close()
-			return nil, err
+			return nil, handshakeError("unlinking the segment", err)
 		}
 		c, err := newConn(raw, seg, 1, l.cfg.Wait)
 		if err == nil {
@@ -446,19 +499,39 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 		}
 		if err != nil {
 			seg.Close()
-			return nil, err
+			return nil, handshakeError("attaching the rings", err)
 		}
 		c.start()
 		return c, nil
 	case handshake.AckPlain:
 		seg.Close()
-		if !fallback {
-			return nil, fmt.Errorf("%w: dialer cannot map the segment", ErrNoSharedMemory)
+		if h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback {
+			return nil, handshakeErrorOf(ErrNoSharedMemory, "reading ack", errDialerPlain)
 		}
+		l.fellBack(raw, errDialerPlain)
 		return l.plain(raw, nil)
 	default:
 		seg.Close()
-		return nil, fmt.Errorf("%w: ack %#x", ErrHandshake, ack[0])
+		return nil, handshakeError("reading ack", fmt.Errorf("%w: ack %#x", handshake.ErrProtocol, ack[0]))
+	}
+}
+
+// errDialerPlain is the fallback reason when the dialer cannot map the
+// segment.
+var errDialerPlain = errors.New("the dialer cannot map the segment")
+
+// reply starts a reply with our version and fallback flag.
+func (l *Listener) reply(status byte) handshake.Reply {
+	r := handshake.Reply{Version: handshake.Version, Status: status}
+	if !l.cfg.NoFallback {
+		r.Flags = handshake.ReplyFallback
+	}
+	return r
+}
+
+func (l *Listener) fellBack(raw net.Conn, reason error) {
+	if l.cfg.OnFallback != nil {
+		l.cfg.OnFallback(raw.RemoteAddr(), reason)
 	}
 }
 
@@ -473,18 +546,12 @@ func (l *Listener) send(raw net.Conn, r handshake.Reply) error {
 // plain returns raw as an ordinary conn, replaying the bytes already read.
 func (l *Listener) plain(raw net.Conn, read []byte) (net.Conn, error) {
 	if err := raw.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+		return nil, handshakeError("clearing the deadline", err)
 	}
 	if len(read) == 0 {
 		return raw, nil
 	}
 	return &replayConn{Conn: raw, pending: append([]byte(nil), read...)}, nil
-}
-
-// isMagicPrefix reports whether b could be the start of a hello.
-func isMagicPrefix(b []byte) bool {
-	m := handshake.Magic[:]
-	return len(b) <= len(m) && string(b) == string(m[:len(b)])
 }
 
 func floorPow2(n int) int {

@@ -156,14 +156,20 @@ func TestListenerCannotShare(t *testing.T) {
 	segment.Dir = filepath.Join(t.TempDir(), "missing")
 	defer func() { segment.Dir = old }()
 
-	ln, err := Listen("unix", listenAddr(t, "unix"))
+	// Every fallback is reported, on both sides, with its reason.
+	listenerSaw := make(chan error, 1)
+	lc := ListenConfig{OnFallback: func(_ net.Addr, reason error) { listenerSaw <- reason }}
+	ln, err := lc.Listen(context.Background(), "unix", listenAddr(t, "unix"))
 	require.NoError(t, err)
 	defer ln.Close()
 	serveConns(ln, echo)
-	c, err := Dial("unix", ln.Addr().String())
+	var dialerSaw error
+	c, err := (&Dialer{OnFallback: func(reason error) { dialerSaw = reason }}).Dial("unix", ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
 	require.IsType(t, &net.UnixConn{}, c, "fallback must hand out the side socket itself")
+	require.ErrorIs(t, dialerSaw, errListenerPlain)
+	require.ErrorIs(t, receive(t, listenerSaw, "the listener's fallback report"), os.ErrNotExist)
 	_, err = c.Write([]byte("plain"))
 	require.NoError(t, err)
 	buf := make([]byte, 5)

@@ -41,17 +41,37 @@ func pipeMaker(t *testing.T, network string, lc ListenConfig, d Dialer) func() (
 	}
 }
 
-// dialPair dials ln and returns both ends; both are *Conn.
-func dialPair(ln *Listener, d Dialer) (*Conn, *Conn, error) {
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
+// accepted is the outcome of one Accept.
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+// acceptAsync accepts one conn from ln in the background.
+func acceptAsync(ln net.Listener) <-chan accepted {
+	ch := make(chan accepted, 1)
 	go func() {
 		c, err := ln.Accept()
-		ch <- res{c, err}
+		ch <- accepted{c, err}
 	}()
+	return ch
+}
+
+// receive waits for a value on ch, failing the test after 10 s.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s never came", what)
+		panic("unreachable")
+	}
+}
+
+// dialPair dials ln and returns both ends; both are *Conn.
+func dialPair(ln *Listener, d Dialer) (*Conn, *Conn, error) {
+	ch := acceptAsync(ln)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dc, err := d.DialContext(ctx, ln.Addr().Network(), ln.Addr().String())

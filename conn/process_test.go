@@ -45,6 +45,9 @@ func runAsPeer() bool {
 }
 
 func playPeer(role, addr string) error {
+	if played, err := playReliabilityPeer(role, addr); played {
+		return err
+	}
 	switch role {
 	case "dial-fallback":
 		switch os.Getenv(envShm) {
@@ -317,7 +320,9 @@ func TestProcessFallback(t *testing.T) {
 	for _, mode := range []string{"other-dir", "private-devshm"} {
 		t.Run(mode, func(t *testing.T) {
 			addr := listenAddr(t, "unix")
-			ln, err := Listen("unix", addr)
+			fellBack := make(chan error, 1)
+			lc := ListenConfig{OnFallback: func(_ net.Addr, reason error) { fellBack <- reason }}
+			ln, err := lc.Listen(context.Background(), "unix", addr)
 			require.NoError(t, err)
 			defer ln.Close()
 			p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
@@ -342,13 +347,9 @@ func TestProcessFallback(t *testing.T) {
 			} else {
 				require.Equal(t, "plain", line, "the peer got shared memory it should not see")
 			}
-			var c net.Conn
-			select {
-			case c = <-accepted:
-			case <-time.After(10 * time.Second):
-				t.Fatal("fallback conn never accepted")
-			}
+			c := receive(t, accepted, "the fallback conn")
 			defer c.Close()
+			require.ErrorIs(t, receive(t, fellBack, "the fallback report"), errDialerPlain)
 			require.NotEqual(t, "*conn.Conn", fmt.Sprintf("%T", c))
 			msg := []byte(strings.Repeat("fallback stream ", 10000))
 			go func() {

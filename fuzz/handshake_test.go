@@ -17,8 +17,8 @@ func FuzzParseHello(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := handshake.ParseHello(b)
 		if err != nil {
-			if !errors.Is(err, handshake.ErrProtocol) {
-				t.Fatalf("error %v is not ErrProtocol", err)
+			if !errors.Is(err, handshake.ErrHandshake) {
+				t.Fatalf("error %v is not ErrHandshake", err)
 			}
 			return
 		}
@@ -35,20 +35,20 @@ func FuzzParseHello(f *testing.F) {
 }
 
 func FuzzParseReply(f *testing.F) {
-	good, _ := handshake.AppendReply(nil, handshake.Reply{Version: 1, Status: handshake.StatusShared, RingSize: 1 << 16, Name: "shmconn-123-0123456789abcdef"})
-	plain, _ := handshake.AppendReply(nil, handshake.Reply{Version: 1, Status: handshake.StatusPlain})
+	good, _ := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared, RingSize: 1 << 16, Name: "shmconn-123-0123456789abcdef"})
+	plain, _ := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusPlain})
 	f.Add(good)
 	f.Add(plain)
 	// A reply that claims a long name and stops: the 12-byte message that
 	// crashes another library's server.
-	f.Add(append(append([]byte{}, handshake.Magic[:]...), 1, 0, 0, 0xff, 0, 0, 0, 0))
+	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), 2, 0, 0, 0xff, 0, 0, 0, 0))
 	f.Add(bytes.Replace(good, []byte("shmconn-123"), []byte("../../etc/x"), 1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := handshake.ParseReply(b)
 		r2, err2 := handshake.ReadReply(bytes.NewReader(b))
 		if err != nil {
-			if !errors.Is(err, handshake.ErrProtocol) {
-				t.Fatalf("error %v is not ErrProtocol", err)
+			if !errors.Is(err, handshake.ErrHandshake) {
+				t.Fatalf("error %v is not ErrHandshake", err)
 			}
 			return
 		}

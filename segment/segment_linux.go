@@ -73,7 +73,13 @@ func Create(regionSize int) (*Segment, error) {
 	if err != nil {
 		return fail("mmap", err)
 	}
-	writeHeader(m, regionSize, pid, token)
+	// Anyone of our uid can truncate the file from the moment it exists
+	// (a watcher of /dev/shm wins that race reliably), and writing past
+	// the new end would raise SIGBUS.
+	if err := guardFault(func() error { writeHeader(m, regionSize, pid, token); return nil }); err != nil {
+		m.Unmap()
+		return fail("write header", err)
+	}
 	return &Segment{name: name, token: token, regionSize: regionSize, mem: m, plat: platform{m: m, created: true}}, nil
 }
 
@@ -120,20 +126,25 @@ func Open(name string, regionSize int, token Token) (*Segment, error) {
 }
 
 // checkMapped checks the header of a fresh mapping. The file can be
-// truncated under us until we check it (by its creator), and touching a
-// page past its end raises SIGBUS; the runtime's panic-on-fault mode turns
-// that into an error instead of a crash.
-func checkMapped(m []byte, regionSize int, token Token) (err error) {
+// truncated under us until we check it (by its creator).
+func checkMapped(m []byte, regionSize int, token Token) error {
+	return guardFault(func() error { return checkHeader(m, regionSize, token) })
+}
+
+// guardFault runs f, which touches a mapping of a file that may have been
+// truncated: touching a page past its end raises SIGBUS, and the runtime's
+// panic-on-fault mode turns that into an error instead of a crash.
+func guardFault(f func() error) (err error) {
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			err = fmt.Errorf("%w: memory fault reading the header (file truncated?)", ErrHeader)
+			err = fmt.Errorf("%w: memory fault touching the header (file truncated?)", ErrHeader)
 		}
 	}(debug.SetPanicOnFault(true))
-	return checkHeader(m, regionSize, token)
+	return f()
 }
 
 // Unlink removes the file; the mapping stays. Only the creator unlinks

@@ -16,17 +16,37 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// Magic opens every hello. Its first byte is zero, which no text protocol
-// (RESP, HTTP, SMTP) ever sends first, so a listener can tell a shmconn
-// dialer from a plain client by the first byte alone.
-var Magic = [4]byte{0, 'S', 'H', 'M'}
+// Magic opens every hello. Its first byte, 0xff, never occurs in UTF-8
+// text, so no text protocol (RESP, HTTP, SMTP) sends it first, and a
+// listener can tell a shmconn dialer from a plain client by its first
+// bytes. It is not zero: C servers that look for a line end with strchr
+// (Redis does) would stop at a zero byte and never answer.
+var Magic = [4]byte{0xff, 'S', 'H', 'M'}
 
-// Version is the protocol version this package speaks.
-const Version = 1
+// magicV1 opened version 1's hellos and replies; a listener still
+// recognises a version-1 dialer by it, to refuse it clearly.
+var magicV1 = [4]byte{0, 'S', 'H', 'M'}
+
+// ReplyMagic opens every reply. It differs from Magic so that a server
+// that echoes what it reads is never taken for a listener.
+var ReplyMagic = [4]byte{0, 's', 'h', 'm'}
+
+// helloEnd closes every hello, whose other bytes are the magic and hex
+// digits: a line-based server (Redis, memcached, SMTP, an HTTP server
+// reading its request line) sees one line and answers at once, with bytes
+// that do not start with ReplyMagic, so a dialer that reached the wrong
+// server learns it at once instead of after a timeout.
+var helloEnd = [2]byte{'\r', '\n'}
+
+// Version is the protocol version this package speaks. Version 1 had a
+// binary hello of 16 bytes opened by magicV1, which it used for replies
+// too.
+const Version = 2
 
 // Sizes of the messages.
 const (
-	HelloSize      = 16
+	HelloSize      = 22
+	helloV1Size    = 16
 	replyFixedSize = 32
 	// MaxReplySize bounds a reply: the fixed part and the longest name.
 	MaxReplySize = replyFixedSize + segment.MaxNameLen
@@ -60,6 +80,10 @@ const (
 	// StatusRefused: the listener will not serve this dialer (version,
 	// flags); it closes the socket after the reply.
 	StatusRefused byte = 2
+	// StatusBusy: the listener is short of a resource that comes back
+	// (file descriptors, memory) and cannot create the segment now; it
+	// closes the socket after the reply, and the dialer may try again.
+	StatusBusy byte = 3
 )
 
 // Acknowledgements, the dialer's last word.
@@ -80,8 +104,29 @@ const (
 	WakeSpace byte = 's'
 )
 
-// ErrProtocol means the peer sent something that is not this protocol.
-var ErrProtocol = errors.New("shmconn: handshake protocol error")
+// Errors. Every handshake failure matches ErrHandshake; the others are
+// more specific kinds of it. Package conn exports them.
+var (
+	// ErrHandshake means the side-socket negotiation failed.
+	ErrHandshake = errors.New("shmconn: handshake failed")
+	// ErrNotShmconn means the peer does not speak this protocol at all: its
+	// first bytes are not a hello (or not a reply).
+	ErrNotShmconn error = &Kind{"shmconn: peer does not speak the shmconn handshake", ErrHandshake}
+	// ErrVersion means the peer speaks another version of this protocol.
+	ErrVersion error = &Kind{"shmconn: peer speaks another protocol version", ErrHandshake}
+	// ErrProtocol means the peer sent a malformed message of this protocol.
+	ErrProtocol error = &Kind{"shmconn: handshake protocol error", ErrHandshake}
+)
+
+// Kind is a sentinel error that is a more specific kind of another one:
+// errors.Is(k, k.Parent) holds.
+type Kind struct {
+	Msg    string
+	Parent error
+}
+
+func (k *Kind) Error() string { return k.Msg }
+func (k *Kind) Unwrap() error { return k.Parent }
 
 // Hello is the dialer's first message.
 type Hello struct {
@@ -90,33 +135,109 @@ type Hello struct {
 	RingSize uint32 // requested bytes per direction; 0 asks for the default
 }
 
-// AppendHello encodes h.
+// AppendHello encodes h: the magic, version, flags and ring size as 4, 4
+// and 8 lowercase hex digits, CRLF.
 func AppendHello(b []byte, h Hello) []byte {
 	b = append(b, Magic[:]...)
-	b = binary.LittleEndian.AppendUint16(b, h.Version)
-	b = binary.LittleEndian.AppendUint16(b, h.Flags)
-	b = binary.LittleEndian.AppendUint32(b, h.RingSize)
-	return binary.LittleEndian.AppendUint32(b, 0)
+	b = fmt.Appendf(b, "%04x%04x%08x", h.Version, h.Flags, h.RingSize)
+	return append(b, helloEnd[:]...)
 }
 
 // ParseHello decodes a hello. The version is returned as sent, for the
-// caller to refuse; unknown flags and reserved bits are errors.
+// caller to refuse (a version-1 hello, 16 bytes opened by magicV1, reads
+// as Version 1); in a hello of this version unknown flags are an error.
 func ParseHello(b []byte) (Hello, error) {
+	if len(b) == helloV1Size && [4]byte(b[:4]) == magicV1 {
+		return Hello{Version: binary.LittleEndian.Uint16(b[4:])}, nil
+	}
 	if len(b) != HelloSize {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(b))
 	}
-	if [4]byte(b[:4]) != Magic {
-		return Hello{}, fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:4])
+	if err := CheckHelloPrefix(b); err != nil {
+		return Hello{}, err
 	}
-	h := Hello{
-		Version:  binary.LittleEndian.Uint16(b[4:]),
-		Flags:    binary.LittleEndian.Uint16(b[6:]),
-		RingSize: binary.LittleEndian.Uint32(b[8:]),
+	var h Hello
+	fields := []*uint64{new(uint64), new(uint64), new(uint64)}
+	for i, f := range [][]byte{b[4:8], b[8:12], b[12:20]} {
+		v, err := parseHex(f)
+		if err != nil {
+			return Hello{}, err
+		}
+		*fields[i] = v
 	}
-	if h.Version == Version && (h.Flags&^knownFlags != 0 || binary.LittleEndian.Uint32(b[12:]) != 0) {
-		return Hello{}, fmt.Errorf("%w: unknown flags %#x", ErrProtocol, h.Flags)
+	h.Version, h.Flags, h.RingSize = uint16(*fields[0]), uint16(*fields[1]), uint32(*fields[2])
+	switch {
+	case [2]byte(b[20:]) != helloEnd:
+		return Hello{}, fmt.Errorf("%w: hello ends in %q, not CRLF", ErrProtocol, b[20:])
+	case h.Version == Version && h.Flags&^knownFlags != 0:
+		return Hello{}, fmt.Errorf("%w: unknown hello flags %#x", ErrProtocol, h.Flags)
 	}
 	return h, nil
+}
+
+// parseHex decodes lowercase hex digits, refusing anything else, so that
+// every value has exactly one encoding.
+func parseHex(b []byte) (uint64, error) {
+	var v uint64
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, fmt.Errorf("%w: %q in a hello is not lowercase hex", ErrProtocol, b)
+		}
+	}
+	return v, nil
+}
+
+// CheckHelloPrefix reports whether b, the first bytes read from a client,
+// can still be the start of a hello (of this version or version 1):
+// ErrNotShmconn as soon as one byte of the magic differs. Once the magic
+// is complete the client is a dialer, whatever follows.
+func CheckHelloPrefix(b []byte) error {
+	n := min(len(b), len(Magic))
+	if string(b[:n]) != string(Magic[:n]) && string(b[:n]) != string(magicV1[:n]) {
+		return fmt.Errorf("%w: it sent %q", ErrNotShmconn, b[:n])
+	}
+	return nil
+}
+
+// ReadHello fills b[n:] from r, b[:n] having been read before, checking
+// each byte of the magic as it arrives, so a client that does not speak
+// shmconn is told apart at once. Pass a b shorter than a hello to read
+// only that much (the magic, say). A version-1 hello is shorter: once
+// its magic is in, reading stops at its end. It returns how much of b is
+// filled.
+func ReadHello(r io.Reader, b []byte, n int) (int, error) {
+	n, err := readChecked(r, b[:min(len(b), len(Magic))], n, CheckHelloPrefix)
+	if err != nil || n == len(b) {
+		return n, err
+	}
+	if [4]byte(b) == magicV1 {
+		b = b[:min(len(b), helloV1Size)]
+	}
+	return readChecked(r, b, n, CheckHelloPrefix)
+}
+
+// readChecked fills b[n:] from r, calling check on what has arrived after
+// every read, and stops at the first error check or r returns.
+func readChecked(r io.Reader, b []byte, n int, check func([]byte) error) (int, error) {
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if cerr := check(b[:n]); cerr != nil {
+			return n, cerr
+		}
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Reply is the listener's answer.
@@ -134,20 +255,50 @@ func AppendReply(b []byte, r Reply) ([]byte, error) {
 	if len(r.Name) > segment.MaxNameLen {
 		return nil, fmt.Errorf("%w: name of %d bytes", ErrProtocol, len(r.Name))
 	}
-	b = append(b, Magic[:]...)
+	return appendReply(b, ReplyMagic, r), nil
+}
+
+func appendReply(b []byte, magic [4]byte, r Reply) []byte {
+	b = append(b, magic[:]...)
 	b = binary.LittleEndian.AppendUint16(b, r.Version)
 	b = append(b, r.Status, byte(len(r.Name)))
 	b = binary.LittleEndian.AppendUint32(b, r.RingSize)
 	b = binary.LittleEndian.AppendUint32(b, r.Flags)
 	b = append(b, r.Token[:]...)
-	return append(b, r.Name...), nil
+	return append(b, r.Name...)
 }
 
-// ReadReply reads and decodes one reply from r, reading no more than the
-// fixed part plus the announced name length, which must be within bounds.
+// AppendRefusal encodes the reply refusing a hello of version v. A
+// version-1 dialer expects its replies to start with magicV1, so it gets
+// one that does and can report the mismatch.
+func AppendRefusal(b []byte, v uint16) []byte {
+	magic := ReplyMagic
+	if v == 1 {
+		magic = magicV1
+	}
+	return appendReply(b, magic, Reply{Version: Version, Status: StatusRefused})
+}
+
+// checkReplyPrefix reports whether b, the first bytes of a reply, can
+// still be one: ErrNotShmconn as soon as one byte of ReplyMagic differs.
+func checkReplyPrefix(b []byte) error {
+	n := min(len(b), len(ReplyMagic))
+	if string(b[:n]) == string(ReplyMagic[:n]) {
+		return nil
+	}
+	if n == len(Magic) && [4]byte(b) == Magic {
+		return fmt.Errorf("%w: it echoed our hello", ErrNotShmconn)
+	}
+	return fmt.Errorf("%w: it answered %q", ErrNotShmconn, b[:n])
+}
+
+// ReadReply reads and decodes one reply from r, checking each byte of the
+// magic as it arrives (so a server that is not a listener is recognised
+// by its first byte), and reading no more than the fixed part plus the
+// announced name length, which must be within bounds.
 func ReadReply(r io.Reader) (Reply, error) {
 	var fixed [replyFixedSize]byte
-	if _, err := io.ReadFull(r, fixed[:]); err != nil {
+	if _, err := readChecked(r, fixed[:], 0, checkReplyPrefix); err != nil {
 		return Reply{}, err
 	}
 	rep, nameLen, err := parseReplyFixed(fixed[:])
@@ -179,8 +330,8 @@ func ParseReply(b []byte) (Reply, error) {
 }
 
 func parseReplyFixed(b []byte) (Reply, int, error) {
-	if [4]byte(b[:4]) != Magic {
-		return Reply{}, 0, fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:4])
+	if err := checkReplyPrefix(b); err != nil {
+		return Reply{}, 0, err
 	}
 	rep := Reply{
 		Version:  binary.LittleEndian.Uint16(b[4:]),
@@ -205,7 +356,7 @@ func checkReply(r Reply) error {
 		if !segment.ValidName(r.Name) {
 			return fmt.Errorf("%w: segment name %q", ErrProtocol, r.Name)
 		}
-	case StatusPlain, StatusRefused:
+	case StatusPlain, StatusRefused, StatusBusy:
 		if r.Name != "" {
 			return fmt.Errorf("%w: name with status %d", ErrProtocol, r.Status)
 		}
