@@ -114,9 +114,7 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		}
 		return nil, handshakeError("clearing the deadline", err)
 	}
-	if sc, ok := c.(*Conn); ok {
-		sc.start()
-	} else if d.OnFallback != nil {
+	if _, ok := c.(*Conn); !ok && d.OnFallback != nil {
 		d.OnFallback(fellBack)
 	}
 	return c, nil

@@ -501,7 +501,6 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 			seg.Close()
 			return nil, handshakeError("attaching the rings", err)
 		}
-		c.start()
 		return c, nil
 	case handshake.AckPlain:
 		seg.Close()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/spinpoll"
@@ -97,26 +99,36 @@ type waiter struct {
 	polled  *spinpoll.Waiter      // for WaitSpin
 	park    func(<-chan struct{}) // how a WaitSpin follower blocks
 	window  spin.Window           // how long to spin, from recent waits
+	parked  atomic.Bool           // the call is parked (on the side socket or a channel)
 }
 
 // initSpin prepares w for WaitSpin: its stop condition and the way a
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
-	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || w.dl.expired() }
+	stop := func() bool {
+		if t := time.Now().UnixNano(); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
+			c.sideRd.lastPoll.Store(t)
+			c.pollSide()
+		}
+		return c.closed.Load() || c.peerDead.Load() || w.dl.expired()
+	}
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
+	w.polled.Poke = c.pokeSide
 	w.park = func(wake <-chan struct{}) {
 		spin.Sample()
-		c.block(w, wake)
+		c.parkOnSide(w, wake)
 	}
 }
 
-// block parks the calling goroutine until wake fires, the conn closes, the
-// peer goes, the deadline passes or moves.
-func (c *Conn) block(w *waiter, wake <-chan struct{}) {
+// block parks the calling goroutine until wake or extra (either may be
+// nil) fires, the conn closes, the peer goes, the deadline passes or
+// moves. It is how a call parks while another call reads the side socket.
+func (c *Conn) block(w *waiter, wake, extra <-chan struct{}) {
 	timeout, changed := w.dl.park()
 	defer w.dl.unpark()
 	select {
 	case <-wake:
+	case <-extra:
 	case <-c.done:
 	case <-c.peerGone:
 	case <-timeout:
@@ -159,7 +171,7 @@ func (c *Conn) await(w *waiter) error {
 	if !w.prepare() {
 		return nil
 	}
-	c.block(w, w.wake)
+	c.parkOnSide(w, nil)
 	w.cancel()
 	return nil
 }
