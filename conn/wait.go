@@ -114,10 +114,7 @@ func (c *Conn) initSpin(w *waiter) {
 	}
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
 	w.polled.Poke = c.pokeSide
-	w.park = func(wake <-chan struct{}) {
-		spin.Sample()
-		c.parkOnSide(w, wake)
-	}
+	w.park = func(wake <-chan struct{}) { c.parkOnSide(w, wake) }
 }
 
 // block parks the calling goroutine until wake or extra (either may be
@@ -136,38 +133,54 @@ func (c *Conn) block(w *waiter, wake, extra <-chan struct{}) {
 	}
 }
 
-// await blocks until w.ready() may hold, the deadline passes, the conn is
-// closed or the peer is gone. It returns an error only for a passed
-// deadline or a closed conn; the caller re-checks everything else.
-func (c *Conn) await(w *waiter) error {
-	var l spin.Loop
-	l.Start(w.window.Budget())
-	defer func() { w.window.Observe(l.Since()) }()
+// spinUntil spins until w.ready() may hold (done), the call must stop
+// (done, with the error for a passed deadline or a closed conn), or the
+// spin's budget is spent (not done).
+func (c *Conn) spinUntil(w *waiter, l *spin.Loop) (done bool, err error) {
 	for {
 		if w.ready() {
-			return nil
+			l.Finish()
+			return true, nil
 		}
 		tick, stop := l.Next()
 		if tick {
 			switch {
 			case c.closed.Load():
-				return net.ErrClosed
+				err = net.ErrClosed
 			case c.peerDead.Load():
-				return nil
 			case w.dl.expired():
-				return os.ErrDeadlineExceeded
+				err = os.ErrDeadlineExceeded
+			default:
+				tick = false
+			}
+			if tick {
+				l.Finish()
+				return true, err
 			}
 		}
 		if stop {
-			break
+			return false, nil
 		}
 	}
-	if c.policy == WaitSpin && !l.Preempted() {
+}
+
+// await blocks until w.ready() may hold, the deadline passes, the conn is
+// closed or the peer is gone. It returns an error only for a passed
+// deadline or a closed conn; the caller re-checks everything else.
+func (c *Conn) await(w *waiter) error {
+	if c.policy == WaitSpin && !spin.Contended() {
+		// Straight to the process's leader: a call that just led keeps
+		// the lead only if it comes back within spinpoll.AwayLimit.
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			return nil
 		}
 	}
-	spin.Sample()
+	var l spin.Loop
+	l.Start(w.window.Budget())
+	defer func() { w.window.Observe(l.Since()) }()
+	if done, err := c.spinUntil(w, &l); done {
+		return err
+	}
 	if !w.prepare() {
 		return nil
 	}

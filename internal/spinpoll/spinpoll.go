@@ -160,6 +160,7 @@ func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
 	}
 	var l spin.Loop
 	l.Start(forever)
+	defer l.Finish()
 	for {
 		if w.Ready() {
 			left = true
