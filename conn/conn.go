@@ -57,13 +57,17 @@ type Conn struct {
 	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
 
 	// Accessed atomically or through channels.
-	closed      atomic.Bool   // Close was called; set before done is closed
-	done        chan struct{} // closed by Close
-	closeOnce   sync.Once
-	onClose     func()        // run once by Close, if set before the conn is handed out
-	peerDead    atomic.Bool   // side socket ended; set before peerGone is closed
-	peerGone    chan struct{} // closed by the monitor when the side socket ends
-	monitorDone chan struct{} // closed when the monitor goroutine exits
+	closed    atomic.Bool   // Close was called; set before done is closed
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	onClose   func()        // run once by Close, if set before the conn is handed out
+	peerDead  atomic.Bool   // side socket ended; set before peerGone is closed
+	peerGone  chan struct{} // closed when a reader of the side socket finds it ended
+	peerOnce  sync.Once
+
+	// The side socket's reader: see side.go.
+	sideMu sync.Mutex
+	sideRd sideState
 
 	stats    connStats // this conn's traffic; see stats.go
 	counters *Counters // the Listener's or Dialer's, set before the conn is handed out; nil: none
@@ -85,18 +89,18 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		return nil, err
 	}
 	c := &Conn{
-		side:        side,
-		seg:         seg,
-		policy:      policy,
-		network:     "shm",
-		cons:        cons,
-		prod:        p,
-		rdl:         newDeadline(),
-		wdl:         newDeadline(),
-		done:        make(chan struct{}),
-		peerGone:    make(chan struct{}),
-		monitorDone: make(chan struct{}),
+		side:     side,
+		seg:      seg,
+		policy:   policy,
+		network:  "shm",
+		cons:     cons,
+		prod:     p,
+		rdl:      newDeadline(),
+		wdl:      newDeadline(),
+		done:     make(chan struct{}),
+		peerGone: make(chan struct{}),
 	}
+	c.sideRd.deadline = -1 // unknown: the first park sets it
 	if sc, ok := side.(syscall.Conn); ok {
 		c.rawSide, _ = sc.SyscallConn()
 	}
@@ -117,40 +121,6 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	}
 	c.initSpin(&c.wwait)
 	return c, nil
-}
-
-// start begins watching the side socket.
-func (c *Conn) start() { go c.monitor() }
-
-// monitor reads the side socket for the life of the conn: wake-up bytes
-// are passed to the parked call they are for, and end-of-file (the peer
-// closed or died) is announced through peerGone. It holds no OS thread
-// while the socket is quiet: the netpoller parks it.
-func (c *Conn) monitor() {
-	defer close(c.monitorDone)
-	var buf [64]byte
-	for {
-		n, err := c.side.Read(buf[:])
-		if n > 0 {
-			c.stats.wakeupsReceived.Add(uint64(n))
-		}
-		for _, b := range buf[:n] {
-			switch b {
-			case handshake.WakeData:
-				notify(c.rwait.wake)
-			case handshake.WakeSpace:
-				notify(c.wwait.wake)
-			}
-			// Other bytes are ignored: a confused peer can cost us a
-			// read, never a wrong wake-up decision (waiters re-check
-			// shared memory after every wake-up).
-		}
-		if err != nil {
-			c.peerDead.Store(true)
-			close(c.peerGone)
-			return
-		}
-	}
 }
 
 func notify(ch chan struct{}) {
@@ -381,6 +351,7 @@ func (c *Conn) CloseWrite() (err error) {
 	// publishes that piece first. Marking the ring closed under the write
 	// mutex puts end-of-stream after every byte a Write reported written.
 	notify(c.wwait.wake)
+	c.pokeSide()
 	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -409,6 +380,7 @@ func (c *Conn) Close() error {
 	if !first {
 		return c.opError("close", net.ErrClosed)
 	}
+	c.pokeSide() // a call parked reading the side socket sees done
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). The
 	// write side is marked under the write mutex: a Write still copying
@@ -418,9 +390,10 @@ func (c *Conn) Close() error {
 	c.wmu.Lock()
 	c.markClosed()
 	c.wmu.Unlock()
-	// The peer sees end-of-file; our monitor exits, and so does a sendLate
-	// blocked on a peer that does not read. Its error is not the caller's
-	// concern: the socket is ours alone and carried only wake-ups.
+	// The peer sees end-of-file; a call reading the side returns, and so
+	// does a sendLate blocked on a peer that does not read. Its error is
+	// not the caller's concern: the socket is ours alone and carried only
+	// wake-ups.
 	c.side.Close()
 	c.rmu.Lock()
 	c.wmu.Lock()
@@ -430,7 +403,6 @@ func (c *Conn) Close() error {
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	c.lateDone.Wait()
-	<-c.monitorDone
 	if c.counters != nil {
 		c.counters.connClosed(c)
 	}
@@ -440,8 +412,8 @@ func (c *Conn) Close() error {
 	return c.opError("close", err)
 }
 
-// abort releases a conn that was never started (its monitor never ran):
-// the caller closes the side socket.
+// abort releases a conn that was never handed out: the caller closes the
+// side socket.
 func (c *Conn) abort() {
 	c.closed.Store(true)
 	close(c.done)
@@ -469,6 +441,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	}
 	c.rdl.set(t)
 	c.wdl.set(t)
+	c.pokeSide()
 	return nil
 }
 
@@ -478,6 +451,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.rdl.set(t)
+	c.pokeSide()
 	return nil
 }
 
@@ -488,6 +462,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.wdl.set(t)
+	c.pokeSide()
 	return nil
 }
 

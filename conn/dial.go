@@ -125,7 +125,6 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 	}
 	if sc, ok := c.(*Conn); ok {
 		d.Counters.sharedConn(sc)
-		sc.start()
 	} else if d.OnFallback != nil {
 		d.OnFallback(fellBack)
 	}

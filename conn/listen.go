@@ -506,7 +506,6 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 			return nil, handshakeError("attaching the rings", err)
 		}
 		l.counters.sharedConn(c)
-		c.start()
 		return c, nil
 	case handshake.AckPlain:
 		seg.Close()
