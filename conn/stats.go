@@ -91,7 +91,7 @@ const (
 type connStats struct {
 	bytesRead    byteCount // under rmu
 	bytesWritten byteCount // under wmu
-	// Written by the wake-up writer (under wakeMu), the monitor goroutine
+	// Written by the wake-up writer (under wakeMu), the side's reader
 	// and parking calls of either side: rare events.
 	wakeupsSent     atomic.Uint64
 	wakeupsReceived atomic.Uint64

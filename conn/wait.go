@@ -95,7 +95,7 @@ type waiter struct {
 	ready   func() bool           // the condition (or a close flag) holds; read-only
 	prepare func() bool           // announce a park in shared memory; false: don't park
 	cancel  func()                // withdraw the announcement
-	wake    chan struct{}         // wake-ups from the peer, via the monitor; capacity 1
+	wake    chan struct{}         // wake-ups passed on by the side's holder or CloseWrite; capacity 1
 	polled  *spinpoll.Waiter      // for WaitSpin
 	park    func(<-chan struct{}) // how a WaitSpin follower blocks
 	window  spin.Window           // how long to spin, from recent waits
