@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"weak"
 
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/ring"
@@ -62,14 +63,21 @@ type Conn struct {
 	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
 
 	// Accessed atomically or through channels.
-	closed      atomic.Bool   // Close was called; set before done is closed
-	done        chan struct{} // closed by Close
-	closeOnce   sync.Once
-	res         *resources      // what a dropped conn gives back; see dropped
-	cleanup     runtime.Cleanup // releases res if the conn is dropped unclosed
-	peerDead    atomic.Bool     // side socket ended; set before peerGone is closed
-	peerGone    chan struct{}   // closed by the monitor when the side socket ends
-	monitorDone chan struct{}   // closed when the monitor goroutine exits
+	closed    atomic.Bool   // Close was called; set before done is closed
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	res       *resources      // what a dropped conn gives back; see dropped
+	cleanup   runtime.Cleanup // releases res if the conn is dropped unclosed
+	peerDead  atomic.Bool     // side socket ended; set before peerGone is closed
+	peerGone  chan struct{}   // closed when a reader of the side socket finds it ended
+	peerOnce  sync.Once
+
+	// The side socket's reader: see side.go.
+	sideMu sync.Mutex
+	sideRd sideState
+
+	stats    connStats // this conn's traffic; see stats.go
+	counters *Counters // the Listener's or Dialer's, set before the conn is handed out; nil: none
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -93,20 +101,20 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		return nil, err
 	}
 	c := &Conn{
-		side:        side,
-		seg:         seg,
-		policy:      policy,
-		network:     "shm",
-		cons:        cons,
-		prod:        p,
-		prodArea:    prod,
-		res:         &resources{side: side, seg: seg},
-		rdl:         newDeadline(),
-		wdl:         newDeadline(),
-		done:        make(chan struct{}),
-		peerGone:    make(chan struct{}),
-		monitorDone: make(chan struct{}),
+		side:     side,
+		seg:      seg,
+		policy:   policy,
+		network:  "shm",
+		cons:     cons,
+		prod:     p,
+		prodArea: prod,
+		res:      &resources{side: side, seg: seg, prod: p, cons: cons},
+		rdl:      newDeadline(),
+		wdl:      newDeadline(),
+		done:     make(chan struct{}),
+		peerGone: make(chan struct{}),
 	}
+	c.sideRd.deadline = -1 // unknown: the first park sets it
 	if sc, ok := side.(syscall.Conn); ok {
 		c.rawSide, _ = sc.SyscallConn()
 	}
@@ -126,62 +134,41 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		wake:    make(chan struct{}, 1),
 	}
 	c.initSpin(&c.wwait)
+	// A conn the program drops without Close gives its memory back once
+	// it is unreachable (nothing holds a conn while no call is made on
+	// it: parked calls read the side socket themselves).
+	c.res.self = weak.Make(c)
+	c.cleanup = runtime.AddCleanup(c, dropped, c.res)
 	return c, nil
 }
 
-// start begins watching the side socket, and arranges for the conn's
-// resources to be given back if the program drops it without Close.
-func (c *Conn) start() {
-	c.cleanup = runtime.AddCleanup(c, dropped, c.res)
-	go c.monitor()
-}
-
-// resources are what a conn holds outside the Go heap. They must not point
-// back at the Conn, or a dropped conn would never become unreachable.
+// resources are what a conn holds outside the Go heap, and what must learn
+// of its end. They must not point back at the Conn, or a dropped conn would
+// never become unreachable.
 type resources struct {
-	side    net.Conn
-	seg     *segment.Segment
-	onClose func() // run once when the conn ends, if set before it is handed out
+	side     net.Conn
+	seg      *segment.Segment
+	prod     *ring.Producer
+	cons     *ring.Consumer
+	self     weak.Pointer[Conn] // the conn's key in counters
+	counters *Counters          // set with Conn.counters
+	onClose  func()             // run once when the conn ends, if set before it is handed out
 }
 
 // dropped releases the resources of a conn that became unreachable without
-// Close, as an os.File closes its descriptor. That can only happen after
-// the monitor goroutine (which holds the conn) has exited, that is once
-// the side socket ended: the peer is gone. Nothing can touch the mapping
-// any more, so it is unmapped.
+// Close, as an os.File closes its descriptor: nobody can call it any more,
+// so nothing else touches the mapping. The peer is told as by Close (both
+// rings marked closed, then the side socket closed), and the mapping goes.
+// Its traffic is not added to the counters' totals.
 func dropped(r *resources) {
+	markClosed(r.prod, r.cons)
 	r.side.Close()
 	r.seg.Close()
+	if r.counters != nil {
+		r.counters.connDropped(r.self)
+	}
 	if r.onClose != nil {
 		r.onClose()
-	}
-}
-
-// monitor reads the side socket for the life of the conn: wake-up bytes
-// are passed to the parked call they are for, and end-of-file (the peer
-// closed or died) is announced through peerGone. It holds no OS thread
-// while the socket is quiet: the netpoller parks it.
-func (c *Conn) monitor() {
-	defer close(c.monitorDone)
-	var buf [64]byte
-	for {
-		n, err := c.side.Read(buf[:])
-		for _, b := range buf[:n] {
-			switch b {
-			case handshake.WakeData:
-				notify(c.rwait.wake)
-			case handshake.WakeSpace:
-				notify(c.wwait.wake)
-			}
-			// Other bytes are ignored: a confused peer can cost us a
-			// read, never a wrong wake-up decision (waiters re-check
-			// shared memory after every wake-up).
-		}
-		if err != nil {
-			c.peerDead.Store(true)
-			close(c.peerGone)
-			return
-		}
 	}
 }
 
@@ -210,6 +197,7 @@ const wakeWait = time.Millisecond
 func (c *Conn) sendWake(b byte) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
+	c.stats.wakeupsSent.Add(1)
 	if c.lateBusy {
 		if !bytes.Contains(c.late, wakeMsgs[b]) {
 			c.late = append(c.late, b)
@@ -312,6 +300,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
+			c.stats.bytesRead.add(n)
 			if c.cons.WakeWriter() {
 				c.sendWake(handshake.WakeSpace)
 			}
@@ -338,6 +327,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			}
 			continue
 		}
+		c.stats.bytesRead.publish() // before waiting, for Stats
 		if err := c.await(&c.rwait); err != nil {
 			return 0, err
 		}
@@ -372,6 +362,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		n, err := c.prod.Write(b[written:])
 		c.wrote += uint64(n)
 		if n > 0 {
+			c.stats.bytesWritten.add(n)
 			written += n
 			if c.prod.WakeReader() {
 				c.sendWake(handshake.WakeData)
@@ -389,6 +380,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		// Wait for a useful amount of space, not one byte, so a big
 		// write does not wake up for every small read of the peer.
 		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
+		c.stats.bytesWritten.publish() // before waiting, for Stats
 		if err := c.await(&c.wwait); err != nil {
 			return written, err
 		}
@@ -436,6 +428,7 @@ func (c *Conn) CloseWrite() (err error) {
 	// publishes that piece first. Marking the ring closed under the write
 	// mutex puts end-of-stream after every byte a Write reported written.
 	notify(c.wwait.wake)
+	c.pokeSide()
 	defer catchFault(&err, guardFaults())
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -465,6 +458,7 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.cleanup.Stop()
+	c.pokeSide() // a call parked reading the side socket sees done
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). The
 	// write side is marked under the write mutex: a Write still copying
@@ -474,37 +468,45 @@ func (c *Conn) Close() error {
 	c.wmu.Lock()
 	c.markClosed()
 	c.wmu.Unlock()
-	// The peer sees end-of-file; our monitor exits, and so does a sendLate
-	// blocked on a peer that does not read. Its error is not the caller's
-	// concern: the socket is ours alone and carried only wake-ups.
+	// The peer sees end-of-file; a call reading the side returns, and so
+	// does a sendLate blocked on a peer that does not read. Its error is
+	// not the caller's concern: the socket is ours alone and carried only
+	// wake-ups.
 	c.side.Close()
 	c.rmu.Lock()
 	c.wmu.Lock()
+	c.stats.bytesRead.publish()
+	c.stats.bytesWritten.publish()
 	err := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()
 	c.lateDone.Wait()
-	<-c.monitorDone
+	if c.counters != nil {
+		c.counters.connClosed(c)
+	}
 	if c.res.onClose != nil {
 		c.res.onClose()
 	}
 	return c.opError("close", err)
 }
 
-// abort releases a conn that was never started (its monitor never ran):
-// the caller closes the side socket.
+// abort releases a conn that was never handed out: the caller closes the
+// side socket.
 func (c *Conn) abort() {
+	c.cleanup.Stop()
 	c.closed.Store(true)
 	close(c.done)
 	c.seg.Close()
 }
 
 // markClosed sets both rings' closed flags, surviving a truncated mapping.
-func (c *Conn) markClosed() {
+func (c *Conn) markClosed() { markClosed(c.prod, c.cons) }
+
+func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 	var err error
 	defer catchFault(&err, guardFaults())
-	c.prod.Close()
-	c.cons.Close()
+	prod.Close()
+	cons.Close()
 }
 
 // LocalAddr returns the side socket's local address.
@@ -520,6 +522,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	}
 	c.rdl.set(t)
 	c.wdl.set(t)
+	c.pokeSide()
 	return nil
 }
 
@@ -529,6 +532,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.rdl.set(t)
+	c.pokeSide()
 	return nil
 }
 
@@ -539,6 +543,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.wdl.set(t)
+	c.pokeSide()
 	return nil
 }
 

@@ -37,6 +37,10 @@ type Dialer struct {
 	// A shortage that passes (out of file descriptors or memory) never
 	// falls back: the dial fails instead and may be retried.
 	OnFallback func(reason error)
+
+	// Counters, if set, counts this Dialer's dials (and those of any
+	// other Dialer given the same Counters); see Stats.
+	Counters *Counters
 }
 
 // Dial connects to the shmconn Listener at address on network ("unix" or
@@ -80,6 +84,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	c, err := d.handshake(ctx, side, size)
 	if err != nil {
+		d.Counters.handshakeError(err)
 		side.Close()
 		return nil, &net.OpError{Op: "dial", Net: network, Source: side.LocalAddr(), Addr: side.RemoteAddr(), Err: err}
 	}
@@ -119,7 +124,7 @@ func (d *Dialer) handshake(ctx context.Context, side net.Conn, size int) (net.Co
 		return nil, handshakeError("clearing the deadline", err)
 	}
 	if sc, ok := c.(*Conn); ok {
-		sc.start()
+		d.Counters.sharedConn(sc)
 	} else if d.OnFallback != nil {
 		d.OnFallback(fellBack)
 	}
@@ -160,6 +165,7 @@ func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err e
 		if d.NoFallback {
 			return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "reading reply", errListenerPlain)
 		}
+		d.Counters.fallback(false)
 		return side, errListenerPlain, nil
 	case !validRingSize(int(rep.RingSize)) || int(rep.RingSize) > size:
 		return nil, nil, handshakeError("reading reply", fmt.Errorf("%w: granted ring size %d (asked %d)", handshake.ErrProtocol, rep.RingSize, size))
@@ -193,6 +199,7 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn,
 		if _, err := side.Write([]byte{handshake.AckPlain}); err != nil {
 			return nil, nil, handshakeError("sending ack", err)
 		}
+		d.Counters.fallback(true)
 		return side, err, nil
 	}
 	if _, err := side.Write([]byte{handshake.AckShared}); err != nil {

@@ -33,7 +33,8 @@
 // that would leave the memory cgroup less than a reserve (a 16th of its
 // limit, at least 2 MiB): a Write that needs one fails with ErrNoMemory
 // rather than bring the OOM killer. A *Conn the program drops without
-// Close gives its memory back once it is unreachable and its peer is gone.
+// Close is closed once the garbage collector finds it unreachable, as an
+// os.File is: its peer reads io.EOF and its memory is given back.
 //
 // # Waiting
 //

@@ -242,7 +242,6 @@ func TestTruncatedSegment(t *testing.T) {
 	require.NoError(t, err)
 	c, err := newConn(a, opened2, 0, WaitAdaptive)
 	require.NoError(t, err)
-	c.start()
 	require.NoError(t, os.Truncate(filepath.Join(segment.Dir, created2.Name()), 0))
 	require.NoError(t, created2.Unlink())
 	opened.Close()

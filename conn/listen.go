@@ -117,6 +117,8 @@ type Listener struct {
 	raw     map[net.Conn]struct{} // sockets mid-handshake, closed by Close
 	failErr error                 // set before failed is closed
 
+	counters Counters // see Stats
+
 	failed    chan struct{} // closed when the underlying listener failed
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -323,6 +325,7 @@ func (l *Listener) serveClient(raw net.Conn) {
 	delete(l.raw, raw)
 	l.mu.Unlock()
 	if err != nil {
+		l.counters.handshakeError(err)
 		raw.Close()
 		l.releaseLive()
 		if l.cfg.OnHandshakeError != nil {
@@ -400,6 +403,7 @@ func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, pl
 		n, err = handshake.ReadHello(raw, b[:len(handshake.Magic)], 0)
 		switch {
 		case errors.Is(err, ErrNotShmconn) || n > 0 && err != nil || isTimeout(err):
+			l.counters.plainClient()
 			plain, err = l.plain(raw, b[:n])
 			return nil, plain, err
 		case err != nil:
@@ -515,7 +519,7 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 			seg.Close()
 			return nil, handshakeError("attaching the rings", err)
 		}
-		c.start()
+		l.counters.sharedConn(c)
 		return c, nil
 	case handshake.AckPlain:
 		seg.Close()
@@ -543,7 +547,9 @@ func (l *Listener) reply(status byte) handshake.Reply {
 	return r
 }
 
+// fellBack counts and reports a conn that goes on over the side socket.
 func (l *Listener) fellBack(raw net.Conn, reason error) {
+	l.counters.fallback(reason == errDialerPlain)
 	if l.cfg.OnFallback != nil {
 		l.cfg.OnFallback(raw.RemoteAddr(), reason)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/spinpoll"
@@ -93,30 +95,37 @@ type waiter struct {
 	ready   func() bool           // the condition (or a close flag) holds; read-only
 	prepare func() bool           // announce a park in shared memory; false: don't park
 	cancel  func()                // withdraw the announcement
-	wake    chan struct{}         // wake-ups from the peer, via the monitor; capacity 1
+	wake    chan struct{}         // wake-ups passed on by the side's holder or CloseWrite; capacity 1
 	polled  *spinpoll.Waiter      // for WaitSpin
 	park    func(<-chan struct{}) // how a WaitSpin follower blocks
 	window  spin.Window           // how long to spin, from recent waits
+	parked  atomic.Bool           // the call is parked (on the side socket or a channel)
 }
 
 // initSpin prepares w for WaitSpin: its stop condition and the way a
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
-	stop := func() bool { return c.closed.Load() || c.peerDead.Load() || w.dl.expired() }
-	w.polled = spinpoll.NewWaiter(w.ready, stop)
-	w.park = func(wake <-chan struct{}) {
-		spin.Sample()
-		c.block(w, wake)
+	stop := func() bool {
+		if t := time.Now().UnixNano(); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
+			c.sideRd.lastPoll.Store(t)
+			c.pollSide()
+		}
+		return c.closed.Load() || c.peerDead.Load() || w.dl.expired()
 	}
+	w.polled = spinpoll.NewWaiter(w.ready, stop)
+	w.polled.Poke = c.pokeSide
+	w.park = func(wake <-chan struct{}) { c.parkOnSide(w, wake) }
 }
 
-// block parks the calling goroutine until wake fires, the conn closes, the
-// peer goes, the deadline passes or moves.
-func (c *Conn) block(w *waiter, wake <-chan struct{}) {
+// block parks the calling goroutine until wake or extra (either may be
+// nil) fires, the conn closes, the peer goes, the deadline passes or
+// moves. It is how a call parks while another call reads the side socket.
+func (c *Conn) block(w *waiter, wake, extra <-chan struct{}) {
 	timeout, changed := w.dl.park()
 	defer w.dl.unpark()
 	select {
 	case <-wake:
+	case <-extra:
 	case <-c.done:
 	case <-c.peerGone:
 	case <-timeout:
@@ -124,42 +133,58 @@ func (c *Conn) block(w *waiter, wake <-chan struct{}) {
 	}
 }
 
-// await blocks until w.ready() may hold, the deadline passes, the conn is
-// closed or the peer is gone. It returns an error only for a passed
-// deadline or a closed conn; the caller re-checks everything else.
-func (c *Conn) await(w *waiter) error {
-	var l spin.Loop
-	l.Start(w.window.Budget())
-	defer func() { w.window.Observe(l.Since()) }()
+// spinUntil spins until w.ready() may hold (done), the call must stop
+// (done, with the error for a passed deadline or a closed conn), or the
+// spin's budget is spent (not done).
+func (c *Conn) spinUntil(w *waiter, l *spin.Loop) (done bool, err error) {
 	for {
 		if w.ready() {
-			return nil
+			l.Finish()
+			return true, nil
 		}
 		tick, stop := l.Next()
 		if tick {
 			switch {
 			case c.closed.Load():
-				return net.ErrClosed
+				err = net.ErrClosed
 			case c.peerDead.Load():
-				return nil
 			case w.dl.expired():
-				return os.ErrDeadlineExceeded
+				err = os.ErrDeadlineExceeded
+			default:
+				tick = false
+			}
+			if tick {
+				l.Finish()
+				return true, err
 			}
 		}
 		if stop {
-			break
+			return false, nil
 		}
 	}
-	if c.policy == WaitSpin && !l.Preempted() {
+}
+
+// await blocks until w.ready() may hold, the deadline passes, the conn is
+// closed or the peer is gone. It returns an error only for a passed
+// deadline or a closed conn; the caller re-checks everything else.
+func (c *Conn) await(w *waiter) error {
+	if c.policy == WaitSpin && !spin.Contended() {
+		// Straight to the process's leader: a call that just led keeps
+		// the lead only if it comes back within spinpoll.AwayLimit.
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			return nil
 		}
 	}
-	spin.Sample()
+	var l spin.Loop
+	l.Start(w.window.Budget())
+	defer func() { w.window.Observe(l.Since()) }()
+	if done, err := c.spinUntil(w, &l); done {
+		return err
+	}
 	if !w.prepare() {
 		return nil
 	}
-	c.block(w, w.wake)
+	c.parkOnSide(w, nil)
 	w.cancel()
 	return nil
 }

@@ -219,7 +219,8 @@ func TestMatchesRealRedisCLI(t *testing.T) {
 	for _, cmd := range []string{
 		"GET s", "GET nope", "LRANGE l 0 -1", "LRANGE nope 0 -1", "HGETALL h", "ZRANGE z 0 -1 WITHSCORES",
 		"INCR s", "NOSUCH a b", "COMMAND INFO get nope", "EXISTS s n nope", "TTL s", "PING", "ECHO x",
-		"MGET s l nope n", "CONFIG GET save",
+		"MGET s l nope n", "CONFIG GET save", "INFO keyspace", "INFO nosuchsection",
+		"-3 HGETALL h", "-3 CONFIG GET save", "-3 SMEMBERS nope", "-3 GET nope", "-3 LRANGE l 0 -1",
 	} {
 		for _, mode := range []string{"--raw", "--no-raw"} {
 			args := join(s.tcp(), []string{mode}, strings.Fields(cmd))
@@ -231,11 +232,19 @@ func TestMatchesRealRedisCLI(t *testing.T) {
 	}
 }
 
-var latencyLine = regexp.MustCompile(`^min: \d+\.\d{3}, max: \d+\.\d{3}, avg: \d+\.\d{3}, p50: \d+\.\d{3}, p99: \d+\.\d{3} \((\d+) samples\)`)
+// latencyLine is the terminal's line; rawLatencyLine redis-cli's line
+// without a terminal: min, max, avg, samples.
+var (
+	latencyLine    = regexp.MustCompile(`^min: \d+\.\d{3}, max: \d+\.\d{3}, avg: \d+\.\d{3}, p50: \d+\.\d{3}, p99: \d+\.\d{3} \((\d+) samples\)`)
+	rawLatencyLine = regexp.MustCompile(`^\d+ \d+ \d+\.\d{2} (\d+)`)
+)
 
 func samples(t *testing.T, line string) int {
 	t.Helper()
 	m := latencyLine.FindStringSubmatch(line)
+	if m == nil {
+		m = rawLatencyLine.FindStringSubmatch(line)
+	}
 	require.NotNil(t, m, "latency line %q", line)
 	n, _ := strconv.Atoi(m[1])
 	return n
@@ -380,4 +389,119 @@ func TestInterrupt(t *testing.T) {
 	code = run(ctx, []string{"-p", port}, stdio{in: pr, out: &out, err: &out, inTTY: true, outTTY: true})
 	require.Equal(t, 0, code, out.String())
 	require.Equal(t, "127.0.0.1:"+port+"> \n", out.String())
+}
+
+// TestLatencyLineLikeRealCLI checks that without a terminal --latency
+// prints the same kind of line as the real redis-cli: four fields, min and
+// max in whole milliseconds, avg with two decimals, the sample count.
+func TestLatencyLineLikeRealCLI(t *testing.T) {
+	real, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli not installed; CI installs redis-tools (apt-get install redis-tools)")
+	}
+	s := startServer(t)
+	want, err := exec.Command(real, join(s.tcp(), []string{"--latency", "-i", "0.2"})...).Output()
+	require.NoError(t, err)
+	got := mustCLI(t, join(s.tcp(), []string{"--shm", "--latency", "-i", "0.2"})...)
+	shape := regexp.MustCompile(`^\d+ \d+ \d+\.\d\d \d+\n$`)
+	require.Regexp(t, shape, string(want), "the real redis-cli's line")
+	require.Regexp(t, shape, got)
+}
+
+// TestFlagsLikeRealCLI checks --help, --version, -x and --pipe.
+func TestFlagsLikeRealCLI(t *testing.T) {
+	out, _, code := cli(context.Background(), "", false, "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "Usage: redis-cli")
+
+	out, _, code = cli(context.Background(), "", false, "--version")
+	require.Equal(t, 0, code)
+	require.Regexp(t, `^redis-cli \d+\.\d+\.\d+ `, out)
+
+	s := startServer(t)
+	out, errOut, code := cli(context.Background(), "line one\nline two\n", false, join(s.unix(), []string{"--shm", "-x", "SET", "fromstdin"})...)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "OK\n", out)
+	require.Equal(t, "\"line one\\nline two\\n\"\n", mustCLI(t, join(s.unix(), []string{"--no-raw", "GET", "fromstdin"})...))
+
+	input := "SET p 1\r\n" + string(AppendCommand(nil, "INCR", "p")) + string(AppendCommand(nil, "INCR", "p", "extra"))
+	out, errOut, code = cli(context.Background(), input, false, join(s.unix(), []string{"--shm", "--pipe"})...)
+	require.Equal(t, 1, code, "an error reply makes --pipe fail")
+	require.Equal(t, "All data transferred. Waiting for the last reply...\nLast reply received from server.\nerrors: 1, replies: 3\n", out)
+	require.Contains(t, errOut, "wrong number of arguments")
+	require.Equal(t, "2\n", mustCLI(t, join(s.unix(), []string{"GET", "p"})...))
+}
+
+// TestPromptReconnects stops the server under a prompt: the failed command
+// is reported, the prompt says "not connected>", and once a server is
+// back the next command reconnects.
+func TestPromptReconnects(t *testing.T) {
+	if serverBin == "" {
+		t.Skip("no go command to build examples/redis-server with")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "r.sock")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(serverBin, "-addr", "", "-unix", sock, "-wait", "adaptive")
+		require.NoError(t, cmd.Start())
+		childPIDs.Lock()
+		childPIDs.pids = append(childPIDs.pids, cmd.Process.Pid)
+		childPIDs.Unlock()
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("unix", sock)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 20*time.Second, 10*time.Millisecond)
+		return cmd
+	}
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+	srv := start()
+	defer func() { stop(srv) }()
+
+	pr, pw := io.Pipe()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-s", sock, "--shm", "--wait", "adaptive"}, stdio{in: pr, out: &out, err: &errOut, inTTY: true, outTTY: true})
+	}()
+	p := "redis " + sock + "> "
+	waitFor := func(s *syncBuffer, want string) {
+		t.Helper()
+		require.Eventually(t, func() bool { return strings.HasSuffix(s.String(), want) }, 20*time.Second, 5*time.Millisecond,
+			"output %q, want it to end in %q", s.String(), want)
+	}
+	io.WriteString(pw, "SET k 1\n")
+	waitFor(&out, "OK\n"+p)
+	stop(srv)
+	io.WriteString(pw, "GET k\n")
+	waitFor(&out, "not connected> ")
+	require.Contains(t, errOut.String(), "Could not connect to Redis at "+sock)
+	srv = start()
+	io.WriteString(pw, "PING\n")
+	waitFor(&out, "PONG\n"+p)
+	pw.Close()
+	require.Equal(t, 0, <-done)
+}
+
+// syncBuffer is a bytes.Buffer written by the cli and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

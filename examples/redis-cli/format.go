@@ -21,28 +21,54 @@ func formatTTY(b *strings.Builder, rep Reply, prefix string) {
 		b.WriteString("(nil)\n")
 	case rep.Kind == Error:
 		b.WriteString("(error) " + rep.Str + "\n")
-	case rep.Kind == Status:
+	case rep.Kind == Status, rep.Kind == Verbatim, rep.Kind == BigNumber:
 		b.WriteString(rep.Str + "\n")
 	case rep.Kind == Integer:
 		fmt.Fprintf(b, "(integer) %d\n", rep.Int)
+	case rep.Kind == Double:
+		b.WriteString("(double) " + rep.Str + "\n")
+	case rep.Kind == Boolean:
+		b.WriteString(map[int64]string{0: "(false)\n", 1: "(true)\n"}[rep.Int])
 	case rep.Kind == Bulk:
 		b.WriteString(Quote(rep.Str) + "\n")
 	case len(rep.Elems) == 0:
-		b.WriteString("(empty array)\n")
+		b.WriteString(emptyTTY[rep.Kind])
 	default:
 		// Indices are right-aligned to the widest; an element's own
-		// elements are indented past its index.
-		width := len(strconv.Itoa(len(rep.Elems)))
+		// elements are indented past its index. A map shows "n# key =>
+		// value", a set "n~ member".
+		n, sep := len(rep.Elems), ")"
+		switch rep.Kind {
+		case Map:
+			n, sep = n/2, "#"
+		case Set:
+			sep = "~"
+		}
+		width := len(strconv.Itoa(n))
 		inner := prefix + strings.Repeat(" ", width+2)
-		for i, e := range rep.Elems {
+		for i := 0; i < len(rep.Elems); i++ {
 			if i > 0 {
 				b.WriteString(prefix) // the first line follows the parent's index
 			}
-			fmt.Fprintf(b, "%*d) ", width, i+1)
-			formatTTY(b, e, inner)
+			idx := i + 1
+			if rep.Kind == Map {
+				idx = i/2 + 1
+			}
+			fmt.Fprintf(b, "%*d%s ", width, idx, sep)
+			formatTTY(b, rep.Elems[i], inner)
+			if rep.Kind == Map {
+				i++
+				s := b.String()
+				b.Reset()
+				b.WriteString(strings.TrimSuffix(s, "\n") + " => ")
+				formatTTY(b, rep.Elems[i], inner)
+			}
 		}
 	}
 }
+
+// emptyTTY is how redis-cli shows an empty aggregate of each kind.
+var emptyTTY = map[Kind]string{Array: "(empty array)\n", Map: "(empty hash)\n", Set: "(empty set)\n", Push: "(empty push)\n"}
 
 // FormatRaw renders rep the way redis-cli does when its output is not a
 // terminal (or with --raw): bare values, array elements one per line,
@@ -59,10 +85,21 @@ func formatRaw(b *strings.Builder, rep Reply) {
 	case rep.Nil:
 	case rep.Kind == Error:
 		b.WriteString(rep.Str + "\n")
-	case rep.Kind == Status, rep.Kind == Bulk:
+	case rep.Kind == Status, rep.Kind == Bulk, rep.Kind == Verbatim, rep.Kind == Double, rep.Kind == BigNumber:
 		b.WriteString(rep.Str)
 	case rep.Kind == Integer:
 		b.WriteString(strconv.FormatInt(rep.Int, 10))
+	case rep.Kind == Boolean:
+		b.WriteString(map[int64]string{0: "(false)", 1: "(true)"}[rep.Int])
+	case rep.Kind == Map:
+		for i := 0; i+1 < len(rep.Elems); i += 2 {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			formatRaw(b, rep.Elems[i])
+			b.WriteByte(' ')
+			formatRaw(b, rep.Elems[i+1])
+		}
 	default:
 		for i, e := range rep.Elems {
 			if i > 0 {

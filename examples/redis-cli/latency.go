@@ -39,6 +39,19 @@ func (s *latencyStats) reset() {
 	s.hist.Reset()
 }
 
+// rawLine is redis-cli's line for --latency without a terminal (or with
+// --raw), "min max avg samples": min and max in whole milliseconds, the
+// average with two decimals, so that scripts written for redis-cli read
+// it. redis-cli's figures are differences of millisecond clocks; these
+// are the measured durations, truncated.
+func (s *latencyStats) rawLine() string {
+	avg := 0.0
+	if s.n > 0 {
+		avg = float64(s.sum) / float64(s.n) / 1e6
+	}
+	return fmt.Sprintf("%d %d %.2f %d", s.min.Milliseconds(), s.max.Milliseconds(), avg, s.n)
+}
+
 // String is the fork's line, latencies in milliseconds with 3 decimals,
 // with p50 and p99 added.
 func (s *latencyStats) String() string {
@@ -104,9 +117,9 @@ func latencyMode(ctx context.Context, c *client, out io.Writer, cfg latencyConfi
 			case cfg.history && cfg.tty:
 				fmt.Fprintf(out, " -- %.2f seconds range\n", elapsed.Seconds())
 			case cfg.history:
-				fmt.Fprintf(out, "%v -- %.2f seconds range\n", stats, elapsed.Seconds())
+				fmt.Fprintf(out, "%s -- %.2f seconds range\n", stats.rawLine(), elapsed.Seconds())
 			case !cfg.tty:
-				fmt.Fprintf(out, "%v\n", stats)
+				fmt.Fprintf(out, "%s\n", stats.rawLine())
 				return nil
 			}
 			if cfg.history {
@@ -124,7 +137,7 @@ func latencyMode(ctx context.Context, c *client, out io.Writer, cfg latencyConfi
 			if cfg.tty {
 				fmt.Fprintln(out)
 			} else if stats.n > 0 {
-				fmt.Fprintf(out, "%v\n", stats)
+				fmt.Fprintf(out, "%s\n", stats.rawLine())
 			}
 			return nil
 		}

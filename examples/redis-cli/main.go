@@ -1,14 +1,19 @@
 // Command redis-cli is a small redis-cli that can talk to a server over
 // shared memory.
 //
-//	redis-cli [-h host] [-p port] [-s socket] [--shm] [-n db] [cmd [arg ...]]
+//	redis-cli [-h host] [-p port] [-s socket] [--shm] [-n db] [-3] [-x] [cmd [arg ...]]
 //	redis-cli [--shm] --latency | --latency-history [-i seconds] [--latency-sample-rate ms]
+//	redis-cli --pipe < commands.resp
 //
 // With a command it runs it and prints the reply; without one it reads
 // commands from a prompt (or from standard input). Replies print as
 // redis-cli prints them: quoted strings, "(integer) n", "(nil)", numbered
 // arrays on a terminal, bare values otherwise (--raw and --no-raw force
-// either).
+// either); INFO and CLIENT LIST print verbatim either way. -x takes the
+// last argument from standard input; -3 speaks RESP3 (HELLO 3 first);
+// --pipe sends standard input as raw protocol and counts the replies.
+// When the server goes away the prompt stays, shows "not connected>" and
+// reconnects on the next command, as redis-cli's does.
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
 // shared memory; the server must listen with a shmconn Listener (as
@@ -18,7 +23,9 @@
 // --latency sends PING every 10 ms (--latency-sample-rate, 0 for back to
 // back) and shows min, max and average round trips in milliseconds, plus
 // p50 and p99, as the redis-module-shm fork of redis-cli did; Ctrl-C stops
-// it. --latency-history starts a new line every 15 s (-i).
+// it. Without a terminal (or with --raw) it prints redis-cli's own line,
+// "min max avg samples" in milliseconds, after -i seconds (default 1).
+// --latency-history starts a new line every 15 s (-i).
 package main
 
 import (
@@ -33,6 +40,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,13 +83,28 @@ type options struct {
 	latency    bool
 	history    bool
 	sampleMS   int
+	stdinArg   bool // -x
+	pipe       bool
+	resp3      bool
+	version    bool
 	args       []string
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// version is what --version prints: the Redis version whose redis-cli
+// this one follows, and what it is.
+const version = "redis-cli 7.0.0 (shmconn examples/redis-cli)"
+
+// errUsageShown is parseFlags's answer to --help, which is no error.
+var errUsageShown = errors.New("usage shown")
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("redis-cli", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nUsage: redis-cli [OPTIONS] [cmd [arg [arg ...]]]\n", version)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.host, "h", "127.0.0.1", "server `hostname`")
 	fs.IntVar(&o.port, "p", 6380, "server `port`")
 	fs.StringVar(&o.socket, "s", "", "server unix `socket` path (overrides -h and -p)")
@@ -95,6 +118,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.latency, "latency", false, "measure PING round trips continuously")
 	fs.BoolVar(&o.history, "latency-history", false, "like --latency, starting a new line every 15 s (-i)")
 	fs.IntVar(&o.sampleMS, "latency-sample-rate", int(defaultSampleEvery/time.Millisecond), "`milliseconds` between latency samples; 0 sends PINGs back to back")
+	fs.BoolVar(&o.stdinArg, "x", false, "read the last argument from standard input")
+	fs.BoolVar(&o.pipe, "pipe", false, "send standard input (raw Redis protocol) to the server and count the replies")
+	fs.BoolVar(&o.resp3, "3", false, "speak RESP3 (send HELLO 3 first)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		if a == "--help" || a == "-help" {
+			// Asked for, usage goes to standard output and is no error.
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil, errUsageShown
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,28 +157,36 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 // run is the program, returning its exit code.
 func run(ctx context.Context, args []string, std stdio) int {
-	o, err := parseFlags(args, std.err)
-	if err != nil {
+	o, err := parseFlags(args, std.out, std.err)
+	switch {
+	case err == errUsageShown:
+		return 0
+	case err != nil:
 		return 2
+	case o.version:
+		fmt.Fprintln(std.out, version)
+		return 0
 	}
-	c, err := dial(ctx, o)
-	if err != nil {
-		fmt.Fprintf(std.err, "Could not connect to Redis at %s: %v\n", o.addr(), err)
-		return 1
-	}
-	defer c.close()
-	// Ctrl-C closes the connection, which ends a call waiting on it.
-	defer context.AfterFunc(ctx, func() { c.close() })()
-	if o.db != 0 {
-		rep, err := c.do("SELECT", strconv.Itoa(o.db))
-		if err == nil && rep.Kind == Error {
-			err = errors.New(rep.Str)
-		}
+	if o.stdinArg {
+		last, err := io.ReadAll(std.in)
 		if err != nil {
-			fmt.Fprintf(std.err, "SELECT %d: %v\n", o.db, err)
+			fmt.Fprintln(std.err, "redis-cli: reading standard input for -x:", err)
 			return 1
 		}
+		o.args = append(o.args, string(last))
+		std.in = strings.NewReader("")
 	}
+	c, err := connect(ctx, o)
+	if err != nil {
+		fmt.Fprintf(std.err, "Could not connect to Redis at %s: %v\n", o.addr(), err)
+		if len(o.args) > 0 || o.pipe || o.latency || o.history {
+			return 1
+		}
+		c = &client{} // the prompt starts "not connected", as redis-cli's
+	}
+	// Ctrl-C closes the connection, which ends a call waiting on it.
+	defer context.AfterFunc(ctx, func() { c.close() })()
+	defer c.close()
 	format := FormatRaw
 	if std.outTTY && !o.raw || o.noRaw {
 		format = FormatTTY
@@ -165,6 +211,8 @@ func run(ctx context.Context, args []string, std stdio) int {
 			return 1
 		}
 		return 0
+	case o.pipe:
+		return pipeMode(ctx, c, std)
 	case len(o.args) > 0:
 		for i := range o.repeat {
 			if i > 0 && o.interval > 0 {
@@ -174,7 +222,7 @@ func run(ctx context.Context, args []string, std stdio) int {
 			if err != nil {
 				return ioError(ctx, std, err)
 			}
-			io.WriteString(std.out, format(rep))
+			io.WriteString(std.out, formatFor(o.args, rep, format))
 		}
 		return 0
 	default:
@@ -182,9 +230,68 @@ func run(ctx context.Context, args []string, std stdio) int {
 	}
 }
 
+// connect dials and then, as redis-cli does, says HELLO 3 for -3 and
+// selects the -n database.
+func connect(ctx context.Context, o *options) (*client, error) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	var setup [][]string
+	if o.resp3 {
+		setup = append(setup, []string{"HELLO", "3"})
+	}
+	if o.db != 0 {
+		setup = append(setup, []string{"SELECT", strconv.Itoa(o.db)})
+	}
+	for _, cmd := range setup {
+		rep, err := c.do(cmd...)
+		if err == nil && rep.Kind == Error {
+			err = errors.New(rep.Str)
+		}
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("%s: %w", strings.Join(cmd, " "), err)
+		}
+	}
+	return c, nil
+}
+
+// formatFor renders the reply to args. The replies redis-cli prints
+// verbatim in every mode (INFO, CLIENT LIST, CLIENT INFO: text meant to be
+// read as is) come out bare, with no newline added.
+func formatFor(args []string, rep Reply, format func(Reply) string) string {
+	if len(args) > 0 && rep.Kind != Error && verbatimCommand(args) {
+		var b strings.Builder
+		formatRaw(&b, rep)
+		return b.String()
+	}
+	return format(rep)
+}
+
+func verbatimCommand(args []string) bool {
+	cmd := strings.ToLower(args[0])
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToLower(args[1])
+	}
+	switch {
+	case cmd == "info", cmd == "lolwut":
+		return true
+	case cmd == "client" && (sub == "list" || sub == "info"):
+		return true
+	case cmd == "cluster" && len(args) == 2 && (sub == "nodes" || sub == "info"):
+		return true
+	case cmd == "memory" && sub == "doctor", cmd == "latency" && (sub == "doctor" || sub == "graph"):
+		return true
+	}
+	return false
+}
+
 // prompt reads commands line by line, showing a prompt on a terminal,
 // until end of input, "quit", "exit" or Ctrl-C.
 func prompt(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string) int {
+	defer func() { c.close() }() // the last conn, after reconnects
 	// Lines are read in their own goroutine so that Ctrl-C ends the prompt
 	// without waiting for a line.
 	lines := make(chan string)
@@ -212,6 +319,9 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 			if db != 0 {
 				p += fmt.Sprintf("[%d]", db)
 			}
+			if !c.connected() {
+				p = "not connected"
+			}
 			fmt.Fprint(std.out, p+"> ")
 		}
 		var line string
@@ -236,14 +346,20 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 		case strings.EqualFold(args[0], "quit") || strings.EqualFold(args[0], "exit"):
 			return 0
 		}
-		rep, err := c.do(args...)
+		rep, err := c.doOrReconnect(ctx, o, db, args)
 		if err != nil {
-			return ioError(ctx, std, err)
+			if ctx.Err() != nil {
+				return ioError(ctx, std, err)
+			}
+			// As redis-cli: report, stay at the prompt, reconnect on the
+			// next command.
+			fmt.Fprintln(std.err, err)
+			continue
 		}
 		if strings.EqualFold(args[0], "select") && len(args) == 2 && rep.Kind == Status {
 			db, _ = strconv.Atoi(args[1])
 		}
-		io.WriteString(std.out, format(rep))
+		io.WriteString(std.out, formatFor(args, rep, format))
 	}
 }
 
@@ -265,8 +381,11 @@ func (o *options) addr() string {
 	return net.JoinHostPort(o.host, strconv.Itoa(o.port))
 }
 
-// client is one connection to the server, used by one goroutine.
+// client is one connection to the server, used by one goroutine. After a
+// failed exchange at the prompt it is disconnected (c is nil) until a
+// command reconnects it.
 type client struct {
+	mu   sync.Mutex // guards c against Ctrl-C's close
 	c    net.Conn
 	r    *bufio.Reader
 	wbuf []byte
@@ -304,14 +423,72 @@ func dial(ctx context.Context, o *options) (*client, error) {
 // do sends one command and reads its reply.
 func (c *client) do(args ...string) (Reply, error) {
 	c.wbuf = AppendCommand(c.wbuf[:0], args...)
-	if _, err := c.c.Write(c.wbuf); err != nil {
+	return c.exchange(c.wbuf)
+}
+
+// exchange writes req and reads one reply.
+func (c *client) exchange(req []byte) (Reply, error) {
+	c.mu.Lock()
+	nc := c.c
+	c.mu.Unlock()
+	if nc == nil {
+		return Reply{}, errNotConnected
+	}
+	if _, err := nc.Write(req); err != nil {
 		return Reply{}, err
 	}
 	rep, err := ReadReply(c.r)
 	if err == io.EOF {
-		err = errors.New("server closed the connection")
+		err = errors.New("Server closed the connection")
 	}
 	return rep, err
 }
 
-func (c *client) close() error { return c.c.Close() }
+var errNotConnected = errors.New("not connected")
+
+// doOrReconnect runs a prompt command as redis-cli's REPL does: when the
+// exchange fails it reconnects (saying HELLO and SELECT again) and tries
+// once more; if that fails too, the client stays disconnected and the
+// error says why.
+func (c *client) doOrReconnect(ctx context.Context, o *options, db int, args []string) (Reply, error) {
+	if c.connected() {
+		rep, err := c.do(args...)
+		if err == nil || ctx.Err() != nil {
+			return rep, err
+		}
+		c.close()
+	}
+	reo := *o
+	reo.db = db
+	nc, err := connect(ctx, &reo)
+	if err != nil {
+		return Reply{}, fmt.Errorf("Could not connect to Redis at %s: %v", o.addr(), err)
+	}
+	c.mu.Lock()
+	c.c, c.r = nc.c, nc.r
+	c.mu.Unlock()
+	rep, err := c.do(args...)
+	if err != nil {
+		c.close()
+		err = fmt.Errorf("Error: %v", err)
+	}
+	return rep, err
+}
+
+func (c *client) connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.c != nil
+}
+
+// close closes the conn, if any, leaving the client disconnected.
+func (c *client) close() error {
+	c.mu.Lock()
+	nc := c.c
+	c.c = nil
+	c.mu.Unlock()
+	if nc == nil {
+		return nil
+	}
+	return nc.Close()
+}

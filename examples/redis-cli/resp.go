@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// Kind is a RESP2 reply type, named by its first byte on the wire.
+// Kind is a reply type, named by its first byte on the wire.
 type Kind byte
 
 // The RESP2 reply types.
@@ -20,13 +20,26 @@ const (
 	Array   Kind = '*'
 )
 
-// Reply is one decoded RESP2 reply.
+// The types RESP3 adds, which a server uses after HELLO 3 (redis-cli -3).
+const (
+	Map       Kind = '%'
+	Set       Kind = '~'
+	Push      Kind = '>'
+	Null      Kind = '_'
+	Double    Kind = ','
+	Boolean   Kind = '#'
+	Verbatim  Kind = '='
+	BigNumber Kind = '('
+	Attribute Kind = '|' // metadata before a reply; ReadReply skips it
+)
+
+// Reply is one decoded reply.
 type Reply struct {
 	Kind  Kind
-	Str   string  // Status, Error and Bulk
-	Int   int64   // Integer
-	Elems []Reply // Array
-	Nil   bool    // the null Bulk ($-1) or null Array (*-1)
+	Str   string  // Status, Error, Bulk, Double, BigNumber, Verbatim (without its "txt:" format)
+	Int   int64   // Integer, and Boolean as 0 or 1
+	Elems []Reply // Array, Set, Push, and Map as key, value, key, value ...
+	Nil   bool    // the null Bulk ($-1), null Array (*-1) or RESP3 Null
 }
 
 // Limits on what ReadReply accepts, so a broken or hostile server cannot
@@ -59,13 +72,23 @@ func readReply(r *bufio.Reader, depth int) (Reply, error) {
 	rep := Reply{Kind: Kind(line[0])}
 	body := line[1:]
 	switch rep.Kind {
-	case Status, Error:
+	case Status, Error, Double, BigNumber:
 		rep.Str = string(body)
+	case Null:
+		rep.Nil = true
+	case Boolean:
+		switch string(body) {
+		case "t":
+			rep.Int = 1
+		case "f":
+		default:
+			return Reply{}, fmt.Errorf("%w: boolean %q", errProtocol, body)
+		}
 	case Integer:
 		if rep.Int, err = strconv.ParseInt(string(body), 10, 64); err != nil {
 			return Reply{}, fmt.Errorf("%w: integer %q", errProtocol, body)
 		}
-	case Bulk:
+	case Bulk, Verbatim:
 		n, err := readLen(body, maxBulkLen)
 		if err != nil || n < 0 {
 			rep.Nil = true
@@ -79,11 +102,20 @@ func readReply(r *bufio.Reader, depth int) (Reply, error) {
 			return Reply{}, fmt.Errorf("%w: bulk string not followed by CRLF", errProtocol)
 		}
 		rep.Str = string(buf[:n])
-	case Array:
-		n, err := readLen(body, 1<<31-1)
+		if rep.Kind == Verbatim {
+			if len(rep.Str) < 4 || rep.Str[3] != ':' {
+				return Reply{}, fmt.Errorf("%w: verbatim string without a format", errProtocol)
+			}
+			rep.Str = rep.Str[4:]
+		}
+	case Array, Set, Push, Map, Attribute:
+		n, err := readLen(body, 1<<30-1)
 		if err != nil || n < 0 {
 			rep.Nil = true
 			return rep, err
+		}
+		if rep.Kind == Map || rep.Kind == Attribute {
+			n *= 2
 		}
 		// Grow as elements arrive rather than trusting the count.
 		rep.Elems = make([]Reply, 0, min(n, 1024))
@@ -93,6 +125,9 @@ func readReply(r *bufio.Reader, depth int) (Reply, error) {
 				return Reply{}, noEOF(err)
 			}
 			rep.Elems = append(rep.Elems, e)
+		}
+		if rep.Kind == Attribute { // metadata about the reply that follows
+			return readReply(r, depth+1)
 		}
 	default:
 		return Reply{}, fmt.Errorf("%w: unexpected reply type %q", errProtocol, line[0])

@@ -2,10 +2,14 @@
 // redis-module-shm made: it starts the example Redis server as a child
 // process and measures PING round trips from a go-redis client over TCP,
 // over a unix socket and over shared memory, sparse (one request every
-// 10 ms, like redis-cli --latency) and back-to-back. It prints a table and
-// writes a bar chart.
+// 10 ms, like redis-cli --latency) and back-to-back. It prints a table of
+// p50, p99 and max, and writes a bar chart of p50 and p99.
 //
-//	go run ./examples/redis-latency [-samples 300] [-png docs/latency_barchart.png]
+//	go run ./examples/redis-latency [-samples 300] [-png path] [-load N]
+//
+// The chart goes to the temp directory unless -png names a path; the
+// README's chart is made with -png docs/latency_barchart.png. -load N runs
+// N busy processes (one per CPU is the shared-host case) while measuring.
 //
 // If a real redis-server is on the PATH it is measured too, over its unix
 // socket, for comparison. Ctrl-C stops the run and leaves no process, no
@@ -39,15 +43,19 @@ func main() {
 		samples = flag.Int("samples", 300, "sparse samples per transport (one every -interval)")
 		dense   = flag.Int("dense", 20000, "back-to-back round trips per transport")
 		every   = flag.Duration("interval", 10*time.Millisecond, "time between sparse requests")
-		pngPath = flag.String("png", "docs/latency_barchart.png", "where to write the bar chart (empty: none)")
+		pngPath = flag.String("png", filepath.Join(os.TempDir(), "shmconn-latency.png"), "where to write the bar chart (empty: none)")
 		wait    = flag.String("wait", "spin", "server wait policy: spin or adaptive")
 		server  = flag.String("server", "", "path of a built examples/redis-server (default: build it)")
 		command = flag.String("cmd", "ping", "command to time: ping, or get (of a small key set first)")
+		load    = flag.Int("load", 0, "busy `processes` to run while measuring, e.g. $(nproc) for one per CPU")
 	)
 	flag.Parse()
+	if os.Getenv(busyEnv) == "1" {
+		busyLoop()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command})
+	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command, load: *load})
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "\ninterrupted; cleaned up")
 		os.Exit(130)
@@ -64,6 +72,7 @@ type config struct {
 	png, wait      string
 	server         string
 	cmd            string
+	load           int
 }
 
 // result is one transport's measurements, in nanoseconds.
@@ -78,6 +87,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.cmd != "ping" && cfg.cmd != "get" {
 		return fmt.Errorf("-cmd %q: want ping or get", cfg.cmd)
+	}
+	if cfg.load < 0 {
+		return fmt.Errorf("-load %d: must not be negative", cfg.load)
 	}
 	dir, err := os.MkdirTemp("", "redis-latency-")
 	if err != nil {
@@ -114,7 +126,7 @@ func run(ctx context.Context, cfg config) error {
 		name string
 		opts *redis.Options
 	}
-	shm := &conn.Dialer{}
+	shm := &conn.Dialer{Counters: new(conn.Counters)}
 	targets := []target{
 		{"tcp", &redis.Options{Network: "tcp", Addr: tcpAddr}},
 		{"unix socket", &redis.Options{Network: "unix", Addr: sock}},
@@ -131,7 +143,15 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 
-	bar := newProgress(len(targets) * (cfg.samples + cfg.dense))
+	if cfg.load > 0 {
+		stopLoad, err := startLoad(cfg.load)
+		if err != nil {
+			return err
+		}
+		defer stopLoad()
+	}
+	perTarget := time.Duration(sparseWarmUp(cfg)+cfg.samples)*cfg.interval + time.Duration(cfg.dense)*denseGuess
+	bar := newProgress(os.Stderr, isTerminal(os.Stderr), time.Duration(len(targets))*perTarget)
 	var results []result
 	for _, tg := range targets {
 		tg.opts.PoolSize = 1
@@ -142,18 +162,44 @@ func run(ctx context.Context, cfg config) error {
 		}
 		results = append(results, res)
 	}
-	bar.done()
+	bar.finish()
 	printTable(os.Stdout, results, cfg)
+	printDialerStats(os.Stdout, shm.Stats())
 	if cfg.png != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.png), 0o755); err != nil {
-			return err
+		info := chartInfo{
+			cmd:     strings.ToUpper(cfg.cmd),
+			sparse:  fmt.Sprintf("1 request / %v", cfg.interval),
+			machine: machine(),
+			setup:   setup(cfg),
 		}
-		if err := drawChart(cfg.png, results, strings.ToUpper(cfg.cmd), cfg.interval, machine()); err != nil {
+		if err := drawChart(cfg.png, results, info); err != nil {
 			return err
 		}
 		fmt.Printf("\nchart written to %s\n", cfg.png)
 	}
 	return nil
+}
+
+// setup says how the example server waited and what else ran.
+func setup(cfg config) string {
+	s := "example server -wait " + cfg.wait
+	if cfg.wait == "spin" {
+		s += " (spins a core while shm clients are connected)"
+	}
+	if cfg.load > 0 {
+		s += fmt.Sprintf("; %d busy processes", cfg.load)
+	} else {
+		s += "; no added load"
+	}
+	return s
+}
+
+// sparseWarmUp is the number of unrecorded sparse requests per transport.
+func sparseWarmUp(cfg config) int { return min(100, max(20, cfg.samples/20)) }
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func measure(ctx context.Context, name string, opts *redis.Options, cfg config, bar *progress) (result, error) {
@@ -175,7 +221,9 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 			return res, err
 		}
 	}
-	for range min(100, max(20, cfg.samples/20)) {
+	bar.phase(name+" sparse", sparseWarmUp(cfg)+cfg.samples, cfg.interval)
+	for range sparseWarmUp(cfg) {
+		bar.step(cfg.interval)
 		if err := do(); err != nil {
 			return res, err
 		}
@@ -186,7 +234,7 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 		}
 	}
 	for i := range cfg.samples {
-		bar.step(name + " sparse")
+		bar.step(cfg.interval)
 		next := time.Now().Add(cfg.interval)
 		start := time.Now()
 		if err := do(); err != nil {
@@ -201,11 +249,12 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 			}
 		}
 	}
+	bar.phase(name+" back-to-back", cfg.dense, 0)
 	for i := range cfg.dense {
 		if i%1000 == 0 && ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		bar.step(name + " back-to-back")
+		bar.step(denseGuess)
 		start := time.Now()
 		if err := do(); err != nil {
 			return res, err
@@ -221,7 +270,7 @@ func us(ns int64) float64 { return float64(ns) / 1e3 }
 
 func printTable(w *os.File, results []result, cfg config) {
 	fmt.Fprintf(w, "\n%s round trips through go-redis, %s\n", strings.ToUpper(cfg.cmd), machine())
-	fmt.Fprintf(w, "sparse: one request every %v (%d samples); back-to-back: %d requests\n\n", cfg.interval, cfg.samples, cfg.dense)
+	fmt.Fprintf(w, "sparse: one request every %v (%d samples); back-to-back: %d requests; %s\n\n", cfg.interval, cfg.samples, cfg.dense, setup(cfg))
 	fmt.Fprintf(w, "%-32s %12s %12s %12s %14s %14s\n", "transport", "sparse p50", "sparse p99", "sparse max", "b2b p50", "b2b p99")
 	for _, r := range results {
 		fmt.Fprintf(w, "%-32s %9.1f us %9.1f us %9.1f us %11.1f us %11.1f us\n", r.name,
@@ -237,6 +286,14 @@ func printTable(w *os.File, results []result, cfg config) {
 				float64(other.dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
 		}
 	}
+}
+
+// printDialerStats shows whether the shared-memory client really got
+// shared memory, and how often it had to sleep and be woken.
+func printDialerStats(w *os.File, st conn.Stats) {
+	fb := st.Fallbacks.NoSegment + st.Fallbacks.OpenFailed
+	fmt.Fprintf(w, "\nshared-memory client: %d conns over shared memory, %d fell back to the socket; %d KiB written, %d KiB read; %d parks, %d wake-ups sent, %d received\n",
+		st.SharedConns, fb, st.BytesWritten>>10, st.BytesRead>>10, st.Parks, st.WakeupsSent, st.WakeupsReceived)
 }
 
 // machine describes where the figures came from.

@@ -55,7 +55,8 @@ func TestDemo(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written"} {
+	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written",
+		"shared-memory client: 1 conns over shared memory, 0 fell back"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -69,6 +70,71 @@ func TestDemo(t *testing.T) {
 	if files := testutil.SegmentFiles(); len(files) > 0 {
 		t.Errorf("segment files left: %v", files)
 	}
+}
+
+// TestDemoDefaultChart runs the demo as the README does, without -png,
+// from a directory standing for a fresh clone, with busy processes: the
+// chart goes to the temp directory and the path is printed, nothing is
+// written where it runs, progress without a terminal is a few plain lines,
+// and the busy processes are gone afterwards.
+func TestDemoDefaultChart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	demo, server := build(t, dir)
+	clone, tmp := filepath.Join(dir, "clone"), filepath.Join(dir, "tmp")
+	for _, d := range []string{clone, tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(demo, "-server", server, "-samples", "20", "-interval", "2ms", "-dense", "500", "-load", "1")
+	cmd.Dir = clone
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo failed: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	png := filepath.Join(tmp, "shmconn-latency.png")
+	if !strings.Contains(stdout.String(), "chart written to "+png) {
+		t.Errorf("output does not name %s:\n%s", png, stdout.String())
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Errorf("no chart at the default path: %v", err)
+	}
+	if entries, _ := os.ReadDir(clone); len(entries) > 0 {
+		t.Errorf("the demo wrote into its working directory: %v", entries)
+	}
+	if !strings.Contains(stdout.String(), "1 busy processes") {
+		t.Errorf("the table does not state the load:\n%s", stdout.String())
+	}
+	progress := stderr.String()
+	if strings.Contains(progress, "\r") || strings.Count(progress, "\n") > 20 {
+		t.Errorf("progress without a terminal should be a few plain lines:\n%q", progress)
+	}
+	if busy := busyProcesses(demo); busy > 0 {
+		t.Errorf("%d busy processes outlived the demo", busy)
+	}
+}
+
+// busyProcesses counts processes running the binary at path with the
+// busy-loop environment variable.
+func busyProcesses(path string) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || exe != path {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(env, []byte(busyEnv+"=1")) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestDemoInterrupted stops the demo with SIGINT mid-run, as Ctrl-C does.

@@ -223,20 +223,26 @@ func cmdType(r *request) {
 	v, ok := r.srv.store.lookup(r.db(), r.args[1])
 	t := "none"
 	if ok {
-		switch v.(type) {
-		case string:
-			t = "string"
-		case *list:
-			t = "list"
-		case set:
-			t = "set"
-		case hash:
-			t = "hash"
-		case *zset:
-			t = "zset"
-		}
+		t = typeName(v)
 	}
 	r.w.WriteString(t)
+}
+
+// typeName is the name TYPE gives a stored value.
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case *list:
+		return "list"
+	case set:
+		return "set"
+	case hash:
+		return "hash"
+	case *zset:
+		return "zset"
+	}
+	return "none"
 }
 
 func cmdExpire(r *request)  { expire(r, 1000) }
@@ -586,7 +592,7 @@ func cmdHGet(r *request) {
 
 func cmdHGetAll(r *request) {
 	if h, _, ok := lookupAs[hash](r, r.args[1]); ok {
-		r.w.WriteArray(2 * len(h))
+		writeMap(r, len(h))
 		for f, v := range h {
 			r.w.WriteBulkString(f)
 			r.w.WriteBulkString(v)
@@ -723,7 +729,7 @@ func cmdZScore(r *request) {
 	if !exists {
 		r.w.WriteNull()
 	} else if s, has := z.scores[string(r.args[2])]; has {
-		r.w.WriteBulkString(formatScore(s))
+		writeDouble(r, s)
 	} else {
 		r.w.WriteNull()
 	}
@@ -737,13 +743,8 @@ func cmdZPopMin(r *request) {
 	}
 	count := int64(1)
 	if len(r.args) == 3 {
-		n, ok := parseInt(r.args[2])
-		switch {
-		case !ok:
-			r.w.WriteError(errNotInt)
-			return
-		case n < 0:
-			r.w.WriteError(errNotPositive)
+		n, ok := parseCount(r, r.args[2], 0, errNotPositive)
+		if !ok {
 			return
 		}
 		count = n
@@ -844,6 +845,21 @@ func parseInt[T string | []byte](s T) (int64, bool) {
 	return 0, false
 }
 
+// parseCount parses a count argument that must be an integer of at least
+// lowest; when it is not, it writes the error (tooLow for a small one) and
+// returns false.
+func parseCount(r *request, b []byte, lowest int64, tooLow string) (int64, bool) {
+	n, ok := parseInt(b)
+	switch {
+	case !ok:
+		r.w.WriteError(errNotInt)
+	case n < lowest:
+		r.w.WriteError(tooLow)
+		ok = false
+	}
+	return n, ok
+}
+
 // parseFloat parses a score: a float, "inf", "+inf" or "-inf"; not NaN.
 func parseFloat(b []byte) (float64, bool) {
 	s := string(b)
@@ -858,6 +874,16 @@ func parseFloat(b []byte) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// writeDouble writes a score: a RESP3 double to a client that said HELLO
+// 3, a bulk string otherwise, as Redis does for ZSCORE.
+func writeDouble(r *request, f float64) {
+	if r.sess.proto == 3 {
+		r.w.WriteRaw([]byte("," + formatScore(f) + "\r\n"))
+	} else {
+		r.w.WriteBulkString(formatScore(f))
+	}
 }
 
 // formatScore prints a score the way Redis 7.2 does: the shortest form

@@ -23,7 +23,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, srv: &Server{store: NewStore(), started: time.Now()}, sess: &session{id: 1}}
+	h := &harness{t: t, srv: &Server{store: NewStore(), started: time.Now(), config: defaultConfig()}, sess: &session{id: 1}}
 	h.clock = time.UnixMilli(1_700_000_000_000)
 	h.srv.store.now = func() time.Time { return h.clock }
 	return h
@@ -39,7 +39,7 @@ func (h *harness) do(cmd string) string {
 	}
 	var buf bytes.Buffer
 	w := redcon.NewWriter(&buf)
-	h.srv.exec(h.sess, args, w)
+	h.srv.exec(h.sess, nil, args, w)
 	if err := w.Flush(); err != nil {
 		h.t.Fatal(err)
 	}
@@ -436,7 +436,7 @@ func TestCommands(t *testing.T) {
 			{"FLUSHALL NOW", "-ERR syntax error"},
 		}},
 		{"connection", []step{
-			{"HELLO 3", "-NOPROTO unsupported protocol version"},
+			{"HELLO 4", "-NOPROTO unsupported protocol version"},
 			{"HELLO x", "-ERR Protocol version is not an integer or out of range"},
 			{"HELLO 2 SETNAME app", `["server" "redis" "version" "7.0.0" "proto" :2 "id" :1 "mode" "standalone" "role" "master" "modules" []]`},
 			{"CLIENT GETNAME", `"app"`},
@@ -454,10 +454,14 @@ func TestCommands(t *testing.T) {
 			{"CONFIG GET SAVE appendonly", `["appendonly" "no" "save" ""]`},
 			{"CONFIG GET data*", `["databases" "16"]`},
 			{"CONFIG GET nope", "[]"},
-			{"CONFIG SET save x", "-ERR unknown subcommand 'SET'. Try CONFIG HELP."},
+			{"CONFIG SET save x", "+OK"},
+			{"CONFIG GET save", `["save" "x"]`},
+			{"CONFIG SET nosuch x", "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"},
+			{"CONFIG SET databases 3", "-ERR CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"},
+			{"CONFIG SET save", "-ERR wrong number of arguments for 'config|set' command"},
 			{"CONFIG GET", "-ERR wrong number of arguments for 'config|get' command"},
-			{"COMMAND DOCS", "[]"},
-			{"COMMAND INFO get nope", `[["get" :2 [] :1 :1 :1] nil]`},
+			{"COMMAND DOCS get", `["get" ["summary" "Returns the string value of a key." "since" "1.0.0" "group" "string"]]`},
+			{"COMMAND INFO get nope", `[["get" :2 [+readonly +fast] :1 :1 :1 [+@string +@read +@fast] [] [] []] nil]`},
 			{"QUIT", "+OK"},
 		}},
 	}
@@ -471,10 +475,10 @@ func TestCommandCount(t *testing.T) {
 	if got, want := h.do("COMMAND COUNT"), ":"+strconv.Itoa(len(commands)); got != want {
 		t.Fatalf("COMMAND COUNT = %s, want %s", got, want)
 	}
-	// COMMAND lists every command with its arity.
+	// COMMAND lists every command with its arity and flags.
 	got := h.do("COMMAND")
 	for name, c := range commands {
-		if want := fmt.Sprintf(`["%s" :%d [] `, name, c.arity); !strings.Contains(got, want) {
+		if want := fmt.Sprintf(`["%s" :%d [`, name, c.arity); !strings.Contains(got, want) {
 			t.Errorf("COMMAND lacks %s", want)
 		}
 	}

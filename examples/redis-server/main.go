@@ -48,6 +48,9 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	unixPath := fs.String("unix", "", "unix socket `path` to listen on as well")
 	waitName := fs.String("wait", "spin", "how shared-memory clients wait: spin (lowest latency, one busy core) or adaptive")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // usage asked for, and shown
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -73,13 +76,13 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 			}
 		},
 	}
+	// Closing a listener removes the socket file it created; nothing else
+	// is removed here, so a failed start (the path is a regular file, or
+	// another server's live socket) leaves the path as it found it.
 	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
 			ln.Close()
-		}
-		if *unixPath != "" {
-			os.Remove(*unixPath) // Close removes it too; this makes sure
 		}
 	}
 	if *addr != "" {

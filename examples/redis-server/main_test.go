@@ -369,4 +369,77 @@ func TestFlags(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	require.Equal(t, 1, run([]string{"-addr", "256.0.0.1:1"}, nil, &bytes.Buffer{}, &stderr))
+	for _, help := range []string{"-h", "--help"} {
+		var usage bytes.Buffer
+		require.Equal(t, 0, run([]string{help}, nil, &bytes.Buffer{}, &usage), help)
+		require.Contains(t, usage.String(), "-unix")
+	}
+}
+
+// TestFailedStartKeepsFiles checks that a server which cannot listen on
+// its -unix path leaves whatever is there alone: a regular file, an empty
+// directory, and a running server's socket.
+func TestFailedStartKeepsFiles(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	start := func(path string) string {
+		cmd := exec.Command(exe, "-addr", "", "-unix", path)
+		cmd.Env = childEnviron()
+		out, err := cmd.CombinedOutput()
+		require.Error(t, err, "server started on %s:\n%s", path, out)
+		return string(out)
+	}
+	dir := t.TempDir()
+
+	file := filepath.Join(dir, "precious")
+	require.NoError(t, os.WriteFile(file, []byte("precious\n"), 0o600))
+	require.Contains(t, start(file), "exists and is not a socket")
+	b, err := os.ReadFile(file)
+	require.NoError(t, err, "the regular file is gone")
+	require.Equal(t, "precious\n", string(b))
+
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.Mkdir(empty, 0o700))
+	start(empty)
+	fi, err := os.Stat(empty)
+	require.NoError(t, err, "the empty directory is gone")
+	require.True(t, fi.IsDir())
+
+	sock := socketPath(t)
+	first := startChild(t, "-addr", "", "-unix", sock)
+	require.Contains(t, start(sock), "another server is listening there")
+	rdb := newClient(t, "unix", sock, false, 2)
+	require.NoError(t, rdb.Ping(context.Background()).Err(), "the first server's socket after the second failed")
+	require.Equal(t, 0, first.stop(t, syscall.SIGTERM))
+	_, err = os.Stat(sock)
+	require.ErrorIs(t, err, os.ErrNotExist, "the first server removes its own socket at exit")
+}
+
+// TestInfoShmconn checks INFO shmconn, read with the real redis-cli over
+// TCP as an operator would: shared-memory clients and plain ones counted
+// apart, and the shared-memory traffic.
+func TestInfoShmconn(t *testing.T) {
+	cli := tool(t, "redis-cli")
+	sock := socketPath(t)
+	c := startChild(t, "-unix", sock, "-wait", "adaptive")
+	ctx := context.Background()
+	for range 3 {
+		rdb := newClient(t, "unix", sock, true, 3)
+		require.NoError(t, rdb.Set(ctx, "k", "v", 0).Err())
+		require.NoError(t, rdb.Close())
+	}
+	host, port, err := net.SplitHostPort(c.tcp)
+	require.NoError(t, err)
+	info := runTool(t, cli, "-h", host, "-p", port, "INFO", "shmconn")
+	require.True(t, strings.HasPrefix(info, "# Shmconn\r\n"), "%q", info)
+	for _, want := range []string{
+		"shm_conns_accepted:3\r\n", "fallback_no_segment:0\r\n", "fallback_open_failed:0\r\n",
+		"plain_clients_accepted:1\r\n", // this redis-cli
+		"handshake_errors_protocol:0\r\n",
+	} {
+		require.Contains(t, info, want)
+	}
+	require.Regexp(t, `shm_bytes_read:[1-9]\d*\r\n`, info)
+	require.Regexp(t, `shm_bytes_written:[1-9]\d*\r\n`, info)
+	t.Logf("redis-cli -p %s INFO shmconn:\n%s", port, info)
 }

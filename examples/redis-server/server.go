@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
-	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -31,11 +31,16 @@ type Server struct {
 	wait    conn.WaitPolicy
 	started time.Time
 
-	mu       sync.Mutex // guards store and the counters below it
+	mu       sync.Mutex // guards store, config, the counters below it and sessions' db, name, proto and last command
 	store    *Store
-	commands int64 // processed since start or CONFIG RESETSTAT
+	commands int64             // processed since start or CONFIG RESETSTAT
+	config   map[string]string // CONFIG SET values, by lower-case name
+
+	pubsub   pubsub
+	sessions sync.Map // id -> *session, for CLIENT LIST
 
 	ports      sync.Map // net.Addr.String() -> net.Addr of the listeners, for INFO
+	shmLns     sync.Map // *conn.Listener -> struct{}: the listeners whose Stats INFO shmconn sums
 	nextID     atomic.Int64
 	clients    atomic.Int64 // connected now
 	shmClients atomic.Int64 // connected now over shared memory
@@ -50,9 +55,15 @@ type Server struct {
 // sweep; Close stops it.
 func NewServer(wait conn.WaitPolicy) *Server {
 	s := &Server{
-		wait:      wait,
-		started:   time.Now(),
-		store:     NewStore(),
+		wait:    wait,
+		started: time.Now(),
+		store:   NewStore(),
+		config:  defaultConfig(),
+		pubsub: pubsub{
+			channels: map[string]map[*subscriber]struct{}{},
+			patterns: map[string]map[*subscriber]struct{}{},
+			subs:     map[*subscriber]struct{}{},
+		},
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
@@ -81,12 +92,17 @@ func (s *Server) sweepLoop() {
 func (s *Server) Serve(ln net.Listener) error {
 	s.ports.Store(ln.Addr().String(), ln.Addr())
 	defer s.ports.Delete(ln.Addr().String())
+	if cl, ok := ln.(*conn.Listener); ok {
+		s.shmLns.Store(cl, struct{}{})
+		defer s.shmLns.Delete(cl)
+	}
 	return redcon.Serve(ln, s.handle, s.accept, s.closed)
 }
 
 // Close waits up to timeout for the handlers of clients to return, and
 // stops the expiry sweep. Every call to Serve must have returned.
 func (s *Server) Close(timeout time.Duration) {
+	s.closeSubscribers() // redcon closes only the clients it still serves
 	done := make(chan struct{})
 	go func() {
 		s.handlers.Wait()
@@ -100,20 +116,45 @@ func (s *Server) Close(timeout time.Duration) {
 	<-s.sweepDone
 }
 
-// session is one client's state. It is touched only by that client's
-// handler goroutine.
+// session is one client's state. It is touched by that client's handler
+// goroutine (redcon's, or serveSubscriber once detached); CLIENT LIST reads
+// the fields marked as guarded.
 type session struct {
-	id   int64
-	db   int
-	name string
-	shm  bool // the client talks over shared memory
+	// Immutable after accept.
+	id          int64
+	shm         bool // the client talks over shared memory
+	unix        bool // the client came through the unix socket
+	addr, laddr string
+	created     time.Time
+
+	// Guarded by Server.mu.
+	db         int
+	name       string
+	proto      int // 2, or 3 after HELLO 3
+	lastActive time.Time
+	lastCmd    string
+
+	sub *subscriber // set once, under pubsub.mu, when the client subscribes
+
 	quit bool // close after replying
 	req  request
 }
 
 func (s *Server) accept(c redcon.Conn) bool {
-	_, shm := c.NetConn().(*conn.Conn)
-	c.SetContext(&session{id: s.nextID.Add(1), shm: shm})
+	nc := c.NetConn()
+	_, shm := nc.(*conn.Conn)
+	now := time.Now()
+	sess := &session{
+		id: s.nextID.Add(1), shm: shm, proto: 2, created: now, lastActive: now, lastCmd: "NULL",
+		addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(),
+	}
+	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
+		// Redis names both ends of a unix socket client by the socket's path.
+		sess.unix = true
+		sess.addr, sess.laddr = la.Name+":0", la.Name+":0"
+	}
+	c.SetContext(sess)
+	s.sessions.Store(sess.id, sess)
 	s.handlers.Add(1)
 	s.accepted.Add(1)
 	s.clients.Add(1)
@@ -123,17 +164,31 @@ func (s *Server) accept(c redcon.Conn) bool {
 	return true
 }
 
+// closed runs when redcon's handler for c returns: the client left, or it
+// subscribed and was detached, and serveSubscriber takes it over from here.
 func (s *Server) closed(c redcon.Conn, err error) {
-	if c.Context().(*session).shm {
+	sess := c.Context().(*session)
+	if sess.sub != nil {
+		s.handlers.Add(1) // serveSubscriber's
+		go s.serveSubscriber(sess.sub)
+	} else {
+		s.clientGone(sess)
+	}
+	s.handlers.Done()
+}
+
+// clientGone forgets a client that disconnected.
+func (s *Server) clientGone(sess *session) {
+	s.sessions.Delete(sess.id)
+	if sess.shm {
 		s.shmClients.Add(-1)
 	}
 	s.clients.Add(-1)
-	s.handlers.Done()
 }
 
 func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 	sess := c.Context().(*session)
-	s.exec(sess, cmd.Args, redcon.BaseWriter(c))
+	s.exec(sess, c, cmd.Args, redcon.BaseWriter(c))
 	if sess.quit {
 		c.Close()
 	}
@@ -143,6 +198,7 @@ func (s *Server) handle(c redcon.Conn, cmd redcon.Command) {
 type request struct {
 	srv  *Server
 	sess *session
+	conn redcon.Conn // nil once the client is detached
 	cmd  *command
 	args [][]byte // args[0] is the command name
 	w    *redcon.Writer
@@ -154,8 +210,9 @@ func (r *request) arityError() {
 	r.w.WriteError("ERR wrong number of arguments for '" + r.cmd.name + "' command")
 }
 
-// exec runs one command and writes its reply to w.
-func (s *Server) exec(sess *session, args [][]byte, w *redcon.Writer) {
+// exec runs one command and writes its reply to w. c is the client's
+// redcon conn, or nil once it is detached.
+func (s *Server) exec(sess *session, c redcon.Conn, args [][]byte, w *redcon.Writer) {
 	if len(args) == 0 {
 		return // an empty line or "*0": Redis ignores it too
 	}
@@ -164,17 +221,29 @@ func (s *Server) exec(sess *session, args [][]byte, w *redcon.Writer) {
 		w.WriteError(unknownCommand(args))
 		return
 	}
-	sess.req = request{srv: s, sess: sess, cmd: cmd, args: args, w: w}
+	sess.req = request{srv: s, sess: sess, conn: c, cmd: cmd, args: args, w: w}
+	defer func() { sess.req = request{} }()
 	r := &sess.req
 	if n := len(args); cmd.arity > 0 && n != cmd.arity || n < -cmd.arity {
 		r.arityError()
 		return
 	}
+	if s.inSubscribedMode(sess) && !cmd.has(flagSubscribed) {
+		w.WriteError(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
+		return
+	}
 	s.mu.Lock()
 	s.commands++
+	sess.lastActive, sess.lastCmd = time.Now(), cmd.name
+	if cmd.has(flagPubSub) {
+		// Pub/Sub commands write to other clients under their own locks,
+		// never under the store's; see pubsub.go.
+		s.mu.Unlock()
+		cmd.run(r)
+		return
+	}
 	cmd.run(r)
 	s.mu.Unlock()
-	sess.req = request{}
 }
 
 // unknownCommand is Redis's error for a command it does not know, quoting
@@ -194,6 +263,15 @@ func unknownCommand(args [][]byte) string {
 // of arguments including the name, negative for "at least"; firstKey,
 // lastKey and step locate the keys (lastKey -1: up to the last argument).
 type command struct {
+	commandSpec
+
+	// From commandMeta.
+	flags          cmdFlag
+	group, summary string
+}
+
+// commandSpec is a command table entry.
+type commandSpec struct {
 	name                    string
 	arity                   int
 	firstKey, lastKey, step int
@@ -204,7 +282,7 @@ type command struct {
 var commands = map[string]*command{}
 
 func init() {
-	for _, c := range []*command{
+	for _, c := range []commandSpec{
 		{"ping", -1, 0, 0, 0, cmdPing},
 		{"echo", 2, 0, 0, 0, cmdEcho},
 		{"quit", -1, 0, 0, 0, cmdQuit},
@@ -262,9 +340,25 @@ func init() {
 		{"zscore", 3, 1, 1, 1, cmdZScore},
 		{"zpopmin", -2, 1, 1, 1, cmdZPopMin},
 		{"zrange", -4, 1, 1, 1, cmdZRange},
+
+		{"keys", 2, 0, 0, 0, cmdKeys},
+		{"scan", -2, 0, 0, 0, cmdScan},
+		{"setnx", 3, 1, 1, 1, cmdSetNX},
+		{"getset", 3, 1, 1, 1, cmdGetSet},
+		{"getdel", 2, 1, 1, 1, cmdGetDel},
+		{"append", 3, 1, 1, 1, cmdAppend},
+		{"strlen", 2, 1, 1, 1, cmdStrLen},
+
+		{"subscribe", -2, 0, 0, 0, cmdSubscribe},
+		{"psubscribe", -2, 0, 0, 0, cmdSubscribe},
+		{"unsubscribe", -1, 0, 0, 0, cmdUnsubscribe},
+		{"punsubscribe", -1, 0, 0, 0, cmdUnsubscribe},
+		{"publish", 3, 0, 0, 0, cmdPublish},
+		{"pubsub", -2, 0, 0, 0, cmdPubSub},
 	} {
-		commands[c.name] = c
+		commands[c.name] = &command{commandSpec: c}
 	}
+	describeCommands()
 }
 
 // lookupCommand finds a command by name in any case, without allocating.
@@ -285,6 +379,17 @@ func lookupCommand(name []byte) *command {
 // Connection and server commands.
 
 func cmdPing(r *request) {
+	if r.srv.inSubscribedMode(r.sess) {
+		// A subscribed RESP2 client gets a frame it can tell from messages.
+		r.w.WriteArray(2)
+		r.w.WriteBulkString("pong")
+		if len(r.args) > 1 {
+			r.w.WriteBulk(r.args[1])
+		} else {
+			r.w.WriteBulkString("")
+		}
+		return
+	}
 	switch len(r.args) {
 	case 1:
 		r.w.WriteString("PONG")
@@ -353,7 +458,10 @@ func cmdFlushDB(r *request) {
 	}
 }
 
-// cmdInfo is INFO [section ...]: a small subset of Redis's sections.
+// cmdInfo is INFO [section ...]: Redis's sections with the fields this
+// server has, plus shm_clients. As in Redis, each line ends in CRLF,
+// sections are separated by an empty line, and the reply ends with the
+// last line's CRLF.
 func cmdInfo(r *request) {
 	want := func(section string) bool {
 		if len(r.args) == 1 {
@@ -368,51 +476,111 @@ func cmdInfo(r *request) {
 		return false
 	}
 	s := r.srv
-	var b strings.Builder
-	line := func(format string, args ...any) {
-		fmt.Fprintf(&b, format, args...)
-		b.WriteString("\r\n")
-	}
-	if want("server") {
-		up := time.Since(s.started)
-		line("# Server")
-		line("redis_version:%s", redisVersion)
-		line("redis_mode:standalone")
-		line("server:shmconn-example")
-		line("shmconn_wait:%v", s.wait)
-		line("os:%s %s", runtime.GOOS, runtime.GOARCH)
-		line("arch_bits:%d", strconv.IntSize)
-		line("go_version:%s", runtime.Version())
-		line("process_id:%d", os.Getpid())
-		if tcp := s.tcpPort(); tcp != 0 {
-			line("tcp_port:%d", tcp)
-		}
-		line("uptime_in_seconds:%d", int64(up.Seconds()))
-		line("uptime_in_days:%d", int64(up.Hours()/24))
-		line("")
-	}
-	if want("clients") {
-		line("# Clients")
-		line("connected_clients:%d", s.clients.Load())
-		line("shm_clients:%d", s.shmClients.Load())
-		line("")
-	}
-	if want("stats") {
-		line("# Stats")
-		line("total_connections_received:%d", s.accepted.Load())
-		line("total_commands_processed:%d", s.commands)
-		line("expired_keys:%d", s.store.expired)
-		line("")
-	}
-	if want("keyspace") {
-		line("# Keyspace")
-		for i := range s.store.dbs {
-			if d := &s.store.dbs[i]; len(d.data) > 0 {
-				line("db%d:keys=%d,expires=%d,avg_ttl=0", i, len(d.data), len(d.expires))
-			}
+	var sections []string
+	section := func(name string, lines ...string) {
+		if want(strings.ToLower(name)) {
+			sections = append(sections, "# "+name+"\r\n"+strings.Join(append(lines, ""), "\r\n"))
 		}
 	}
-	r.w.WriteBulkString(strings.TrimSuffix(b.String(), "\r\n"))
+	up := time.Since(s.started)
+	var server []string
+	server = append(server,
+		"redis_version:"+redisVersion,
+		"redis_mode:standalone",
+		"server:shmconn-example",
+		fmt.Sprintf("shmconn_wait:%v", s.wait),
+		fmt.Sprintf("os:%s %s", runtime.GOOS, runtime.GOARCH),
+		fmt.Sprintf("arch_bits:%d", strconv.IntSize),
+		"multiplexing_api:goroutines",
+		"go_version:"+runtime.Version(),
+		fmt.Sprintf("process_id:%d", os.Getpid()),
+		fmt.Sprintf("tcp_port:%d", s.tcpPort()),
+		fmt.Sprintf("uptime_in_seconds:%d", int64(up.Seconds())),
+		fmt.Sprintf("uptime_in_days:%d", int64(up.Hours()/24)),
+	)
+	section("Server", server...)
+	section("Clients",
+		fmt.Sprintf("connected_clients:%d", s.clients.Load()),
+		fmt.Sprintf("shm_clients:%d", s.shmClients.Load()),
+		"maxclients:"+s.config["maxclients"],
+		"blocked_clients:0",
+	)
+	if want("memory") {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		section("Memory",
+			fmt.Sprintf("used_memory:%d", ms.HeapAlloc),
+			fmt.Sprintf("used_memory_rss:%d", ms.Sys),
+			"maxmemory:"+s.config["maxmemory"],
+			"mem_allocator:go",
+		)
+	}
+	section("Persistence", "loading:0", "rdb_changes_since_last_save:0", "aof_enabled:0")
+	s.pubsub.mu.Lock()
+	channels, patterns := len(s.pubsub.channels), len(s.pubsub.patterns)
+	s.pubsub.mu.Unlock()
+	section("Stats",
+		fmt.Sprintf("total_connections_received:%d", s.accepted.Load()),
+		fmt.Sprintf("total_commands_processed:%d", s.commands),
+		fmt.Sprintf("expired_keys:%d", s.store.expired),
+		fmt.Sprintf("pubsub_channels:%d", channels),
+		fmt.Sprintf("pubsub_patterns:%d", patterns),
+	)
+	section("Replication", "role:master", "connected_slaves:0")
+	if want("shmconn") {
+		section("Shmconn", s.shmconnInfo()...)
+	}
+	var keyspace []string
+	for i := range s.store.dbs {
+		if d := &s.store.dbs[i]; len(d.data) > 0 {
+			keyspace = append(keyspace, fmt.Sprintf("db%d:keys=%d,expires=%d,avg_ttl=0", i, len(d.data), len(d.expires)))
+		}
+	}
+	section("Keyspace", keyspace...)
+	r.w.WriteBulkString(strings.Join(sections, "\r\n"))
+}
+
+// shmconnInfo is INFO's shmconn section: the Stats of the listeners being
+// served, summed. It tells an operator whether clients got shared memory,
+// and if not why.
+func (s *Server) shmconnInfo() []string {
+	var t conn.Stats
+	s.shmLns.Range(func(k, _ any) bool {
+		st := k.(*conn.Listener).Stats()
+		t.SharedConns += st.SharedConns
+		t.Fallbacks.NoSegment += st.Fallbacks.NoSegment
+		t.Fallbacks.OpenFailed += st.Fallbacks.OpenFailed
+		t.PlainAccepted += st.PlainAccepted
+		t.HandshakeErrors.Timeout += st.HandshakeErrors.Timeout
+		t.HandshakeErrors.NoSharedMemory += st.HandshakeErrors.NoSharedMemory
+		t.HandshakeErrors.Protocol += st.HandshakeErrors.Protocol
+		t.HandshakeErrors.Closed += st.HandshakeErrors.Closed
+		t.HandshakeErrors.Other += st.HandshakeErrors.Other
+		t.BytesRead += st.BytesRead
+		t.BytesWritten += st.BytesWritten
+		t.WakeupsSent += st.WakeupsSent
+		t.WakeupsReceived += st.WakeupsReceived
+		t.Parks += st.Parks
+		return true
+	})
+	return []string{
+		fmt.Sprintf("shmconn_wait:%v", s.wait),
+		fmt.Sprintf("shm_conns_accepted:%d", t.SharedConns),
+		fmt.Sprintf("shm_clients:%d", s.shmClients.Load()),
+		fmt.Sprintf("fallback_no_segment:%d", t.Fallbacks.NoSegment),
+		fmt.Sprintf("fallback_open_failed:%d", t.Fallbacks.OpenFailed),
+		fmt.Sprintf("plain_clients_accepted:%d", t.PlainAccepted),
+		fmt.Sprintf("handshake_errors_timeout:%d", t.HandshakeErrors.Timeout),
+		fmt.Sprintf("handshake_errors_no_shared_memory:%d", t.HandshakeErrors.NoSharedMemory),
+		fmt.Sprintf("handshake_errors_protocol:%d", t.HandshakeErrors.Protocol),
+		fmt.Sprintf("handshake_errors_closed:%d", t.HandshakeErrors.Closed),
+		fmt.Sprintf("handshake_errors_other:%d", t.HandshakeErrors.Other),
+		fmt.Sprintf("shm_bytes_read:%d", t.BytesRead),
+		fmt.Sprintf("shm_bytes_written:%d", t.BytesWritten),
+		fmt.Sprintf("shm_wakeups_sent:%d", t.WakeupsSent),
+		fmt.Sprintf("shm_wakeups_received:%d", t.WakeupsReceived),
+		fmt.Sprintf("shm_parks:%d", t.Parks),
+	}
 }
 
 // tcpPort is the port of one of the server's TCP listeners, or 0.
@@ -437,9 +605,32 @@ func subArityError(r *request) {
 	r.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for '%s|%s' command", r.cmd.name, strings.ToLower(string(r.args[1]))))
 }
 
-// cmdConfig answers CONFIG GET with the settings clients ask about
-// (redis-benchmark asks for save and appendonly): this server keeps
-// nothing on disk. CONFIG SET is not supported.
+// defaultConfig is what CONFIG GET answers before any CONFIG SET: the
+// settings clients ask about (redis-benchmark asks for save and
+// appendonly). This server keeps nothing on disk.
+func defaultConfig() map[string]string {
+	return map[string]string{
+		"save":                    "",
+		"appendonly":              "no",
+		"databases":               strconv.Itoa(numDBs),
+		"maxmemory":               "0",
+		"maxclients":              "10000",
+		"timeout":                 "0",
+		"io-threads":              "1",
+		"cluster-enabled":         "no",
+		"notify-keyspace-events":  "",
+		"slowlog-log-slower-than": "10000",
+		"hz":                      "10",
+	}
+}
+
+// readOnlyConfig are the settings CONFIG SET refuses, as Redis does for
+// its immutable ones.
+var readOnlyConfig = map[string]bool{"databases": true, "io-threads": true, "cluster-enabled": true, "port": true}
+
+// cmdConfig is CONFIG GET pattern... | SET name value [name value ...] |
+// RESETSTAT. SET stores the value for GET to show; no setting changes
+// how this server behaves.
 func cmdConfig(r *request) {
 	switch strings.ToUpper(string(r.args[1])) {
 	case "GET":
@@ -447,38 +638,49 @@ func cmdConfig(r *request) {
 			subArityError(r)
 			return
 		}
-		params := map[string]string{
-			"save":            "",
-			"appendonly":      "no",
-			"databases":       strconv.Itoa(numDBs),
-			"maxmemory":       "0",
-			"maxclients":      "10000",
-			"timeout":         "0",
-			"port":            strconv.Itoa(r.srv.tcpPort()),
-			"io-threads":      "1",
-			"cluster-enabled": "no",
-		}
+		params := maps.Clone(r.srv.config)
+		params["port"] = strconv.Itoa(r.srv.tcpPort())
 		var names []string
 		for name := range params {
 			for _, p := range r.args[2:] {
-				if ok, _ := path.Match(strings.ToLower(string(p)), name); ok {
+				if globMatch(strings.ToLower(string(p)), name) {
 					names = append(names, name)
 					break
 				}
 			}
 		}
 		slices.Sort(names)
-		r.w.WriteArray(2 * len(names))
+		writeMap(r, len(names))
 		for _, name := range names {
 			r.w.WriteBulkString(name)
 			r.w.WriteBulkString(params[name])
 		}
+	case "SET":
+		if len(r.args) < 4 || len(r.args)%2 != 0 {
+			subArityError(r)
+			return
+		}
+		for i := 2; i < len(r.args); i += 2 {
+			name := strings.ToLower(string(r.args[i]))
+			if _, known := r.srv.config[name]; !known && name != "port" || readOnlyConfig[name] {
+				msg := "ERR Unknown option or number of arguments for CONFIG SET - '%s'"
+				if readOnlyConfig[name] {
+					msg = "ERR CONFIG SET failed (possibly related to argument '%s') - can't set immutable config"
+				}
+				r.w.WriteError(fmt.Sprintf(msg, r.args[i]))
+				return
+			}
+		}
+		for i := 2; i < len(r.args); i += 2 {
+			r.srv.config[strings.ToLower(string(r.args[i]))] = string(r.args[i+1])
+		}
+		r.w.WriteString("OK")
 	case "RESETSTAT":
 		r.srv.commands, r.srv.store.expired = 0, 0
 		r.srv.accepted.Store(0)
 		r.w.WriteString("OK")
 	case "HELP":
-		writeHelp(r, "CONFIG GET <pattern> [<pattern> ...]", "CONFIG RESETSTAT")
+		writeHelp(r, "CONFIG GET <pattern> [<pattern> ...]", "CONFIG SET <directive> <value> [<directive> <value> ...]", "CONFIG RESETSTAT")
 	default:
 		unknownSubcommand(r)
 	}
@@ -522,7 +724,7 @@ func cmdCommand(r *request) {
 			}
 		}
 	case "DOCS":
-		r.w.WriteArray(0)
+		cmdCommandDocs(r)
 	case "HELP":
 		writeHelp(r, "COMMAND", "COMMAND COUNT", "COMMAND DOCS", "COMMAND INFO <command-name> [<command-name> ...]", "COMMAND LIST")
 	default:
@@ -539,32 +741,26 @@ func commandNames() []string {
 	return names
 }
 
-func writeCommandInfo(r *request, c *command) {
-	r.w.WriteArray(6)
-	r.w.WriteBulkString(c.name)
-	r.w.WriteInt(c.arity)
-	r.w.WriteArray(0) // flags
-	r.w.WriteInt(c.firstKey)
-	r.w.WriteInt(c.lastKey)
-	r.w.WriteInt(c.step)
-}
-
-// cmdHello is HELLO [protover [AUTH user pass] [SETNAME name]]. The server
-// speaks RESP2 only, so HELLO 3 fails with NOPROTO, as a Redis without
-// RESP3 would: go-redis, which sends HELLO 3 first, then carries on in
-// RESP2.
+// cmdHello is HELLO [protover [AUTH user pass] [SETNAME name]]. HELLO 3
+// switches the client to RESP3, which go-redis v9 asks for by default:
+// from then on this reply, HGETALL, CONFIG GET and COMMAND DOCS are maps,
+// ZSCORE a double and Pub/Sub messages pushes; every other reply is the
+// same in both protocols (ZRANGE WITHSCORES and ZPOPMIN keep RESP2's flat
+// form, which Redis changes in RESP3).
 func cmdHello(r *request) {
 	args := r.args[1:]
+	proto := r.sess.proto
 	if len(args) > 0 {
 		v, ok := parseInt(args[0])
 		if !ok {
 			r.w.WriteError("ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			r.w.WriteError("NOPROTO unsupported protocol version")
 			return
 		}
+		proto = int(v)
 		args = args[1:]
 	}
 	name, setName := "", false
@@ -587,14 +783,14 @@ func cmdHello(r *request) {
 		}
 		r.sess.name = name
 	}
-	// A map, flattened for RESP2.
-	r.w.WriteArray(14)
+	r.sess.proto = proto
+	writeMap(r, 7)
 	r.w.WriteBulkString("server")
 	r.w.WriteBulkString("redis")
 	r.w.WriteBulkString("version")
 	r.w.WriteBulkString(redisVersion)
 	r.w.WriteBulkString("proto")
-	r.w.WriteInt(2)
+	r.w.WriteInt(proto)
 	r.w.WriteBulkString("id")
 	r.w.WriteInt64(r.sess.id)
 	r.w.WriteBulkString("mode")
@@ -616,10 +812,10 @@ func validClientName(name string) bool {
 	return true
 }
 
-// cmdClient is CLIENT ID|GETNAME|SETNAME|SETINFO.
+// cmdClient is CLIENT ID|GETNAME|SETNAME|SETINFO|LIST|INFO.
 func cmdClient(r *request) {
 	sub := strings.ToUpper(string(r.args[1]))
-	wantArgs := map[string]int{"ID": 2, "GETNAME": 2, "SETNAME": 3, "SETINFO": 4, "HELP": 2}[sub]
+	wantArgs := map[string]int{"ID": 2, "GETNAME": 2, "SETNAME": 3, "SETINFO": 4, "HELP": 2, "LIST": 2, "INFO": 2}[sub]
 	switch {
 	case wantArgs == 0:
 		unknownSubcommand(r)
@@ -631,6 +827,20 @@ func cmdClient(r *request) {
 	switch sub {
 	case "ID":
 		r.w.WriteInt64(r.sess.id)
+	case "LIST":
+		var sessions []*session
+		r.srv.sessions.Range(func(_, v any) bool {
+			sessions = append(sessions, v.(*session))
+			return true
+		})
+		slices.SortFunc(sessions, func(a, b *session) int { return int(a.id - b.id) })
+		var b strings.Builder
+		for _, sess := range sessions {
+			b.WriteString(r.srv.clientLine(sess, r.sess))
+		}
+		r.w.WriteBulkString(b.String())
+	case "INFO":
+		r.w.WriteBulkString(r.srv.clientLine(r.sess, r.sess))
 	case "GETNAME":
 		if r.sess.name == "" {
 			r.w.WriteNull()
@@ -653,6 +863,36 @@ func cmdClient(r *request) {
 			r.w.WriteError(fmt.Sprintf("ERR Unrecognized option '%s'", r.args[2]))
 		}
 	case "HELP":
-		writeHelp(r, "CLIENT GETNAME", "CLIENT ID", "CLIENT SETINFO <LIB-NAME|LIB-VER> <value>", "CLIENT SETNAME <name>")
+		writeHelp(r, "CLIENT GETNAME", "CLIENT ID", "CLIENT INFO", "CLIENT LIST", "CLIENT SETINFO <LIB-NAME|LIB-VER> <value>", "CLIENT SETNAME <name>")
 	}
+}
+
+// clientLine is a client's line of CLIENT LIST, with the fields of Redis
+// 7.0 this server has, and shm=1 for a client over shared memory. The
+// server's mutex is held, which guards the fields other clients change.
+func (s *Server) clientLine(sess, self *session) string {
+	now := time.Now()
+	s.pubsub.mu.Lock()
+	nsub, npsub := 0, 0
+	if sess.sub != nil {
+		nsub, npsub = len(sess.sub.channels), len(sess.sub.patterns)
+	}
+	s.pubsub.mu.Unlock()
+	var flags string
+	if nsub+npsub > 0 {
+		flags += "P"
+	}
+	if sess.unix {
+		flags += "U"
+	}
+	if flags == "" {
+		flags = "N" // no flag set
+	}
+	cmd := sess.lastCmd
+	if sess == self {
+		cmd = "client|" + strings.ToLower(string(self.req.args[1]))
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d multi=-1 cmd=%s user=default resp=%d shm=%d\n",
+		sess.id, sess.addr, sess.laddr, sess.name, int(now.Sub(sess.created).Seconds()), int(now.Sub(sess.lastActive).Seconds()),
+		flags, sess.db, nsub, npsub, cmd, sess.proto, b2i(sess.shm))
 }

@@ -18,9 +18,13 @@
 //     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us).
 //   - A spinner on a busy host burns its time slice, and the kernel then
 //     no longer favours it when it is woken: it loses to a socket whose
-//     reader slept. A Loop that finds the clock jumped while it spun (it
-//     was preempted), or a host with more runnable threads than CPUs,
-//     reports the CPUs contended, and callers spin only briefly then.
+//     reader slept. Loops account the time they lose in preemption gaps;
+//     when the process's spinners lose a quarter of their recent spinning
+//     time, the CPUs count as contended, and callers spin only briefly.
+//     (Counting the host's runnable threads, or this process's threads'
+//     waits for a CPU, was tried and dropped: on two CPUs a spinning peer
+//     and our own runtime's threads make the host look contended when
+//     nothing else runs.)
 package spin
 
 import (
@@ -55,11 +59,17 @@ const (
 	// verdict this long bounds how often a spinner tests it the hard way
 	// (by being preempted) to a few times a second.
 	ContendedHold = 500 * time.Millisecond
-	// LostShare is the share of a spin's time lost to other threads
-	// (preemption gaps) that means the CPU is contended. A low-priority
-	// batch job also takes a slice from a long-running spinner now and
-	// then, which costs a percent or two and is no reason to stop.
+	// LostShare is the share of the process's recent spinning time lost
+	// to other threads (preemption gaps) that means the CPUs are
+	// contended. A low-priority batch job also takes a slice (a
+	// millisecond or two) from a spinner now and then, which costs a
+	// percent or two over time and is no reason to stop; a peer at our
+	// priority takes half.
 	LostShare = 0.25
+	// spinHorizon is how much spinning time the share is judged over (at
+	// least, and about): long enough that one slice given to a batch job
+	// is a small part of it.
+	spinHorizon = 50 * time.Millisecond
 )
 
 var (
@@ -99,20 +109,10 @@ var contendedUntil atomic.Int64
 // MarkContended records a sign that the CPUs are contended.
 func MarkContended() { contendedUntil.Store(now() + int64(ContendedHold)) }
 
-// Contended reports whether the CPUs count as contended: a spinner lost
-// much of its time to other threads recently, or Sample found this
-// process's threads waiting long for a CPU. It is two loads.
+// Contended reports whether the CPUs count as contended: the process's
+// spinners lost much of their recent spinning time to other threads (see
+// LostShare). It is two loads.
 func Contended() bool { return now() < contendedUntil.Load() }
-
-// Sample reads, at most every sampleEvery, the scheduler's account of the
-// calling thread (about 10 us) and marks the CPUs contended if the
-// process's threads waited long for a CPU each time they became runnable.
-// Callers call it when they are about to park, where the time is free.
-func Sample() {
-	if t := now(); sched.due(t) && sched.sample(t) {
-		MarkContended()
-	}
-}
 
 var runnableSample = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
 var runnableMu sync.Mutex
@@ -131,7 +131,8 @@ func othersRunnable() bool {
 type Loop struct {
 	start, last, end int64 // monotonic ns: start, last clock read, budget end
 	nextYield        int64
-	lost             int64 // ns lost in preemption gaps
+	lost             int64 // ns lost in preemption gaps since flushed
+	flushed          int64 // when spinning time was last added to spinAccount
 	n                int
 	preempted        bool
 }
@@ -140,7 +141,7 @@ type Loop struct {
 func (l *Loop) Start(budget time.Duration) {
 	calibrateOnce.Do(calibrate)
 	t := now()
-	*l = Loop{start: t, last: t, end: t + int64(budget), nextYield: t + int64(YieldCheckInterval)}
+	*l = Loop{start: t, last: t, flushed: t, end: t + int64(budget), nextYield: t + int64(YieldCheckInterval)}
 }
 
 // Next waits a little before the caller's next look. It returns true when
@@ -157,7 +158,7 @@ func (l *Loop) Next() (tick, stop bool) {
 	t := now()
 	if gap := t - l.last; gap > int64(PreemptGap) {
 		l.lost += gap
-		if float64(l.lost) > LostShare*float64(t-l.start) {
+		if l.flush(t) {
 			l.preempted = true
 			MarkContended()
 			return true, true
@@ -165,6 +166,7 @@ func (l *Loop) Next() (tick, stop bool) {
 	}
 	l.last = t
 	if t >= l.end {
+		l.flush(t)
 		return true, true
 	}
 	if t >= l.nextYield {
@@ -175,6 +177,40 @@ func (l *Loop) Next() (tick, stop bool) {
 		}
 	}
 	return true, false
+}
+
+// Finish ends the spin's accounting; callers call it when they stop
+// spinning for any reason, so that the share of time lost is judged
+// against all the time spun.
+func (l *Loop) Finish() { l.flush(now()) }
+
+// flush adds the loop's spinning and lost time since the last flush to the
+// process's account and reports whether the CPUs are contended by it.
+func (l *Loop) flush(t int64) bool {
+	spun, lost := t-l.flushed, l.lost
+	l.flushed, l.lost = t, 0
+	return spinAccount.add(spun, lost)
+}
+
+// spinAccount is the process's recent spinning: time spun and time lost
+// in preemption gaps, halved whenever it spans twice spinHorizon.
+type account struct {
+	mu         sync.Mutex
+	spun, lost int64
+}
+
+var spinAccount account
+
+func (a *account) add(spun, lost int64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.spun += spun
+	a.lost += lost
+	for a.spun > 2*int64(spinHorizon) {
+		a.spun /= 2
+		a.lost /= 2
+	}
+	return a.spun >= int64(spinHorizon) && float64(a.lost) > LostShare*float64(a.spun)
 }
 
 // Preempted reports whether the spin ended because the thread lost much of

@@ -36,8 +36,13 @@ type Waiter struct {
 	// Ready reports whether the awaited condition holds.
 	Ready func() bool
 	// Stop reports whether the call must give up (deadline, close). Only
-	// the waiter's own goroutine calls it, while it leads.
+	// the waiter's own goroutine calls it, while it leads, about every
+	// spin.CheckInterval: it may read the clock.
 	Stop func() bool
+	// Poke, if set, is called after the waiter is signalled, for a
+	// follower parked elsewhere than on the channel alone (conn's parked
+	// calls read their side socket).
+	Poke func()
 
 	c    chan struct{} // wakes a parked follower; capacity 1
 	idx  int           // position in Poller.waiters, -1 when not a follower; guarded by mu
@@ -155,20 +160,22 @@ func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
 	}
 	var l spin.Loop
 	l.Start(forever)
+	defer l.Finish()
 	for {
 		if w.Ready() {
 			left = true
 			p.leave()
 			return Done, false
 		}
-		if w.Stop() {
-			return Done, false
-		}
 		if p.nwaiters.Load() > 0 && p.scan(w) {
 			left = true
 			return Done, true
 		}
-		if _, stop := l.Next(); stop && !p.spinAlways {
+		tick, stop := l.Next()
+		if tick && w.Stop() {
+			return Done, false
+		}
+		if stop && !p.spinAlways {
 			return Contended, false // preempted: spinning no longer pays
 		}
 	}
@@ -190,7 +197,7 @@ func (p *Poller) scan(leader *Waiter) (demoted bool) {
 		if next == nil {
 			next = f
 		}
-		signal(f.c)
+		signal(f)
 	}
 	if next == nil {
 		return false
@@ -247,7 +254,7 @@ func (p *Poller) handOffLocked() {
 	next := p.waiters[0]
 	p.removeLocked(next)
 	next.lead = true
-	signal(next.c)
+	signal(next)
 }
 
 func (p *Poller) addLocked(w *Waiter) {
@@ -283,10 +290,13 @@ func (p *Poller) Leading() bool {
 	return p.leading && !p.away
 }
 
-func signal(c chan struct{}) {
+func signal(w *Waiter) {
 	select {
-	case c <- struct{}{}:
+	case w.c <- struct{}{}:
 	default:
+	}
+	if w.Poke != nil {
+		w.Poke()
 	}
 }
 

@@ -1,0 +1,142 @@
+package conn_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+// A server listens with Listen and accepts conns as from any
+// net.Listener; a client dials with a Dialer. Both ends then hold a
+// net.Conn whose bytes travel through shared memory.
+func Example() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "echo.sock")
+
+	ln, err := conn.Listen("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ln.Close()
+	go func() { // an echo server for one client
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+
+	var d conn.Dialer // the zero value has the defaults
+	c, err := d.DialContext(context.Background(), "unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	_, shared := c.(*conn.Conn) // not a *conn.Conn: it fell back to the socket
+	fmt.Println("shared memory:", shared)
+
+	fmt.Fprintln(c, "hello")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	fmt.Print(line)
+	// Output:
+	// shared memory: true
+	// hello
+}
+
+// net/http runs over shared memory when the server serves on a Listener
+// and the client's Transport dials with a Dialer: DialContext has the
+// signature Transport.DialContext takes. (go-redis takes the same in
+// Options.Dialer; the example module shows it in examples/redis-server.)
+func ExampleDialer_DialContext_httpTransport() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "http.sock")
+
+	ln, err := conn.Listen("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", r.URL.Path)
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	defer func() {
+		srv.Shutdown(context.Background())
+		<-served
+	}()
+
+	d := &conn.Dialer{}
+	client := &http.Client{Transport: &http.Transport{
+		// The URL's host is ignored: every request goes to the socket.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://shm/greeting")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(string(body))
+	// Output: hello from /greeting
+}
+
+// CloseWrite ends the stream in one direction: the peer reads what was
+// written, then io.EOF, and can still answer. Here the client sends a
+// request of unknown length and signals its end by closing its side.
+func ExampleConn_CloseWrite() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "upper.sock")
+
+	ln, err := conn.Listen("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ln.Close()
+	go func() { // reads everything, then answers in upper case
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, _ := io.ReadAll(c) // until the client's CloseWrite
+		io.WriteString(c, strings.ToUpper(string(req)))
+	}()
+
+	c, err := conn.Dial("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	io.WriteString(c, "shared ")
+	io.WriteString(c, "memory")
+	if cw, ok := c.(interface{ CloseWrite() error }); ok { // *conn.Conn, or the fallback's *net.UnixConn
+		cw.CloseWrite()
+	}
+	resp, _ := io.ReadAll(c)
+	fmt.Println(string(resp))
+	// Output: SHARED MEMORY
+}

@@ -1,0 +1,185 @@
+package conn
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shmconn/shmconn/internal/handshake"
+)
+
+// The side socket carries wake-up bytes and, by its end-of-file, the
+// peer's end. Nobody reads it while no call waits: a parked call reads it
+// itself, so that the kernel wakes that very goroutine when the peer's
+// wake-up arrives, as it wakes a socket's reader. (A goroutine that read
+// the socket for everybody and passed wake-ups on through a channel
+// costs a second goroutine wake-up per wake-up, which the runtime serves
+// by waking another thread: measured, parked round trips took 3x a unix
+// socket's.) At most one call reads at a time, the side's holder; a call
+// that parks while another holds the side waits for the holder to pass
+// its wake-up on. A peer's death is noticed by whoever reads next: a
+// parked call at once, a spinning WaitSpin leader within pollSideEvery,
+// a spinning call when it parks.
+
+// pollSideEvery is how often a spinning WaitSpin leader looks at its side
+// socket for the peer's end (a non-blocking read, about a microsecond).
+const pollSideEvery = time.Millisecond
+
+// sideState is a conn's side-socket reading state; the side socket is
+// read only by the holder of Conn.sideMu.
+type sideState struct {
+	holder   atomic.Pointer[waiter] // the waiter whose call reads the side now
+	deadline int64                  // read deadline set on the side (deadline.at units); guarded by sideMu
+	lastPoll atomic.Int64           // spin clock of the last pollSide, for the leader
+}
+
+// otherWaiter returns the waiter of the other direction.
+func (c *Conn) otherWaiter(w *waiter) *waiter {
+	if w == &c.rwait {
+		return &c.wwait
+	}
+	return &c.rwait
+}
+
+// parkOnSide parks w's call until its condition may hold (a wake-up for
+// it, or wake, if not nil, receives), its deadline passes or moves, the
+// conn closes or the peer goes. It reads the side socket itself if nobody
+// else does.
+func (c *Conn) parkOnSide(w *waiter, wake <-chan struct{}) {
+	c.stats.parks.Add(1)
+	w.parked.Store(true)
+	defer w.parked.Store(false)
+	if !c.sideMu.TryLock() {
+		c.block(w, w.wake, wake)
+		return
+	}
+	c.sideRd.holder.Store(w)
+	c.readSide(w, wake)
+	c.sideRd.holder.Store(nil)
+	c.sideMu.Unlock()
+	// A call of the other direction may be parked on its channel, waiting
+	// for wake-ups nobody reads now: let it look and take the side.
+	if other := c.otherWaiter(w); other.parked.Load() {
+		notify(other.wake)
+	}
+}
+
+// readSide reads the side socket for w's call until there is reason to
+// look at the conn again. Wake-ups for the other direction are passed on.
+func (c *Conn) readSide(w *waiter, wake <-chan struct{}) {
+	var buf [64]byte
+	for {
+		c.setSideDeadline(w.dl.at.Load())
+		// After the deadline is in place (which clears a poke), so a
+		// reason given before a poke is seen here.
+		if c.closed.Load() || c.peerDead.Load() || w.dl.expired() || w.ready() || len(wake) > 0 {
+			return
+		}
+		select {
+		case <-w.wake: // passed on by the other direction, or CloseWrite
+			return
+		default:
+		}
+		n, err := c.side.Read(buf[:])
+		if c.dispatch(w, buf[:n]) {
+			return
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Our deadline, or a poke: look again.
+			c.sideRd.deadline = -1 // unknown now: set it again
+		default:
+			if !c.closed.Load() {
+				c.peerEnded()
+			}
+			return
+		}
+	}
+}
+
+// setSideDeadline puts the side's read deadline at at (deadline.at units,
+// 0 for none), skipping the call when it is there already: with no
+// deadline, parking arms no timer.
+func (c *Conn) setSideDeadline(at int64) {
+	if at == c.sideRd.deadline {
+		return
+	}
+	c.sideRd.deadline = at
+	var t time.Time
+	if at != 0 {
+		t = epoch.Add(time.Duration(at))
+	}
+	c.side.SetReadDeadline(t)
+}
+
+// dispatch hands wake-up bytes to the calls they are for and reports
+// whether one was for w. Other bytes are ignored: a confused peer can cost
+// us a read, never a wrong decision (waiters re-check shared memory).
+func (c *Conn) dispatch(w *waiter, b []byte) (mine bool) {
+	if len(b) > 0 {
+		c.stats.wakeupsReceived.Add(uint64(len(b)))
+	}
+	for _, v := range b {
+		var to *waiter
+		switch v {
+		case handshake.WakeData:
+			to = &c.rwait
+		case handshake.WakeSpace:
+			to = &c.wwait
+		default:
+			continue
+		}
+		if to == w {
+			mine = true
+		} else {
+			notify(to.wake)
+		}
+	}
+	return mine
+}
+
+// peerEnded records that the side socket ended: the peer closed or died.
+func (c *Conn) peerEnded() {
+	c.peerOnce.Do(func() {
+		c.peerDead.Store(true)
+		close(c.peerGone)
+	})
+}
+
+// pokeSide makes the side's holder, if any, look at the conn again: after
+// its deadline moved, CloseWrite, or a WaitSpin leader's wake-up.
+func (c *Conn) pokeSide() {
+	if c.sideRd.holder.Load() != nil {
+		c.side.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// pollSide reads what the side socket holds without waiting, if nobody
+// else reads it: wake-ups are passed on, end-of-file recorded. A spinning
+// WaitSpin leader calls it now and then, since it never parks to see the
+// peer's end.
+func (c *Conn) pollSide() {
+	if c.rawSide == nil || !c.sideMu.TryLock() {
+		return
+	}
+	defer c.sideMu.Unlock()
+	var buf [64]byte
+	var n int
+	var rerr error
+	err := c.rawSide.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), buf[:])
+		return true // one attempt: never wait for the poller
+	})
+	switch {
+	case err != nil:
+	case rerr == nil && n == 0:
+		c.peerEnded()
+	case rerr == nil:
+		c.dispatch(nil, buf[:n])
+	case !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EINTR):
+		c.peerEnded()
+	}
+}

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tidwall/redcon"
+)
+
+// Pub/Sub: SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE and PUBLISH,
+// with Redis's replies and counts.
+//
+// A client that subscribes leaves redcon's request loop (it is detached)
+// and is served by its own goroutine, because from then on other clients'
+// PUBLISH write to it at any time. Its writes are serialized by
+// subscriber.mu. Lock order: subscriber.mu, then Server.mu or pubsub.mu;
+// PUBLISH takes pubsub.mu only to list the receivers and releases it
+// before it takes any subscriber.mu.
+
+// pubsub is the server's registry of subscriptions.
+type pubsub struct {
+	mu       sync.Mutex
+	channels map[string]map[*subscriber]struct{}
+	patterns map[string]map[*subscriber]struct{}
+	subs     map[*subscriber]struct{} // every detached client, closed by Server.Close
+}
+
+// subscriber is a detached client.
+type subscriber struct {
+	mu   sync.Mutex // serializes writes to w and their Flush
+	dc   redcon.DetachedConn
+	w    *redcon.Writer
+	sess *session
+
+	// Guarded by pubsub.mu.
+	channels map[string]struct{}
+	patterns map[string]struct{}
+}
+
+func (s *subscriber) count() int { return len(s.channels) + len(s.patterns) }
+
+// writePush writes the header of a Pub/Sub frame of n elements: a RESP3
+// push to a client that said HELLO 3, an array otherwise.
+func writePush(w *redcon.Writer, proto, n int) {
+	if proto == 3 {
+		w.WriteRaw([]byte(">" + strconv.Itoa(n) + "\r\n"))
+	} else {
+		w.WriteArray(n)
+	}
+}
+
+// cmdSubscribe is SUBSCRIBE and PSUBSCRIBE channel|pattern [...].
+func cmdSubscribe(r *request) {
+	pattern := r.cmd.name == "psubscribe"
+	sub, fresh := r.srv.subscriberOf(r)
+	if fresh {
+		// Detached just now: publishers may write to it from here on. A
+		// detached client's commands already run under sub.mu.
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+	}
+	ps := &r.srv.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, a := range r.args[1:] {
+		name := string(a)
+		reg, own := ps.channels, sub.channels
+		if pattern {
+			reg, own = ps.patterns, sub.patterns
+		}
+		if _, ok := own[name]; !ok {
+			own[name] = struct{}{}
+			if reg[name] == nil {
+				reg[name] = map[*subscriber]struct{}{}
+			}
+			reg[name][sub] = struct{}{}
+		}
+		writePush(r.w, r.sess.proto, 3)
+		r.w.WriteBulkString(r.cmd.name)
+		r.w.WriteBulkString(name)
+		r.w.WriteInt(sub.count())
+	}
+}
+
+// cmdUnsubscribe is UNSUBSCRIBE and PUNSUBSCRIBE [channel|pattern ...];
+// without arguments it drops all of the client's channels (or patterns).
+func cmdUnsubscribe(r *request) {
+	pattern := r.cmd.name == "punsubscribe"
+	ps := &r.srv.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	sub := r.sess.sub
+	var own map[string]struct{}
+	if sub != nil {
+		own = sub.channels
+		if pattern {
+			own = sub.patterns
+		}
+	}
+	names := make([]string, 0, len(r.args)-1)
+	for _, a := range r.args[1:] {
+		names = append(names, string(a))
+	}
+	if len(names) == 0 {
+		for name := range own {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 { // nothing to drop: Redis still answers once
+		writePush(r.w, r.sess.proto, 3)
+		r.w.WriteBulkString(r.cmd.name)
+		r.w.WriteNull()
+		r.w.WriteInt(0)
+		return
+	}
+	reg := ps.channels
+	if pattern {
+		reg = ps.patterns
+	}
+	for _, name := range names {
+		if _, ok := own[name]; ok {
+			delete(own, name)
+			delete(reg[name], sub)
+			if len(reg[name]) == 0 {
+				delete(reg, name)
+			}
+		}
+		n := 0
+		if sub != nil {
+			n = sub.count()
+		}
+		writePush(r.w, r.sess.proto, 3)
+		r.w.WriteBulkString(r.cmd.name)
+		r.w.WriteBulkString(name)
+		r.w.WriteInt(n)
+	}
+}
+
+// cmdPublish is PUBLISH channel message: it writes the message to every
+// subscriber of the channel and of each matching pattern, and answers how
+// many received it.
+func cmdPublish(r *request) {
+	channel, msg := string(r.args[1]), r.args[2]
+	type receiver struct {
+		sub     *subscriber
+		pattern string // empty for a channel subscription
+	}
+	ps := &r.srv.pubsub
+	ps.mu.Lock()
+	var to []receiver
+	for sub := range ps.channels[channel] {
+		to = append(to, receiver{sub: sub})
+	}
+	for pattern, subs := range ps.patterns {
+		if globMatch(pattern, channel) {
+			for sub := range subs {
+				to = append(to, receiver{sub, pattern})
+			}
+		}
+	}
+	ps.mu.Unlock()
+	for _, rc := range to {
+		sub := rc.sub
+		sub.mu.Lock()
+		if rc.pattern == "" {
+			writePush(sub.w, sub.sess.proto, 3)
+			sub.w.WriteBulkString("message")
+		} else {
+			writePush(sub.w, sub.sess.proto, 4)
+			sub.w.WriteBulkString("pmessage")
+			sub.w.WriteBulkString(rc.pattern)
+		}
+		sub.w.WriteBulkString(channel)
+		sub.w.WriteBulk(msg)
+		sub.dc.Flush() // a failed write shows as the subscriber's read error
+		sub.mu.Unlock()
+	}
+	r.w.WriteInt(len(to))
+}
+
+// cmdPubSub is PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT.
+func cmdPubSub(r *request) {
+	ps := &r.srv.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	switch strings.ToUpper(string(r.args[1])) {
+	case "CHANNELS":
+		var names []string
+		for name := range ps.channels {
+			if len(r.args) < 3 || globMatch(string(r.args[2]), name) {
+				names = append(names, name)
+			}
+		}
+		r.w.WriteArray(len(names))
+		for _, n := range names {
+			r.w.WriteBulkString(n)
+		}
+	case "NUMSUB":
+		r.w.WriteArray(2 * (len(r.args) - 2))
+		for _, a := range r.args[2:] {
+			r.w.WriteBulk(a)
+			r.w.WriteInt(len(ps.channels[string(a)]))
+		}
+	case "NUMPAT":
+		r.w.WriteInt(len(ps.patterns))
+	default:
+		unknownSubcommand(r)
+	}
+}
+
+// subscriberOf returns the request's client as a subscriber, detaching it
+// from redcon's loop the first time (fresh); Server.closed then hands it to
+// serveSubscriber once redcon's handler has returned.
+func (s *Server) subscriberOf(r *request) (sub *subscriber, fresh bool) {
+	if r.sess.sub != nil {
+		return r.sess.sub, false
+	}
+	sub = &subscriber{
+		dc:       r.conn.Detach(),
+		w:        r.w, // the detached conn writes through the same buffer
+		sess:     r.sess,
+		channels: map[string]struct{}{},
+		patterns: map[string]struct{}{},
+	}
+	s.pubsub.mu.Lock()
+	r.sess.sub = sub
+	s.pubsub.subs[sub] = struct{}{}
+	s.pubsub.mu.Unlock()
+	return sub, true
+}
+
+// inSubscribedMode reports whether a RESP2 client has subscriptions, in
+// which Redis allows only the Pub/Sub commands, PING, QUIT and RESET.
+func (s *Server) inSubscribedMode(sess *session) bool {
+	if sess.sub == nil || sess.proto == 3 {
+		return false
+	}
+	s.pubsub.mu.Lock()
+	defer s.pubsub.mu.Unlock()
+	return sess.sub.count() > 0
+}
+
+// serveSubscriber reads and runs a detached client's commands until it
+// leaves or the server closes it.
+func (s *Server) serveSubscriber(sub *subscriber) {
+	defer s.handlers.Done()
+	defer func() {
+		s.pubsub.mu.Lock()
+		for name := range sub.channels {
+			delete(s.pubsub.channels[name], sub)
+			if len(s.pubsub.channels[name]) == 0 {
+				delete(s.pubsub.channels, name)
+			}
+		}
+		for name := range sub.patterns {
+			delete(s.pubsub.patterns[name], sub)
+			if len(s.pubsub.patterns[name]) == 0 {
+				delete(s.pubsub.patterns, name)
+			}
+		}
+		delete(s.pubsub.subs, sub)
+		s.pubsub.mu.Unlock()
+		sub.dc.Close()
+		s.clientGone(sub.sess)
+	}()
+	// The replies to the commands before the detach are still buffered.
+	sub.mu.Lock()
+	err := sub.dc.Flush()
+	sub.mu.Unlock()
+	for err == nil && !sub.sess.quit {
+		var cmd redcon.Command
+		cmd, err = sub.dc.ReadCommand()
+		if err != nil {
+			break
+		}
+		sub.mu.Lock()
+		s.exec(sub.sess, nil, cmd.Args, sub.w)
+		err = sub.dc.Flush()
+		sub.mu.Unlock()
+	}
+}
+
+// closeSubscribers closes every detached client's conn, which ends its
+// serveSubscriber.
+func (s *Server) closeSubscribers() {
+	s.pubsub.mu.Lock()
+	defer s.pubsub.mu.Unlock()
+	for sub := range s.pubsub.subs {
+		sub.dc.NetConn().Close()
+	}
+}
+
+// globMatch reports whether s matches the Redis glob pattern: * and ?,
+// [abc], [^abc] and [a-z] classes, and \ quoting the next character.
+func globMatch(pattern, s string) bool {
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			for len(pattern) > 1 && pattern[1] == '*' {
+				pattern = pattern[1:]
+			}
+			if len(pattern) == 1 {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if globMatch(pattern[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 {
+				return false
+			}
+			s = s[1:]
+			pattern = pattern[1:]
+		case '[':
+			if len(s) == 0 {
+				return false
+			}
+			rest, ok := matchClass(pattern[1:], s[0])
+			if !ok {
+				return false
+			}
+			pattern, s = rest, s[1:]
+		default:
+			if pattern[0] == '\\' && len(pattern) > 1 {
+				pattern = pattern[1:]
+			}
+			if len(s) == 0 || s[0] != pattern[0] {
+				return false
+			}
+			s, pattern = s[1:], pattern[1:]
+		}
+	}
+	return len(s) == 0
+}
+
+// matchClass matches c against the class at the start of p (just after
+// '['), returning the pattern after the class's ']'.
+func matchClass(p string, c byte) (rest string, ok bool) {
+	not := len(p) > 0 && p[0] == '^'
+	if not {
+		p = p[1:]
+	}
+	match := false
+	for len(p) > 0 && p[0] != ']' {
+		switch {
+		case p[0] == '\\' && len(p) > 1:
+			match = match || p[1] == c
+			p = p[2:]
+		case len(p) > 2 && p[1] == '-' && p[2] != ']':
+			lo, hi := p[0], p[2]
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			match = match || lo <= c && c <= hi
+			p = p[3:]
+		default:
+			match = match || p[0] == c
+			p = p[1:]
+		}
+	}
+	if len(p) > 0 {
+		p = p[1:] // the ']'; Redis treats a missing one as the end
+	}
+	return p, match != not
+}

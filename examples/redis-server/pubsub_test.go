@@ -1,0 +1,205 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// realServer is a real redis-server the test started on a unix socket in
+// a temp directory; it is stopped when the test ends.
+type realServer struct{ sock string }
+
+// startRealServer starts redis-server, or skips the test when it is not
+// installed.
+func startRealServer(t *testing.T) *realServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed; CI installs it (apt-get install redis-server)")
+	}
+	dir, err := os.MkdirTemp("", "real-redis")
+	require.NoError(t, err)
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.RemoveAll(dir)
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "real redis-server never listened on %s", sock)
+	return &realServer{sock: sock}
+}
+
+// pubSubRun publishes n messages from one go-redis client and receives
+// them on another's Subscribe, checking that all arrive in order, and
+// returns the publish-to-receive latencies. Each message carries its
+// sequence number and send time. The publisher waits for each message to
+// arrive before it sends the next, so the latency is a message's own, not
+// time spent queued behind the ones before it.
+func pubSubRun(t *testing.T, pub, sub *redis.Client, n int) *hdrhistogram.Histogram {
+	ctx := context.Background()
+	ps := sub.Subscribe(ctx, "events")
+	defer ps.Close()
+	_, err := ps.Receive(ctx) // the subscription confirmation
+	require.NoError(t, err)
+	ch := ps.Channel(redis.WithChannelSize(1024))
+
+	hist := hdrhistogram.New(1, int64(10*time.Second), 3)
+	start := time.Now()
+	errc := make(chan error, 1)
+	received := make(chan struct{}, 1)
+	go func() {
+		for i := range n {
+			if i > 0 {
+				<-received
+			}
+			msg := strconv.Itoa(i) + " " + strconv.FormatInt(int64(time.Since(start)), 10)
+			if err := pub.Publish(ctx, "events", msg).Err(); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range n {
+		select {
+		case m := <-ch:
+			var seq int
+			var sent int64
+			_, err := fmt.Sscanf(m.Payload, "%d %d", &seq, &sent)
+			require.NoError(t, err)
+			require.Equal(t, i, seq, "message out of order or lost")
+			hist.RecordValue(max(1, int64(time.Since(start))-sent))
+			received <- struct{}{}
+		case err := <-errc:
+			require.NoError(t, err)
+			errc <- nil // keep the publisher's result for the next turn
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d of %d never arrived", i, n)
+		}
+	}
+	require.NoError(t, <-errc)
+	return hist
+}
+
+// TestPubSubGoRedis sends 100,000 messages through the example server's
+// Pub/Sub over shared memory (RESP3, go-redis's default; the server in
+// another process, -wait adaptive unless SHMCONN_PUBSUB_WAIT says spin,
+// so that the suite does not hold a core busy for the whole run) and checks
+// every one arrives, in order; with a real redis-server installed it runs
+// 20,000 the same way over its unix socket and logs both publish-to-receive
+// latencies.
+func TestPubSubGoRedis(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 5_000
+	}
+	sock := socketPath(t)
+	wait := cmp.Or(os.Getenv("SHMCONN_PUBSUB_WAIT"), "adaptive")
+	startChild(t, "-addr", "", "-unix", sock, "-wait", wait)
+	pub := newClient(t, "unix", sock, true, 3)
+	sub := newClient(t, "unix", sock, true, 3)
+	shm := pubSubRun(t, pub, sub, n)
+	t.Logf("example server (-wait %s) over shared memory: %d messages, publish-to-receive p50 %v p99 %v",
+		wait, shm.TotalCount(), time.Duration(shm.ValueAtQuantile(50)), time.Duration(shm.ValueAtQuantile(99)))
+
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Log("redis-server not installed: no comparison")
+		return
+	}
+	real := startRealServer(t)
+	pub = newClient(t, "unix", real.sock, false, 3)
+	sub = newClient(t, "unix", real.sock, false, 3)
+	rh := pubSubRun(t, pub, sub, min(n, 20_000))
+	t.Logf("real redis-server over its unix socket: %d messages, publish-to-receive p50 %v p99 %v",
+		rh.TotalCount(), time.Duration(rh.ValueAtQuantile(50)), time.Duration(rh.ValueAtQuantile(99)))
+}
+
+// TestPubSubModes checks patterns, counts and the subscribed-mode rules
+// with RESP2 clients, over shared memory and a plain socket.
+func TestPubSubModes(t *testing.T) {
+	_, sock := startInProcess(t)
+	ctx := context.Background()
+	for _, shm := range []bool{true, false} {
+		pub := newClient(t, "unix", sock, shm, 2)
+		sub := newClient(t, "unix", sock, shm, 2)
+		ps := sub.PSubscribe(ctx, "news.*")
+		_, err := ps.Receive(ctx)
+		require.NoError(t, err)
+		require.NoError(t, ps.Subscribe(ctx, "news.tech"))
+		_, err = ps.Receive(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), pub.Publish(ctx, "news.tech", "x").Val(), "a channel and a pattern subscriber")
+		var got []string
+		for range 2 {
+			m, err := ps.ReceiveMessage(ctx)
+			require.NoError(t, err)
+			got = append(got, m.Pattern+"|"+m.Channel+"|"+m.Payload)
+		}
+		slices.Sort(got)
+		require.Equal(t, []string{"news.*|news.tech|x", "|news.tech|x"}[1:], got[1:])
+		require.Equal(t, int64(1), pub.PubSubNumPat(ctx).Val())
+		require.NoError(t, ps.Ping(ctx))
+		require.NoError(t, ps.Close())
+		require.Eventually(t, func() bool { return pub.PubSubNumPat(ctx).Val() == 0 }, 5*time.Second, time.Millisecond)
+	}
+}
+
+// TestGlobMatch checks the patterns of KEYS, SCAN MATCH and PSUBSCRIBE
+// against Redis's stringmatch rules.
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true}, {"*", "anything", true}, {"h?llo", "hello", true}, {"h?llo", "hllo", false},
+		{"h*llo", "heeeello", true}, {"h[ae]llo", "hallo", true}, {"h[ae]llo", "hillo", false},
+		{"h[^e]llo", "hallo", true}, {"h[^e]llo", "hello", false}, {"h[a-b]llo", "hbllo", true},
+		{"h[b-a]llo", "hallo", true}, {`h\*llo`, "h*llo", true}, {`h\*llo`, "hello", false},
+		{"news.*", "news.tech", true}, {"news.*", "news", false}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false},
+		{"key:?", "key:1", true}, {"key:?", "key:10", false}, {"[", "x", false},
+	} {
+		if got := globMatch(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
+		}
+	}
+}
+
+// TestShutdownWithSubscriber stops the server with SIGTERM while a client
+// is subscribed (detached from redcon's loop): it must exit cleanly and
+// the subscriber see its conn end.
+func TestShutdownWithSubscriber(t *testing.T) {
+	sock := socketPath(t)
+	c := startChild(t, "-addr", "", "-unix", sock, "-wait", "adaptive")
+	ctx := context.Background()
+	sub := newClient(t, "unix", sock, true, 2)
+	ps := sub.Subscribe(ctx, "events")
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	start := time.Now()
+	require.Equal(t, 0, c.stop(t, syscall.SIGTERM), "exit status; output:\n%s", c.out())
+	require.Less(t, time.Since(start), shutdownTimeout, "the server waited for the subscriber")
+	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
+}
