@@ -112,7 +112,17 @@ func MarkContended() { contendedUntil.Store(now() + int64(ContendedHold)) }
 // Contended reports whether the CPUs count as contended: the process's
 // spinners lost much of their recent spinning time to other threads (see
 // LostShare). It is two loads.
-func Contended() bool { return now() < contendedUntil.Load() }
+func Contended() bool {
+	u := contendedUntil.Load()
+	if u == 0 {
+		return false // the common case reads no clock
+	}
+	if now() < u {
+		return true
+	}
+	contendedUntil.CompareAndSwap(u, 0)
+	return false
+}
 
 var runnableSample = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
 var runnableMu sync.Mutex
@@ -129,7 +139,9 @@ func othersRunnable() bool {
 // Loop paces one spinning wait. The zero value is not ready: call Start.
 // A Loop is for one goroutine.
 type Loop struct {
-	start, last, end int64 // monotonic ns: start, last clock read, budget end
+	budget           int64 // ns
+	started          bool  // the clock was read: start, last, end are set
+	start, last, end int64 // monotonic ns: first clock read, last one, budget end
 	nextYield        int64
 	lost             int64 // ns lost in preemption gaps since flushed
 	flushed          int64 // when spinning time was last added to spinAccount
@@ -137,11 +149,13 @@ type Loop struct {
 	preempted        bool
 }
 
-// Start begins a spin of at most budget.
+// Start begins a spin of at most budget. It reads no clock: the first
+// look at it comes after CheckInterval of spinning, so a wait that ends
+// sooner (back-to-back traffic) costs no clock read at all, and the budget
+// counts from there.
 func (l *Loop) Start(budget time.Duration) {
 	calibrateOnce.Do(calibrate)
-	t := now()
-	*l = Loop{start: t, last: t, flushed: t, end: t + int64(budget), nextYield: t + int64(YieldCheckInterval)}
+	*l = Loop{budget: int64(budget)}
 }
 
 // Next waits a little before the caller's next look. It returns true when
@@ -156,6 +170,12 @@ func (l *Loop) Next() (tick, stop bool) {
 	}
 	l.n = 0
 	t := now()
+	if !l.started {
+		l.started = true
+		l.start, l.last, l.flushed = t, t, t
+		l.end, l.nextYield = t+l.budget, t+int64(YieldCheckInterval)
+		return true, false
+	}
 	if gap := t - l.last; gap > int64(PreemptGap) {
 		l.lost += gap
 		if l.flush(t) {
@@ -182,7 +202,11 @@ func (l *Loop) Next() (tick, stop bool) {
 // Finish ends the spin's accounting; callers call it when they stop
 // spinning for any reason, so that the share of time lost is judged
 // against all the time spun.
-func (l *Loop) Finish() { l.flush(now()) }
+func (l *Loop) Finish() {
+	if l.started {
+		l.flush(now())
+	}
+}
 
 // flush adds the loop's spinning and lost time since the last flush to the
 // process's account and reports whether the CPUs are contended by it.
@@ -261,4 +285,9 @@ func (w *Window) Observe(d time.Duration) {
 }
 
 // Since returns the time since Start, read now.
-func (l *Loop) Since() time.Duration { return time.Duration(now() - l.start) }
+func (l *Loop) Since() time.Duration {
+	if !l.started {
+		return 0 // ended before the first look at the clock
+	}
+	return time.Duration(now() - l.start)
+}
