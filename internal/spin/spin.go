@@ -272,10 +272,10 @@ func (w *Window) Budget() time.Duration {
 	if Contended() {
 		return ContendedSpin
 	}
-	if 2*w.typical > MaxSpin {
+	if w.typical > MaxSpin {
 		return BaseSpin // waits usually outlast any spin worth paying for
 	}
-	return max(2*w.typical, BaseSpin)
+	return min(max(2*w.typical, BaseSpin), MaxSpin)
 }
 
 // Observe records how long a wait lasted, spin and park together.

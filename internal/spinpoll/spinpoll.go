@@ -63,6 +63,8 @@ type Poller struct {
 	leading   bool         // somebody leads, or the leader is away; guarded by mu
 	away      bool         // the leader returned to its caller and will likely wait again soon; guarded by mu
 	awayTimer *time.Timer  // hands the lead on if the leader stays away; guarded by mu
+	armed     bool         // awayTimer is pending; guarded by mu
+	awaySince time.Time    // when the leader last left; guarded by mu
 	nwaiters  atomic.Int32 // len(waiters), for the leader's lock-free check
 
 	// spinAlways keeps a leader spinning on a contended host: tests set
@@ -80,11 +82,15 @@ var Default = &Poller{}
 // handler answers and waits again within microseconds; handing the lead
 // on at once would instead wake a follower on every request, which on a
 // two-CPU host costs the peer its CPU (measured: p50 28 us instead of 2 us
-// with 8 idle conns beside one busy one). The timer that enforces it may
-// fire up to a millisecond late when the process is otherwise idle, which
-// only delays followers whose bytes arrive while their leader is busy
-// elsewhere.
-const AwayLimit = 50 * time.Microsecond
+// with 8 idle conns beside one busy one). The limit is enforced by a timer
+// that is armed once and kept running while the leader keeps coming back,
+// never armed per request: arming a runtime timer wakes the thread asleep
+// in the netpoller, which cost 25-40 us per request (measured with 8 idle
+// conns). So a follower whose bytes arrive while its leader has gone for
+// good waits up to AwayLimit and a timer's lateness. The timer fires
+// once per AwayLimit while a leader leads with followers: a process that
+// spins a core anyway pays a thread wake-up per millisecond for it.
+const AwayLimit = time.Millisecond
 
 // Outcome says how a Wait ended.
 type Outcome int
@@ -108,10 +114,8 @@ func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) Outcome {
 		if w.lead || !p.leading || p.away {
 			w.lead = false
 			p.leading = true
-			p.away = false
-			if p.awayTimer != nil {
-				p.awayTimer.Stop()
-			}
+			p.away = false // the timer, if armed, stays: see AwayLimit
+			p.watchLocked()
 			p.mu.Unlock()
 			out, demoted := p.lead(w)
 			if !demoted {
@@ -218,24 +222,48 @@ func (p *Poller) leave() {
 		return
 	}
 	p.away = true
-	limit := AwayLimit
-	if p.awayLimit > 0 {
-		limit = p.awayLimit
-	}
-	if p.awayTimer == nil {
-		p.awayTimer = time.AfterFunc(limit, p.awayExpired)
-	} else {
-		p.awayTimer.Reset(limit)
+	p.awaySince = time.Now()
+}
+
+// watchLocked makes sure the away timer runs while a leader leads with
+// followers behind it. It is called where a leader starts to lead or a
+// follower parks, never on the way from a leader's wake-up to its caller.
+func (p *Poller) watchLocked() {
+	if !p.armed && p.leading && len(p.waiters) > 0 {
+		p.armAwayTimer(p.limit())
 	}
 }
 
-// awayExpired hands the lead on from a leader that stayed away.
+func (p *Poller) limit() time.Duration {
+	if p.awayLimit > 0 {
+		return p.awayLimit
+	}
+	return AwayLimit
+}
+
+func (p *Poller) armAwayTimer(d time.Duration) {
+	p.armed = true
+	if p.awayTimer == nil {
+		p.awayTimer = time.AfterFunc(d, p.awayExpired)
+	} else {
+		p.awayTimer.Reset(d)
+	}
+}
+
+// awayExpired hands the lead on from a leader that stayed away AwayLimit,
+// and keeps the timer running while a leader leads with followers.
 func (p *Poller) awayExpired() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.away {
+	p.armed = false
+	switch gone := time.Since(p.awaySince); {
+	case p.away && gone >= p.limit():
 		p.away = false
-		p.handOffLocked()
+		p.handOffLocked() // the new leader arms the timer when it leads
+	case p.away:
+		p.armAwayTimer(p.limit() - gone)
+	default:
+		p.watchLocked()
 	}
 }
 
@@ -264,6 +292,7 @@ func (p *Poller) addLocked(w *Waiter) {
 	w.idx = len(p.waiters)
 	p.waiters = append(p.waiters, w)
 	p.nwaiters.Store(int32(len(p.waiters)))
+	p.watchLocked()
 }
 
 func (p *Poller) removeLocked(w *Waiter) {

@@ -189,6 +189,9 @@ func TestLeadFollowsBusyWaiter(t *testing.T) {
 	}
 	// busy goes away for good: when its time away runs out, the idle
 	// waiter leads.
+	p.mu.Lock()
+	p.awayLimit = time.Nanosecond
+	p.mu.Unlock()
 	p.awayExpired()
 	deadline := time.Now().Add(10 * time.Second)
 	for !p.Leading() && time.Now().Before(deadline) {
