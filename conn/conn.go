@@ -161,12 +161,13 @@ type resources struct {
 // rings marked closed, then the side socket closed), and the mapping goes.
 // Its traffic is not added to the counters' totals.
 func dropped(r *resources) {
-	markClosed(r.prod, r.cons)
-	r.side.Close()
-	r.seg.Close()
+	// The counters forget the conn before the peer can learn of its end.
 	if r.counters != nil {
 		r.counters.connDropped(r.self)
 	}
+	markClosed(r.prod, r.cons)
+	r.side.Close()
+	r.seg.Close()
 	if r.onClose != nil {
 		r.onClose()
 	}
