@@ -110,7 +110,8 @@ func (c *Conn) initSpin(w *waiter) {
 			c.sideRd.lastPoll.Store(t)
 			c.pollSide()
 		}
-		return c.closed.Load() || c.peerDead.Load() || w.dl.expired()
+		stop, _ := c.mustStop(w)
+		return stop
 	}
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
 	w.polled.Poke = c.pokeSide
@@ -144,16 +145,7 @@ func (c *Conn) spinUntil(w *waiter, l *spin.Loop) (done bool, err error) {
 		}
 		tick, stop := l.Next()
 		if tick {
-			switch {
-			case c.closed.Load():
-				err = net.ErrClosed
-			case c.peerDead.Load():
-			case w.dl.expired():
-				err = os.ErrDeadlineExceeded
-			default:
-				tick = false
-			}
-			if tick {
+			if done, err := c.mustStop(w); done {
 				l.Finish()
 				return true, err
 			}
@@ -162,6 +154,21 @@ func (c *Conn) spinUntil(w *waiter, l *spin.Loop) (done bool, err error) {
 			return false, nil
 		}
 	}
+}
+
+// mustStop reports whether a waiting call must stop: its conn is closed
+// (net.ErrClosed), its peer is gone (no error: the caller finds out what
+// is left to read) or its deadline has passed (os.ErrDeadlineExceeded).
+func (c *Conn) mustStop(w *waiter) (bool, error) {
+	switch {
+	case c.closed.Load():
+		return true, net.ErrClosed
+	case c.peerDead.Load():
+		return true, nil
+	case w.dl.expired():
+		return true, os.ErrDeadlineExceeded
+	}
+	return false, nil
 }
 
 // await blocks until w.ready() may hold, the deadline passes, the conn is
