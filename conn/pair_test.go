@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,4 +133,27 @@ func serveConns(ln net.Listener, handle func(net.Conn) error) <-chan error {
 		}
 	}()
 	return done
+}
+
+// serveUntilCleanup accepts on ln, running handle on each conn in a
+// goroutine of its own and closing the conn after, until the test ends:
+// then it closes ln and waits for every handler, so none outlives the test.
+func serveUntilCleanup(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
+		}
+	})
 }

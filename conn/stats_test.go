@@ -3,7 +3,6 @@ package conn
 import (
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +21,8 @@ func TestStats(t *testing.T) {
 	addr := listenAddr(t, "unix")
 	ln, err := (&ListenConfig{AcceptPlain: true}).Listen(t.Context(), "unix", addr)
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	defer func() {
-		ln.Close()
-		wg.Wait()
-	}()
-	wg.Add(1)
-	go func() { // echo every client until it closes
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	// Echo every client until it closes.
+	serveUntilCleanup(t, ln, func(c net.Conn) { io.Copy(c, c) })
 
 	reply := func(r handshake.Reply) []byte {
 		r.Version = handshake.Version
