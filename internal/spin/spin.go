@@ -49,6 +49,13 @@ const (
 	// (GOMAXPROCS 1, every P busy), which would otherwise wait for the
 	// runtime's 10 ms preemption.
 	YieldCheckInterval = 20 * time.Microsecond
+	// OSYieldInterval is how often a spinning loop gives its CPU to any
+	// other thread waiting for it. The kernel often wakes a thread on
+	// the CPU of the thread that woke it: a peer woken by our wake-up,
+	// or by anything else, may sit behind our spinning thread for a whole
+	// time slice (milliseconds) while the very bytes we wait for are in
+	// it. A yield with nobody waiting costs well under a microsecond.
+	OSYieldInterval = 20 * time.Microsecond
 	// PreemptGap is a gap between two clock reads of a spinning loop that
 	// means the thread was descheduled: interrupts take a few
 	// microseconds, a time slice given to another thread takes
@@ -143,6 +150,7 @@ type Loop struct {
 	started          bool  // the clock was read: start, last, end are set
 	start, last, end int64 // monotonic ns: first clock read, last one, budget end
 	nextYield        int64
+	nextOSYield      int64
 	lost             int64 // ns lost in preemption gaps since flushed
 	flushed          int64 // when spinning time was last added to spinAccount
 	n                int
@@ -174,6 +182,7 @@ func (l *Loop) Next() (tick, stop bool) {
 		l.started = true
 		l.start, l.last, l.flushed = t, t, t
 		l.end, l.nextYield = t+l.budget, t+int64(YieldCheckInterval)
+		l.nextOSYield = t + int64(OSYieldInterval)
 		return true, false
 	}
 	if gap := t - l.last; gap > int64(PreemptGap) {
@@ -188,6 +197,12 @@ func (l *Loop) Next() (tick, stop bool) {
 	if t >= l.end {
 		l.flush(t)
 		return true, true
+	}
+	if t >= l.nextOSYield {
+		// A slice given to another thread here shows as a gap at the
+		// next look, as a preemption would: it is time lost to others.
+		l.nextOSYield = t + int64(OSYieldInterval)
+		osYield()
 	}
 	if t >= l.nextYield {
 		l.nextYield = t + int64(YieldCheckInterval)
