@@ -43,8 +43,12 @@
 // briefly (how long follows its recent waits, in time, never in loop
 // counts) and then parks on Go's netpoller until the peer wakes it, so an
 // idle conn costs no CPU; WaitSpin keeps spinning, for the lowest latency
-// at any request rate, with one spinning waiter per process (a leader
-// among the waiting calls) watching all the others. Both spin only
+// at any request rate. Under WaitSpin no goroutine polls on its own: one
+// of the waiting calls of the process leads and spins, watching its own
+// conn and the conditions of all the other waiting calls, which sleep on
+// channels; it wakes the one whose bytes arrive first and hands it the
+// lead, and keeps the lead a moment after its own call returns, so a
+// process spins at most one core, and none when no call waits. Both spin only
 // briefly on a contended host, where a spinner loses the kernel's
 // wake-up preference and would be slower than a socket.
 //
@@ -72,7 +76,8 @@
 //	  or memory) while setting up the segment          syscall.EMFILE): the dial fails, never falls back
 //	a Dialer or ListenConfig field out of range      ErrConfig
 //	a deadline passed                                os.ErrDeadlineExceeded; Timeout() is true
-//	the peer closed its writing end (Read)           io.EOF, for good: later Reads return it too
+//	the peer closed its writing end (Read), or       io.EOF, for good: later Reads return it too
+//	  CloseRead was called
 //	Write after CloseWrite, or after the peer closed syscall.EPIPE (a Write blocked for space
 //	                                                   when CloseWrite is called too)
 //	use after Close, or a call blocked when Close    net.ErrClosed

@@ -62,7 +62,7 @@ const (
 	// passed with the reply (SCM_RIGHTS): it sets it only on a unix side
 	// socket.
 	FlagDescriptor uint16 = 1 << 1
-	knownFlags            = FlagFallback | FlagDescriptor
+	knownFlags            = FlagFallback | FlagDescriptor // the others are reserved: zero in this version
 )
 
 // Reply flags.
@@ -75,7 +75,7 @@ const (
 	// the name is empty. Only with StatusShared, only to a dialer that set
 	// FlagDescriptor.
 	ReplyDescriptor uint32 = 1 << 1
-	knownReplyFlags        = ReplyFallback | ReplyDescriptor
+	knownReplyFlags        = ReplyFallback | ReplyDescriptor // the others are reserved: zero in this version
 )
 
 // Reply statuses.
@@ -155,7 +155,8 @@ func AppendHello(b []byte, h Hello) []byte {
 
 // ParseHello decodes a hello. The version is returned as sent, for the
 // caller to refuse (a version-1 hello, 16 bytes opened by magicV1, reads
-// as Version 1); in a hello of this version unknown flags are an error.
+// as Version 1); in a hello of this version a reserved flag bit set is an
+// error.
 func ParseHello(b []byte) (Hello, error) {
 	if len(b) == helloV1Size && [4]byte(b[:4]) == magicV1 {
 		// Version 1's format, read only to refuse it: it cannot carry
@@ -189,7 +190,7 @@ func ParseHello(b []byte) (Hello, error) {
 	case [2]byte(b[20:]) != helloEnd:
 		return Hello{}, fmt.Errorf("%w: hello ends in %q, not CRLF", ErrProtocol, b[20:])
 	case h.Version == Version && h.Flags&^knownFlags != 0:
-		return Hello{}, fmt.Errorf("%w: unknown hello flags %#x", ErrProtocol, h.Flags)
+		return Hello{}, fmt.Errorf("%w: reserved hello flag bits %#x set", ErrProtocol, h.Flags&^knownFlags)
 	}
 	return h, nil
 }
@@ -363,7 +364,7 @@ func parseReplyFixed(b []byte) (Reply, int, error) {
 	}
 	rep.Flags = binary.LittleEndian.Uint32(b[12:])
 	if rep.Flags&^knownReplyFlags != 0 {
-		return Reply{}, 0, fmt.Errorf("%w: unknown reply flags %#x", ErrProtocol, rep.Flags)
+		return Reply{}, 0, fmt.Errorf("%w: reserved reply flag bits %#x set", ErrProtocol, rep.Flags&^knownReplyFlags)
 	}
 	copy(rep.Token[:], b[16:32])
 	return rep, nameLen, nil

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// waitAll runs one goroutine per flag, each waiting until its flag is set,
-// and counts how many goroutines spin at once (callers of Ready from
-// different goroutines that are not parked).
+// TestManyWaiters runs one goroutine per flag, each waiting until its flag
+// is set, and checks that only one of them spins (the leader, with every
+// other a follower) and that each returns once its flag is set.
 func TestManyWaiters(t *testing.T) {
 	p := Poller{spinAlways: true}
 	const n = 40
