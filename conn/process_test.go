@@ -65,7 +65,7 @@ func playPeer(role, addr string) error {
 		case "private-devshm":
 			// We run in a mount namespace of our own: cover /dev/shm with
 			// an empty tmpfs, as a container would have.
-			if err := syscall.Mount("tmpfs", "/dev/shm", "tmpfs", 0, ""); err != nil {
+			if err := mountPrivateDevShm(); err != nil {
 				fmt.Println("skip: cannot mount a private /dev/shm:", err)
 				return nil
 			}
@@ -346,7 +346,7 @@ func TestProcessFallback(t *testing.T) {
 			p := startPeerWith(t, "dial-fallback", addr, func(cmd *exec.Cmd) {
 				cmd.Env = append(cmd.Env, envShm+"="+mode, envNet+"="+tc.network)
 				if mode == "private-devshm" {
-					cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+					inMountNamespace(cmd)
 				}
 			})
 			accepted := make(chan net.Conn, 1)
