@@ -1,12 +1,13 @@
 package conn
 
 import (
+	"encoding"
 	"fmt"
 	"math/bits"
 	"time"
 )
 
-// Ring size limits, per direction.
+// Ring size limits, per direction, and the handshake's default bound.
 const (
 	// DefaultRingSize is the ring capacity used when none is configured.
 	// 256 KiB holds several 64 KiB writes in flight, which is what keeps
@@ -37,4 +38,37 @@ func ringSize(field string, n int) (int, error) {
 
 func validRingSize(n int) bool {
 	return n >= MinRingSize && n <= MaxRingSize && bits.OnesCount(uint(n)) == 1
+}
+
+// validWait checks the Wait field of a config, named field.
+func validWait(field string, p WaitPolicy) error {
+	if p.validate() != nil {
+		return fmt.Errorf("%w: %s %v (want WaitAdaptive or WaitSpin)", ErrConfig, field, p)
+	}
+	return nil
+}
+
+var (
+	_ encoding.TextMarshaler   = WaitPolicy(0)
+	_ encoding.TextUnmarshaler = (*WaitPolicy)(nil)
+)
+
+// MarshalText returns the policy's name, as String does; an unknown policy
+// is an error wrapping ErrConfig.
+func (p WaitPolicy) MarshalText() ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText sets the policy from its name, as ParseWaitPolicy does, so
+// a WaitPolicy can be a flag (flag.TextVar) or a field of a text config.
+func (p *WaitPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseWaitPolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
 }

@@ -20,10 +20,12 @@ import (
 )
 
 // Conn is a connection whose bytes travel through shared memory. It
-// implements net.Conn and CloseWrite. Any number of goroutines may call its
-// methods at once: Reads are serialized by one mutex, Writes by another,
-// and Close, CloseWrite and the deadline setters may be called at any time
-// and wake blocked calls; none of them waits for the peer.
+// implements net.Conn, CloseRead, CloseWrite, io.ReaderFrom and
+// io.WriterTo. Any number of goroutines may call its methods at once: Reads
+// (and WriteTo) are serialized by one mutex, Writes (and ReadFrom) by
+// another, and Close, CloseRead, CloseWrite and the deadline setters may be
+// called at any time and wake blocked calls; none of them waits for the
+// peer.
 //
 // Conn deliberately has no SyscallConn or NetConn method: the side socket
 // carries wake-ups, not the stream, and clients that look for those methods
@@ -34,7 +36,8 @@ type Conn struct {
 	rawSide syscall.RawConn // side's descriptor, for wake-ups that never wait; nil if it has none
 	seg     *segment.Segment
 	policy  WaitPolicy
-	network string // for errors: "shm"
+	network string    // for errors: "shm"
+	peer    *PeerCred // the peer's credentials, nil over TCP; set before the conn is handed out
 
 	// Read side, guarded by rmu.
 	rmu   sync.Mutex
@@ -61,6 +64,7 @@ type Conn struct {
 	lateDone sync.WaitGroup // sendLate goroutines
 
 	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
+	shutRead  atomic.Bool // CloseRead was called; read by Read's loop and its waiter
 
 	// Accessed atomically or through channels.
 	closed    atomic.Bool   // Close was called; set before done is closed
@@ -120,7 +124,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	}
 	c.rwait = waiter{
 		dl:      c.rdl,
-		ready:   cons.Pending,
+		ready:   func() bool { return c.shutRead.Load() || cons.Pending() },
 		prepare: cons.PrepareWait,
 		cancel:  cons.CancelWait,
 		wake:    make(chan struct{}, 1),
@@ -288,23 +292,12 @@ func (c *Conn) read(b []byte) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
-		if c.closed.Load() {
-			return 0, net.ErrClosed
-		}
-		if c.rdl.expired() {
-			return 0, os.ErrDeadlineExceeded
-		}
-		if c.eof {
-			// Whatever the peer publishes after closing (it may clear its
-			// flag and go on), the stream has ended.
-			return 0, io.EOF
+		if err := c.readStop(); err != nil {
+			return 0, err
 		}
 		n, err := c.cons.Read(b)
 		if n > 0 {
-			c.stats.bytesRead.add(n)
-			if c.cons.WakeWriter() {
-				c.sendWake(handshake.WakeSpace)
-			}
+			c.consumed(n)
 			return n, nil
 		}
 		if err != nil {
@@ -313,26 +306,60 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		if len(b) == 0 {
 			return 0, nil
 		}
-		if c.cons.WriterClosed() {
-			// The producer stored its last tail before the flag; one more
-			// look either finds those bytes or confirms the end.
-			if l, err := c.cons.Len(); l == 0 && err == nil {
-				c.eof = true
-				return 0, io.EOF
-			}
-			continue
-		}
-		if c.peerDead.Load() {
-			if l, err := c.cons.Len(); l == 0 && err == nil && !c.cons.WriterClosed() {
-				return 0, errPeerReset
-			}
-			continue
-		}
-		c.stats.bytesRead.publish() // before waiting, for Stats
-		if err := c.await(&c.rwait); err != nil {
+		if err := c.awaitData(); err != nil {
 			return 0, err
 		}
 	}
+}
+
+// readStop reports why a read must not go on: the conn is closed, the read
+// deadline has passed, or the stream has ended for us (io.EOF). Called
+// under rmu.
+func (c *Conn) readStop() error {
+	switch {
+	case c.closed.Load():
+		return net.ErrClosed
+	case c.rdl.expired():
+		return os.ErrDeadlineExceeded
+	case c.eof || c.shutRead.Load():
+		// Whatever the peer publishes after closing (it may clear its
+		// flag and go on), the stream has ended.
+		return io.EOF
+	}
+	return nil
+}
+
+// consumed accounts for n bytes taken out of the ring and wakes the peer's
+// writer if it parked for space. Called under rmu.
+func (c *Conn) consumed(n int) {
+	c.stats.bytesRead.add(n)
+	if c.cons.WakeWriter() {
+		c.sendWake(handshake.WakeSpace)
+	}
+}
+
+// awaitData is what a read does when it found the ring empty: io.EOF once
+// the peer closed and everything it wrote has been read, errPeerReset if
+// it died without closing, else it waits (see await) and returns nil for
+// the caller to look again. Called under rmu.
+func (c *Conn) awaitData() error {
+	if c.cons.WriterClosed() {
+		// The producer stored its last tail before the flag; one more
+		// look either finds those bytes or confirms the end.
+		if l, err := c.cons.Len(); l == 0 && err == nil {
+			c.eof = true
+			return io.EOF
+		}
+		return nil
+	}
+	if c.peerDead.Load() {
+		if l, err := c.cons.Len(); l == 0 && err == nil && !c.cons.WriterClosed() {
+			return errPeerReset
+		}
+		return nil
+	}
+	c.stats.bytesRead.publish() // before waiting, for Stats
+	return c.await(&c.rwait)
 }
 
 // Write writes all of b, blocking while the ring is full, or returns how
@@ -347,27 +374,16 @@ func (c *Conn) write(b []byte) (written int, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
-		switch {
-		case c.closed.Load():
-			return written, net.ErrClosed
-		case c.wdl.expired():
-			return written, os.ErrDeadlineExceeded
-		case c.shutWrite.Load() || c.prod.ReaderClosed():
-			return written, errBrokenPipe
-		case c.peerDead.Load():
-			return written, errPeerReset
+		if err := c.writeStop(); err != nil {
+			return written, err
 		}
 		if err := c.commit(len(b) - written); err != nil {
 			return written, err
 		}
 		n, err := c.prod.Write(b[written:])
-		c.wrote += uint64(n)
 		if n > 0 {
-			c.stats.bytesWritten.add(n)
+			c.produced(n)
 			written += n
-			if c.prod.WakeReader() {
-				c.sendWake(handshake.WakeData)
-			}
 			if written == len(b) {
 				// Done, even if the peer closed meanwhile: the bytes were
 				// handed over, as with a socket.
@@ -378,14 +394,49 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		if err != nil || len(b) == 0 {
 			return written, err
 		}
-		// Wait for a useful amount of space, not one byte, so a big
-		// write does not wake up for every small read of the peer.
-		c.wantSpace = min(len(b)-written, c.prod.Cap()/2)
-		c.stats.bytesWritten.publish() // before waiting, for Stats
-		if err := c.await(&c.wwait); err != nil {
+		if err := c.awaitSpace(len(b) - written); err != nil {
 			return written, err
 		}
 	}
+}
+
+// writeStop reports why a write must not go on: the conn is closed, the
+// write deadline has passed, the stream is shut (EPIPE) or the peer died.
+// Called under wmu.
+func (c *Conn) writeStop() error {
+	switch {
+	case c.closed.Load():
+		return net.ErrClosed
+	case c.wdl.expired():
+		return os.ErrDeadlineExceeded
+	case c.shutWrite.Load() || c.prod.ReaderClosed():
+		return errBrokenPipe
+	case c.peerDead.Load():
+		return errPeerReset
+	}
+	return nil
+}
+
+// produced accounts for n bytes published into the ring and wakes the
+// peer's reader if it parked. Called under wmu.
+func (c *Conn) produced(n int) {
+	c.wrote += uint64(n)
+	c.stats.bytesWritten.add(n)
+	if c.prod.WakeReader() {
+		c.sendWake(handshake.WakeData)
+	}
+}
+
+// awaitSpace waits (see await) for room for want more bytes, or half the
+// ring if that is less. That amount holds only while the call spins, so a
+// big write does not copy a few bytes at every small read of the peer:
+// once parked, any read of the peer wakes it (the peer cannot tell how
+// much room it waits for), and the caller writes what fits. Called under
+// wmu.
+func (c *Conn) awaitSpace(want int) error {
+	c.wantSpace = min(want, c.prod.Cap()/2)
+	c.stats.bytesWritten.publish() // before waiting, for Stats
+	return c.await(&c.wwait)
 }
 
 // commit makes sure the next n bytes written into our ring land on
@@ -417,29 +468,54 @@ func (c *Conn) commit(n int) error {
 // a Write blocked for space when CloseWrite is called (having written
 // part of its buffer, which the peer reads before io.EOF), as on a TCP
 // conn: CloseWrite never waits for the peer.
-func (c *Conn) CloseWrite() (err error) {
+func (c *Conn) CloseWrite() error {
+	// A Write copying into the ring publishes that piece first: marking
+	// the ring closed under the write mutex puts end-of-stream after every
+	// byte a Write reported written.
+	return c.shutdown(&c.shutWrite, &c.wwait, &c.wmu, func() {
+		c.prod.Close()
+		if c.prod.WakeReader() {
+			c.sendWake(handshake.WakeData)
+		}
+	})
+}
+
+// CloseRead shuts down the reading side, as a TCP conn's does: Reads
+// from then on, and a Read blocked when it is called, return io.EOF (what
+// a TCP conn's Read returns after CloseRead on Linux), and the bytes left
+// in the ring are dropped. From then on the peer's Writes fail with EPIPE,
+// and so does one blocked for space, rather than wait forever for a
+// reader. Writing goes on. CloseRead never waits for the peer.
+func (c *Conn) CloseRead() error {
+	return c.shutdown(&c.shutRead, &c.rwait, &c.rmu, func() {
+		c.cons.Close()
+		if c.cons.WakeWriter() {
+			c.sendWake(handshake.WakeSpace)
+		}
+	})
+}
+
+// shutdown is CloseRead's and CloseWrite's common part for one direction:
+// it sets shut, wakes the direction's blocked call (w's condition includes
+// shut: it returns), then, under the direction's mutex mu, with no call of
+// that direction in the ring any more, runs closeEnd to mark our end of
+// the ring closed and wake the peer if it parked on that ring.
+func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, mu *sync.Mutex, closeEnd func()) (err error) {
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
-	if c.shutWrite.Swap(true) {
+	if shut.Swap(true) {
 		return nil
 	}
-	// A Write parked for space wakes (its waiter's condition includes
-	// shutWrite), finds shutWrite and returns; one copying into the ring
-	// publishes that piece first. Marking the ring closed under the write
-	// mutex puts end-of-stream after every byte a Write reported written.
-	notify(c.wwait.wake)
+	notify(w.wake)
 	c.pokeSide()
 	defer catchFault(&err, guardFaults())
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	if c.closed.Load() {
 		return nil // Close marked the ring closed
 	}
-	c.prod.Close()
-	if c.prod.WakeReader() {
-		c.sendWake(handshake.WakeData)
-	}
+	closeEnd()
 	return nil
 }
 
@@ -547,9 +623,6 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.pokeSide()
 	return nil
 }
-
-// Policy returns the conn's wait policy.
-func (c *Conn) Policy() WaitPolicy { return c.policy }
 
 // RingSize returns the capacity of each of the two rings, in bytes.
 func (c *Conn) RingSize() int { return c.prod.Cap() }

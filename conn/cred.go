@@ -18,3 +18,14 @@ func sameUserOrRoot(c PeerCred) error {
 	}
 	return fmt.Errorf("%w: uid %d (pid %d) is neither uid %d nor root", ErrPeerNotAllowed, c.UID, c.PID, os.Getuid())
 }
+
+// PeerCred returns the credentials of the process at the other end, as the
+// kernel reported them when the side socket connected. ok is false over a
+// TCP side socket, and on systems without SO_PEERCRED: neither carries
+// credentials.
+func (c *Conn) PeerCred() (cred PeerCred, ok bool) {
+	if c.peer == nil {
+		return PeerCred{}, false
+	}
+	return *c.peer, true
+}

@@ -41,6 +41,26 @@ type Dialer struct {
 	// Counters, if set, counts this Dialer's dials (and those of any
 	// other Dialer given the same Counters); see Stats.
 	Counters *Counters
+
+	// NetDialer, if set, connects the side socket: for a LocalAddr, a
+	// Control function (socket options, a network namespace), KeepAlive
+	// and the like. Its Timeout and Deadline bound the connect alone, on
+	// top of Timeout and the context. nil means a zero net.Dialer.
+	NetDialer *net.Dialer
+}
+
+// validate checks d's fields, naming the bad one as ListenConfig's
+// validate does, and resolves the ring size to ask for.
+func (d *Dialer) validate() (ringCap int, err error) {
+	ringCap, err = ringSize("Dialer.RingSize", d.RingSize)
+	switch {
+	case err != nil:
+	case d.Timeout < 0:
+		err = fmt.Errorf("%w: Dialer.Timeout %v", ErrConfig, d.Timeout)
+	default:
+		err = validWait("Dialer.Wait", d.Wait)
+	}
+	return ringCap, err
 }
 
 // Dial connects to the shmconn Listener at address on network ("unix" or
@@ -65,10 +85,7 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // answers costs the whole timeout. The package documentation lists the
 // errors.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	size, err := ringSize("Dialer.RingSize", d.RingSize)
-	if err == nil {
-		err = d.Wait.validate()
-	}
+	size, err := d.validate()
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
@@ -77,7 +94,10 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	var nd net.Dialer
+	nd := d.NetDialer
+	if nd == nil {
+		nd = new(net.Dialer)
+	}
 	side, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
@@ -210,6 +230,12 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn,
 	if err != nil {
 		seg.Close()
 		return nil, nil, handshakeError("attaching the rings", err)
+	}
+	if cred, ok, err := peerCred(side); err != nil {
+		sc.abort()
+		return nil, nil, handshakeError("reading peer credentials", err)
+	} else if ok {
+		sc.peer = &cred
 	}
 	return sc, nil, nil
 }

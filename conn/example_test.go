@@ -3,6 +3,7 @@ package conn_test
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -139,4 +140,56 @@ func ExampleConn_CloseWrite() {
 	resp, _ := io.ReadAll(c)
 	fmt.Println(string(resp))
 	// Output: SHARED MEMORY
+}
+
+// io.Copy between a *Conn and a file or socket copies each byte once: it
+// calls the conn's ReadFrom, which reads straight into the ring, and
+// WriteTo, which writes straight out of it. Here a server stores what a
+// client uploads and says how much arrived.
+func ExampleConn_ReadFrom() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "upload.sock")
+
+	ln, err := conn.Listen("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		f, _ := os.Create(filepath.Join(dir, "upload"))
+		defer f.Close()
+		n, _ := io.Copy(f, c) // c.WriteTo(f), until the client's CloseWrite
+		fmt.Fprintf(c, "stored %d bytes", n)
+	}()
+
+	c, err := conn.Dial("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	upload := strings.NewReader(strings.Repeat("0123456789", 100_000))
+	io.Copy(c, struct{ io.Reader }{upload}) // c.ReadFrom (strings.Reader's WriteTo hidden)
+	c.(*conn.Conn).CloseWrite()
+	resp, _ := io.ReadAll(c)
+	fmt.Println(string(resp))
+	// Output: stored 1000000 bytes
+}
+
+// A WaitPolicy is a flag with flag.TextVar (or a field of any config read
+// through encoding.TextUnmarshaler).
+func ExampleWaitPolicy_UnmarshalText() {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	var d conn.Dialer
+	fs.TextVar(&d.Wait, "wait", conn.WaitAdaptive, "how blocked calls wait: adaptive or spin")
+	fs.Parse([]string{"-wait", "spin"})
+	fmt.Println(d.Wait)
+	// Output: spin
 }

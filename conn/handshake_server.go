@@ -12,10 +12,12 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// negotiate runs the listener's side of the handshake with one client:
-// the conn to hand to Accept, or why the client was dropped.
+// negotiate runs the listener's side of the handshake with one client,
+// step by step (SPEC.md): the conn to hand to Accept, or why the client
+// was dropped.
 func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
-	if err := l.authorize(raw); err != nil {
+	cred, err := l.authorize(raw)
+	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(l.cfg.HandshakeTimeout)
@@ -23,34 +25,36 @@ func (l *Listener) negotiate(raw net.Conn) (net.Conn, error) {
 	if plain != nil || err != nil {
 		return plain, err
 	}
-	h, err := handshake.ParseHello(hello)
+	h, err := parseHello(raw, hello)
 	if err != nil {
-		return nil, handshakeError("reading hello", err)
-	}
-	if h.Version != handshake.Version {
-		raw.Write(handshake.AppendRefusal(nil, h.Version))
-		return nil, handshakeErrorOf(ErrVersion, "reading hello", fmt.Errorf("the dialer speaks version %d, we speak %d", h.Version, handshake.Version))
+		return nil, err
 	}
 	size := l.grant(h.RingSize)
 	seg, err := l.createSegment(raw, h, size)
 	if err != nil {
 		return l.cannotShare(raw, h, err)
 	}
-	return l.share(raw, h, seg, size)
+	c, err := l.share(raw, h, seg, size)
+	if sc, ok := c.(*Conn); ok {
+		sc.peer = cred
+	}
+	return c, err
 }
 
-// authorize checks a unix client's credentials.
-func (l *Listener) authorize(raw net.Conn) error {
+// authorize checks a unix client's credentials, and returns them for the
+// conn (nil for other clients, which carry none).
+func (l *Listener) authorize(raw net.Conn) (*PeerCred, error) {
 	cred, ok, err := peerCred(raw)
 	if err != nil {
-		return handshakeError("reading peer credentials", err)
+		return nil, handshakeError("reading peer credentials", err)
 	}
-	if ok {
-		if err := l.cfg.AuthorizePeer(cred); err != nil {
-			return handshakeErrorOf(ErrPeerNotAllowed, "authorizing peer", err)
-		}
+	if !ok {
+		return nil, nil
 	}
-	return nil
+	if err := l.cfg.AuthorizePeer(cred); err != nil {
+		return nil, handshakeErrorOf(ErrPeerNotAllowed, "authorizing peer", err)
+	}
+	return &cred, nil
 }
 
 // readHello reads the client's hello. With AcceptPlain, a client whose
@@ -87,6 +91,20 @@ func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, pl
 		return nil, nil, handshakeError("reading hello", err)
 	}
 	return b[:n], nil, nil
+}
+
+// parseHello decodes the client's hello, refusing (with a refusal the
+// dialer can read, whatever its version) a version other than ours.
+func parseHello(raw net.Conn, hello []byte) (handshake.Hello, error) {
+	h, err := handshake.ParseHello(hello)
+	if err != nil {
+		return h, handshakeError("reading hello", err)
+	}
+	if h.Version != handshake.Version {
+		raw.Write(handshake.AppendRefusal(nil, h.Version))
+		return h, handshakeErrorOf(ErrVersion, "reading hello", fmt.Errorf("the dialer speaks version %d, we speak %d", h.Version, handshake.Version))
+	}
+	return h, nil
 }
 
 // grant is the ring size given to a dialer that asked for requested.
@@ -157,17 +175,11 @@ func (l *Listener) cannotShare(raw net.Conn, h handshake.Hello, err error) (net.
 }
 
 // share offers the segment, with rings of size bytes, to the dialer and
-// waits for its ack.
+// acts on its ack. The segment is closed unless it ends up in the conn.
 func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, size int) (net.Conn, error) {
-	reply := l.reply(handshake.StatusShared)
-	reply.RingSize, reply.Token, reply.Name = uint32(size), seg.Token(), seg.Name()
-	fd := seg.FD()
-	if fd >= 0 {
-		reply.Flags |= handshake.ReplyDescriptor
-	}
-	if err := l.sendWith(raw, reply, fd); err != nil {
+	if err := l.offer(raw, seg, size); err != nil {
 		seg.Close()
-		return nil, handshakeError("sending reply", err)
+		return nil, err
 	}
 	var ack [handshake.AckSize]byte
 	if _, err := io.ReadFull(raw, ack[:]); err != nil {
@@ -176,20 +188,7 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 	}
 	switch ack[0] {
 	case handshake.AckShared:
-		if err := seg.Unlink(); err != nil {
-			seg.Close()
-			return nil, handshakeError("unlinking the segment", err)
-		}
-		c, err := newConn(raw, seg, 1, l.cfg.Wait)
-		if err == nil {
-			err = raw.SetDeadline(time.Time{})
-		}
-		if err != nil {
-			seg.Close()
-			return nil, handshakeError("attaching the rings", err)
-		}
-		l.counters.sharedConn(c)
-		return c, nil
+		return l.attach(raw, seg)
 	case handshake.AckPlain:
 		seg.Close()
 		if h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback {
@@ -201,6 +200,40 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 		seg.Close()
 		return nil, handshakeError("reading ack", fmt.Errorf("%w: ack %#x", handshake.ErrProtocol, ack[0]))
 	}
+}
+
+// offer sends the reply that offers seg, with rings of size bytes: by
+// descriptor if it has one, else by name.
+func (l *Listener) offer(raw net.Conn, seg *segment.Segment, size int) error {
+	reply := l.reply(handshake.StatusShared)
+	reply.RingSize, reply.Token, reply.Name = uint32(size), seg.Token(), seg.Name()
+	fd := seg.FD()
+	if fd >= 0 {
+		reply.Flags |= handshake.ReplyDescriptor
+	}
+	if err := l.sendWith(raw, reply, fd); err != nil {
+		return handshakeError("sending reply", err)
+	}
+	return nil
+}
+
+// attach builds the conn once the dialer has mapped seg: nobody else may
+// open it from then on, so its name goes.
+func (l *Listener) attach(raw net.Conn, seg *segment.Segment) (net.Conn, error) {
+	if err := seg.Unlink(); err != nil {
+		seg.Close()
+		return nil, handshakeError("unlinking the segment", err)
+	}
+	c, err := newConn(raw, seg, 1, l.cfg.Wait)
+	if err == nil {
+		err = raw.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		seg.Close()
+		return nil, handshakeError("attaching the rings", err)
+	}
+	l.counters.sharedConn(c)
+	return c, nil
 }
 
 // errDialerPlain is the fallback reason when the dialer cannot map the

@@ -72,6 +72,12 @@ type ListenConfig struct {
 	// (out of file descriptors or memory) never falls back: the dialer is
 	// told to try again. It may be called from several goroutines at once.
 	OnFallback func(remote net.Addr, reason error)
+
+	// NetListenConfig, if set, makes the side socket's listener in
+	// Listen: for a Control function (socket options such as
+	// SO_REUSEPORT), KeepAlive and the like. nil means a zero
+	// net.ListenConfig. NewListener does not use it.
+	NetListenConfig *net.ListenConfig
 }
 
 const (
@@ -92,7 +98,7 @@ func (lc *ListenConfig) validate() (ringCap int, err error) {
 	case lc.PlainDetectTimeout < 0:
 		err = fmt.Errorf("%w: ListenConfig.PlainDetectTimeout %v", ErrConfig, lc.PlainDetectTimeout)
 	default:
-		err = lc.Wait.validate()
+		err = validWait("ListenConfig.Wait", lc.Wait)
 	}
 	return ringCap, err
 }
@@ -139,7 +145,10 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	lc.removeStale() // best effort: a failure here must not stop a server
-	var nlc net.ListenConfig
+	nlc := lc.NetListenConfig
+	if nlc == nil {
+		nlc = new(net.ListenConfig)
+	}
 	ln, err := nlc.Listen(ctx, network, address)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,134 @@
+package conn
+
+import (
+	"errors"
+	"io"
+)
+
+// ReadFrom reads from r until io.EOF or an error, straight into the free
+// space of the ring (io.Copy to a *Conn calls it): each byte is copied
+// once, by r.Read. It waits for space as Write does, and stops as Write
+// does: at the write deadline, Close, CloseWrite, the peer's CloseRead or
+// its death. It returns how many bytes it handed to the peer (all of those
+// r returned, in order) and, as io.Copy, a nil error at r's io.EOF.
+//
+// The deadline bounds waiting for the peer, not r.Read: a Read blocked on
+// r holds the writing side, so Close and CloseWrite wait for it to return
+// (it writes into the shared memory they release). Give r a deadline, or
+// close it, to bound that.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	n, err := c.readFrom(r)
+	return n, c.opError("readfrom", err)
+}
+
+func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
+	defer catchFault(&err, guardFaults())
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for {
+		if err := c.writeStop(); err != nil {
+			return total, err
+		}
+		free, err := c.prod.Reserve(c.prod.Cap())
+		if err != nil {
+			return total, err
+		}
+		if len(free) == 0 {
+			if err := c.awaitSpace(c.prod.Cap()); err != nil {
+				return total, err
+			}
+			continue
+		}
+		if err := c.commit(len(free)); err != nil {
+			return total, err
+		}
+		n, rerr := r.Read(free)
+		if n < 0 || n > len(free) {
+			return total, errInvalidRead
+		}
+		if n > 0 {
+			if err := c.prod.Commit(n); err != nil {
+				return total, err
+			}
+			c.produced(n)
+			total += int64(n)
+		}
+		switch {
+		case rerr == io.EOF:
+			return total, nil
+		case rerr != nil:
+			return total, rerr
+		}
+	}
+}
+
+// WriteTo writes the bytes the peer sends to w until the peer closes its
+// writing end (then it returns a nil error, as io.Copy does at io.EOF) or
+// an error, straight from the ring (io.Copy from a *Conn calls it): each
+// byte is copied once, by w.Write. It waits for data as Read does, and
+// stops as Read does: at the read deadline, Close, CloseRead or the peer's
+// death. It returns how many bytes w took; those are consumed, the rest
+// stay for the next Read.
+//
+// The deadline bounds waiting for the peer, not w.Write: a Write blocked on
+// w holds the reading side, so Close and CloseRead wait for it to return
+// (it reads the shared memory they release). Give w a deadline, or close
+// it, to bound that.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	n, err := c.writeTo(w)
+	return n, c.opError("writeto", err)
+}
+
+func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
+	defer catchFault(&err, guardFaults())
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		if err := c.readStop(); err != nil {
+			return total, eofIsEnd(err)
+		}
+		data, err := c.cons.Peek()
+		if err != nil {
+			return total, err
+		}
+		if len(data) == 0 {
+			if err := c.awaitData(); err != nil {
+				return total, eofIsEnd(err)
+			}
+			continue
+		}
+		n, werr := w.Write(data)
+		if n < 0 || n > len(data) {
+			return total, errInvalidWrite
+		}
+		if n > 0 {
+			if err := c.cons.Release(n); err != nil {
+				return total, err
+			}
+			c.consumed(n)
+			total += int64(n)
+		}
+		switch {
+		case werr != nil:
+			return total, werr
+		case n < len(data):
+			return total, io.ErrShortWrite
+		}
+	}
+}
+
+// eofIsEnd maps io.EOF, the end of the stream, to the nil error a copy
+// returns when it got everything.
+func eofIsEnd(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// errInvalidRead and errInvalidWrite report a reader or writer that
+// claimed more bytes than it was given, or fewer than none.
+var (
+	errInvalidRead  = errors.New("shmconn: invalid read result")
+	errInvalidWrite = errors.New("shmconn: invalid write result")
+)
