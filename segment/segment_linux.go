@@ -15,11 +15,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
 
-// Dir is where segment files live: the tmpfs every Linux system mounts for
-// POSIX shared memory.
-var Dir = "/dev/shm"
+	"github.com/shmconn/shmconn/internal/shmdir"
+)
 
 type platform struct {
 	mu       sync.Mutex
@@ -50,16 +48,17 @@ func Create(dataSize int) (*Segment, error) {
 		name string
 		fd   int
 	)
+	dir := shmdir.Path()
 	for range 4 { // a clash of 64 random bits means something is wrong; retry a little
 		if name, err = newName(pid); err != nil {
 			return nil, err
 		}
-		fd, err = unix.Open(filepath.Join(Dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Open(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if !errors.Is(err, unix.EEXIST) {
 			break
 		}
 	}
-	path := filepath.Join(Dir, name)
+	path := filepath.Join(dir, name)
 	if err != nil {
 		return nil, pathError("create", path, err)
 	}
@@ -194,7 +193,7 @@ func Open(name string, dataSize int, token Token) (*Segment, error) {
 	if err := checkDataSize(dataSize); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(Dir, name)
+	path := filepath.Join(shmdir.Path(), name)
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -360,7 +359,7 @@ func (s *Segment) truncated(n int) bool {
 		return true
 	}
 	var st unix.Statfs_t
-	return unix.Statfs(Dir, &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
+	return unix.Statfs(shmdir.Path(), &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
 }
 
 // Resident returns how many bytes of the segment are backed by memory
@@ -404,7 +403,7 @@ func (s *Segment) unlinkLocked() error {
 		s.plat.fd = -1
 		return os.NewSyscallError("close", err)
 	}
-	path := filepath.Join(Dir, s.name)
+	path := filepath.Join(shmdir.Path(), s.name)
 	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return &fs.PathError{Op: "unlink", Path: path, Err: err}
 	}
@@ -438,13 +437,15 @@ func (s *Segment) unmap() error {
 
 // RemoveStale removes segment files left by processes that died between
 // Create and Unlink. It touches only files whose name matches ValidName,
-// whose creator pid no longer exists, whose header starts with Magic (files
-// this package made), and that were last written more than olderThan ago.
+// whose creator pid no longer exists, whose header starts with our magic
+// (files this package made), and that were last written more than
+// olderThan ago.
 // The age matters where processes share /dev/shm but not a pid namespace
 // (containers of one pod): there a live creator's pid looks dead, but its
 // file lives only as long as one handshake. It returns how many it removed.
 func RemoveStale(olderThan time.Duration) (int, error) {
-	entries, err := os.ReadDir(Dir)
+	dir := shmdir.Path()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -460,7 +461,7 @@ func RemoveStale(olderThan time.Duration) (int, error) {
 		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < olderThan {
 			continue
 		}
-		path := filepath.Join(Dir, e.Name())
+		path := filepath.Join(dir, e.Name())
 		if !hasMagic(path) {
 			continue
 		}
@@ -484,7 +485,7 @@ func hasMagic(path string) bool {
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false
 	}
-	var m [8]byte
+	var m [len(magic)]byte
 	_, err = f.ReadAt(m[:], 0)
-	return err == nil && m == Magic
+	return err == nil && string(m[:]) == magic
 }

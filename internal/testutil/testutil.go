@@ -12,15 +12,16 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shmconn/shmconn/segment"
+	"github.com/shmconn/shmconn/internal/shmdir"
 )
 
-// SegmentFiles lists the shmconn segment files in segment.Dir, except
-// those of live processes that are not this one or its descendants: other
-// test binaries on the machine share /dev/shm, and their files in flight
-// are none of our business. A file whose creator is dead is listed.
+// SegmentFiles lists the shmconn segment files in the segment directory
+// (shmdir.Path), except those of live processes that are not this one or
+// its descendants: other test binaries on the machine share /dev/shm, and
+// their files in flight are none of our business. A file whose creator is dead is listed.
 func SegmentFiles() []string {
-	entries, _ := os.ReadDir(segment.Dir)
+	dir := shmdir.Path()
+	entries, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), "shmconn-")
@@ -31,7 +32,7 @@ func SegmentFiles() []string {
 		if pid, err := strconv.Atoi(pidText); err == nil && alive(pid) && !descendant(pid) {
 			continue
 		}
-		names = append(names, filepath.Join(segment.Dir, e.Name()))
+		names = append(names, filepath.Join(dir, e.Name()))
 	}
 	return names
 }
