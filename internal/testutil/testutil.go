@@ -65,10 +65,6 @@ func descendant(pid int) bool {
 	return false
 }
 
-// IgnoredGoroutines are the goroutines that may legitimately outlive a
-// test. None of ours do.
-var IgnoredGoroutines []goleak.Option
-
 // VerifyMain runs the tests, then fails the binary if segment files made by
 // this process remain or goroutines leaked.
 func VerifyMain(m *testing.M) {
@@ -84,7 +80,7 @@ func VerifyMain(m *testing.M) {
 				code = 1
 			}
 		}
-		if err := goleak.Find(IgnoredGoroutines...); err != nil {
+		if err := goleak.Find(); err != nil {
 			println("FAIL: goroutine leak:", err.Error())
 			code = 1
 		}
