@@ -18,7 +18,8 @@ import (
 // SegmentFiles lists the shmconn segment files in the segment directory
 // (shmdir.Path), except those of live processes that are not this one or
 // its descendants: other test binaries on the machine share /dev/shm, and
-// their files in flight are none of our business. A file whose creator is dead is listed.
+// their files in flight are none of our business. A file whose creator is
+// dead is listed.
 func SegmentFiles() []string {
 	dir := shmdir.Path()
 	entries, _ := os.ReadDir(dir)
