@@ -14,6 +14,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
@@ -91,7 +92,7 @@ var _ [ring.ControlSize - segment.ControlSize]struct{}
 // we produce into direction prod and consume direction 1-prod. start
 // begins watching the side socket.
 func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	p, err := ring.NewProducerSplit(seg.Control(prod), seg.Data(prod))
 	if err != nil {
 		return nil, err
@@ -284,7 +285,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 func (c *Conn) read(b []byte) (n int, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
@@ -343,7 +344,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 func (c *Conn) write(b []byte) (written int, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
@@ -430,7 +431,7 @@ func (c *Conn) CloseWrite() (err error) {
 	// mutex puts end-of-stream after every byte a Write reported written.
 	notify(c.wwait.wake)
 	c.pokeSide()
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed.Load() {
@@ -505,7 +506,7 @@ func (c *Conn) markClosed() { markClosed(c.prod, c.cons) }
 
 func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 	var err error
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	prod.Close()
 	cons.Close()
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/shmdir"
 )
 
@@ -132,10 +132,7 @@ func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 		s.unmap()
 		return nil, err
 	}
-	// Anyone of our uid can truncate a named file from the moment it
-	// exists (a watcher of /dev/shm wins that race reliably), and writing
-	// past the new end would raise SIGBUS.
-	if err := guardFault(func() error { writeHeader(m, dataSize, pid, token); return nil }); err != nil {
+	if err := writeMappedHeader(m, dataSize, pid, token); err != nil {
 		s.unmap()
 		return nil, err
 	}
@@ -267,24 +264,23 @@ func mapChecked(fd, dataSize int, token Token) (*Segment, error) {
 
 // checkMapped checks the header of a fresh mapping. A named file can be
 // truncated under us until we check it (by its creator).
-func checkMapped(m []byte, dataSize int, token Token) error {
-	return guardFault(func() error { return checkHeader(m, dataSize, token) })
+func checkMapped(m []byte, dataSize int, token Token) (err error) {
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	return checkHeader(m, dataSize, token)
 }
 
-// guardFault runs f, which touches a mapping of a file that may have been
-// truncated: touching a page past its end raises SIGBUS, and the runtime's
-// panic-on-fault mode turns that into an error instead of a crash.
-func guardFault(f func() error) (err error) {
-	defer func(old bool) {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			err = fmt.Errorf("%w: memory fault touching the header (file truncated?)", ErrHeader)
-		}
-	}(debug.SetPanicOnFault(true))
-	return f()
+// writeMappedHeader writes the header of a fresh mapping. Anyone of our
+// uid can truncate a named file from the moment it exists (a watcher of
+// /dev/shm wins that race reliably).
+func writeMappedHeader(m []byte, dataSize, pid int, token Token) (err error) {
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	writeHeader(m, dataSize, pid, token)
+	return nil
+}
+
+// headerFault reports a fault touching the header: its file was truncated.
+func headerFault(addr uintptr) error {
+	return fmt.Errorf("%w: memory fault at %#x touching the header (file truncated?)", ErrHeader, addr)
 }
 
 // FD returns the descriptor of an anonymous segment made by

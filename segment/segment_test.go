@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmconn/shmconn/internal/shmdir"
+	"github.com/shmconn/shmconn/internal/testutil"
 )
 
 // useDir points the segment directory at a private one for tests that
@@ -380,4 +381,14 @@ func TestRemoveStaleSkipsFIFO(t *testing.T) {
 	}
 	_, err := os.Stat(fifo)
 	require.NoError(t, err, "FIFO removed")
+}
+
+// TestHeaderOfTruncatedFile: touching the header of a file truncated under
+// the mapping is ErrHeader, not a crash, whether writing it (the creator)
+// or checking it (the opener).
+func TestHeaderOfTruncatedFile(t *testing.T) {
+	m := testutil.TruncatedMapping(t)
+	require.GreaterOrEqual(t, len(m), HeaderSize)
+	require.ErrorIs(t, writeMappedHeader(m, PageSize, os.Getpid(), Token{}), ErrHeader)
+	require.ErrorIs(t, checkMapped(m, PageSize, Token{}), ErrHeader)
 }
