@@ -71,7 +71,7 @@ func ringStream(n, size int) (time.Duration, error) {
 		return 0, err
 	}
 	mem := make([]byte, memSize)
-	if err := ring.Init(mem, 0); err != nil {
+	if err := ring.Init(mem); err != nil {
 		return 0, err
 	}
 	p, err := ring.NewProducer(mem)
