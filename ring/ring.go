@@ -34,8 +34,9 @@
 // consumer advances head. Each side keeps its own counter in private memory
 // as the authoritative copy and only ever stores it to the shared block, so
 // a peer that scribbles over the block cannot move our counter; each side
-// also caches the other side's counter and reloads it only when the ring
-// looks full (producer) or empty (consumer), which halves the cache-line
+// also caches the other side's counter and reloads it only when the cached
+// value leaves too little for the call at hand (too little space for the
+// producer, too few bytes for the consumer), which halves the cache-line
 // traffic between the cores.
 //
 // # Ordering
@@ -527,7 +528,8 @@ func (c *Consumer) Peek() ([]byte, error) {
 }
 
 // Release consumes the first n bytes of the region the last Peek returned,
-// handing the space back to the producer.
+// handing the space back to the producer. It may be called again for the
+// bytes of that region after them, up to its end.
 func (c *Consumer) Release(n int) error {
 	if c.err != nil {
 		return c.err

@@ -470,3 +470,28 @@ func TestSplit(t *testing.T) {
 		t.Errorf("Init of 10 bytes = %v", err)
 	}
 }
+
+// TestReleaseInParts releases one Peek's region in two calls, as its doc
+// allows, and checks a third call beyond the region fails.
+func TestReleaseInParts(t *testing.T) {
+	p, c, _ := newPair(t, 64, 0)
+	if _, err := p.Write([]byte("abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Peek()
+	if err != nil || string(r) != "abcdef" {
+		t.Fatalf("Peek = %q, %v", r, err)
+	}
+	if err := c.Release(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(1); !errors.Is(err, ErrCommit) {
+		t.Fatalf("Release past the region = %v, want ErrCommit", err)
+	}
+	if n, err := c.Len(); n != 0 || err != nil {
+		t.Fatalf("Len = %d, %v after releasing everything", n, err)
+	}
+}
