@@ -456,8 +456,8 @@ func (l *Listener) createSegment(raw net.Conn, h handshake.Hello, size int) (seg
 func initRings(seg *segment.Segment) (err error) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	return errors.Join(
-		ring.InitSplit(seg.Control(0), seg.Data(0), 0),
-		ring.InitSplit(seg.Control(1), seg.Data(1), 0))
+		ring.InitSplit(seg.Control(0), seg.Data(0)),
+		ring.InitSplit(seg.Control(1), seg.Data(1)))
 }
 
 // cannotShare answers a dialer when the segment could not be created

@@ -34,8 +34,9 @@
 // consumer advances head. Each side keeps its own counter in private memory
 // as the authoritative copy and only ever stores it to the shared block, so
 // a peer that scribbles over the block cannot move our counter; each side
-// also caches the other side's counter and reloads it only when the ring
-// looks full (producer) or empty (consumer), which halves the cache-line
+// also caches the other side's counter and reloads it only when the cached
+// value leaves too little for the call at hand (too little space for the
+// producer, too few bytes for the consumer), which halves the cache-line
 // traffic between the cores.
 //
 // # Ordering
@@ -80,14 +81,15 @@ package ring
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync/atomic"
 
 	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/pow2"
 )
 
-// Offsets of the control block's fields, pinned by a test: another
-// implementation must use the same layout.
+// Offsets of the control block's fields, pinned by TestLayout: another
+// implementation must use the same layout. Tests that play a hostile peer
+// poke the fields through these names, never through numbers.
 const (
 	offTail          = 0
 	offHead          = atomicx.FalseSharingRange
@@ -131,28 +133,34 @@ func Size(capacity int) (int, error) {
 }
 
 func checkCapacity(capacity int) error {
-	if capacity < MinCapacity || capacity > MaxCapacity || bits.OnesCount(uint(capacity)) != 1 {
+	if capacity < MinCapacity || capacity > MaxCapacity || !pow2.Is(capacity) {
 		return fmt.Errorf("%w: %d is not a power of two in [%d, %d]", ErrCapacity, capacity, MinCapacity, MaxCapacity)
 	}
 	return nil
 }
 
-// Init prepares mem as an empty ring whose counters start at start (tests
-// use values near 2^64 to exercise wrap-around; real users pass 0). Init
-// must happen before either side attaches, and not while either is
-// attached.
-func Init(mem []byte, start uint64) error {
-	if len(mem) < ControlSize {
-		return fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
-	}
-	return InitSplit(mem[:ControlSize], mem[ControlSize:], start)
-}
+// Init prepares mem (Size bytes: the control block, then the data area)
+// as an empty ring. Init must happen before either side attaches, and not
+// while either is attached.
+func Init(mem []byte) error { return initAt(mem, 0) }
 
 // InitSplit is Init for a ring whose control block and data area are apart:
 // ctrl is the ControlSize-byte control block and data the data area. A
 // shared segment keeps all control blocks on one page this way, so a ring
 // costs memory only where bytes were written.
-func InitSplit(ctrl, data []byte, start uint64) error {
+func InitSplit(ctrl, data []byte) error { return initSplitAt(ctrl, data, 0) }
+
+// initAt is Init with both counters at start: tests start near 2^64 to
+// exercise wrap-around.
+func initAt(mem []byte, start uint64) error {
+	ctrl, data, err := split(mem)
+	if err != nil {
+		return err
+	}
+	return initSplitAt(ctrl, data, start)
+}
+
+func initSplitAt(ctrl, data []byte, start uint64) error {
 	s, err := viewSplit(ctrl, data)
 	if err != nil {
 		return err
@@ -180,10 +188,19 @@ type shared struct {
 }
 
 func view(mem []byte) (shared, error) {
-	if len(mem) < ControlSize {
-		return shared{}, fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	ctrl, data, err := split(mem)
+	if err != nil {
+		return shared{}, err
 	}
-	return viewSplit(mem[:ControlSize], mem[ControlSize:])
+	return viewSplit(ctrl, data)
+}
+
+// split cuts a ring's memory into its control block and data area.
+func split(mem []byte) (ctrl, data []byte, err error) {
+	if len(mem) < ControlSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	}
+	return mem[:ControlSize], mem[ControlSize:], nil
 }
 
 func viewSplit(ctrl, data []byte) (shared, error) {
@@ -210,16 +227,17 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 	return s, nil
 }
 
-// take claims a waiting flag: it reports whether the flag was set and this
-// call cleared it, in which case the caller owes the waiter one wake-up.
-// The plain load first keeps the common case (nobody waiting) to a read of
-// a line that is usually already shared.
-// take claims a waiting flag after a counter store. The fence orders
-// that release store before the flag's load: without it the load could be
-// satisfied while the counter still sits in this core's store buffer, and
-// a peer parking at that moment would miss the counter while we miss its
-// flag. The fence is an atomic add on a word of the caller's own, so it
-// costs a locked instruction on a line no other core touches.
+// take claims a waiting flag after a counter store: it reports whether the
+// flag was set and this call cleared it, in which case the caller owes the
+// waiter one wake-up.
+//
+// The fence orders that release store before the flag's load: without it
+// the load could be satisfied while the counter still sits in this core's
+// store buffer, and a peer parking at that moment would miss the counter
+// while we miss its flag. The fence is an atomic add on a word of the
+// caller's own, so it costs a locked instruction on a line no other core
+// touches. The plain load before the CompareAndSwap keeps the common case
+// (nobody waiting) to a read of a line that is usually already shared.
 func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
 	fence.Add(1)
 	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
@@ -236,7 +254,7 @@ type Producer struct {
 	tail     uint64        // authoritative count of bytes written
 	head     uint64        // cached consumer head; tail - head <= capacity
 	reserved int           // bytes handed out by the last Reserve
-	err      error         // sticky ErrCorrupt
+	err      error         // sticky ErrCorrupt: later calls fail with it
 }
 
 // NewProducer attaches a producer to an initialized ring.
@@ -267,9 +285,6 @@ func newProducer(s shared) (*Producer, error) {
 
 // Cap returns the data capacity in bytes.
 func (p *Producer) Cap() int { return len(p.s.data) }
-
-// Err returns the sticky error, if the ring was found corrupt.
-func (p *Producer) Err() error { return p.err }
 
 // free returns the free bytes, reloading the consumer's head only when the
 // cached value says the ring is fuller than the caller needs.
@@ -413,7 +428,7 @@ type Consumer struct {
 	head   uint64        // authoritative count of bytes read
 	tail   uint64        // cached producer tail; tail - head <= capacity
 	peeked int           // bytes handed out by the last Peek
-	err    error         // sticky ErrCorrupt
+	err    error         // sticky ErrCorrupt: later calls fail with it
 }
 
 // NewConsumer attaches a consumer to an initialized ring.
@@ -444,9 +459,6 @@ func newConsumer(s shared) (*Consumer, error) {
 
 // Cap returns the data capacity in bytes.
 func (c *Consumer) Cap() int { return len(c.s.data) }
-
-// Err returns the sticky error, if the ring was found corrupt.
-func (c *Consumer) Err() error { return c.err }
 
 // avail returns the readable bytes, reloading the producer's tail only when
 // the cached value shows fewer than want.
@@ -516,7 +528,8 @@ func (c *Consumer) Peek() ([]byte, error) {
 }
 
 // Release consumes the first n bytes of the region the last Peek returned,
-// handing the space back to the producer.
+// handing the space back to the producer. It may be called again for the
+// bytes of that region after them, up to its end.
 func (c *Consumer) Release(n int) error {
 	if c.err != nil {
 		return c.err
