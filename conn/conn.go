@@ -101,6 +101,11 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	if err != nil {
 		return nil, err
 	}
+	// Space goes back to the peer in quarters of the ring, not after
+	// every read: a Read then writes nothing the peer's core must fetch
+	// back. Our Write waits for at most half the ring (wantSpace), which
+	// the batching requires.
+	cons.SetReleaseBatch(cons.Cap() / 4)
 	c := &Conn{
 		side:     side,
 		seg:      seg,

@@ -63,6 +63,12 @@
 // something, on a line private to the caller. The same holds for a
 // producer waiting for space (PrepareWait, WakeWriter).
 //
+// A consumer may return space in batches (SetReleaseBatch): it then stores
+// head only once a batch has been read, and WakeWriter, with nothing
+// stored since its last call, loads nothing either. The Dekker argument
+// still holds for every store it makes; what a producer gives up is a
+// view of the last partial batch, which bounds how much it may wait for.
+//
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
 // A plain sync/atomic Store would not do for them: under the race detector
 // it is only a release store, which once broke the protocol (a hang in a
@@ -429,6 +435,10 @@ type Consumer struct {
 	tail   uint64        // cached producer tail; tail - head <= capacity
 	peeked int           // bytes handed out by the last Peek
 	err    error         // sticky ErrCorrupt: later calls fail with it
+
+	published uint64 // head as last stored in the shared block
+	batch     uint64 // see SetReleaseBatch; 0 stores head on every release
+	stored    bool   // head was stored since the last WakeWriter
 }
 
 // NewConsumer attaches a consumer to an initialized ring.
@@ -450,7 +460,8 @@ func NewConsumerSplit(ctrl, data []byte) (*Consumer, error) {
 }
 
 func newConsumer(s shared) (*Consumer, error) {
-	c := &Consumer{s: s, head: s.head.Load(), tail: s.tail.Load()}
+	h := s.head.Load()
+	c := &Consumer{s: s, head: h, published: h, tail: s.tail.Load()}
 	if c.tail-c.head > uint64(len(s.data)) {
 		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, c.tail, c.head)
 	}
@@ -508,7 +519,34 @@ func (c *Consumer) Read(b []byte) (n int, err error) {
 
 func (c *Consumer) release(n uint64) {
 	c.head += n
+	if c.head-c.published >= c.batch {
+		c.publish()
+	}
+}
+
+// publish stores head, returning the space read so far to the producer.
+func (c *Consumer) publish() {
 	atomicx.StoreRelease(c.s.head, c.head)
+	c.published = c.head
+	c.stored = true
+}
+
+// SetReleaseBatch makes the consumer return space to the producer in
+// batches of at least n bytes instead of after every read: a read then
+// stores nothing to the shared block and needs no barrier, which takes a
+// cross-core transfer and a barrier's wait off every message of a
+// request-response exchange. The producer sees up to n-1 bytes less free
+// space than there is, so a producer that waits for space must not wait
+// for more than Cap()-n bytes, or it may wait for space the consumer has
+// no reason to return: with n <= Cap()/4 and waits for at most Cap()/2
+// (what package conn does), a parked producer always leaves more than n
+// unread bytes behind, whose reading returns a batch and wakes it. n is
+// clamped to [0, Cap()/4].
+func (c *Consumer) SetReleaseBatch(n int) {
+	c.batch = uint64(min(max(n, 0), len(c.s.data)/4))
+	if c.head != c.published {
+		c.publish()
+	}
 }
 
 // Peek returns the largest contiguous readable region (empty when the ring
@@ -552,7 +590,10 @@ func (c *Consumer) Pending() bool {
 }
 
 // Close tells the producer nobody will read again.
-func (c *Consumer) Close() { c.s.readerClosed.Swap(1) }
+func (c *Consumer) Close() {
+	c.publish()
+	c.s.readerClosed.Swap(1)
+}
 
 // WriterClosed reports whether the producer has closed. Bytes published
 // before its Close are still readable: check Len again after seeing true.
@@ -560,8 +601,17 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 
 // WakeWriter must be called after bytes are consumed or after Close. It
 // reports whether the producer had parked (and this call claimed the flag),
-// in which case the caller must send it one wake-up.
-func (c *Consumer) WakeWriter() bool { return take(&c.fence, c.s.writerWaiting) }
+// in which case the caller must send it one wake-up. When no space was
+// returned since the last call (see SetReleaseBatch) it reads nothing: a
+// producer that parked since then saw the same head as before, and the
+// batch that will wake it is still to come.
+func (c *Consumer) WakeWriter() bool {
+	if !c.stored {
+		return false
+	}
+	c.stored = false
+	return take(&c.fence, c.s.writerWaiting)
+}
 
 // PrepareWait announces that the consumer is about to park until bytes
 // arrive, then re-checks. It returns false (and withdraws the
