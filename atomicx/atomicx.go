@@ -1,7 +1,8 @@
 // Package atomicx holds the few layout and atomic helpers the lock-free
-// rings need: cache-line padding sized for x86, a CPU spin hint, and typed
+// rings need: how far apart hot words must sit (FalseSharingRange), typed
 // atomic views over a []byte at fixed offsets (for memory shared with
-// another process, where Go cannot place a struct for us).
+// another process, where Go cannot place a struct for us), a release-only
+// store, and the CPU's spin hint (Pause).
 //
 // The views are plain sync/atomic values laid over the caller's memory;
 // StoreRelease adds the one weaker store the rings publish counters with.
@@ -17,18 +18,12 @@ import (
 	"unsafe"
 )
 
-// CacheLine is the size of a cache line on the machines we target.
-const CacheLine = 64
-
 // FalseSharingRange is how far apart two independently written hot words
-// must be so that writes to one never slow readers of the other. On x86 the
-// adjacent-line prefetcher fetches 64-byte lines in 128-byte pairs, so one
-// line of separation is not enough; two are.
-const FalseSharingRange = 2 * CacheLine
-
-// Pad fills the rest of a FalseSharingRange after a hot field in a Go
-// struct. Embed it as `_ atomicx.Pad` after the field.
-type Pad [FalseSharingRange]byte
+// must be so that writes to one never slow readers of the other: two
+// 64-byte cache lines. On x86 the adjacent-line prefetcher fetches lines
+// in 128-byte pairs, so one line of separation is not enough. It is part
+// of the rings' shared layout (package ring pins the offsets it gives).
+const FalseSharingRange = 128
 
 // ErrAlignment reports a view requested at a misaligned address or offset.
 var ErrAlignment = errors.New("atomicx: misaligned atomic view")

@@ -59,18 +59,6 @@ func TestPause(t *testing.T) {
 	Pause(1000) // must return; nothing else to observe
 }
 
-func TestPadSize(t *testing.T) {
-	type hot struct {
-		a uint64
-		_ Pad
-		b uint64
-	}
-	var h hot
-	if d := uintptr(unsafe.Pointer(&h.b)) - uintptr(unsafe.Pointer(&h.a)); d < FalseSharingRange {
-		t.Fatalf("padded fields %d bytes apart, want >= %d", d, FalseSharingRange)
-	}
-}
-
 func BenchmarkPause(b *testing.B) {
 	for b.Loop() {
 		Pause(1)
@@ -86,15 +74,5 @@ func TestStoreRelease(t *testing.T) {
 	StoreRelease(u, 0xdeadbeefcafe)
 	if u.Load() != 0xdeadbeefcafe || mem[8] != 0xfe {
 		t.Fatalf("StoreRelease stored %x", mem[8:])
-	}
-}
-
-func TestSpinner(t *testing.T) {
-	var s Spinner
-	for range 3 * SpinnerYieldEvery {
-		s.Wait() // must return, yielding now and then
-	}
-	if s.n != 3*SpinnerYieldEvery {
-		t.Fatalf("counted %d waits", s.n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
@@ -95,7 +96,7 @@ var _ [ring.ControlSize - segment.ControlSize]struct{}
 // we produce into direction prod and consume direction 1-prod. start
 // begins watching the side socket.
 func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	p, err := ring.NewProducerSplit(seg.Control(prod), seg.Data(prod))
 	if err != nil {
 		return nil, err
@@ -104,6 +105,11 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	if err != nil {
 		return nil, err
 	}
+	// Space goes back to the peer in quarters of the ring, not after
+	// every read: a Read then writes nothing the peer's core must fetch
+	// back. Our Write waits for at most half the ring (wantSpace), which
+	// the batching requires.
+	cons.SetReleaseBatch(cons.Cap() / 4)
 	c := &Conn{
 		side:     side,
 		seg:      seg,
@@ -288,7 +294,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 }
 
 func (c *Conn) read(b []byte) (n int, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
@@ -370,7 +376,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 func (c *Conn) write(b []byte) (written int, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
@@ -509,7 +515,7 @@ func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, mu *sync.Mutex, closeEnd f
 	}
 	notify(w.wake)
 	c.pokeSide()
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	mu.Lock()
 	defer mu.Unlock()
 	if c.closed.Load() {
@@ -581,7 +587,7 @@ func (c *Conn) markClosed() { markClosed(c.prod, c.cons) }
 
 func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 	var err error
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	prod.Close()
 	cons.Close()
 }

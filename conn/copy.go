@@ -3,6 +3,8 @@ package conn
 import (
 	"errors"
 	"io"
+
+	"github.com/shmconn/shmconn/internal/fault"
 )
 
 // ReadFrom reads from r until io.EOF or an error, straight into the free
@@ -22,7 +24,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
@@ -80,7 +82,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmconn/shmconn/internal/handshake"
-	"github.com/shmconn/shmconn/segment"
+	"github.com/shmconn/shmconn/internal/shmdir"
 )
 
 // TestErrorTable checks each row of the error table in the package
@@ -113,10 +113,8 @@ func TestErrorTable(t *testing.T) {
 		requireIs(t, receive(t, errs, "the drop"), ErrPeerNotAllowed, ErrHandshake, mine)
 	})
 	t.Run("no shared memory and no fallback", func(t *testing.T) {
-		old := segment.Dir
-		segment.Dir = filepath.Join(t.TempDir(), "missing")
-		defer func() { segment.Dir = old }()
-		// Over TCP, whose segments are files in segment.Dir; over a unix
+		defer shmdir.Set(filepath.Join(t.TempDir(), "missing"))()
+		// Over TCP, whose segments are files in that directory; over a unix
 		// socket they need no directory.
 		addr, errs := droppedOver(t, "tcp", ListenConfig{})
 		_, err := (&Dialer{NoFallback: true, Timeout: 5 * time.Second}).Dial("tcp", addr)

@@ -1,9 +1,6 @@
 package conn
 
-import (
-	"fmt"
-	"runtime/debug"
-)
+import "fmt"
 
 // Shared memory can fault under us: a peer (or anyone with access to a
 // named file before it was unlinked) can truncate it, and touching a page
@@ -12,26 +9,12 @@ import (
 // commits its pages beforehand (Conn.commit) and only a kernel without
 // MADV_POPULATE_WRITE (before 5.14), or a peer that makes us read pages it
 // never wrote, leaves that to the fault. Every path that touches the
-// mapping runs with the runtime's panic-on-fault mode on and turns such a
-// fault into ErrCorrupt for that call.
-
-// guardFaults switches the calling goroutine to panic-on-fault and returns
-// the function that restores it; use as
+// mapping turns such a fault into ErrCorrupt for that call, with
 //
-//	defer catchFault(&err, guardFaults())
-func guardFaults() (restore bool) { return debug.SetPanicOnFault(true) }
+//	defer fault.Catch(&err, fault.Guard(), corrupted)
 
-// catchFault recovers a memory fault, reports it through err, and restores
-// the goroutine's fault mode. Any other panic keeps going.
-func catchFault(err *error, restore bool) {
-	r := recover()
-	debug.SetPanicOnFault(restore)
-	if r == nil {
-		return
-	}
-	if f, ok := r.(interface{ Addr() uintptr }); ok {
-		*err = fmt.Errorf("%w: fault at %#x touching shared memory (truncated by the peer, or out of memory?)", ErrCorrupt, f.Addr())
-		return
-	}
-	panic(r)
+// corrupted reports a memory fault at addr in the shared segment as
+// ErrCorrupt.
+func corrupted(addr uintptr) error {
+	return fmt.Errorf("%w: fault at %#x touching shared memory (truncated by the peer, or out of memory?)", ErrCorrupt, addr)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
@@ -140,10 +141,10 @@ func (l *Listener) createSegment(raw net.Conn, h handshake.Hello, size int) (seg
 // first page (the control blocks): data pages are committed by the writer
 // that first reaches them.
 func initRings(seg *segment.Segment) (err error) {
-	defer catchFault(&err, guardFaults())
+	defer fault.Catch(&err, fault.Guard(), corrupted)
 	return errors.Join(
-		ring.InitSplit(seg.Control(0), seg.Data(0), 0),
-		ring.InitSplit(seg.Control(1), seg.Data(1), 0))
+		ring.InitSplit(seg.Control(0), seg.Data(0)),
+		ring.InitSplit(seg.Control(1), seg.Data(1)))
 }
 
 // cannotShare answers a dialer when the segment could not be created

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/shmdir"
 	"github.com/shmconn/shmconn/internal/testutil"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
@@ -224,7 +225,7 @@ func TestTruncatedSegment(t *testing.T) {
 	require.NoError(t, initRings(created))
 	opened, err := segment.Open(created.Name(), size, created.Token())
 	require.NoError(t, err)
-	require.NoError(t, os.Truncate(filepath.Join(segment.Dir, created.Name()), 0))
+	require.NoError(t, os.Truncate(filepath.Join(shmdir.Path(), created.Name()), 0))
 	require.NoError(t, created.Unlink())
 	defer created.Close()
 
@@ -242,7 +243,7 @@ func TestTruncatedSegment(t *testing.T) {
 	require.NoError(t, err)
 	c, err := newConn(a, opened2, 0, WaitAdaptive)
 	require.NoError(t, err)
-	require.NoError(t, os.Truncate(filepath.Join(segment.Dir, created2.Name()), 0))
+	require.NoError(t, os.Truncate(filepath.Join(shmdir.Path(), created2.Name()), 0))
 	require.NoError(t, created2.Unlink())
 	opened.Close()
 	_, err = c.Write([]byte("x"))

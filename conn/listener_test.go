@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shmconn/shmconn/internal/shmdir"
 	"github.com/shmconn/shmconn/segment"
 )
 
@@ -84,8 +85,8 @@ func TestListenRemovesStale(t *testing.T) {
 	// Make a real segment, then rename it as if a dead process made it.
 	s, err := segment.Create(MinRingSize)
 	require.NoError(t, err)
-	stale := filepath.Join(segment.Dir, "shmconn-2147483646-00000000000000aa")
-	require.NoError(t, os.Link(filepath.Join(segment.Dir, s.Name()), stale))
+	stale := filepath.Join(shmdir.Path(), "shmconn-2147483646-00000000000000aa")
+	require.NoError(t, os.Link(filepath.Join(shmdir.Path(), s.Name()), stale))
 	require.NoError(t, s.Close())
 	_, err = os.Stat(stale)
 	require.NoError(t, err)
@@ -152,9 +153,7 @@ func TestAcceptPlain(t *testing.T) {
 // TestListenerCannotShare makes the listener unable to create segments:
 // dialers that allow it fall back to the side socket, others fail.
 func TestListenerCannotShare(t *testing.T) {
-	old := segment.Dir
-	segment.Dir = filepath.Join(t.TempDir(), "missing")
-	defer func() { segment.Dir = old }()
+	defer shmdir.Set(filepath.Join(t.TempDir(), "missing"))()
 
 	// Over TCP: a unix side socket would pass an anonymous segment, which
 	// needs no directory. Every fallback is reported, on both sides, with

@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/shmconn/shmconn/internal/shmdir"
 	"github.com/shmconn/shmconn/internal/testutil"
-	"github.com/shmconn/shmconn/segment"
 )
 
 // Cross-process tests of issue 10: a hostile truncator of /dev/shm, and
@@ -41,17 +41,17 @@ func playReliabilityPeer(role, addr string) (bool, error) {
 	return false, nil
 }
 
-// truncateNewSegments watches segment.Dir and truncates every segment
-// file that process pid creates as soon as it appears, as a same-uid
-// process can, until killed. (Only pid's: other tests on the machine
-// share /dev/shm.)
+// truncateNewSegments watches the segment directory and truncates every
+// segment file that process pid creates as soon as it appears, as a
+// same-uid process can, until killed. (Only pid's: other tests on the
+// machine share /dev/shm.)
 func truncateNewSegments(pid string) error {
 	prefix := "shmconn-" + pid + "-"
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return err
 	}
-	if _, err := unix.InotifyAddWatch(fd, segment.Dir, unix.IN_CREATE); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, shmdir.Path(), unix.IN_CREATE); err != nil {
 		return err
 	}
 	fmt.Println("watching")
@@ -66,7 +66,7 @@ func truncateNewSegments(pid string) error {
 			name := string(bytes.TrimRight(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+nameLen], "\x00"))
 			off += unix.SizeofInotifyEvent + nameLen
 			if strings.HasPrefix(name, prefix) {
-				unix.Truncate(filepath.Join(segment.Dir, name), 0)
+				unix.Truncate(filepath.Join(shmdir.Path(), name), 0)
 			}
 		}
 	}

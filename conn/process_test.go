@@ -18,8 +18,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shmconn/shmconn/internal/shmdir"
 	"github.com/shmconn/shmconn/internal/testutil"
-	"github.com/shmconn/shmconn/segment"
 )
 
 // The cross-process tests re-execute the test binary as the peer. The peer
@@ -61,7 +61,7 @@ func playPeer(role, addr string) error {
 	case "dial-fallback":
 		switch os.Getenv(envShm) {
 		case "other-dir":
-			segment.Dir = os.TempDir()
+			shmdir.Set(os.TempDir()) // for the rest of this process
 		case "private-devshm":
 			// We run in a mount namespace of our own: cover /dev/shm with
 			// an empty tmpfs, as a container would have.

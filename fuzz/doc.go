@@ -1,9 +1,13 @@
-// Package fuzz holds the fuzz targets for everything that parses bytes
-// coming from the other process: the handshake messages on the side
-// socket, the listener reading them, and a ring whose shared counters the
-// peer scribbles over. Run one with, for example:
+// Package fuzz holds the fuzz targets for what parses bytes coming from
+// the other process on the side socket: the handshake messages and the
+// listener reading them. Run one with, for example:
 //
 //	go test ./fuzz -run '^$' -fuzz FuzzParseReply -fuzztime 1m
+//
+// The ring's target, a peer scribbling over the shared counters, lives in
+// package ring (it needs the ring's unexported layout names):
+//
+//	go test ./ring -run '^$' -fuzz FuzzRingCorrupt -fuzztime 1m
 //
 // Inputs that once found a bug stay in testdata/fuzz as regression tests,
 // which plain `go test ./fuzz` runs.

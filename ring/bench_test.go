@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
-	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/spin"
 )
 
 // benchCapacity is the ring's data area in the benchmarks: the size conn
@@ -18,8 +19,7 @@ var benchSizes = []int{64, 1024, 16384}
 // BenchmarkRing streams b.N messages of each size from a producer
 // goroutine to a consumer through a ring, both copying (in and out) and
 // both spinning when the ring is full or empty as conn's waiters do before
-// they park: the pause hint, and runtime.Gosched every 64 looks. Compare
-// with BenchmarkChan.
+// they park (spinLikeConn). Compare with BenchmarkChan.
 //
 // "reader=msg" reads one message per call, as a channel receives;
 // "reader=64KiB" reads whatever is there, up to 64 KiB per call, as a
@@ -45,7 +45,6 @@ func benchRing(b *testing.B, size int, drain bool) {
 	b.ResetTimer()
 	done := make(chan error, 1)
 	go func() {
-		var idle atomicx.Spinner
 		for range n {
 			for m := msg; len(m) > 0; {
 				k, err := p.Write(m)
@@ -54,7 +53,7 @@ func benchRing(b *testing.B, size int, drain bool) {
 					return
 				}
 				if k == 0 {
-					idle.Wait() // full
+					spinLikeConn(func() bool { return p.HasSpace(1) })
 				}
 				m = m[k:]
 			}
@@ -65,20 +64,31 @@ func benchRing(b *testing.B, size int, drain bool) {
 	if drain {
 		buf = make([]byte, max(size, 64<<10))
 	}
-	var idle atomicx.Spinner
 	for left := n * size; left > 0; {
 		k, err := c.Read(buf[:min(len(buf), left)])
 		if err != nil {
 			b.Fatal(err)
 		}
 		if k == 0 {
-			idle.Wait() // empty
+			spinLikeConn(c.Pending)
 		}
 		left -= k
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
+}
+
+// spinLikeConn polls ready, paced as conn's spinning waits are (spin.Loop:
+// the pause hint between looks, a yield to a goroutine waiting for a P or a
+// thread waiting for the CPU), for as long as it takes.
+func spinLikeConn(ready func() bool) {
+	var l spin.Loop
+	l.Start(time.Hour) // a benchmark's side never gives up
+	for !ready() {
+		l.Next()
+	}
+	l.Finish()
 }
 
 // BenchmarkChan is BenchmarkRing's baseline: a buffered chan []byte

@@ -18,7 +18,7 @@ func Example() {
 		return
 	}
 	mem := make([]byte, size)
-	if err := ring.Init(mem, 0); err != nil {
+	if err := ring.Init(mem); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -41,7 +41,7 @@ func Example() {
 func Example_stream() {
 	size, _ := ring.Size(64)
 	mem := make([]byte, size)
-	ring.Init(mem, 0)
+	ring.Init(mem)
 	p, _ := ring.NewProducer(mem)
 	c, _ := ring.NewConsumer(mem)
 

@@ -34,8 +34,9 @@
 // consumer advances head. Each side keeps its own counter in private memory
 // as the authoritative copy and only ever stores it to the shared block, so
 // a peer that scribbles over the block cannot move our counter; each side
-// also caches the other side's counter and reloads it only when the ring
-// looks full (producer) or empty (consumer), which halves the cache-line
+// also caches the other side's counter and reloads it only when the cached
+// value leaves too little for the call at hand (too little space for the
+// producer, too few bytes for the consumer), which halves the cache-line
 // traffic between the cores.
 //
 // # Ordering
@@ -62,6 +63,12 @@
 // something, on a line private to the caller. The same holds for a
 // producer waiting for space (PrepareWait, WakeWriter).
 //
+// A consumer may return space in batches (SetReleaseBatch): it then stores
+// head only once a batch has been read, and WakeWriter, with nothing
+// stored since its last call, loads nothing either. The Dekker argument
+// still holds for every store it makes; what a producer gives up is a
+// view of the last partial batch, which bounds how much it may wait for.
+//
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
 // A plain sync/atomic Store would not do for them: under the race detector
 // it is only a release store, which once broke the protocol (a hang in a
@@ -80,14 +87,15 @@ package ring
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync/atomic"
 
 	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/pow2"
 )
 
-// Offsets of the control block's fields, pinned by a test: another
-// implementation must use the same layout.
+// Offsets of the control block's fields, pinned by TestLayout: another
+// implementation must use the same layout. Tests that play a hostile peer
+// poke the fields through these names, never through numbers.
 const (
 	offTail          = 0
 	offHead          = atomicx.FalseSharingRange
@@ -131,28 +139,34 @@ func Size(capacity int) (int, error) {
 }
 
 func checkCapacity(capacity int) error {
-	if capacity < MinCapacity || capacity > MaxCapacity || bits.OnesCount(uint(capacity)) != 1 {
+	if capacity < MinCapacity || capacity > MaxCapacity || !pow2.Is(capacity) {
 		return fmt.Errorf("%w: %d is not a power of two in [%d, %d]", ErrCapacity, capacity, MinCapacity, MaxCapacity)
 	}
 	return nil
 }
 
-// Init prepares mem as an empty ring whose counters start at start (tests
-// use values near 2^64 to exercise wrap-around; real users pass 0). Init
-// must happen before either side attaches, and not while either is
-// attached.
-func Init(mem []byte, start uint64) error {
-	if len(mem) < ControlSize {
-		return fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
-	}
-	return InitSplit(mem[:ControlSize], mem[ControlSize:], start)
-}
+// Init prepares mem (Size bytes: the control block, then the data area)
+// as an empty ring. Init must happen before either side attaches, and not
+// while either is attached.
+func Init(mem []byte) error { return initAt(mem, 0) }
 
 // InitSplit is Init for a ring whose control block and data area are apart:
 // ctrl is the ControlSize-byte control block and data the data area. A
 // shared segment keeps all control blocks on one page this way, so a ring
 // costs memory only where bytes were written.
-func InitSplit(ctrl, data []byte, start uint64) error {
+func InitSplit(ctrl, data []byte) error { return initSplitAt(ctrl, data, 0) }
+
+// initAt is Init with both counters at start: tests start near 2^64 to
+// exercise wrap-around.
+func initAt(mem []byte, start uint64) error {
+	ctrl, data, err := split(mem)
+	if err != nil {
+		return err
+	}
+	return initSplitAt(ctrl, data, start)
+}
+
+func initSplitAt(ctrl, data []byte, start uint64) error {
 	s, err := viewSplit(ctrl, data)
 	if err != nil {
 		return err
@@ -180,10 +194,19 @@ type shared struct {
 }
 
 func view(mem []byte) (shared, error) {
-	if len(mem) < ControlSize {
-		return shared{}, fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	ctrl, data, err := split(mem)
+	if err != nil {
+		return shared{}, err
 	}
-	return viewSplit(mem[:ControlSize], mem[ControlSize:])
+	return viewSplit(ctrl, data)
+}
+
+// split cuts a ring's memory into its control block and data area.
+func split(mem []byte) (ctrl, data []byte, err error) {
+	if len(mem) < ControlSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes of memory", ErrCapacity, len(mem))
+	}
+	return mem[:ControlSize], mem[ControlSize:], nil
 }
 
 func viewSplit(ctrl, data []byte) (shared, error) {
@@ -210,16 +233,17 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 	return s, nil
 }
 
-// take claims a waiting flag: it reports whether the flag was set and this
-// call cleared it, in which case the caller owes the waiter one wake-up.
-// The plain load first keeps the common case (nobody waiting) to a read of
-// a line that is usually already shared.
-// take claims a waiting flag after a counter store. The fence orders
-// that release store before the flag's load: without it the load could be
-// satisfied while the counter still sits in this core's store buffer, and
-// a peer parking at that moment would miss the counter while we miss its
-// flag. The fence is an atomic add on a word of the caller's own, so it
-// costs a locked instruction on a line no other core touches.
+// take claims a waiting flag after a counter store: it reports whether the
+// flag was set and this call cleared it, in which case the caller owes the
+// waiter one wake-up.
+//
+// The fence orders that release store before the flag's load: without it
+// the load could be satisfied while the counter still sits in this core's
+// store buffer, and a peer parking at that moment would miss the counter
+// while we miss its flag. The fence is an atomic add on a word of the
+// caller's own, so it costs a locked instruction on a line no other core
+// touches. The plain load before the CompareAndSwap keeps the common case
+// (nobody waiting) to a read of a line that is usually already shared.
 func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
 	fence.Add(1)
 	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
@@ -236,7 +260,7 @@ type Producer struct {
 	tail     uint64        // authoritative count of bytes written
 	head     uint64        // cached consumer head; tail - head <= capacity
 	reserved int           // bytes handed out by the last Reserve
-	err      error         // sticky ErrCorrupt
+	err      error         // sticky ErrCorrupt: later calls fail with it
 }
 
 // NewProducer attaches a producer to an initialized ring.
@@ -267,9 +291,6 @@ func newProducer(s shared) (*Producer, error) {
 
 // Cap returns the data capacity in bytes.
 func (p *Producer) Cap() int { return len(p.s.data) }
-
-// Err returns the sticky error, if the ring was found corrupt.
-func (p *Producer) Err() error { return p.err }
 
 // free returns the free bytes, reloading the consumer's head only when the
 // cached value says the ring is fuller than the caller needs.
@@ -413,7 +434,11 @@ type Consumer struct {
 	head   uint64        // authoritative count of bytes read
 	tail   uint64        // cached producer tail; tail - head <= capacity
 	peeked int           // bytes handed out by the last Peek
-	err    error         // sticky ErrCorrupt
+	err    error         // sticky ErrCorrupt: later calls fail with it
+
+	published uint64 // head as last stored in the shared block
+	batch     uint64 // see SetReleaseBatch; 0 stores head on every release
+	stored    bool   // head was stored since the last WakeWriter
 }
 
 // NewConsumer attaches a consumer to an initialized ring.
@@ -435,7 +460,8 @@ func NewConsumerSplit(ctrl, data []byte) (*Consumer, error) {
 }
 
 func newConsumer(s shared) (*Consumer, error) {
-	c := &Consumer{s: s, head: s.head.Load(), tail: s.tail.Load()}
+	h := s.head.Load()
+	c := &Consumer{s: s, head: h, published: h, tail: s.tail.Load()}
 	if c.tail-c.head > uint64(len(s.data)) {
 		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, c.tail, c.head)
 	}
@@ -444,9 +470,6 @@ func newConsumer(s shared) (*Consumer, error) {
 
 // Cap returns the data capacity in bytes.
 func (c *Consumer) Cap() int { return len(c.s.data) }
-
-// Err returns the sticky error, if the ring was found corrupt.
-func (c *Consumer) Err() error { return c.err }
 
 // avail returns the readable bytes, reloading the producer's tail only when
 // the cached value shows fewer than want.
@@ -496,7 +519,34 @@ func (c *Consumer) Read(b []byte) (n int, err error) {
 
 func (c *Consumer) release(n uint64) {
 	c.head += n
+	if c.head-c.published >= c.batch {
+		c.publish()
+	}
+}
+
+// publish stores head, returning the space read so far to the producer.
+func (c *Consumer) publish() {
 	atomicx.StoreRelease(c.s.head, c.head)
+	c.published = c.head
+	c.stored = true
+}
+
+// SetReleaseBatch makes the consumer return space to the producer in
+// batches of at least n bytes instead of after every read: a read then
+// stores nothing to the shared block and needs no barrier, which takes a
+// cross-core transfer and a barrier's wait off every message of a
+// request-response exchange. The producer sees up to n-1 bytes less free
+// space than there is, so a producer that waits for space must not wait
+// for more than Cap()-n bytes, or it may wait for space the consumer has
+// no reason to return: with n <= Cap()/4 and waits for at most Cap()/2
+// (what package conn does), a parked producer always leaves more than n
+// unread bytes behind, whose reading returns a batch and wakes it. n is
+// clamped to [0, Cap()/4].
+func (c *Consumer) SetReleaseBatch(n int) {
+	c.batch = uint64(min(max(n, 0), len(c.s.data)/4))
+	if c.head != c.published {
+		c.publish()
+	}
 }
 
 // Peek returns the largest contiguous readable region (empty when the ring
@@ -516,7 +566,8 @@ func (c *Consumer) Peek() ([]byte, error) {
 }
 
 // Release consumes the first n bytes of the region the last Peek returned,
-// handing the space back to the producer.
+// handing the space back to the producer. It may be called again for the
+// bytes of that region after them, up to its end.
 func (c *Consumer) Release(n int) error {
 	if c.err != nil {
 		return c.err
@@ -539,7 +590,10 @@ func (c *Consumer) Pending() bool {
 }
 
 // Close tells the producer nobody will read again.
-func (c *Consumer) Close() { c.s.readerClosed.Swap(1) }
+func (c *Consumer) Close() {
+	c.publish()
+	c.s.readerClosed.Swap(1)
+}
 
 // WriterClosed reports whether the producer has closed. Bytes published
 // before its Close are still readable: check Len again after seeing true.
@@ -547,8 +601,17 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 
 // WakeWriter must be called after bytes are consumed or after Close. It
 // reports whether the producer had parked (and this call claimed the flag),
-// in which case the caller must send it one wake-up.
-func (c *Consumer) WakeWriter() bool { return take(&c.fence, c.s.writerWaiting) }
+// in which case the caller must send it one wake-up. When no space was
+// returned since the last call (see SetReleaseBatch) it reads nothing: a
+// producer that parked since then saw the same head as before, and the
+// batch that will wake it is still to come.
+func (c *Consumer) WakeWriter() bool {
+	if !c.stored {
+		return false
+	}
+	c.stored = false
+	return take(&c.fence, c.s.writerWaiting)
+}
 
 // PrepareWait announces that the consumer is about to park until bytes
 // arrive, then re-checks. It returns false (and withdraws the

@@ -28,7 +28,7 @@ func newMem(t fataler, capacity int, start uint64) []byte {
 	}
 	words := make([]uint64, (size+7)/8)
 	mem := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)
-	if err := Init(mem, start); err != nil {
+	if err := initAt(mem, start); err != nil {
 		t.Fatal(err)
 	}
 	return mem
@@ -437,7 +437,7 @@ func TestConcurrentStream(t *testing.T) {
 func TestSplit(t *testing.T) {
 	ctrl := make([]byte, ControlSize)
 	data := make([]byte, 64)
-	if err := InitSplit(ctrl, data, 0); err != nil {
+	if err := InitSplit(ctrl, data); err != nil {
 		t.Fatal(err)
 	}
 	p, err := NewProducerSplit(ctrl, data)
@@ -462,11 +462,36 @@ func TestSplit(t *testing.T) {
 		t.Fatalf("head byte %d", ctrl[offHead])
 	}
 	for _, bad := range [][2][]byte{{ctrl[:ControlSize-1], data}, {ctrl, data[:63]}} {
-		if err := InitSplit(bad[0], bad[1], 0); !errors.Is(err, ErrCapacity) {
+		if err := InitSplit(bad[0], bad[1]); !errors.Is(err, ErrCapacity) {
 			t.Errorf("InitSplit(%d, %d) = %v", len(bad[0]), len(bad[1]), err)
 		}
 	}
-	if err := Init(make([]byte, 10), 0); !errors.Is(err, ErrCapacity) {
+	if err := Init(make([]byte, 10)); !errors.Is(err, ErrCapacity) {
 		t.Errorf("Init of 10 bytes = %v", err)
+	}
+}
+
+// TestReleaseInParts releases one Peek's region in two calls, as its doc
+// allows, and checks a third call beyond the region fails.
+func TestReleaseInParts(t *testing.T) {
+	p, c, _ := newPair(t, 64, 0)
+	if _, err := p.Write([]byte("abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Peek()
+	if err != nil || string(r) != "abcdef" {
+		t.Fatalf("Peek = %q, %v", r, err)
+	}
+	if err := c.Release(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(1); !errors.Is(err, ErrCommit) {
+		t.Fatalf("Release past the region = %v, want ErrCommit", err)
+	}
+	if n, err := c.Len(); n != 0 || err != nil {
+		t.Fatalf("Len = %d, %v after releasing everything", n, err)
 	}
 }

@@ -35,7 +35,7 @@ import (
 // Layout of the first page. Offsets are pinned by a test; changing any of
 // them requires a new Version.
 const (
-	offMagic      = 0  // [8]byte Magic
+	offMagic      = 0  // [8]byte magic
 	offVersion    = 8  // uint32 little-endian Version
 	offHeaderSize = 12 // uint32 HeaderSize
 	offDataSize   = 16 // uint64 size of each data area
@@ -67,8 +67,8 @@ const (
 	PageSize = 4096
 )
 
-// Magic identifies a shmconn segment.
-var Magic = [8]byte{'s', 'h', 'm', 'c', 'o', 'n', 'n', 0}
+// magic identifies a shmconn segment: the first 8 bytes of its header.
+const magic = "shmconn\x00"
 
 // Token is the random value the creator writes into the header and tells
 // the opener over the side socket, so the opener maps only the segment it
@@ -161,7 +161,7 @@ func checkDataSize(size int) error {
 func TotalSize(dataSize int) int { return HeaderSize + Regions*dataSize }
 
 func writeHeader(mem []byte, dataSize, pid int, token Token) {
-	copy(mem[offMagic:], Magic[:])
+	copy(mem[offMagic:], magic)
 	binary.LittleEndian.PutUint32(mem[offVersion:], Version)
 	binary.LittleEndian.PutUint32(mem[offHeaderSize:], HeaderSize)
 	binary.LittleEndian.PutUint64(mem[offDataSize:], uint64(dataSize))
@@ -179,7 +179,7 @@ func checkHeader(mem []byte, dataSize int, token Token) error {
 	var tok Token
 	copy(tok[:], mem[offToken:])
 	switch {
-	case [8]byte(mem[offMagic:offMagic+8]) != Magic:
+	case string(mem[offMagic:offMagic+len(magic)]) != magic:
 		return fmt.Errorf("%w: bad magic", ErrHeader)
 	case binary.LittleEndian.Uint32(mem[offVersion:]) != Version:
 		return fmt.Errorf("%w: version %d, want %d", ErrHeader, binary.LittleEndian.Uint32(mem[offVersion:]), Version)
@@ -206,7 +206,7 @@ type Segment struct {
 	plat     platform
 }
 
-// Name returns the segment's file name (relative to Dir), or "" for an
+// Name returns the segment's file name (in /dev/shm), or "" for an
 // anonymous segment.
 func (s *Segment) Name() string { return s.name }
 

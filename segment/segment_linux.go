@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,11 +14,10 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
 
-// Dir is where segment files live: the tmpfs every Linux system mounts for
-// POSIX shared memory.
-var Dir = "/dev/shm"
+	"github.com/shmconn/shmconn/internal/fault"
+	"github.com/shmconn/shmconn/internal/shmdir"
+)
 
 type platform struct {
 	mu       sync.Mutex
@@ -50,16 +48,17 @@ func Create(dataSize int) (*Segment, error) {
 		name string
 		fd   int
 	)
+	dir := shmdir.Path()
 	for range 4 { // a clash of 64 random bits means something is wrong; retry a little
 		if name, err = newName(pid); err != nil {
 			return nil, err
 		}
-		fd, err = unix.Open(filepath.Join(Dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Open(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if !errors.Is(err, unix.EEXIST) {
 			break
 		}
 	}
-	path := filepath.Join(Dir, name)
+	path := filepath.Join(dir, name)
 	if err != nil {
 		return nil, pathError("create", path, err)
 	}
@@ -133,10 +132,7 @@ func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 		s.unmap()
 		return nil, err
 	}
-	// Anyone of our uid can truncate a named file from the moment it
-	// exists (a watcher of /dev/shm wins that race reliably), and writing
-	// past the new end would raise SIGBUS.
-	if err := guardFault(func() error { writeHeader(m, dataSize, pid, token); return nil }); err != nil {
+	if err := writeMappedHeader(m, dataSize, pid, token); err != nil {
 		s.unmap()
 		return nil, err
 	}
@@ -194,7 +190,7 @@ func Open(name string, dataSize int, token Token) (*Segment, error) {
 	if err := checkDataSize(dataSize); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(Dir, name)
+	path := filepath.Join(shmdir.Path(), name)
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -268,24 +264,23 @@ func mapChecked(fd, dataSize int, token Token) (*Segment, error) {
 
 // checkMapped checks the header of a fresh mapping. A named file can be
 // truncated under us until we check it (by its creator).
-func checkMapped(m []byte, dataSize int, token Token) error {
-	return guardFault(func() error { return checkHeader(m, dataSize, token) })
+func checkMapped(m []byte, dataSize int, token Token) (err error) {
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	return checkHeader(m, dataSize, token)
 }
 
-// guardFault runs f, which touches a mapping of a file that may have been
-// truncated: touching a page past its end raises SIGBUS, and the runtime's
-// panic-on-fault mode turns that into an error instead of a crash.
-func guardFault(f func() error) (err error) {
-	defer func(old bool) {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			err = fmt.Errorf("%w: memory fault touching the header (file truncated?)", ErrHeader)
-		}
-	}(debug.SetPanicOnFault(true))
-	return f()
+// writeMappedHeader writes the header of a fresh mapping. Anyone of our
+// uid can truncate a named file from the moment it exists (a watcher of
+// /dev/shm wins that race reliably).
+func writeMappedHeader(m []byte, dataSize, pid int, token Token) (err error) {
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	writeHeader(m, dataSize, pid, token)
+	return nil
+}
+
+// headerFault reports a fault touching the header: its file was truncated.
+func headerFault(addr uintptr) error {
+	return fmt.Errorf("%w: memory fault at %#x touching the header (file truncated?)", ErrHeader, addr)
 }
 
 // FD returns the descriptor of an anonymous segment made by
@@ -360,7 +355,7 @@ func (s *Segment) truncated(n int) bool {
 		return true
 	}
 	var st unix.Statfs_t
-	return unix.Statfs(Dir, &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
+	return unix.Statfs(shmdir.Path(), &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
 }
 
 // Resident returns how many bytes of the segment are backed by memory
@@ -404,7 +399,7 @@ func (s *Segment) unlinkLocked() error {
 		s.plat.fd = -1
 		return os.NewSyscallError("close", err)
 	}
-	path := filepath.Join(Dir, s.name)
+	path := filepath.Join(shmdir.Path(), s.name)
 	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return &fs.PathError{Op: "unlink", Path: path, Err: err}
 	}
@@ -438,13 +433,15 @@ func (s *Segment) unmap() error {
 
 // RemoveStale removes segment files left by processes that died between
 // Create and Unlink. It touches only files whose name matches ValidName,
-// whose creator pid no longer exists, whose header starts with Magic (files
-// this package made), and that were last written more than olderThan ago.
+// whose creator pid no longer exists, whose header starts with our magic
+// (files this package made), and that were last written more than
+// olderThan ago.
 // The age matters where processes share /dev/shm but not a pid namespace
 // (containers of one pod): there a live creator's pid looks dead, but its
 // file lives only as long as one handshake. It returns how many it removed.
 func RemoveStale(olderThan time.Duration) (int, error) {
-	entries, err := os.ReadDir(Dir)
+	dir := shmdir.Path()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -460,7 +457,7 @@ func RemoveStale(olderThan time.Duration) (int, error) {
 		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < olderThan {
 			continue
 		}
-		path := filepath.Join(Dir, e.Name())
+		path := filepath.Join(dir, e.Name())
 		if !hasMagic(path) {
 			continue
 		}
@@ -484,7 +481,7 @@ func hasMagic(path string) bool {
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false
 	}
-	var m [8]byte
+	var m [len(magic)]byte
 	_, err = f.ReadAt(m[:], 0)
-	return err == nil && m == Magic
+	return err == nil && string(m[:]) == magic
 }

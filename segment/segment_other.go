@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// Dir is where segment files would live; shared-memory segments are only
-// implemented on Linux.
-var Dir = ""
-
 type platform struct{}
 
 // Create returns errors.ErrUnsupported on this platform.

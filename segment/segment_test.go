@@ -16,15 +16,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/shmconn/shmconn/internal/shmdir"
+	"github.com/shmconn/shmconn/internal/testutil"
 )
 
-// useDir points Dir at a private directory for tests that plant files.
+// useDir points the segment directory at a private one for tests that
+// plant files.
 func useDir(t *testing.T) string {
 	t.Helper()
-	old := Dir
-	Dir = t.TempDir()
-	t.Cleanup(func() { Dir = old })
-	return Dir
+	dir := t.TempDir()
+	t.Cleanup(shmdir.Set(dir))
+	return dir
 }
 
 func TestHeaderLayout(t *testing.T) {
@@ -37,7 +40,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 	const dataSize = 2 * PageSize
 	c, err := Create(dataSize)
 	require.NoError(t, err)
-	path := filepath.Join(Dir, c.Name())
+	path := filepath.Join(shmdir.Path(), c.Name())
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
@@ -202,9 +205,7 @@ func TestCommitFullTmpfs(t *testing.T) {
 			skip = "mount tmpfs: " + err.Error()
 			return
 		}
-		old := Dir
-		Dir = dir
-		defer func() { Dir = old }()
+		defer shmdir.Set(dir)()
 		// Each segment fits alone (4 + 2*28 = 60 KiB), not together.
 		const size = 7 * PageSize
 		a, err := Create(size)
@@ -235,7 +236,7 @@ func TestCloseUnlinks(t *testing.T) {
 	c, err := Create(PageSize)
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
-	_, err = os.Stat(filepath.Join(Dir, c.Name()))
+	_, err = os.Stat(filepath.Join(shmdir.Path(), c.Name()))
 	require.ErrorIs(t, err, fs.ErrNotExist)
 }
 
@@ -335,13 +336,12 @@ func TestRemoveStale(t *testing.T) {
 }
 
 func TestCreateFullDir(t *testing.T) {
-	old := Dir
-	Dir = "/nonexistent-shmconn-dir"
-	defer func() { Dir = old }()
+	const missing = "/nonexistent-shmconn-dir"
+	defer shmdir.Set(missing)()
 	_, err := Create(PageSize)
 	var pe *fs.PathError
 	require.True(t, errors.As(err, &pe), "%v", err)
-	require.True(t, strings.HasPrefix(pe.Path, Dir))
+	require.True(t, strings.HasPrefix(pe.Path, missing))
 }
 
 // TestOpenRefusesForeignFiles: a file others may write (or own) could be
@@ -351,7 +351,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 	c, err := Create(PageSize)
 	require.NoError(t, err)
 	defer c.Close()
-	path := filepath.Join(Dir, c.Name())
+	path := filepath.Join(shmdir.Path(), c.Name())
 	require.NoError(t, os.Chmod(path, 0o644))
 	_, err = Open(c.Name(), PageSize, c.Token())
 	require.ErrorIs(t, err, ErrHeader, "group/other-readable segment")
@@ -381,4 +381,14 @@ func TestRemoveStaleSkipsFIFO(t *testing.T) {
 	}
 	_, err := os.Stat(fifo)
 	require.NoError(t, err, "FIFO removed")
+}
+
+// TestHeaderOfTruncatedFile: touching the header of a file truncated under
+// the mapping is ErrHeader, not a crash, whether writing it (the creator)
+// or checking it (the opener).
+func TestHeaderOfTruncatedFile(t *testing.T) {
+	m := testutil.TruncatedMapping(t)
+	require.GreaterOrEqual(t, len(m), HeaderSize)
+	require.ErrorIs(t, writeMappedHeader(m, PageSize, os.Getpid(), Token{}), ErrHeader)
+	require.ErrorIs(t, checkMapped(m, PageSize, Token{}), ErrHeader)
 }

@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 				}
 			}
 		}
-		if err := goleak.Find(testutil.IgnoredGoroutines...); err != nil {
+		if err := goleak.Find(); err != nil {
 			fmt.Println("FAIL: goroutine leak:", err)
 			code = 1
 		}

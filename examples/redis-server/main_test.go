@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 			fmt.Println("FAIL: segment files left behind:", left)
 			code = 1
 		}
-		if err := goleak.Find(testutil.IgnoredGoroutines...); err != nil {
+		if err := goleak.Find(); err != nil {
 			fmt.Println("FAIL: goroutine leak:", err)
 			code = 1
 		}

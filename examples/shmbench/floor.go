@@ -138,7 +138,7 @@ func (b *bench) withFloor(mode byte, f func(*floorMem) error) error {
 	}
 	defer m.unmap()
 	if mode == modeDiscard {
-		if err := ring.Init(m.ring, 0); err != nil {
+		if err := ring.Init(m.ring); err != nil {
 			return err
 		}
 	}

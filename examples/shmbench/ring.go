@@ -6,7 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/shmconn/shmconn/atomicx"
+	// Named pace: load.go's spin is the load generator.
+	pace "github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/ring"
 )
 
@@ -24,8 +25,8 @@ const ringRuns = 5
 func (b *bench) ring(ctx context.Context) error {
 	size := b.cfg.size
 	b.section("6. Ring alone (in one process)",
-		fmt.Sprintf("A producer goroutine streams %d %d-byte messages to a consumer: through a %d KiB ring (both spinning with the pause hint, yielding now and then, "+
-			"when full or empty), and through a buffered chan []byte holding as many bytes (blocking sends and receives). Both copy each message in and out. Median of %d runs.",
+		fmt.Sprintf("A producer goroutine streams %d %d-byte messages to a consumer: through a %d KiB ring (both spinning when full or empty, "+
+			"paced as conn's spinning waits are: the pause hint, yielding to whoever waits for the CPU), and through a buffered chan []byte holding as many bytes (blocking sends and receives). Both copy each message in and out. Median of %d runs.",
 			b.cfg.ringN, size, ringCapacity>>10, ringRuns))
 	var ringMBs, chanMBs []float64
 	for range ringRuns {
@@ -71,7 +72,7 @@ func ringStream(n, size int) (time.Duration, error) {
 		return 0, err
 	}
 	mem := make([]byte, memSize)
-	if err := ring.Init(mem, 0); err != nil {
+	if err := ring.Init(mem); err != nil {
 		return 0, err
 	}
 	p, err := ring.NewProducer(mem)
@@ -86,7 +87,6 @@ func ringStream(n, size int) (time.Duration, error) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		var idle atomicx.Spinner
 		for range n {
 			for m := msg; len(m) > 0; {
 				k, err := p.Write(m)
@@ -95,7 +95,7 @@ func ringStream(n, size int) (time.Duration, error) {
 					return
 				}
 				if k == 0 {
-					idle.Wait()
+					spinLikeConn(func() bool { return p.HasSpace(1) })
 				}
 				m = m[k:]
 			}
@@ -103,19 +103,29 @@ func ringStream(n, size int) (time.Duration, error) {
 		done <- nil
 	}()
 	buf := make([]byte, size)
-	var idle atomicx.Spinner
 	for left := n * size; left > 0; {
 		k, err := c.Read(buf[:min(len(buf), left)])
 		if err != nil {
 			return 0, err
 		}
 		if k == 0 {
-			idle.Wait()
+			spinLikeConn(c.Pending)
 		}
 		left -= k
 	}
 	d := time.Since(start)
 	return d, <-done
+}
+
+// spinLikeConn polls ready, paced as conn's spinning waits are (spin.Loop),
+// for as long as it takes.
+func spinLikeConn(ready func() bool) {
+	var l pace.Loop
+	l.Start(time.Hour) // a benchmark's side never gives up
+	for !ready() {
+		l.Next()
+	}
+	l.Finish()
 }
 
 func chanStream(n, size int) time.Duration {

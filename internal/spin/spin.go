@@ -9,13 +9,21 @@
 // reads the clock every CheckInterval or so; how many pauses that is, is
 // calibrated once per process.
 //
-// Two costs of spinning in Go are avoided on purpose:
+// Three costs of spinning are avoided on purpose:
 //
 //   - runtime.Gosched wakes an idle P (a futex wake of another thread,
 //     often on another CPU) and may move the spinning goroutine to that
 //     thread. On a two-CPU host that thread takes the CPU of the very peer
 //     we wait for. A Loop yields only when some goroutine is actually
 //     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us).
+//   - The kernel often wakes a thread on the CPU of the thread that woke
+//     it (a socket's wake-up says the waker is about to sleep). A peer
+//     woken by our own wake-up, or by its timer, can land behind our
+//     spinning thread and wait there for a whole time slice, milliseconds,
+//     while the bytes we wait for are in it: measured, 1-2% of sparse
+//     round trips took 1-5 ms until the two processes were pinned apart.
+//     A Loop gives its CPU away (sched_yield) every OSYieldInterval, which
+//     costs well under a microsecond when nobody waits for that CPU.
 //   - A spinner on a busy host burns its time slice, and the kernel then
 //     no longer favours it when it is woken: it loses to a socket whose
 //     reader slept. Loops account the time they lose in preemption gaps;

@@ -22,10 +22,12 @@
 package spinpoll
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/spin"
 )
 
@@ -332,14 +334,17 @@ func signal(w *Waiter) {
 // ready calls f.Ready for the leader, treating a memory fault (a truncated
 // shared file) as ready: the woken follower then meets the fault in its own
 // guarded code and reports it, and the leader lives on for everybody else.
-func ready(f *Waiter) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			ok = true
-		}
-	}()
-	return f.Ready()
+func ready(f *Waiter) bool {
+	ok, err := readyOrFault(f)
+	return ok || err != nil
+}
+
+// readyOrFault calls f.Ready, reporting a memory fault as err.
+func readyOrFault(f *Waiter) (ok bool, err error) {
+	defer fault.Catch(&err, fault.Guard(), faultInReady)
+	return f.Ready(), nil
+}
+
+func faultInReady(addr uintptr) error {
+	return fmt.Errorf("spinpoll: memory fault at %#x in a follower's Ready", addr)
 }

@@ -12,15 +12,17 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shmconn/shmconn/segment"
+	"github.com/shmconn/shmconn/internal/shmdir"
 )
 
-// SegmentFiles lists the shmconn segment files in segment.Dir, except
-// those of live processes that are not this one or its descendants: other
-// test binaries on the machine share /dev/shm, and their files in flight
-// are none of our business. A file whose creator is dead is listed.
+// SegmentFiles lists the shmconn segment files in the segment directory
+// (shmdir.Path), except those of live processes that are not this one or
+// its descendants: other test binaries on the machine share /dev/shm, and
+// their files in flight are none of our business. A file whose creator is
+// dead is listed.
 func SegmentFiles() []string {
-	entries, _ := os.ReadDir(segment.Dir)
+	dir := shmdir.Path()
+	entries, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), "shmconn-")
@@ -31,7 +33,7 @@ func SegmentFiles() []string {
 		if pid, err := strconv.Atoi(pidText); err == nil && alive(pid) && !descendant(pid) {
 			continue
 		}
-		names = append(names, filepath.Join(segment.Dir, e.Name()))
+		names = append(names, filepath.Join(dir, e.Name()))
 	}
 	return names
 }
@@ -64,10 +66,6 @@ func descendant(pid int) bool {
 	return false
 }
 
-// IgnoredGoroutines are the goroutines that may legitimately outlive a
-// test. None of ours do.
-var IgnoredGoroutines []goleak.Option
-
 // VerifyMain runs the tests, then fails the binary if segment files made by
 // this process remain or goroutines leaked.
 func VerifyMain(m *testing.M) {
@@ -83,7 +81,7 @@ func VerifyMain(m *testing.M) {
 				code = 1
 			}
 		}
-		if err := goleak.Find(IgnoredGoroutines...); err != nil {
+		if err := goleak.Find(); err != nil {
 			println("FAIL: goroutine leak:", err.Error())
 			code = 1
 		}

@@ -1,12 +1,9 @@
-package fuzz
+package ring
 
 import (
 	"encoding/binary"
 	"errors"
 	"testing"
-	"unsafe"
-
-	"github.com/shmconn/shmconn/ring"
 )
 
 // FuzzRingCorrupt plays an honest producer and consumer while a hostile
@@ -15,23 +12,17 @@ import (
 // access), any error must be ErrCorrupt, and a consumer must never return
 // more bytes than it was given room for.
 //
-// The input is a program: each 9-byte step is an opcode and an operand.
+// The input is a program: each 9-byte step is an opcode and an operand;
+// its first 8 bytes also give the counters their start. The target lives in
+// package ring, not package fuzz, to start the counters anywhere (initAt)
+// and to poke them through the layout's names.
 func FuzzRingCorrupt(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 50, 1, 0, 0, 0, 0, 0, 0, 0, 20})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 255, 1, 0, 0, 0, 0, 0, 0, 0, 20})
 	f.Add([]byte{3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 20})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		const capacity = 256
-		words := make([]uint64, (ring.ControlSize+capacity)/8)
-		mem := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
-		if err := ring.Init(mem, binary.LittleEndian.Uint64(append(prog, make([]byte, 8)...))); err != nil {
-			t.Fatal(err)
-		}
-		p, err1 := ring.NewProducer(mem)
-		c, err2 := ring.NewConsumer(mem)
-		if err1 != nil || err2 != nil {
-			t.Fatal(err1, err2)
-		}
+		p, c, mem := newPair(t, capacity, binary.LittleEndian.Uint64(append(prog, make([]byte, 8)...)))
 		buf := make([]byte, 2*capacity)
 		for len(prog) >= 9 {
 			op, arg := prog[0], binary.LittleEndian.Uint64(prog[1:9])
@@ -48,12 +39,12 @@ func FuzzRingCorrupt(f *testing.F) {
 					t.Fatalf("Read returned %d into %d bytes", got, n)
 				}
 			case 2: // the peer writes a word of the control block
-				off := int(arg%uint64(ring.ControlSize/8)) * 8
+				off := int(arg%uint64(ControlSize/8)) * 8
 				binary.LittleEndian.PutUint64(mem[off:], arg)
 			case 3:
-				binary.LittleEndian.PutUint64(mem[0:], arg) // tail
+				binary.LittleEndian.PutUint64(mem[offTail:], arg)
 			case 4:
-				binary.LittleEndian.PutUint64(mem[128:], arg) // head
+				binary.LittleEndian.PutUint64(mem[offHead:], arg)
 			case 5:
 				var r []byte
 				r, err = p.Reserve(int(arg % 1024))
@@ -77,7 +68,7 @@ func FuzzRingCorrupt(f *testing.F) {
 				p.WakeReader()
 				c.WakeWriter()
 			}
-			if err != nil && !errors.Is(err, ring.ErrCorrupt) {
+			if err != nil && !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("op %d: error %v is not ErrCorrupt", op%8, err)
 			}
 		}
