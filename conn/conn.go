@@ -547,10 +547,15 @@ func (c *Conn) Close() error {
 	// write side is marked under the write mutex: a Write still copying
 	// (a blocked one has returned, done is closed) publishes its bytes
 	// first, so the peer never sees end-of-stream before data that was
-	// accepted.
+	// accepted. The read side is marked under the read mutex: marking it
+	// publishes the consumer's head, which only the reader may touch (a
+	// blocked Read has returned too).
 	c.wmu.Lock()
-	c.markClosed()
+	markClosed(c.prod, nil)
 	c.wmu.Unlock()
+	c.rmu.Lock()
+	markClosed(nil, c.cons)
+	c.rmu.Unlock()
 	// The peer sees end-of-file; a call reading the side returns, and so
 	// does a sendLate blocked on a peer that does not read. Its error is
 	// not the caller's concern: the socket is ours alone and carried only
@@ -582,14 +587,17 @@ func (c *Conn) abort() {
 	c.seg.Close()
 }
 
-// markClosed sets both rings' closed flags, surviving a truncated mapping.
-func (c *Conn) markClosed() { markClosed(c.prod, c.cons) }
-
+// markClosed sets the closed flags of the rings given (nil: leave it),
+// surviving a truncated mapping. The caller owns each side it passes.
 func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 	var err error
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	prod.Close()
-	cons.Close()
+	if prod != nil {
+		prod.Close()
+	}
+	if cons != nil {
+		cons.Close()
+	}
 }
 
 // LocalAddr returns the side socket's local address.
