@@ -6,14 +6,15 @@ import (
 )
 
 // debugState describes both rings' shared control blocks, for failing
-// tests.
+// tests. The offsets are SPEC.md's (rawpeer_test.go), which TestLayout in
+// package ring pins.
 func (c *Conn) debugState() string {
 	s := ""
 	for i, name := range []string{"dialer->listener", "listener->dialer"} {
 		r := c.seg.Control(i)
 		s += fmt.Sprintf("%s: tail=%d writerWaiting=%d writerClosed=%d head=%d readerWaiting=%d readerClosed=%d; ",
-			name, binary.LittleEndian.Uint64(r[0:]), binary.LittleEndian.Uint32(r[256:]), binary.LittleEndian.Uint32(r[260:]),
-			binary.LittleEndian.Uint64(r[128:]), binary.LittleEndian.Uint32(r[384:]), binary.LittleEndian.Uint32(r[388:]))
+			name, binary.LittleEndian.Uint64(r[specTail:]), binary.LittleEndian.Uint32(r[specWriterWaiting:]), binary.LittleEndian.Uint32(r[specWriterClosed:]),
+			binary.LittleEndian.Uint64(r[specHead:]), binary.LittleEndian.Uint32(r[specReaderWaiting:]), binary.LittleEndian.Uint32(r[specReaderClosed:]))
 	}
 	return s + fmt.Sprintf("peerDead=%v rwake=%d wwake=%d", c.peerDead.Load(), len(c.rwait.wake), len(c.wwait.wake))
 }

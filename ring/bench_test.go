@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/shmconn/shmconn/internal/spin"
 )
@@ -53,7 +52,7 @@ func benchRing(b *testing.B, size int, drain bool) {
 					return
 				}
 				if k == 0 {
-					spinLikeConn(func() bool { return p.HasSpace(1) })
+					spin.Until(func() bool { return p.HasSpace(1) })
 				}
 				m = m[k:]
 			}
@@ -70,25 +69,13 @@ func benchRing(b *testing.B, size int, drain bool) {
 			b.Fatal(err)
 		}
 		if k == 0 {
-			spinLikeConn(c.Pending)
+			spin.Until(c.Pending)
 		}
 		left -= k
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-}
-
-// spinLikeConn polls ready, paced as conn's spinning waits are (spin.Loop:
-// the pause hint between looks, a yield to a goroutine waiting for a P or a
-// thread waiting for the CPU), for as long as it takes.
-func spinLikeConn(ready func() bool) {
-	var l spin.Loop
-	l.Start(time.Hour) // a benchmark's side never gives up
-	for !ready() {
-		l.Next()
-	}
-	l.Finish()
 }
 
 // BenchmarkChan is BenchmarkRing's baseline: a buffered chan []byte

@@ -95,7 +95,7 @@ func ringStream(n, size int) (time.Duration, error) {
 					return
 				}
 				if k == 0 {
-					spinLikeConn(func() bool { return p.HasSpace(1) })
+					pace.Until(func() bool { return p.HasSpace(1) })
 				}
 				m = m[k:]
 			}
@@ -109,23 +109,12 @@ func ringStream(n, size int) (time.Duration, error) {
 			return 0, err
 		}
 		if k == 0 {
-			spinLikeConn(c.Pending)
+			pace.Until(c.Pending)
 		}
 		left -= k
 	}
 	d := time.Since(start)
 	return d, <-done
-}
-
-// spinLikeConn polls ready, paced as conn's spinning waits are (spin.Loop),
-// for as long as it takes.
-func spinLikeConn(ready func() bool) {
-	var l pace.Loop
-	l.Start(time.Hour) // a benchmark's side never gives up
-	for !ready() {
-		l.Next()
-	}
-	l.Finish()
 }
 
 func chanStream(n, size int) time.Duration {

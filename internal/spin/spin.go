@@ -314,3 +314,15 @@ func (l *Loop) Since() time.Duration {
 	}
 	return time.Duration(now() - l.start)
 }
+
+// Until spins, paced as every Loop is, until ready() holds, however long
+// that takes. It is for benchmarks and tests that must wait the way conn's
+// spinning calls do, without their budget.
+func Until(ready func() bool) {
+	var l Loop
+	l.Start(time.Duration(1<<63 - 1))
+	for !ready() {
+		l.Next()
+	}
+	l.Finish()
+}
