@@ -64,6 +64,14 @@ type Conn struct {
 	lateBusy bool           // sendLate is running
 	lateDone sync.WaitGroup // sendLate goroutines
 
+	// ReadFrom and WriteTo run the user's Read or Write on ring memory
+	// while holding their side's mutex, for as long as that takes: Close
+	// must not wait for them (see userCode).
+	userMu   sync.Mutex
+	inUser   int  // calls inside the user's code; guarded by userMu
+	closing  bool // Close has begun: no call enters the user's code; guarded by userMu
+	finishBy bool // Close left the unmapping to the last call out; guarded by userMu
+
 	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
 	shutRead  atomic.Bool // CloseRead was called; read by Read's loop and its waiter
 
@@ -528,8 +536,10 @@ func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, mu *sync.Mutex, closeEnd f
 // Close closes the conn. Blocked Reads and Writes return an error wrapping
 // net.ErrClosed; the peer reads what was written, then io.EOF, and its
 // Writes fail. Close waits for calls in flight to leave the shared memory,
-// then unmaps it; it never waits for the peer. The first Close returns nil
-// (unless unmapping fails), later ones an error wrapping net.ErrClosed.
+// then unmaps it; it never waits for the peer, nor for a ReadFrom or
+// WriteTo blocked in the user's Read or Write (the memory is unmapped when
+// that returns). The first Close returns nil (unless unmapping fails),
+// later ones an error wrapping net.ErrClosed.
 func (c *Conn) Close() error {
 	first := false
 	c.closeOnce.Do(func() {
@@ -542,25 +552,40 @@ func (c *Conn) Close() error {
 	}
 	c.cleanup.Stop()
 	c.pokeSide() // a call parked reading the side socket sees done
+	c.userMu.Lock()
+	c.closing = true
+	c.finishBy = c.inUser > 0
+	busy := c.finishBy
+	c.userMu.Unlock()
+	if busy {
+		// A ReadFrom or WriteTo is inside the user's Read or Write, on
+		// ring memory, holding its side's mutex: the last of them out
+		// unmaps (finishClose). The flags are atomic stores, safe beside
+		// it; no Write is copying, since the writing side is held or
+		// free.
+		markClosed(c.prod, c.cons)
+		c.side.Close()
+		return nil
+	}
 	// Mark both rings closed before the side socket ends, so the peer can
-	// tell an orderly close (io.EOF) from a crash (connection reset). The
-	// write side is marked under the write mutex: a Write still copying
-	// (a blocked one has returned, done is closed) publishes its bytes
-	// first, so the peer never sees end-of-stream before data that was
-	// accepted. The read side is marked under the read mutex: marking it
-	// publishes the consumer's head, which only the reader may touch (a
-	// blocked Read has returned too).
+	// tell an orderly close (io.EOF) from a crash (connection reset). This
+	// is done under the write mutex: a Write still copying (a blocked one
+	// has returned, done is closed) publishes its bytes first, so the
+	// peer never sees end-of-stream before data that was accepted.
 	c.wmu.Lock()
-	markClosed(c.prod, nil)
+	markClosed(c.prod, c.cons)
 	c.wmu.Unlock()
-	c.rmu.Lock()
-	markClosed(nil, c.cons)
-	c.rmu.Unlock()
 	// The peer sees end-of-file; a call reading the side returns, and so
 	// does a sendLate blocked on a peer that does not read. Its error is
 	// not the caller's concern: the socket is ours alone and carried only
 	// wake-ups.
 	c.side.Close()
+	return c.opError("close", c.finishClose())
+}
+
+// finishClose waits for calls in flight to leave the shared memory, then
+// unmaps it and reports the conn closed.
+func (c *Conn) finishClose() error {
 	c.rmu.Lock()
 	c.wmu.Lock()
 	c.stats.bytesRead.publish()
@@ -575,7 +600,31 @@ func (c *Conn) Close() error {
 	if c.res.onClose != nil {
 		c.res.onClose()
 	}
-	return c.opError("close", err)
+	return err
+}
+
+// userCode runs f, the user's Read or Write on ring memory (ReadFrom,
+// WriteTo), unless Close has begun. If Close ran meanwhile and this was
+// the last such call, it sets *finish: the caller must then drop what f
+// returned and call finishClose once it has released its side's mutex.
+func (c *Conn) userCode(finish *bool, f func() (int, error)) (int, error) {
+	c.userMu.Lock()
+	if c.closing {
+		c.userMu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.inUser++
+	c.userMu.Unlock()
+	defer func() {
+		c.userMu.Lock()
+		defer c.userMu.Unlock()
+		c.inUser--
+		if c.inUser == 0 && c.finishBy {
+			c.finishBy = false
+			*finish = true
+		}
+	}()
+	return f()
 }
 
 // abort releases a conn that was never handed out: the caller closes the
@@ -587,17 +636,13 @@ func (c *Conn) abort() {
 	c.seg.Close()
 }
 
-// markClosed sets the closed flags of the rings given (nil: leave it),
-// surviving a truncated mapping. The caller owns each side it passes.
+// markClosed sets both rings' closed flags (atomic stores in shared
+// memory), surviving a truncated mapping.
 func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 	var err error
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	if prod != nil {
-		prod.Close()
-	}
-	if cons != nil {
-		cons.Close()
-	}
+	prod.Close()
+	cons.Close()
 }
 
 // LocalAddr returns the side socket's local address.

@@ -3,6 +3,7 @@ package conn
 import (
 	"errors"
 	"io"
+	"net"
 
 	"github.com/shmconn/shmconn/internal/fault"
 )
@@ -14,16 +15,26 @@ import (
 // its death. It returns how many bytes it handed to the peer (all of those
 // r returned, in order) and, as io.Copy, a nil error at r's io.EOF.
 //
-// The deadline bounds waiting for the peer, not r.Read: a Read blocked on
-// r holds the writing side, so Close and CloseWrite wait for it to return
-// (it writes into the shared memory they release). Give r a deadline, or
-// close it, to bound that.
+// The deadline bounds waiting for the peer, not r.Read. Close does not
+// wait for a Read blocked on r: it returns at once, the peer sees the end,
+// and the shared memory is released when r.Read returns (its bytes are
+// dropped). CloseWrite does wait for it (the end of stream comes after
+// what r returns); give r a deadline, or close it, to bound that.
+//
+// It reserves at most copyChunk bytes of the ring per r.Read, so a short
+// copy commits no more shared memory than a Write of that size would.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := c.readFrom(r)
 	return n, c.opError("readfrom", err)
 }
 
 func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
+	finish := false
+	defer func() { // after the mutex is released
+		if finish {
+			c.finishClose()
+		}
+	}()
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -31,7 +42,7 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 		if err := c.writeStop(); err != nil {
 			return total, err
 		}
-		free, err := c.prod.Reserve(c.prod.Cap())
+		free, err := c.prod.Reserve(min(c.prod.Cap(), copyChunk))
 		if err != nil {
 			return total, err
 		}
@@ -44,7 +55,10 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 		if err := c.commit(len(free)); err != nil {
 			return total, err
 		}
-		n, rerr := r.Read(free)
+		n, rerr := c.userCode(&finish, func() (int, error) { return r.Read(free) })
+		if c.closed.Load() {
+			return total, net.ErrClosed // what r gave is dropped, as by a socket's Close
+		}
 		if n < 0 || n > len(free) {
 			return total, errInvalidRead
 		}
@@ -72,16 +86,22 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 // death. It returns how many bytes w took; those are consumed, the rest
 // stay for the next Read.
 //
-// The deadline bounds waiting for the peer, not w.Write: a Write blocked on
-// w holds the reading side, so Close and CloseRead wait for it to return
-// (it reads the shared memory they release). Give w a deadline, or close
-// it, to bound that.
+// The deadline bounds waiting for the peer, not w.Write. Close does not
+// wait for a Write blocked on w: it returns at once, and the shared memory
+// is released when w.Write returns. CloseRead does wait for it; give w a
+// deadline, or close it, to bound that.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	n, err := c.writeTo(w)
 	return n, c.opError("writeto", err)
 }
 
 func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
+	finish := false
+	defer func() { // after the mutex is released
+		if finish {
+			c.finishClose()
+		}
+	}()
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -99,7 +119,10 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 			}
 			continue
 		}
-		n, werr := w.Write(data)
+		n, werr := c.userCode(&finish, func() (int, error) { return w.Write(data) })
+		if c.closed.Load() {
+			return total, net.ErrClosed
+		}
 		if n < 0 || n > len(data) {
 			return total, errInvalidWrite
 		}
@@ -118,6 +141,10 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 		}
 	}
 }
+
+// copyChunk bounds the ring space ReadFrom hands to one r.Read: io.Copy's
+// own buffer size, large enough that the copy is never the bottleneck.
+const copyChunk = 32 << 10
 
 // eofIsEnd maps io.EOF, the end of the stream, to the nil error a copy
 // returns when it got everything.

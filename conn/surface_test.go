@@ -310,3 +310,61 @@ func TestNetDialerAndListenConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseBesideBlockedCopy: Close returns at once while ReadFrom waits
+// in its reader's Read and WriteTo in its writer's Write (as a proxy's
+// io.Copy does when one end goes quiet); the peer sees the end at once;
+// the memory is released when the last of them returns, and they report
+// net.ErrClosed.
+func TestCloseBesideBlockedCopy(t *testing.T) {
+	c1, c2 := newPair(t, "unix", ListenConfig{}, Dialer{})
+	released := make(chan struct{})
+	c1.res.onClose = func() { close(released) }
+
+	_, err := c2.Write([]byte("to be written out"))
+	require.NoError(t, err)
+	rIn, wIn := io.Pipe()   // nobody writes wIn yet: ReadFrom blocks in its Read
+	rOut, wOut := io.Pipe() // nobody reads rOut yet: WriteTo blocks in its Write
+	fill, drain := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := c1.ReadFrom(rIn)
+		fill <- err
+	}()
+	go func() {
+		_, err := c1.WriteTo(wOut)
+		drain <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // both inside the pipes
+
+	start := time.Now()
+	require.NoError(t, c1.Close())
+	require.Less(t, time.Since(start), time.Second, "Close waited for the user's Read or Write")
+	b := make([]byte, 1)
+	require.NoError(t, c2.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = c2.Read(b)
+	require.ErrorIs(t, err, io.EOF, "the peer sees the end while the copies still block")
+	select {
+	case <-released:
+		t.Fatal("memory released while WriteTo still reads it")
+	default:
+	}
+
+	_, err = wIn.Write([]byte("dropped"))
+	require.NoError(t, err)
+	require.ErrorIs(t, receive(t, fill, "ReadFrom's end"), net.ErrClosed)
+	select {
+	case <-released:
+		t.Fatal("memory released while WriteTo still reads it")
+	case <-time.After(20 * time.Millisecond):
+	}
+	got := make([]byte, 64)
+	n, _ := rOut.Read(got)
+	require.Equal(t, "to be written out", string(got[:n]))
+	require.ErrorIs(t, receive(t, drain, "WriteTo's end"), net.ErrClosed)
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("memory not released after the last copy returned")
+	}
+	require.ErrorIs(t, c1.Close(), net.ErrClosed)
+}

@@ -8,7 +8,7 @@ import (
 
 // TestReleaseBatchStale checks what the producer sees of a batching
 // consumer: the space of reads short of a batch stays hidden, a full batch
-// returns all of it, and Close returns the rest.
+// returns all of it, and ending the batching returns the rest.
 func TestReleaseBatchStale(t *testing.T) {
 	p, c, _ := newPair(t, 1024, 0)
 	c.SetReleaseBatch(256)
@@ -34,9 +34,9 @@ func TestReleaseBatchStale(t *testing.T) {
 	if n, _ := c.Read(buf[:10]); n != 10 {
 		t.Fatalf("read %d", n)
 	}
-	c.Close()
+	c.SetReleaseBatch(0)
 	if f, _ := p.Free(); f != 266 {
-		t.Fatalf("free %d after Close, want 266", f)
+		t.Fatalf("free %d after SetReleaseBatch(0), want 266", f)
 	}
 	c.SetReleaseBatch(1 << 20)
 	if c.batch != 256 {
@@ -125,4 +125,24 @@ func TestReleaseBatchNoLostWakeup(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// TestReleaseBatchCloseWakes: a batching consumer that closes owes a
+// parked producer its wake-up, though it returned no space.
+func TestReleaseBatchCloseWakes(t *testing.T) {
+	p, c, _ := newPair(t, 1024, 0)
+	c.SetReleaseBatch(256)
+	if _, err := p.Write(make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.PrepareWait(1) {
+		t.Fatal("producer of a full ring may not park")
+	}
+	if n, _ := c.Read(make([]byte, 10)); n != 10 || c.WakeWriter() {
+		t.Fatal("a read short of a batch owes no wake-up")
+	}
+	c.Close()
+	if !c.WakeWriter() {
+		t.Fatal("the parked producer is not woken by Close")
+	}
 }

@@ -589,11 +589,9 @@ func (c *Consumer) Pending() bool {
 	return c.s.tail.Load() != c.head || c.WriterClosed()
 }
 
-// Close tells the producer nobody will read again.
-func (c *Consumer) Close() {
-	c.publish()
-	c.s.readerClosed.Swap(1)
-}
+// Close tells the producer nobody will read again. It is one atomic
+// store, safe beside a call of the consumer's owner.
+func (c *Consumer) Close() { c.s.readerClosed.Swap(1) }
 
 // WriterClosed reports whether the producer has closed. Bytes published
 // before its Close are still readable: check Len again after seeing true.
@@ -604,9 +602,9 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 // in which case the caller must send it one wake-up. When no space was
 // returned since the last call (see SetReleaseBatch) it reads nothing: a
 // producer that parked since then saw the same head as before, and the
-// batch that will wake it is still to come.
+// batch that will wake it is still to come (after Close it always looks).
 func (c *Consumer) WakeWriter() bool {
-	if !c.stored {
+	if !c.stored && c.s.readerClosed.Load() == 0 {
 		return false
 	}
 	c.stored = false
