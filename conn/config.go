@@ -3,8 +3,9 @@ package conn
 import (
 	"encoding"
 	"fmt"
-	"math/bits"
 	"time"
+
+	"github.com/shmconn/shmconn/internal/pow2"
 )
 
 // Ring size limits, per direction, and the handshake's default bound.
@@ -32,12 +33,12 @@ func ringSize(field string, n int) (int, error) {
 	case n < 0 || n > MaxRingSize:
 		return 0, fmt.Errorf("%w: %s %d outside [0, %d] (0: the default; others are rounded up to a power of two of at least %d)", ErrConfig, field, n, MaxRingSize, MinRingSize)
 	}
-	n = max(n, MinRingSize)
-	return 1 << bits.Len(uint(n-1)), nil
+	p, _ := pow2.Ceil(max(n, MinRingSize)) // cannot overflow: n <= MaxRingSize
+	return p, nil
 }
 
 func validRingSize(n int) bool {
-	return n >= MinRingSize && n <= MaxRingSize && bits.OnesCount(uint(n)) == 1
+	return n >= MinRingSize && n <= MaxRingSize && pow2.Is(n)
 }
 
 // validWait checks the Wait field of a config, named field.

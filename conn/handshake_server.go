@@ -9,6 +9,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/pow2"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
 )
@@ -113,7 +114,7 @@ func (l *Listener) grant(requested uint32) int {
 	if requested == 0 {
 		return l.ringCap
 	}
-	return min(l.ringCap, max(MinRingSize, floorPow2(int(min(requested, MaxRingSize)))))
+	return min(l.ringCap, max(MinRingSize, pow2.Floor(int(min(requested, MaxRingSize)))))
 }
 
 // createSegment creates a segment for rings of size bytes and lays the
@@ -282,12 +283,4 @@ func (l *Listener) plain(raw net.Conn, read []byte) (net.Conn, error) {
 		return raw, nil
 	}
 	return &replayConn{Conn: raw, pending: append([]byte(nil), read...)}, nil
-}
-
-func floorPow2(n int) int {
-	p := 1
-	for p*2 <= n {
-		p *= 2
-	}
-	return p
 }
