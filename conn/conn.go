@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -196,98 +195,6 @@ func notify(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-var wakeMsgs = [256][]byte{
-	handshake.WakeData:  {handshake.WakeData},
-	handshake.WakeSpace: {handshake.WakeSpace},
-}
-
-// wakeWait bounds how long a wake-up write may hold up the Read or Write
-// that sends it on a side conn without a descriptor (tryWake needs one).
-const wakeWait = time.Millisecond
-
-// sendWake wakes the peer's parked reader or writer without ever making
-// its caller wait for the peer. One non-blocking write (tryWake) is what
-// almost every wake-up takes; a wake-up that does not fit (the peer has
-// stopped reading its side socket, whose buffer then holds hundreds of
-// wake-ups) is handed to sendLate. None is dropped: the ones already
-// queued may be of the other kind.
-func (c *Conn) sendWake(b byte) {
-	c.wakeMu.Lock()
-	defer c.wakeMu.Unlock()
-	c.stats.wakeupsSent.Add(1)
-	if c.lateBusy {
-		if !bytes.Contains(c.late, wakeMsgs[b]) {
-			c.late = append(c.late, b)
-		}
-		return
-	}
-	if c.tryWake(b) {
-		return
-	}
-	if c.rawSide == nil {
-		// A short deadline stands in for the non-blocking write.
-		c.side.SetWriteDeadline(time.Now().Add(wakeWait))
-		if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
-			return
-		}
-	}
-	c.late = append(c.late[:0], b)
-	c.lateBusy = true
-	c.lateDone.Add(1)
-	go c.sendLate()
-}
-
-// sendLate writes the wake-ups that did not fit, blocking for as long as
-// the peer does not read, until it does or Close closes the side socket.
-// A peer that never reads its side socket costs us this goroutine, and
-// its own parked calls their wake-ups.
-func (c *Conn) sendLate() {
-	defer c.lateDone.Done()
-	c.wakeMu.Lock()
-	defer c.wakeMu.Unlock()
-	for len(c.late) > 0 {
-		b := append([]byte(nil), c.late...)
-		c.late = c.late[:0]
-		c.wakeMu.Unlock()
-		c.side.SetWriteDeadline(time.Time{})
-		_, err := c.side.Write(b)
-		c.wakeMu.Lock()
-		if err != nil {
-			c.late = c.late[:0]
-		}
-	}
-	c.lateBusy = false
-}
-
-// tryWake makes one non-blocking write of the wake-up byte, which is what
-// almost every wake-up takes. It goes around the side socket's deadline on
-// purpose: setting a deadline arms a runtime timer, and arming one can
-// wake the thread sleeping in the netpoller, a second thread woken for
-// every wake-up (measured: parked round trips 3.5x a unix socket's with
-// it). It reports whether nothing more is to be done: the byte went out,
-// or the socket is closed. The caller handles a full socket buffer.
-func (c *Conn) tryWake(b byte) bool {
-	if c.rawSide == nil {
-		return false
-	}
-	var n int
-	var werr error
-	err := c.rawSide.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), wakeMsgs[b])
-		return true // one attempt: never wait for the poller
-	})
-	switch {
-	case err != nil: // closed
-		return true
-	case werr == nil && n == 1:
-		return true
-	case errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR):
-		return false
-	}
-	c.side.Close() // the peer sees the conn end rather than sleep forever
-	return true
 }
 
 // Read reads up to len(b) bytes. It returns what is readable now (at least

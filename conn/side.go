@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"sync/atomic"
@@ -10,6 +11,17 @@ import (
 	"github.com/shmconn/shmconn/internal/handshake"
 )
 
+// This file is the wake-up carrier: everything that moves a wake-up from
+// one process to the other, and notices the peer's end, goes through it.
+// The rest of the package uses five calls: sendWake (wake the peer's
+// parked reader or writer; never blocks), parkOnSide (park a call until
+// a wake-up for it, its deadline, close or the peer's end), pokeSide (make
+// the parked call look again), pollSide (a spinning call's look for the
+// peer's end) and peerEnded. Another carrier (a futex on the shared page,
+// an eventfd passed at the handshake) replaces this file and nothing
+// else; the decision to wake at all (the ring's waiting flags) and how
+// long to spin first (package spin) are not the carrier's.
+//
 // The side socket carries wake-up bytes and, by its end-of-file, the
 // peer's end. Nobody reads it while no call waits: a parked call reads it
 // itself, so that the kernel wakes that very goroutine when the peer's
@@ -182,4 +194,96 @@ func (c *Conn) pollSide() {
 	case !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EINTR):
 		c.peerEnded()
 	}
+}
+
+var wakeMsgs = [256][]byte{
+	handshake.WakeData:  {handshake.WakeData},
+	handshake.WakeSpace: {handshake.WakeSpace},
+}
+
+// wakeWait bounds how long a wake-up write may hold up the Read or Write
+// that sends it on a side conn without a descriptor (tryWake needs one).
+const wakeWait = time.Millisecond
+
+// sendWake wakes the peer's parked reader or writer without ever making
+// its caller wait for the peer. One non-blocking write (tryWake) is what
+// almost every wake-up takes; a wake-up that does not fit (the peer has
+// stopped reading its side socket, whose buffer then holds hundreds of
+// wake-ups) is handed to sendLate. None is dropped: the ones already
+// queued may be of the other kind.
+func (c *Conn) sendWake(b byte) {
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	c.stats.wakeupsSent.Add(1)
+	if c.lateBusy {
+		if !bytes.Contains(c.late, wakeMsgs[b]) {
+			c.late = append(c.late, b)
+		}
+		return
+	}
+	if c.tryWake(b) {
+		return
+	}
+	if c.rawSide == nil {
+		// A short deadline stands in for the non-blocking write.
+		c.side.SetWriteDeadline(time.Now().Add(wakeWait))
+		if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
+			return
+		}
+	}
+	c.late = append(c.late[:0], b)
+	c.lateBusy = true
+	c.lateDone.Add(1)
+	go c.sendLate()
+}
+
+// sendLate writes the wake-ups that did not fit, blocking for as long as
+// the peer does not read, until it does or Close closes the side socket.
+// A peer that never reads its side socket costs us this goroutine, and
+// its own parked calls their wake-ups.
+func (c *Conn) sendLate() {
+	defer c.lateDone.Done()
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	for len(c.late) > 0 {
+		b := append([]byte(nil), c.late...)
+		c.late = c.late[:0]
+		c.wakeMu.Unlock()
+		c.side.SetWriteDeadline(time.Time{})
+		_, err := c.side.Write(b)
+		c.wakeMu.Lock()
+		if err != nil {
+			c.late = c.late[:0]
+		}
+	}
+	c.lateBusy = false
+}
+
+// tryWake makes one non-blocking write of the wake-up byte, which is what
+// almost every wake-up takes. It goes around the side socket's deadline on
+// purpose: setting a deadline arms a runtime timer, and arming one can
+// wake the thread sleeping in the netpoller, a second thread woken for
+// every wake-up (measured: parked round trips 3.5x a unix socket's with
+// it). It reports whether nothing more is to be done: the byte went out,
+// or the socket is closed. The caller handles a full socket buffer.
+func (c *Conn) tryWake(b byte) bool {
+	if c.rawSide == nil {
+		return false
+	}
+	var n int
+	var werr error
+	err := c.rawSide.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), wakeMsgs[b])
+		return true // one attempt: never wait for the poller
+	})
+	switch {
+	case err != nil: // closed
+		return true
+	case werr == nil && n == 1:
+		return true
+	case errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR):
+		return false
+	}
+	c.side.Close() // the peer sees the conn end rather than sleep forever
+	return true
 }
