@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"syscall"
 )
 
 // busyEnv, set in the environment, makes this program a busy process for
@@ -43,7 +42,7 @@ func startLoad(n int) (stop func(), err error) {
 	for range n {
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), busyEnv+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			stop()
 			return nil, fmt.Errorf("starting a busy process: %w", err)

@@ -317,8 +317,7 @@ func startChild(ctx context.Context, bin string, args ...string) (*child, error)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = nil
 	cmd.Stderr = os.Stderr
-	// If we die without cleaning up, the kernel kills the server too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd) // if we die without cleaning up, the server goes too
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

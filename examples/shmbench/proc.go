@@ -100,8 +100,7 @@ func startChild(name string, env []string, files []*os.File, stderr io.Writer) (
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = stderr
 	cmd.ExtraFiles = files
-	// Die with the parent even if it is killed outright.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
