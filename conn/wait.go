@@ -27,18 +27,21 @@ const (
 	// zero value.
 	WaitAdaptive WaitPolicy = iota
 	// WaitSpin does not park on the kernel while the host has CPUs to
-	// spare: after the same spin window, one waiting call per process
-	// (the leader) keeps spinning, watching its own conn and the
-	// conditions of every other waiting spin-policy call; when another's
-	// bytes arrive first it wakes that call in-process and hands it the
-	// lead, so the lead stays with the busy conn. Latency stays low at
-	// any request rate (the original redis-module-shm server thread never
-	// slept either), at the price of one busy core per process while any
-	// spin-policy call is waiting, whatever the number of conns; the peer
-	// never pays for a wake-up then. On a contended host (the spinner is
-	// preempted, or the process's threads wait long for a CPU) spinning
-	// would make it slower than a socket, so it then waits as
-	// WaitAdaptive does until the contention has passed.
+	// spare: one waiting call per process (the leader) spins, watching
+	// its own conn and the conditions of every other waiting spin-policy
+	// call (the followers, parked as WaitAdaptive parks); when a
+	// follower's bytes arrive first it wakes that call in-process and
+	// hands it the lead, so the lead stays with the busy conn. Latency
+	// stays low at any request rate (the original redis-module-shm server
+	// thread never slept either), at the price of one busy core per
+	// process while any spin-policy call is waiting, whatever the number
+	// of conns. The peer pays for no wake-up while its bytes go to the
+	// leader's conn, and for one per message to a follower's. The
+	// spinning thread gives its CPU to any thread waiting for it every
+	// 20 us (spin.OSYieldInterval). On a contended host (the spinner
+	// loses much of its time to other threads) spinning would make it
+	// slower than a socket, so it then waits as WaitAdaptive does until
+	// the contention has passed.
 	WaitSpin
 )
 
@@ -115,7 +118,15 @@ func (c *Conn) initSpin(w *waiter) {
 	}
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
 	w.polled.Poke = c.pokeSide
-	w.park = func(wake <-chan struct{}) { c.parkOnSide(w, wake) }
+	w.park = func(wake <-chan struct{}) {
+		// A follower arms its own wake-up, as an adaptive call parks: the
+		// leader may see its bytes first, but need not be there.
+		if !w.prepare() {
+			return
+		}
+		c.parkOnSide(w, wake)
+		w.cancel()
+	}
 }
 
 // block parks the calling goroutine until wake or extra (either may be
@@ -176,8 +187,8 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 // deadline or a closed conn; the caller re-checks everything else.
 func (c *Conn) await(w *waiter) error {
 	if c.policy == WaitSpin && !spin.Contended() {
-		// Straight to the process's leader: a call that just led keeps
-		// the lead only if it comes back within spinpoll.AwayLimit.
+		// Straight to the process's poller: the lead is free when the
+		// call that held it has returned, as a request handler's has.
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			return nil
 		}

@@ -4,7 +4,6 @@ package spinpoll
 
 import (
 	"testing"
-	"time"
 
 	"github.com/shmconn/shmconn/internal/testutil"
 )
@@ -14,14 +13,13 @@ import (
 // meet the fault in its own guarded code, while the leader lives on.
 func TestScanTreatsFaultAsReady(t *testing.T) {
 	m := testutil.TruncatedMapping(t)
-	p := Poller{awayLimit: time.Hour} // the away timer must not move the lead
+	var p Poller
 	leader := NewWaiter(func() bool { return false }, func() bool { return false })
 	follower := NewWaiter(func() bool { return m[0] != 0 }, func() bool { return false })
 	p.mu.Lock()
 	p.leading = true
 	p.addLocked(follower)
 	p.mu.Unlock()
-	defer p.awayTimer.Stop()
 
 	if !p.scan(leader) {
 		t.Fatal("a faulting follower was not treated as ready")

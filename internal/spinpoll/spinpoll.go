@@ -4,20 +4,29 @@
 //
 // At most one waiting goroutine per process spins: the leader. It watches
 // its own condition and, in the same loop, the conditions of every other
-// waiting call (the followers), which are parked on channels. When a
-// follower's condition holds, the leader wakes it in-process (a channel
-// send, far cheaper than any syscall) and hands it the lead, becoming a
-// follower itself: the lead follows the busy conn. When the leader's own
-// condition holds it returns but keeps the lead for AwayLimit, since a
-// request handler waits again within microseconds. So with one busy conn
+// waiting call (the followers). A follower parks the way any parked call
+// does, with its own kernel wake-up armed (conn sets its ring's waiting
+// flag, so the peer's next bytes come with a wake-up), so it needs nobody
+// to watch it; the leader only gets there first. When a follower's
+// condition holds, the leader wakes it in-process (a channel send, far
+// cheaper than any syscall) and hands it the lead, becoming a follower
+// itself: the lead follows the busy conn. When the leader's own condition
+// holds it returns and drops the lead, waking nobody: a request handler
+// waits again within microseconds and leads again. So with one busy conn
 // among idle ones the leader is simply the goroutine waiting on the busy
-// one, which sees its bytes the moment they land, with no hand-off and no
-// other thread woken. The process burns at most one core on waiting, and
-// none when nobody waits.
+// one, which sees its bytes the moment they land, with no hand-off, no
+// timer and no other thread woken. The process burns at most one core on
+// waiting, and none when nobody waits.
+//
+// (An earlier design had followers rely on the leader alone, and a timer
+// that handed the lead on when a leader stayed away; the timer woke a
+// runtime thread every millisecond, which a spinner that yields its CPU
+// then let run beside it: p50 of 12-31 us instead of 5 us with 8 idle
+// conns.)
 //
 // On a contended host (package spin) spinning stops paying: the leader
-// hands the lead on and returns Contended, and every waiter that gets the
-// lead does the same, so all of them park with a kernel wake-up, as a
+// drops the lead and returns Contended, and so does every waiter that
+// finds the host contended: all of them park with a kernel wake-up, as a
 // socket reader would.
 package spinpoll
 
@@ -60,39 +69,18 @@ func NewWaiter(ready, stop func() bool) *Waiter {
 // Poller coordinates the waiters of one process. The zero value is ready to
 // use; Default is the one conn uses.
 type Poller struct {
-	mu        sync.Mutex
-	waiters   []*Waiter    // parked followers; guarded by mu
-	leading   bool         // somebody leads, or the leader is away; guarded by mu
-	away      bool         // the leader returned to its caller and will likely wait again soon; guarded by mu
-	awayTimer *time.Timer  // hands the lead on if the leader stays away; guarded by mu
-	armed     bool         // awayTimer is pending; guarded by mu
-	awaySince time.Time    // when the leader last left; guarded by mu
-	nwaiters  atomic.Int32 // len(waiters), for the leader's lock-free check
+	mu       sync.Mutex
+	waiters  []*Waiter    // parked followers; guarded by mu
+	leading  bool         // somebody leads; guarded by mu
+	nwaiters atomic.Int32 // len(waiters), for the leader's lock-free check
 
 	// spinAlways keeps a leader spinning on a contended host: tests set
 	// it, so that their spinning is not judged by the host's load.
 	spinAlways bool
-	// awayLimit replaces AwayLimit when set (tests).
-	awayLimit time.Duration
 }
 
 // Default is the process-wide poller.
 var Default = &Poller{}
-
-// AwayLimit is how long a leader that returned to its caller (its own
-// bytes arrived) keeps the lead before a follower is given it. A request
-// handler answers and waits again within microseconds; handing the lead
-// on at once would instead wake a follower on every request, which on a
-// two-CPU host costs the peer its CPU (measured: p50 28 us instead of 2 us
-// with 8 idle conns beside one busy one). The limit is enforced by a timer
-// that is armed once and kept running while the leader keeps coming back,
-// never armed per request: arming a runtime timer wakes the thread asleep
-// in the netpoller, which cost 25-40 us per request (measured with 8 idle
-// conns). So a follower whose bytes arrive while its leader has gone for
-// good waits up to AwayLimit and a timer's lateness. The timer fires
-// once per AwayLimit while a leader leads with followers: a process that
-// spins a core anyway pays a thread wake-up per millisecond for it.
-const AwayLimit = time.Millisecond
 
 // Outcome says how a Wait ended.
 type Outcome int
@@ -107,17 +95,16 @@ const (
 
 // Wait returns once w.Ready() holds, the call must stop, or spinning
 // stopped paying: as the leader it spins on its own; as a follower it
-// calls park(c), which must return when c receives or when the caller
-// gives up (its deadline, its conn's close), whichever is first. The
-// caller re-checks its condition after Wait returns.
+// calls park(c), which must return when c receives, when its own
+// condition may hold (it arms its own wake-up) or when the caller gives
+// up (its deadline, its conn's close), whichever is first. The caller
+// re-checks its condition after Wait returns.
 func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) Outcome {
 	p.mu.Lock()
 	for {
-		if w.lead || !p.leading || p.away {
+		if w.lead || !p.leading {
 			w.lead = false
 			p.leading = true
-			p.away = false // the timer, if armed, stays: see AwayLimit
-			p.watchLocked()
 			p.mu.Unlock()
 			out, demoted := p.lead(w)
 			if !demoted {
@@ -152,13 +139,14 @@ const forever = time.Duration(1<<62 - 1)
 // lead spins until w is ready or must stop, waking followers on the way.
 // It returns demoted when it handed the lead to a follower whose bytes
 // came first and added w to the followers; the lead then stays with the
-// conn that is busy. It hands the lead on if Ready panics (a memory fault
-// in a truncated segment), or the followers would wait forever.
+// conn that is busy. Whatever else ends it (w's condition, w must stop,
+// contention, a panic in Ready from a memory fault in a truncated
+// segment) drops the lead: the followers have their own wake-ups.
 func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
 	left := false
 	defer func() {
 		if !left {
-			p.handOff()
+			p.leave()
 		}
 	}()
 	if spin.Contended() && !p.spinAlways {
@@ -169,8 +157,6 @@ func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
 	defer l.Finish()
 	for {
 		if w.Ready() {
-			left = true
-			p.leave()
 			return Done, false
 		}
 		if p.nwaiters.Load() > 0 && p.scan(w) {
@@ -213,78 +199,12 @@ func (p *Poller) scan(leader *Waiter) (demoted bool) {
 	return true
 }
 
-// leave is the leader returning to its caller because its own condition
-// holds: it keeps the lead for AwayLimit, so that the next Wait of the
-// busy conn leads again without waking anybody.
+// leave drops the lead. Nobody is woken to take it: the next waiter to
+// come takes it, and followers meanwhile wait for their own wake-ups.
 func (p *Poller) leave() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.waiters) == 0 {
-		p.leading = false
-		return
-	}
-	p.away = true
-	p.awaySince = time.Now()
-}
-
-// watchLocked makes sure the away timer runs while a leader leads with
-// followers behind it. It is called where a leader starts to lead or a
-// follower parks, never on the way from a leader's wake-up to its caller.
-func (p *Poller) watchLocked() {
-	if !p.armed && p.leading && len(p.waiters) > 0 {
-		p.armAwayTimer(p.limit())
-	}
-}
-
-func (p *Poller) limit() time.Duration {
-	if p.awayLimit > 0 {
-		return p.awayLimit
-	}
-	return AwayLimit
-}
-
-func (p *Poller) armAwayTimer(d time.Duration) {
-	p.armed = true
-	if p.awayTimer == nil {
-		p.awayTimer = time.AfterFunc(d, p.awayExpired)
-	} else {
-		p.awayTimer.Reset(d)
-	}
-}
-
-// awayExpired hands the lead on from a leader that stayed away AwayLimit,
-// and keeps the timer running while a leader leads with followers.
-func (p *Poller) awayExpired() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed = false
-	switch gone := time.Since(p.awaySince); {
-	case p.away && gone >= p.limit():
-		p.away = false
-		p.handOffLocked() // the new leader arms the timer when it leads
-	case p.away:
-		p.armAwayTimer(p.limit() - gone)
-	default:
-		p.watchLocked()
-	}
-}
-
-// handOff passes the lead to a parked follower, or drops it if none.
-func (p *Poller) handOff() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.handOffLocked()
-}
-
-func (p *Poller) handOffLocked() {
-	if len(p.waiters) == 0 {
-		p.leading = false
-		return
-	}
-	next := p.waiters[0]
-	p.removeLocked(next)
-	next.lead = true
-	signal(next)
+	p.leading = false
 }
 
 func (p *Poller) addLocked(w *Waiter) {
@@ -294,7 +214,6 @@ func (p *Poller) addLocked(w *Waiter) {
 	w.idx = len(p.waiters)
 	p.waiters = append(p.waiters, w)
 	p.nwaiters.Store(int32(len(p.waiters)))
-	p.watchLocked()
 }
 
 func (p *Poller) removeLocked(w *Waiter) {
@@ -314,11 +233,11 @@ func (p *Poller) removeLocked(w *Waiter) {
 // Followers returns the number of parked followers.
 func (p *Poller) Followers() int { return int(p.nwaiters.Load()) }
 
-// Leading reports whether a waiter currently leads (and is not away).
+// Leading reports whether a waiter currently leads.
 func (p *Poller) Leading() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.leading && !p.away
+	return p.leading
 }
 
 func signal(w *Waiter) {

@@ -1,21 +1,27 @@
 package spinpoll
 
 import (
-	"github.com/shmconn/shmconn/internal/spin"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shmconn/shmconn/internal/spin"
 )
 
 // TestManyWaiters runs one goroutine per flag, each waiting until its flag
 // is set, and checks that only one of them spins (the leader, with every
-// other a follower) and that each returns once its flag is set.
+// other a follower) and that each returns once its flag is set, woken by
+// the leader or by its own wake-up (as conn's followers are by the peer).
 func TestManyWaiters(t *testing.T) {
 	p := Poller{spinAlways: true}
 	const n = 40
 	var flags [n]atomic.Bool
+	var wakes [n]chan struct{}
+	for i := range wakes {
+		wakes[i] = make(chan struct{})
+	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var returned atomic.Int32
@@ -28,6 +34,7 @@ func TestManyWaiters(t *testing.T) {
 				p.Wait(w, func(c <-chan struct{}) {
 					select {
 					case <-c:
+					case <-wakes[i]:
 					case <-time.After(20 * time.Second):
 						t.Errorf("waiter %d parked for 20s", i)
 					}
@@ -46,6 +53,7 @@ func TestManyWaiters(t *testing.T) {
 	// Release them in random order, leader included.
 	for _, i := range rand.Perm(n) {
 		flags[i].Store(true)
+		close(wakes[i])
 		time.Sleep(100 * time.Microsecond)
 	}
 	done := make(chan struct{})
@@ -65,7 +73,8 @@ func TestManyWaiters(t *testing.T) {
 }
 
 // TestStop checks a leader gives up through Stop and a follower through
-// park, and that the lead passes on when the leader stops.
+// park, and that the lead is dropped when the leader stops: the follower,
+// not woken, ends its wait by its own wake-up.
 func TestStop(t *testing.T) {
 	p := Poller{spinAlways: true}
 	var leaderStop, followerReady atomic.Bool
@@ -98,24 +107,23 @@ func TestStop(t *testing.T) {
 	}
 	leaderStop.Store(true)
 	<-leaderDone
-	// The follower now leads (spinning on its own condition).
 	time.Sleep(10 * time.Millisecond)
-	if !p.Leading() || p.Followers() != 0 {
-		t.Fatalf("lead not passed on: leading %v, %d followers", p.Leading(), p.Followers())
+	if p.Leading() || p.Followers() != 1 {
+		t.Fatalf("after the leader stopped: leading %v, %d followers; want no leader, the follower parked", p.Leading(), p.Followers())
 	}
 	followerReady.Store(true)
+	close(cancel) // the follower's own wake-up
 	select {
 	case <-followerDone:
 	case <-time.After(10 * time.Second):
-		t.Fatal("new leader did not see its condition")
+		t.Fatal("the follower did not return after its own wake-up")
 	}
-	if p.Leading() {
-		t.Fatal("lead kept after everybody left")
+	if p.Leading() || p.Followers() != 0 {
+		t.Fatal("lead or follower left after everybody left")
 	}
-	close(cancel)
 }
 
-// TestLeadSurvivesPanic checks the lead is handed on even if the leader's
+// TestLeadSurvivesPanic checks the lead is dropped even if the leader's
 // condition panics.
 func TestLeadSurvivesPanic(t *testing.T) {
 	p := Poller{spinAlways: true}
@@ -135,15 +143,16 @@ func TestLeadSurvivesPanic(t *testing.T) {
 
 // TestLeadFollowsBusyWaiter checks that when a follower's condition holds
 // first, the follower is given the lead and the old leader parks, and that
-// a leader whose own condition held keeps the lead while it is away for
-// less than AwayLimit (an hour here, so the host's load cannot fail the
-// test): with one busy conn among idle ones, nobody else is woken on its
-// requests. Then the leader leaves for good, and the lead passes on.
+// a leader whose own condition held drops the lead without waking anybody
+// and takes it again when it waits again: with one busy conn among idle
+// ones, nobody else is woken on its requests. When the busy one leaves
+// for good, nobody leads, and the idle one still wakes by its own wake-up.
 func TestLeadFollowsBusyWaiter(t *testing.T) {
-	p := Poller{spinAlways: true, awayLimit: time.Hour}
+	p := Poller{spinAlways: true}
 	var idleReady, busyReady, stop atomic.Bool
 	idle := NewWaiter(idleReady.Load, stop.Load)
 	busy := NewWaiter(busyReady.Load, stop.Load)
+	idleWake := make(chan struct{}) // the idle waiter's own wake-up (conn's side socket)
 	var idleParks atomic.Int32
 	idleDone := make(chan struct{})
 	go func() {
@@ -153,6 +162,7 @@ func TestLeadFollowsBusyWaiter(t *testing.T) {
 				idleParks.Add(1)
 				select {
 				case <-c:
+				case <-idleWake:
 				case <-time.After(20 * time.Second):
 					t.Error("idle waiter parked for 20s")
 				}
@@ -187,21 +197,17 @@ func TestLeadFollowsBusyWaiter(t *testing.T) {
 	if got := idleParks.Load(); got != 1 {
 		t.Fatalf("idle waiter woken %d times by a busy neighbour", got-1)
 	}
-	// busy goes away for good: when its time away runs out, the idle
-	// waiter leads.
-	p.mu.Lock()
-	p.awayLimit = time.Nanosecond
-	p.mu.Unlock()
-	p.awayExpired()
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.Leading() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if !p.Leading() || p.Followers() != 0 {
-		t.Fatalf("lead not handed on after the leader left: leading %v, %d followers", p.Leading(), p.Followers())
+	// busy goes away for good: nobody leads, nobody was woken, and the
+	// idle waiter's own wake-up ends its wait.
+	if p.Leading() || p.Followers() != 1 {
+		t.Fatalf("after the leader left: leading %v, %d followers; want no leader, 1 follower", p.Leading(), p.Followers())
 	}
 	idleReady.Store(true)
+	close(idleWake)
 	<-idleDone
+	if p.Followers() != 0 {
+		t.Fatalf("%d followers left", p.Followers())
+	}
 }
 
 // TestContendedHandsOn checks that on a contended host a leader stops
@@ -219,20 +225,32 @@ func TestContendedHandsOn(t *testing.T) {
 	}
 }
 
-// TestAwayLimit checks a leader that returned and never waits again gives
-// the lead to a follower after AwayLimit.
-func TestAwayLimit(t *testing.T) {
+// TestLeaderLeaves checks that a leader whose condition held drops the
+// lead without waking its follower, and that the follower's own wake-up
+// then ends its wait with nobody leading.
+func TestLeaderLeaves(t *testing.T) {
 	p := Poller{spinAlways: true}
 	var ready, followerReady, stop atomic.Bool
 	leader := NewWaiter(ready.Load, stop.Load)
 	follower := NewWaiter(followerReady.Load, stop.Load)
+	var parks atomic.Int32
+	ownWake := make(chan struct{})
+	followerDone := make(chan struct{})
 	go func() {
 		for !p.Leading() {
 			time.Sleep(time.Millisecond)
 		}
 		go func() {
+			defer close(followerDone)
 			for !followerReady.Load() {
-				p.Wait(follower, func(c <-chan struct{}) { <-c })
+				p.Wait(follower, func(c <-chan struct{}) {
+					parks.Add(1)
+					select {
+					case <-c:
+						t.Error("follower woken by the poller; its condition does not hold")
+					case <-ownWake:
+					}
+				})
 			}
 		}()
 		for p.Followers() != 1 {
@@ -241,18 +259,17 @@ func TestAwayLimit(t *testing.T) {
 		ready.Store(true)
 	}()
 	p.Wait(leader, func(<-chan struct{}) { t.Error("the first waiter parked") })
-	start := time.Now()
-	for !p.Leading() || p.Followers() != 0 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("the lead stayed with a leader that left")
-		}
-		time.Sleep(time.Millisecond)
+	if p.Leading() {
+		t.Fatal("the lead stayed with a leader that returned")
+	}
+	time.Sleep(10 * time.Millisecond)
+	if got := parks.Load(); got != 1 || p.Followers() != 1 {
+		t.Fatalf("follower parked %d times, %d followers; want 1 and 1", got, p.Followers())
 	}
 	followerReady.Store(true)
-	for p.Leading() {
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("the new leader did not see its condition")
-		}
-		time.Sleep(time.Millisecond)
+	close(ownWake)
+	<-followerDone
+	if p.Leading() || p.Followers() != 0 {
+		t.Fatalf("leading %v, %d followers after the follower's own wake-up", p.Leading(), p.Followers())
 	}
 }
