@@ -76,3 +76,15 @@ func TestStoreRelease(t *testing.T) {
 		t.Fatalf("StoreRelease stored %x", mem[8:])
 	}
 }
+
+// TestPrefetch: a prefetch of any byte of a slice, first and last
+// included, returns and changes nothing.
+func TestPrefetch(t *testing.T) {
+	b := []byte{1, 2, 3}
+	for i := range b {
+		Prefetch(&b[i])
+	}
+	if b[0] != 1 || b[1] != 2 || b[2] != 3 {
+		t.Fatalf("prefetch changed memory: %v", b)
+	}
+}
