@@ -559,33 +559,24 @@ func (c *Conn) LocalAddr() net.Addr { return c.side.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.side.RemoteAddr() }
 
 // SetDeadline sets the read and write deadlines.
-func (c *Conn) SetDeadline(t time.Time) error {
-	if c.closed.Load() {
-		return c.opError("set", net.ErrClosed)
-	}
-	c.rdl.set(t)
-	c.wdl.set(t)
-	c.pokeSide()
-	return nil
-}
+func (c *Conn) SetDeadline(t time.Time) error { return c.setDeadline(t, c.rdl, c.wdl) }
 
 // SetReadDeadline sets the deadline for Reads, including one in progress.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	if c.closed.Load() {
-		return c.opError("set", net.ErrClosed)
-	}
-	c.rdl.set(t)
-	c.pokeSide()
-	return nil
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, c.rdl) }
 
 // SetWriteDeadline sets the deadline for Writes, including one in
 // progress. A Write that times out may have written part of its buffer.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, c.wdl) }
+
+// setDeadline moves the deadlines given to t and makes a call parked
+// reading the side socket look at its own again.
+func (c *Conn) setDeadline(t time.Time, ds ...*deadline) error {
 	if c.closed.Load() {
 		return c.opError("set", net.ErrClosed)
 	}
-	c.wdl.set(t)
+	for _, d := range ds {
+		d.set(t)
+	}
 	c.pokeSide()
 	return nil
 }

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -94,11 +95,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	nd := d.NetDialer
-	if nd == nil {
-		nd = new(net.Dialer)
-	}
-	side, err := nd.DialContext(ctx, network, address)
+	side, err := cmp.Or(d.NetDialer, new(net.Dialer)).DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -145,11 +146,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	lc.removeStale() // best effort: a failure here must not stop a server
-	nlc := lc.NetListenConfig
-	if nlc == nil {
-		nlc = new(net.ListenConfig)
-	}
-	ln, err := nlc.Listen(ctx, network, address)
+	ln, err := cmp.Or(lc.NetListenConfig, new(net.ListenConfig)).Listen(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
