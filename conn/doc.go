@@ -45,10 +45,13 @@
 // idle conn costs no CPU; WaitSpin keeps spinning, for the lowest latency
 // at any request rate. Under WaitSpin no goroutine polls on its own: one
 // of the waiting calls of the process leads and spins, watching its own
-// conn and the conditions of all the other waiting calls, which sleep on
-// channels; it wakes the one whose bytes arrive first and hands it the
-// lead, and keeps the lead a moment after its own call returns, so a
-// process spins at most one core, and none when no call waits. Both spin only
+// conn and the conditions of all the other waiting calls, which park as
+// WaitAdaptive's do (the peer wakes them); it wakes the one whose bytes
+// arrive first in-process and hands it the lead, and drops the lead when
+// its own call returns (the next waiting call takes it), so a process
+// spins at most one core, and none when no call waits. A spinning call
+// gives its CPU to any thread waiting for it every 20 us, since the
+// kernel often wakes the peer on the spinner's CPU. Both spin only
 // briefly on a contended host, where a spinner loses the kernel's
 // wake-up preference and would be slower than a socket.
 //
