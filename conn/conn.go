@@ -68,6 +68,7 @@ type Conn struct {
 	// must not wait for them (see userCode).
 	userMu   sync.Mutex
 	inUser   int  // calls inside the user's code; guarded by userMu
+	inUserW  bool // one of them is a ReadFrom, holding the write side; guarded by userMu
 	closing  bool // Close has begun: no call enters the user's code; guarded by userMu
 	finishBy bool // Close left the unmapping to the last call out; guarded by userMu
 
@@ -460,33 +461,35 @@ func (c *Conn) Close() error {
 	c.cleanup.Stop()
 	c.pokeSide() // a call parked reading the side socket sees done
 	c.userMu.Lock()
-	c.closing = true
+	c.closing = true // from here on no call enters the user's code
 	c.finishBy = c.inUser > 0
-	busy := c.finishBy
+	busy, writeHeld := c.finishBy, c.inUserW
 	c.userMu.Unlock()
-	if busy {
-		// A ReadFrom or WriteTo is inside the user's Read or Write, on
-		// ring memory, holding its side's mutex: the last of them out
-		// unmaps (finishClose). The flags are atomic stores, safe beside
-		// it; no Write is copying, since the writing side is held or
-		// free.
-		markClosed(c.prod, c.cons)
-		c.side.Close()
-		return nil
-	}
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). This
 	// is done under the write mutex: a Write still copying (a blocked one
 	// has returned, done is closed) publishes its bytes first, so the
-	// peer never sees end-of-stream before data that was accepted.
-	c.wmu.Lock()
+	// peer never sees end-of-stream before data that was accepted. A
+	// ReadFrom inside the user's Read holds that mutex for as long as the
+	// user's Read takes, and copies nothing meanwhile: then the flags (two
+	// atomic stores) are set beside it.
+	if !writeHeld {
+		c.wmu.Lock()
+	}
 	markClosed(c.prod, c.cons)
-	c.wmu.Unlock()
+	if !writeHeld {
+		c.wmu.Unlock()
+	}
 	// The peer sees end-of-file; a call reading the side returns, and so
 	// does a sendLate blocked on a peer that does not read. Its error is
 	// not the caller's concern: the socket is ours alone and carried only
 	// wake-ups.
 	c.side.Close()
+	if busy {
+		// A ReadFrom or WriteTo is inside the user's Read or Write, on
+		// ring memory: the last of them out unmaps (finishClose).
+		return nil
+	}
 	return c.opError("close", c.finishClose())
 }
 
@@ -511,21 +514,25 @@ func (c *Conn) finishClose() error {
 }
 
 // userCode runs f, the user's Read or Write on ring memory (ReadFrom,
-// WriteTo), unless Close has begun. If Close ran meanwhile and this was
+// writing, or WriteTo), unless Close has begun. If Close ran meanwhile and this was
 // the last such call, it sets *finish: the caller must then drop what f
 // returned and call finishClose once it has released its side's mutex.
-func (c *Conn) userCode(finish *bool, f func() (int, error)) (int, error) {
+func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int, error) {
 	c.userMu.Lock()
 	if c.closing {
 		c.userMu.Unlock()
 		return 0, net.ErrClosed
 	}
 	c.inUser++
+	c.inUserW = c.inUserW || writing
 	c.userMu.Unlock()
 	defer func() {
 		c.userMu.Lock()
 		defer c.userMu.Unlock()
 		c.inUser--
+		if writing {
+			c.inUserW = false
+		}
 		if c.inUser == 0 && c.finishBy {
 			c.finishBy = false
 			*finish = true

@@ -55,7 +55,7 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 		if err := c.commit(len(free)); err != nil {
 			return total, err
 		}
-		n, rerr := c.userCode(&finish, func() (int, error) { return r.Read(free) })
+		n, rerr := c.userCode(&finish, true, func() (int, error) { return r.Read(free) })
 		if c.closed.Load() {
 			return total, net.ErrClosed // what r gave is dropped, as by a socket's Close
 		}
@@ -119,7 +119,7 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 			}
 			continue
 		}
-		n, werr := c.userCode(&finish, func() (int, error) { return w.Write(data) })
+		n, werr := c.userCode(&finish, false, func() (int, error) { return w.Write(data) })
 		if c.closed.Load() {
 			return total, net.ErrClosed
 		}
