@@ -19,7 +19,7 @@ func TestReleaseBatchStale(t *testing.T) {
 	if n, _ := c.Read(buf[:255]); n != 255 {
 		t.Fatalf("read %d", n)
 	}
-	if f, _ := p.Free(); f != 0 {
+	if f, _ := p.freeNow(); f != 0 {
 		t.Fatalf("free %d before a batch was read, want 0", f)
 	}
 	if c.WakeWriter() {
@@ -28,14 +28,14 @@ func TestReleaseBatchStale(t *testing.T) {
 	if n, _ := c.Read(buf[:1]); n != 1 {
 		t.Fatalf("read %d", n)
 	}
-	if f, _ := p.Free(); f != 256 {
+	if f, _ := p.freeNow(); f != 256 {
 		t.Fatalf("free %d after a batch, want 256", f)
 	}
 	if n, _ := c.Read(buf[:10]); n != 10 {
 		t.Fatalf("read %d", n)
 	}
 	c.SetReleaseBatch(0)
-	if f, _ := p.Free(); f != 266 {
+	if f, _ := p.freeNow(); f != 266 {
 		t.Fatalf("free %d after SetReleaseBatch(0), want 266", f)
 	}
 	c.SetReleaseBatch(1 << 20)

@@ -314,12 +314,6 @@ func (p *Producer) free(want uint64) (uint64, error) {
 	return capacity - (p.tail - h), nil
 }
 
-// Free returns how many bytes can be written now.
-func (p *Producer) Free() (int, error) {
-	f, err := p.free(uint64(len(p.s.data)))
-	return int(f), err
-}
-
 // Write copies as much of b as fits and publishes it with one counter
 // store. It never blocks: n < len(b) means the ring is full.
 func (p *Producer) Write(b []byte) (n int, err error) {
