@@ -30,11 +30,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 
 func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 	finish := false
-	defer func() { // after the mutex is released
-		if finish {
-			c.finishClose()
-		}
-	}()
+	defer c.finishIf(&finish) // after the mutex is released
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -97,11 +93,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 
 func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 	finish := false
-	defer func() { // after the mutex is released
-		if finish {
-			c.finishClose()
-		}
-	}()
+	defer c.finishIf(&finish) // after the mutex is released
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -139,6 +131,14 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 		case n < len(data):
 			return total, io.ErrShortWrite
 		}
+	}
+}
+
+// finishIf completes a Close that left the unmapping to this call (see
+// userCode) if *finish says so.
+func (c *Conn) finishIf(finish *bool) {
+	if *finish {
+		c.finishClose()
 	}
 }
 
