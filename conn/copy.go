@@ -21,7 +21,7 @@ import (
 // dropped). CloseWrite does wait for it (the end of stream comes after
 // what r returns); give r a deadline, or close it, to bound that.
 //
-// It reserves at most copyChunk bytes of the ring per r.Read, so a short
+// It hands r.Read at most 32 KiB of the ring at a time, so a short
 // copy commits no more shared memory than a Write of that size would.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := c.readFrom(r)
