@@ -67,7 +67,7 @@ type Conn struct {
 	// while holding their side's mutex, for as long as that takes: Close
 	// must not wait for them (see userCode).
 	userMu   sync.Mutex
-	inUser   int  // calls inside the user's code; guarded by userMu
+	inUser   int  // calls inside the user's code, and Close until it marked the rings; guarded by userMu
 	inUserW  bool // one of them is a ReadFrom, holding the write side; guarded by userMu
 	closing  bool // Close has begun: no call enters the user's code; guarded by userMu
 	finishBy bool // Close left the unmapping to the last call out; guarded by userMu
@@ -462,8 +462,10 @@ func (c *Conn) Close() error {
 	c.pokeSide() // a call parked reading the side socket sees done
 	c.userMu.Lock()
 	c.closing = true // from here on no call enters the user's code
-	c.finishBy = c.inUser > 0
-	busy, writeHeld := c.finishBy, c.inUserW
+	writeHeld := c.inUserW
+	// Close counts itself among the calls on ring memory until it has
+	// marked the rings, so that none of them unmaps before that.
+	c.inUser++
 	c.userMu.Unlock()
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). This
@@ -485,7 +487,12 @@ func (c *Conn) Close() error {
 	// not the caller's concern: the socket is ours alone and carried only
 	// wake-ups.
 	c.side.Close()
-	if busy {
+	c.userMu.Lock()
+	c.inUser--
+	last := c.inUser == 0
+	c.finishBy = !last
+	c.userMu.Unlock()
+	if !last {
 		// A ReadFrom or WriteTo is inside the user's Read or Write, on
 		// ring memory: the last of them out unmaps (finishClose).
 		return nil
@@ -538,7 +545,7 @@ func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int,
 			*finish = true
 		}
 	}()
-	return f()
+	return fault.Outside(f)
 }
 
 // abort releases a conn that was never handed out: the caller closes the

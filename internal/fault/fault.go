@@ -35,3 +35,12 @@ func Catch(err *error, old bool, wrap func(addr uintptr) error) {
 	}
 	panic(r)
 }
+
+// Outside runs f with panic-on-fault off, then restores the mode: for
+// code that is not ours (a user's io.Reader called while we hold shared
+// memory), whose own faults must crash as they would anywhere else rather
+// than be reported as the peer's.
+func Outside[T any](f func() (T, error)) (T, error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(false))
+	return f()
+}

@@ -74,3 +74,24 @@ func TestCatchLetsOtherPanicsThrough(t *testing.T) {
 	defer Catch(&err, Guard(), wrap)
 	panic("not a fault")
 }
+
+// TestOutside: code run through Outside runs with panic-on-fault off,
+// and the caller's mode is back afterwards.
+func TestOutside(t *testing.T) {
+	old := Guard()
+	defer debug.SetPanicOnFault(old)
+	var inside bool
+	n, err := Outside(func() (int, error) {
+		inside = debug.SetPanicOnFault(false)
+		return 7, nil
+	})
+	if n != 7 || err != nil {
+		t.Fatalf("Outside returned %d, %v", n, err)
+	}
+	if inside {
+		t.Fatal("panic-on-fault on inside Outside")
+	}
+	if !debug.SetPanicOnFault(true) {
+		t.Fatal("panic-on-fault not restored after Outside")
+	}
+}
