@@ -80,3 +80,68 @@ func TestWindow(t *testing.T) {
 		t.Fatalf("contended: %v, want %v", b, ContendedSpin)
 	}
 }
+
+// TestYieldSchedule checks when a Loop gives its CPU away, on a fake
+// clock: first after FirstOSYield, then every OSYieldInterval while the
+// yields return at once, every FirstOSYield while they show another
+// thread on the CPU, and never early on a contended host.
+func TestYieldSchedule(t *testing.T) {
+	oldClock, oldYield, oldContended := clock, yieldCPU, contendedUntil.Load()
+	defer func() {
+		clock, yieldCPU = oldClock, oldYield
+		contendedUntil.Store(oldContended)
+	}()
+	const budget = 200 * time.Microsecond
+	run := func(yieldTakes time.Duration, contended bool) (yields []time.Duration) {
+		var fake int64 = 1 << 40
+		clock = func() int64 { fake += 100; return fake }
+		if contended {
+			contendedUntil.Store(fake + int64(time.Hour))
+		} else {
+			contendedUntil.Store(0)
+		}
+		var start int64
+		yieldCPU = func() {
+			yields = append(yields, time.Duration(fake-start))
+			fake += int64(yieldTakes)
+		}
+		var l Loop
+		l.Start(budget)
+		for {
+			tick, stop := l.Next()
+			if tick && start == 0 {
+				start = fake
+			}
+			if stop {
+				return yields
+			}
+		}
+	}
+
+	alone := run(0, false)
+	if len(alone) == 0 || alone[0] > FirstOSYield+time.Microsecond {
+		t.Fatalf("alone: yields at %v, want the first by %v", alone, FirstOSYield)
+	}
+	for i := 1; i < len(alone); i++ {
+		if gap := alone[i] - alone[i-1]; gap < OSYieldInterval-time.Microsecond {
+			t.Fatalf("alone: yields at %v: %v apart, want %v", alone, gap, OSYieldInterval)
+		}
+	}
+	if want := int(budget / OSYieldInterval); len(alone) < want-1 || len(alone) > want+2 {
+		t.Errorf("alone: %d yields in %v, want about %d", len(alone), budget, want)
+	}
+
+	const shared = 5 * time.Microsecond
+	sharing := run(shared, false)
+	if want := int(budget / (shared + FirstOSYield + time.Microsecond)); len(sharing) < want {
+		t.Errorf("sharing the CPU: %d yields in %v (%v), want at least %d", len(sharing), budget, sharing, want)
+	}
+
+	busy := run(shared, true)
+	if len(busy) == 0 || busy[0] < OSYieldInterval-time.Microsecond {
+		t.Fatalf("contended: yields at %v, want the first after %v", busy, OSYieldInterval)
+	}
+	if want := int(budget / OSYieldInterval); len(busy) > want+1 {
+		t.Errorf("contended: %d yields in %v (%v), want at most %d", len(busy), budget, busy, want+1)
+	}
+}
