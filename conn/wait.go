@@ -23,7 +23,8 @@ const (
 	// stays in the spin window and never touches the kernel; an idle conn
 	// costs no CPU and no OS thread. The peer pays for a wake-up (a
 	// one-byte write on the side socket) only when this side has actually
-	// parked. On a contended host it spins only ContendedSpin. It is the
+	// parked. On a contended host it spins only ContendedSpin (or
+	// ContendedBurstSpin during back-to-back traffic). It is the
 	// zero value.
 	WaitAdaptive WaitPolicy = iota
 	// WaitSpin does not park on the kernel while the host has CPUs to
@@ -82,14 +83,17 @@ func (p WaitPolicy) validate() error {
 // an idle CPU costs. A direction whose recent waits were a little longer
 // (a response its peer computes after a kernel wake-up) spins up to
 // MaxAdaptiveSpin, which saves its own kernel wake-up; on a contended host
-// (more runnable threads than CPUs, or a spinner was preempted) a call
-// spins only ContendedSpin, so the kernel still favours it when it wakes.
-// All three are times, not loop counts: the pause hint's cost differs
-// several-fold between CPUs.
+// (its spinners lose a quarter of their time to other threads) a call
+// spins only ContendedSpin, so the kernel still favours it when it wakes,
+// or ContendedBurstSpin right after a wait that ended within
+// ContendedSpin (back-to-back traffic, whose peer is running). All are
+// times, not loop counts: the pause hint's cost differs several-fold
+// between CPUs.
 const (
-	AdaptiveSpin    = spin.BaseSpin
-	MaxAdaptiveSpin = spin.MaxSpin
-	ContendedSpin   = spin.ContendedSpin
+	AdaptiveSpin       = spin.BaseSpin
+	MaxAdaptiveSpin    = spin.MaxSpin
+	ContendedSpin      = spin.ContendedSpin
+	ContendedBurstSpin = spin.ContendedBurstSpin
 )
 
 // waiter is one direction's waiting state; it is used under that

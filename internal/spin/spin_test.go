@@ -76,8 +76,54 @@ func TestWindow(t *testing.T) {
 	if !Contended() {
 		t.Fatal("MarkContended did not take")
 	}
+	if b := w.Budget(); b != ContendedBurstSpin {
+		t.Fatalf("contended, after 1 us waits: %v, want %v", b, ContendedBurstSpin)
+	}
+	w.Observe(100 * time.Microsecond)
 	if b := w.Budget(); b != ContendedSpin {
-		t.Fatalf("contended: %v, want %v", b, ContendedSpin)
+		t.Fatalf("contended, after a 100 us wait: %v, want %v", b, ContendedSpin)
+	}
+	w.Observe(ContendedSpin)
+	if b := w.Budget(); b != ContendedBurstSpin {
+		t.Fatalf("contended, after a wait of ContendedSpin: %v, want %v", b, ContendedBurstSpin)
+	}
+}
+
+// TestContentionSeenAtFinish checks that a spin preempted just before its
+// condition came true counts the preemption: on a busy host the bytes a
+// waiter waits for arrive while it is off the CPU, and it finds them when
+// it runs again, before its next look at the clock.
+func TestContentionSeenAtFinish(t *testing.T) {
+	oldClock, oldContended := clock, contendedUntil.Load()
+	spinAccount.mu.Lock()
+	oldSpun, oldLost := spinAccount.spun, spinAccount.lost
+	spinAccount.spun, spinAccount.lost = 0, 0
+	spinAccount.mu.Unlock()
+	defer func() {
+		clock = oldClock
+		contendedUntil.Store(oldContended)
+		spinAccount.mu.Lock()
+		spinAccount.spun, spinAccount.lost = oldSpun, oldLost
+		spinAccount.mu.Unlock()
+	}()
+	contendedUntil.Store(0)
+	var fake int64 = 1 << 40
+	clock = func() int64 { fake += 100; return fake }
+
+	// Waits of 10 us of spinning, each then preempted for 1 ms, after
+	// which the caller finds its condition and finishes.
+	for i := 0; i < 1000 && !Contended(); i++ {
+		var l Loop
+		l.Start(time.Second)
+		for spun := false; !spun; {
+			tick, _ := l.Next()
+			spun = tick && time.Duration(fake-l.start) >= 10*time.Microsecond
+		}
+		fake += int64(time.Millisecond)
+		l.Finish()
+	}
+	if !Contended() {
+		t.Fatal("1000 waits preempted for 1 ms each did not make the CPUs count as contended")
 	}
 }
 
