@@ -2,7 +2,9 @@ package conn
 
 import (
 	"encoding"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/shmconn/shmconn/internal/pow2"
@@ -52,6 +54,7 @@ func validWait(field string, p WaitPolicy) error {
 var (
 	_ encoding.TextMarshaler   = WaitPolicy(0)
 	_ encoding.TextUnmarshaler = (*WaitPolicy)(nil)
+	_ json.Unmarshaler         = (*WaitPolicy)(nil)
 )
 
 // MarshalText returns the policy's name, as String does; an unknown policy
@@ -69,6 +72,30 @@ func (p *WaitPolicy) UnmarshalText(b []byte) error {
 	v, err := ParseWaitPolicy(string(b))
 	if err != nil {
 		return err
+	}
+	*p = v
+	return nil
+}
+
+// UnmarshalJSON sets the policy from a JSON string, its name as
+// UnmarshalText takes it, or from a JSON number, 0 (WaitAdaptive) or 1
+// (WaitSpin): configs written before WaitPolicy had a text form hold the
+// number, and encoding/json hands UnmarshalText strings only. null leaves
+// the policy unchanged, as encoding/json does for other types. Anything
+// else is an error wrapping ErrConfig. Encoding needs no MarshalJSON:
+// encoding/json writes the name through MarshalText.
+func (p *WaitPolicy) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var name string
+	if json.Unmarshal(b, &name) == nil {
+		return p.UnmarshalText([]byte(name))
+	}
+	n, err := strconv.Atoi(string(b))
+	v := WaitPolicy(n)
+	if err != nil || v.validate() != nil {
+		return fmt.Errorf("%w: wait policy %s (want \"adaptive\", \"spin\", 0 or 1)", ErrConfig, b)
 	}
 	*p = v
 	return nil

@@ -3,6 +3,7 @@ package conn_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -192,4 +193,21 @@ func ExampleWaitPolicy_UnmarshalText() {
 	fs.Parse([]string{"-wait", "spin"})
 	fmt.Println(d.Wait)
 	// Output: spin
+}
+
+// A Dialer read from JSON takes the policy's name, or the number that
+// configs written before the name hold.
+func ExampleWaitPolicy_UnmarshalJSON() {
+	for _, config := range []string{`{"Wait":"spin"}`, `{"Wait":1}`} {
+		var d conn.Dialer
+		if err := json.Unmarshal([]byte(config), &d); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		b, _ := json.Marshal(struct{ Wait conn.WaitPolicy }{d.Wait})
+		fmt.Println(d.Wait, string(b))
+	}
+	// Output:
+	// spin {"Wait":"spin"}
+	// spin {"Wait":"spin"}
 }

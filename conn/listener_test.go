@@ -150,6 +150,97 @@ func TestAcceptPlain(t *testing.T) {
 	check(c, "hi", "shared hi")
 }
 
+// TestPlainHalfClose: a plain conn a Listener hands out keeps the socket's
+// CloseWrite and CloseRead through the wrappers it may come in (replaying
+// the bytes read to tell it from a dialer, giving back its MaxConns slot on
+// Close), and after CloseRead its Reads end with io.EOF as the bare
+// socket's do, after the replayed bytes if they were not read yet.
+func TestPlainHalfClose(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		for _, tc := range []struct {
+			name      string
+			bare      bool     // a socket from net.Listen, for reference
+			maxConns  int      // > 0: the conn tracks its slot
+			replay    bool     // the client speaks before it is accepted
+			readFirst bool     // read the client's byte before CloseRead
+			want      net.Conn // the accepted conn's type, unless bare
+		}{
+			{name: "bare", bare: true, readFirst: true},
+			{name: "replayed", replay: true, readFirst: true, want: &replayConn{}},
+			{name: "replayed unread", replay: true, want: &replayConn{}},
+			{name: "tracked", maxConns: 4, readFirst: true, want: &trackedConn{}},
+			{name: "tracked replayed", maxConns: 4, replay: true, readFirst: true, want: &trackedConn{}},
+			{name: "tracked replayed unread", maxConns: 4, replay: true, want: &trackedConn{}},
+		} {
+			t.Run(network+"/"+tc.name, func(t *testing.T) {
+				var ln net.Listener
+				var err error
+				if tc.bare {
+					ln, err = net.Listen(network, listenAddr(t, network))
+				} else {
+					lc := ListenConfig{AcceptPlain: true, PlainDetectTimeout: 50 * time.Millisecond, MaxConns: tc.maxConns}
+					ln, err = lc.Listen(t.Context(), network, listenAddr(t, network))
+				}
+				require.NoError(t, err)
+				defer ln.Close()
+				c, err := net.Dial(network, ln.Addr().String())
+				require.NoError(t, err)
+				defer c.Close()
+				// One byte that rules out the magic: the listener has
+				// read all the client sent when it hands the conn out.
+				if tc.replay {
+					_, err = c.Write([]byte("*"))
+					require.NoError(t, err)
+				}
+				sc, err := ln.Accept()
+				require.NoError(t, err)
+				defer sc.Close()
+				if !tc.bare {
+					require.IsType(t, tc.want, sc)
+				}
+				if !tc.replay {
+					_, err = c.Write([]byte("*"))
+					require.NoError(t, err)
+				}
+				require.NoError(t, sc.SetDeadline(time.Now().Add(5*time.Second)))
+				require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+				want := "*"
+				if tc.readFirst {
+					_, err = io.ReadFull(sc, make([]byte, 1))
+					require.NoError(t, err)
+					want = ""
+				}
+
+				cr, ok := sc.(interface{ CloseRead() error })
+				require.True(t, ok, "%T has no CloseRead", sc)
+				require.NoError(t, cr.CloseRead())
+				got, err := io.ReadAll(sc)
+				require.NoError(t, err, "ReadAll stops at io.EOF")
+				require.Equal(t, want, string(got))
+				n, err := sc.Read(make([]byte, 1))
+				require.Equal(t, 0, n)
+				require.Equal(t, io.EOF, err, "a later Read")
+
+				cw, ok := sc.(interface{ CloseWrite() error })
+				require.True(t, ok, "%T has no CloseWrite", sc)
+				_, err = sc.Write([]byte("bye"))
+				require.NoError(t, err, "writing goes on after CloseRead")
+				require.NoError(t, cw.CloseWrite())
+				got, err = io.ReadAll(c)
+				require.NoError(t, err)
+				require.Equal(t, "bye", string(got), "the client reads to EOF")
+			})
+		}
+	}
+
+	// A wrapped conn that cannot half-close says so.
+	p, q := net.Pipe()
+	defer p.Close()
+	defer q.Close()
+	require.ErrorIs(t, (&replayConn{Conn: p}).CloseRead(), errors.ErrUnsupported)
+	require.ErrorIs(t, (&trackedConn{Conn: p}).CloseWrite(), errors.ErrUnsupported)
+}
+
 // TestListenerCannotShare makes the listener unable to create segments:
 // dialers that allow it fall back to the side socket, others fail.
 func TestListenerCannotShare(t *testing.T) {

@@ -29,10 +29,36 @@ func (c *replayConn) Read(b []byte) (int, error) {
 // CloseWrite shuts down the writing side if the socket supports it.
 func (c *replayConn) CloseWrite() error { return closeWrite(c.Conn) }
 
-// closeWrite half-closes c if it can.
-func closeWrite(c net.Conn) error {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+// CloseRead shuts down the reading side if the socket supports it. The
+// bytes read while telling the client from a dialer are still returned
+// first, as a Linux socket still returns the bytes it had received.
+func (c *replayConn) CloseRead() error { return closeRead(c.Conn) }
+
+// closeReader and closeWriter are the half-closes of *net.TCPConn,
+// *net.UnixConn and *Conn, which users reach by type assertion; the
+// wrappers handed to users must keep both.
+type (
+	closeReader interface{ CloseRead() error }
+	closeWriter interface{ CloseWrite() error }
+)
+
+var (
+	_ closeReader = (*replayConn)(nil)
+	_ closeWriter = (*replayConn)(nil)
+	_ closeReader = (*trackedConn)(nil)
+	_ closeWriter = (*trackedConn)(nil)
+)
+
+// closeRead and closeWrite shut down one direction of c if it can, so that
+// a wrapper hides neither method of the socket it wraps.
+func closeRead(c net.Conn) error  { return closeHalf(c, closeReader.CloseRead) }
+func closeWrite(c net.Conn) error { return closeHalf(c, closeWriter.CloseWrite) }
+
+// closeHalf calls shut on c if c is an H, and otherwise fails as
+// unsupported (a plain conn that is neither TCP nor unix).
+func closeHalf[H any](c net.Conn, shut func(H) error) error {
+	if h, ok := c.(H); ok {
+		return shut(h)
 	}
 	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Err: errors.ErrUnsupported}
 }
@@ -61,3 +87,6 @@ func (c *trackedConn) Close() error {
 
 // CloseWrite shuts down the writing side if the socket supports it.
 func (c *trackedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// CloseRead shuts down the reading side if the socket supports it.
+func (c *trackedConn) CloseRead() error { return closeRead(c.Conn) }

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -254,6 +255,46 @@ func TestWaitPolicyText(t *testing.T) {
 	_, err := WaitPolicy(7).MarshalText()
 	require.ErrorIs(t, err, ErrConfig)
 	require.ErrorIs(t, new(WaitPolicy).UnmarshalText([]byte("nap")), ErrConfig)
+}
+
+// TestWaitPolicyJSON: a WaitPolicy field is written to JSON by name and
+// read back from its name or from the number older configs hold; null
+// changes nothing; anything else fails with ErrConfig.
+func TestWaitPolicyJSON(t *testing.T) {
+	type config struct{ Wait WaitPolicy }
+	for _, p := range policies {
+		b, err := json.Marshal(config{p})
+		require.NoError(t, err)
+		require.Equal(t, `{"Wait":"`+p.String()+`"}`, string(b))
+		var got config
+		require.NoError(t, json.Unmarshal(b, &got))
+		require.Equal(t, p, got.Wait)
+	}
+	_, err := json.Marshal(config{7})
+	require.ErrorIs(t, err, ErrConfig)
+
+	for in, want := range map[string]WaitPolicy{
+		`{"Wait":1}`:          WaitSpin,
+		`{"Wait":"spin"}`:     WaitSpin,
+		`{"Wait":0}`:          WaitAdaptive,
+		`{"Wait":"adaptive"}`: WaitAdaptive,
+		`{"Wait":null}`:       WaitSpin, // unchanged
+		`{}`:                  WaitSpin,
+	} {
+		got := config{WaitSpin}
+		if want == WaitAdaptive {
+			got.Wait = 7 // shows that the field was set
+		}
+		require.NoError(t, json.Unmarshal([]byte(in), &got), in)
+		require.Equal(t, want, got.Wait, in)
+	}
+
+	for _, in := range []string{`7`, `-1`, `"never"`, `1.5`, `1e0`, `true`, `[1]`, `{}`} {
+		got := config{WaitSpin}
+		err := json.Unmarshal([]byte(`{"Wait":`+in+`}`), &got)
+		require.ErrorIs(t, err, ErrConfig, in)
+		require.Equal(t, WaitSpin, got.Wait, "%s: a bad value changes nothing", in)
+	}
 }
 
 // TestDialerValidate: each bad Dialer field fails the dial with ErrConfig,

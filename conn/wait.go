@@ -12,7 +12,9 @@ import (
 )
 
 // WaitPolicy says how a Read with nothing to read, or a Write into a full
-// ring, waits for the peer.
+// ring, waits for the peer. Its text form is its name, "adaptive" or
+// "spin", for flags and configs; in JSON it also reads the numbers 0 and 1
+// that configs written before the text form hold (see UnmarshalJSON).
 type WaitPolicy int
 
 const (
