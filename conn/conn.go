@@ -15,6 +15,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/trace"
 	"github.com/shmconn/shmconn/ring"
 	"github.com/shmconn/shmconn/segment"
 )
@@ -220,6 +221,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		n, err := c.cons.Read(b)
 		if n > 0 {
 			c.consumed(n)
+			trace.Mark(trace.ReadDone)
 			return n, nil
 		}
 		if err != nil {
@@ -292,6 +294,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 func (c *Conn) write(b []byte) (written int, err error) {
+	trace.Mark(trace.WriteEnter)
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -304,6 +307,7 @@ func (c *Conn) write(b []byte) (written int, err error) {
 		}
 		n, err := c.prod.Write(b[written:])
 		if n > 0 {
+			trace.Mark(trace.Published)
 			c.produced(n)
 			written += n
 			if written == len(b) {

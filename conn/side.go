@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/trace"
 )
 
 // This file is the wake-up carrier: everything that moves a wake-up from
@@ -61,6 +62,8 @@ func (c *Conn) otherWaiter(w *waiter) *waiter {
 // else does.
 func (c *Conn) parkOnSide(w *waiter, wake <-chan struct{}) {
 	c.stats.parks.Add(1)
+	trace.Mark(trace.Park)
+	defer trace.Mark(trace.Unpark)
 	w.parked.Store(true)
 	defer w.parked.Store(false)
 	if !c.sideMu.TryLock() {

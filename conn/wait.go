@@ -9,6 +9,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/spinpoll"
+	"github.com/shmconn/shmconn/internal/trace"
 )
 
 // WaitPolicy says how a Read with nothing to read, or a Write into a full
@@ -193,10 +194,12 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 // closed or the peer is gone. It returns an error only for a passed
 // deadline or a closed conn; the caller re-checks everything else.
 func (c *Conn) await(w *waiter) error {
+	trace.Mark(trace.AwaitEnter)
 	if c.policy == WaitSpin && !spin.Contended() {
 		// Straight to the process's poller: the lead is free when the
 		// call that held it has returned, as a request handler's has.
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
+			trace.Mark(trace.Ready)
 			return nil
 		}
 	}
@@ -204,6 +207,7 @@ func (c *Conn) await(w *waiter) error {
 	l.Start(w.window.Budget())
 	defer func() { w.window.Observe(l.Since()) }()
 	if done, err := c.spinUntil(w, &l); done {
+		trace.Mark(trace.Ready)
 		return err
 	}
 	if !w.prepare() {

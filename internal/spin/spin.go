@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/shmconn/shmconn/atomicx"
+	"github.com/shmconn/shmconn/internal/trace"
 )
 
 const (
@@ -132,6 +133,9 @@ func PauseCost() time.Duration {
 
 // epoch anchors now: nanoseconds on the monotonic clock.
 var epoch = time.Now()
+
+// epochUnix is epoch in Unix nanoseconds, for trace stamps.
+var epochUnix = epoch.UnixNano()
 
 func now() int64 { return clock() }
 
@@ -273,6 +277,9 @@ func (l *Loop) Finish() {
 // whether that made the CPUs count as contended (marking them so).
 func (l *Loop) lostGap(t int64) bool {
 	gap := t - l.last
+	if trace.Enabled && gap >= trace.GapMin {
+		trace.Gap(epochUnix+l.last, epochUnix+t)
+	}
 	if gap <= int64(PreemptGap) {
 		return false
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shmconn/shmconn/internal/trace"
+)
+
+// TestAnalyze checks the join of two processes' stamps on a made-up pair
+// of logs: legs, a server spinner's gap, a parked client.
+func TestAnalyze(t *testing.T) {
+	us := func(v int64) int64 { return 1_000_000_000 + v*1000 }
+	var c, s trace.Log
+	// Round 1: published at 1, the server sees it at 2 and echoes at 3,
+	// the client sees the echo at 4 and returns at 5.
+	// Round 2 (from 1000): the server's spinner is off its CPU from 1002
+	// to 1020, sees the bytes at 1021, echoes at 1022; the client parks
+	// and is woken at 1030, returns at 1031.
+	c.Points[trace.WriteEnter] = []int64{us(0), us(1000)}
+	c.Points[trace.Published] = []int64{us(1), us(1001)}
+	c.Points[trace.Ready] = []int64{us(4)}
+	c.Points[trace.Park] = []int64{us(1025)}
+	c.Points[trace.Unpark] = []int64{us(1030)}
+	c.Points[trace.ReadDone] = []int64{us(5), us(1031)}
+	s.Points[trace.Ready] = []int64{us(2), us(1021)}
+	s.Points[trace.Published] = []int64{us(3), us(1022)}
+	s.Gaps = [][2]int64{{us(1002), us(1020)}}
+
+	rounds := analyze(&c, &s)
+	require.Len(t, rounds, 2)
+	want := []round{
+		{total: leg{5 * time.Microsecond, true}, up: leg{time.Microsecond, true}, server: leg{time.Microsecond, true}, down: leg{time.Microsecond, true}},
+		{total: leg{31 * time.Microsecond, true}, up: leg{20 * time.Microsecond, true}, server: leg{time.Microsecond, true}, down: leg{8 * time.Microsecond, true},
+			serverGap: true, parked: true},
+	}
+	require.Equal(t, want, rounds)
+	slow, sg, cg, pk, none := slowRounds(rounds)
+	require.Equal(t, []int{1, 1, 0, 0, 0}, []int{slow, sg, cg, pk, none})
+}
+
+// TestNeedsTraceBuild checks that a binary without the trace points says
+// how to build one instead of printing empty figures.
+func TestNeedsTraceBuild(t *testing.T) {
+	if trace.Enabled {
+		t.Skip("built with -tags shmconntrace; TestTracedRun covers this build")
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 2, run([]string{"-n", "10"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "-tags shmconntrace")
+	require.Empty(t, out.String())
+}
+
+// TestTracedRun builds the command with its trace points and runs a short
+// measurement between two real processes.
+func TestTracedRun(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "roundtrace")
+	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.Command(goCmd, "build", "-tags", "shmconntrace", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	for _, wait := range []string{"spin", "adaptive"} {
+		cmd := exec.Command(bin, "-n", "200", "-interval", "300us", "-server-wait", wait)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, cmd.Run(), "stderr: %s", stderr.String())
+		text := stdout.String()
+		require.Contains(t, text, "200 round trips of 64 bytes, one every 300µs; server "+wait+", client adaptive", text)
+		for _, name := range []string{"total", "up", "server", "down"} {
+			require.Regexp(t, regexp.MustCompile(`(?m)^ *`+name+` +\d+ +\d+\.\d us`), text)
+		}
+		// Every round trip has a total and an up leg.
+		require.Regexp(t, regexp.MustCompile(`(?m)^ *total +200 `), text)
+		require.Regexp(t, regexp.MustCompile(`(?m)^ *up +200 `), text)
+		require.Contains(t, text, "slow round trips")
+	}
+	// The child cleaned up its socket directory.
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), "roundtrace*"))
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err == nil && time.Since(fi.ModTime()) < time.Minute && strings.HasPrefix(filepath.Base(m), "roundtrace") {
+			t.Errorf("left behind: %s", m)
+		}
+	}
+}
