@@ -227,7 +227,6 @@ func (l *Loop) Next() (tick, stop bool) {
 	if l.lostGap(t) {
 		return true, true
 	}
-	l.last = t
 	if t >= l.end {
 		l.flush(t)
 		return true, true
@@ -274,11 +273,14 @@ func (l *Loop) Finish() {
 
 // lostGap accounts the time since the loop's last look at the clock as
 // lost to other threads if it is a preemption gap, and then reports
-// whether that made the CPUs count as contended (marking them so).
+// whether that made the CPUs count as contended (marking them so). t
+// becomes the last look, so that a gap is counted once even when it ends
+// the spin and the caller then calls Finish, or spins on.
 func (l *Loop) lostGap(t int64) bool {
 	gap := t - l.last
+	l.last = t
 	if trace.Enabled && gap >= trace.GapMin {
-		trace.Gap(epochUnix+l.last, epochUnix+t)
+		trace.Gap(epochUnix+t-gap, epochUnix+t)
 	}
 	if gap <= int64(PreemptGap) {
 		return false

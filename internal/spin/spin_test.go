@@ -3,6 +3,8 @@ package spin
 import (
 	"testing"
 	"time"
+
+	"github.com/shmconn/shmconn/internal/trace"
 )
 
 // TestLoopBudget checks a spin ends when its budget, counted in time, is
@@ -94,21 +96,8 @@ func TestWindow(t *testing.T) {
 // waiter waits for arrive while it is off the CPU, and it finds them when
 // it runs again, before its next look at the clock.
 func TestContentionSeenAtFinish(t *testing.T) {
-	oldClock, oldContended := clock, contendedUntil.Load()
-	spinAccount.mu.Lock()
-	oldSpun, oldLost := spinAccount.spun, spinAccount.lost
-	spinAccount.spun, spinAccount.lost = 0, 0
-	spinAccount.mu.Unlock()
-	defer func() {
-		clock = oldClock
-		contendedUntil.Store(oldContended)
-		spinAccount.mu.Lock()
-		spinAccount.spun, spinAccount.lost = oldSpun, oldLost
-		spinAccount.mu.Unlock()
-	}()
-	contendedUntil.Store(0)
-	var fake int64 = 1 << 40
-	clock = func() int64 { fake += 100; return fake }
+	fake := fakeClock(t)
+	setAccount(0, 0)
 
 	// Waits of 10 us of spinning, each then preempted for 1 ms, after
 	// which the caller finds its condition and finishes.
@@ -117,9 +106,9 @@ func TestContentionSeenAtFinish(t *testing.T) {
 		l.Start(time.Second)
 		for spun := false; !spun; {
 			tick, _ := l.Next()
-			spun = tick && time.Duration(fake-l.start) >= 10*time.Microsecond
+			spun = tick && time.Duration(*fake-l.start) >= 10*time.Microsecond
 		}
-		fake += int64(time.Millisecond)
+		*fake += int64(time.Millisecond)
 		l.Finish()
 	}
 	if !Contended() {
@@ -190,4 +179,101 @@ func TestYieldSchedule(t *testing.T) {
 	if want := int(budget / OSYieldInterval); len(busy) > want+1 {
 		t.Errorf("contended: %d yields in %v (%v), want at most %d", len(busy), budget, busy, want+1)
 	}
+}
+
+// TestPreemptionCountedOnce checks that a preemption gap that ends a spin
+// is accounted once: neither the Finish that follows nor a caller that
+// keeps spinning (spinpoll's spinAlways) counts the same gap again.
+func TestPreemptionCountedOnce(t *testing.T) {
+	fake := fakeClock(t)
+	lost := func() time.Duration {
+		spinAccount.mu.Lock()
+		defer spinAccount.mu.Unlock()
+		return time.Duration(spinAccount.lost)
+	}
+	for _, keepSpinning := range []bool{false, true} {
+		contendedUntil.Store(0)
+		// Just under LostShare: one more 2 ms gap tips it.
+		setAccount(60*time.Millisecond, 14*time.Millisecond)
+
+		var l Loop
+		l.Start(time.Second)
+		for tick := false; !tick; {
+			tick, _ = l.Next()
+		}
+		*fake += int64(2 * time.Millisecond)
+		for {
+			if _, stop := l.Next(); stop {
+				break
+			}
+		}
+		if !l.Preempted() {
+			t.Fatal("a 2 ms gap that tips the share did not end the spin as preempted")
+		}
+		if keepSpinning {
+			for i := 0; i < 10*pausesPerCheck; i++ {
+				if _, stop := l.Next(); stop {
+					t.Fatalf("Next stopped again after %d calls with no further gap (lost %v)", i, lost())
+				}
+			}
+		}
+		l.Finish()
+		if got := lost(); got > 16*time.Millisecond+time.Microsecond {
+			t.Errorf("keep spinning %v: lost %v after one 2 ms gap on 14 ms, want 16 ms", keepSpinning, got)
+		}
+	}
+}
+
+// TestGapTraced checks that a build with -tags shmconntrace records a
+// spinner's gap from the look before it to the look after it.
+func TestGapTraced(t *testing.T) {
+	if !trace.Enabled {
+		t.Skip("needs -tags shmconntrace")
+	}
+	fake := fakeClock(t)
+	trace.Start()
+	var l Loop
+	l.Start(time.Second)
+	for tick := false; !tick; {
+		tick, _ = l.Next()
+	}
+	*fake += int64(time.Millisecond)
+	for tick := false; !tick; {
+		tick, _ = l.Next()
+	}
+	trace.Stop()
+	for _, g := range trace.Collect().Gaps {
+		if d := time.Duration(g[1] - g[0]); d >= time.Millisecond && d < time.Millisecond+time.Microsecond {
+			return
+		}
+	}
+	t.Errorf("no gap of 1 ms among %v", trace.Collect().Gaps)
+}
+
+// fakeClock makes the package's clock a counter that moves 100 ns a read
+// (tests move it further through the pointer returned) and the CPUs
+// uncontended, and puts back the clock, the verdict and the process's
+// spin account when t ends.
+func fakeClock(t *testing.T) *int64 {
+	oldClock, oldContended := clock, contendedUntil.Load()
+	spinAccount.mu.Lock()
+	oldSpun, oldLost := spinAccount.spun, spinAccount.lost
+	spinAccount.mu.Unlock()
+	t.Cleanup(func() {
+		clock = oldClock
+		contendedUntil.Store(oldContended)
+		setAccount(time.Duration(oldSpun), time.Duration(oldLost))
+	})
+	contendedUntil.Store(0)
+	fake := new(int64)
+	*fake = 1 << 40
+	clock = func() int64 { *fake += 100; return *fake }
+	return fake
+}
+
+// setAccount sets the process's recent spinning time and time lost.
+func setAccount(spun, lost time.Duration) {
+	spinAccount.mu.Lock()
+	defer spinAccount.mu.Unlock()
+	spinAccount.spun, spinAccount.lost = int64(spun), int64(lost)
 }
