@@ -199,8 +199,14 @@ type Loop struct {
 // counts from there.
 func (l *Loop) Start(budget time.Duration) {
 	calibrateOnce.Do(calibrate)
-	*l = Loop{budget: int64(budget)}
+	// The end is the clock plus the budget: a budget near the largest
+	// Duration (Until's) must not wrap it into the past, which would end
+	// every look at once, before the loop yields to anybody.
+	*l = Loop{budget: int64(min(budget, maxBudget))}
 }
+
+// maxBudget is a spin of over a century: any longer budget means the same.
+const maxBudget = time.Duration(1 << 62)
 
 // Next waits a little before the caller's next look. It returns true when
 // it read the clock (the caller may then check its slower conditions:

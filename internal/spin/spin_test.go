@@ -277,3 +277,22 @@ func setAccount(spun, lost time.Duration) {
 	defer spinAccount.mu.Unlock()
 	spinAccount.spun, spinAccount.lost = int64(spun), int64(lost)
 }
+
+// TestUntilYields checks that Until, whose budget is the largest Duration,
+// paces its spin as any Loop does: it gives its CPU away as the schedule
+// says rather than ending every look at once as if out of budget.
+func TestUntilYields(t *testing.T) {
+	fakeClock(t)
+	oldYield := yieldCPU
+	t.Cleanup(func() { yieldCPU = oldYield })
+	yielded := false
+	yieldCPU = func() { yielded = true }
+	calls := 0
+	Until(func() bool {
+		calls++
+		return yielded || calls > 100*pausesPerCheck
+	})
+	if !yielded {
+		t.Fatalf("Until spun %d looks (%v on the fake clock) without giving its CPU away", calls/pausesPerCheck, time.Duration(calls/pausesPerCheck*100))
+	}
+}
