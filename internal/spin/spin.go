@@ -77,7 +77,9 @@ const (
 	// socket's instead of 0.7x, and a spinner sharing a CPU answered in
 	// about 10 us instead of 25. Back-to-back waits end long before it. Not
 	// on a contended host: there the thread behind us is a stranger that
-	// keeps the CPU for a whole slice.
+	// keeps the CPU for a whole slice. Linux only: elsewhere the yield is
+	// runtime.Gosched, which wakes another thread, and the first comes
+	// after OSYieldInterval.
 	FirstOSYield = 2 * time.Microsecond
 	// SharedYield is how long a yield must take to show that another
 	// thread ran meanwhile: with nobody waiting it returns within a
@@ -226,7 +228,7 @@ func (l *Loop) Next() (tick, stop bool) {
 		l.end, l.nextYield = t+l.budget, t+int64(YieldCheckInterval)
 		l.nextOSYield = t + int64(OSYieldInterval)
 		if !Contended() {
-			l.nextOSYield = t + int64(FirstOSYield)
+			l.nextOSYield = t + int64(firstOSYield)
 		}
 		return true, false
 	}
@@ -245,7 +247,7 @@ func (l *Loop) Next() (tick, stop bool) {
 		if t2 := now(); t2-t > int64(SharedYield) && !Contended() {
 			// Somebody shares this CPU: it may be the peer, with our
 			// bytes. Let it run often while it is there.
-			l.nextOSYield = t2 + int64(FirstOSYield)
+			l.nextOSYield = t2 + int64(firstOSYield)
 		}
 	}
 	if t >= l.nextYield {
