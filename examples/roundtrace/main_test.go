@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"testing"
 	"time"
 
@@ -62,9 +62,12 @@ func TestNeedsTraceBuild(t *testing.T) {
 // TestTracedRun builds the command with its trace points and runs a short
 // measurement between two real processes.
 func TestTracedRun(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "roundtrace")
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// From PATH: runtime.GOROOT is empty in a test built with -trimpath.
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the binary with")
+	}
+	bin := filepath.Join(t.TempDir(), "roundtrace")
 	build := exec.Command(goCmd, "build", "-tags", "shmconntrace", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
@@ -73,7 +76,11 @@ func TestTracedRun(t *testing.T) {
 	// has in the shared one is not taken for ours.
 	tmp := t.TempDir()
 	for _, wait := range []string{"spin", "adaptive"} {
-		cmd := exec.Command(bin, "-n", "200", "-interval", "300us", "-server-wait", wait)
+		// A bound on a hung pair of processes, far above the second a run
+		// takes.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "-n", "200", "-interval", "300us", "-server-wait", wait)
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
