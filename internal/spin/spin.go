@@ -15,7 +15,8 @@
 //     often on another CPU) and may move the spinning goroutine to that
 //     thread. On a two-CPU host that thread takes the CPU of the very peer
 //     we wait for. A Loop yields only when some goroutine is actually
-//     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us).
+//     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us),
+//     or when its P is the only one, whose timers only it runs.
 //   - The kernel often wakes a thread on the CPU of the thread that woke
 //     it (a socket's wake-up says the waker is about to sleep). A peer
 //     woken by our own wake-up, or by its timer, can land behind our
@@ -58,7 +59,8 @@ const (
 	// whether a goroutine waits for a P. Goroutines made runnable while
 	// another P is idle are taken by that P at once; this is for the rest
 	// (GOMAXPROCS 1, every P busy), which would otherwise wait for the
-	// runtime's 10 ms preemption.
+	// runtime's 10 ms preemption. With GOMAXPROCS 1 the loop lets the
+	// scheduler run this often whatever it finds, so that timers fire.
 	YieldCheckInterval = 20 * time.Microsecond
 	// OSYieldInterval is how often a spinning loop gives its CPU to any
 	// other thread waiting for it. The kernel often wakes a thread on
@@ -169,16 +171,30 @@ func Contended() bool {
 	return false
 }
 
-var runnableSample = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
-var runnableMu sync.Mutex
+// schedSamples are the runtime's goroutines waiting for a P and its
+// number of Ps, read together under schedMu.
+var (
+	schedSamples = []metrics.Sample{
+		{Name: "/sched/goroutines/runnable:goroutines"},
+		{Name: "/sched/gomaxprocs:threads"},
+	}
+	schedMu sync.Mutex
+)
 
-// othersRunnable reports whether goroutines wait for a P.
-func othersRunnable() bool {
-	runnableMu.Lock()
-	defer runnableMu.Unlock()
-	metrics.Read(runnableSample)
-	v := runnableSample[0].Value
-	return v.Kind() == metrics.KindUint64 && v.Uint64() > 0
+// mustGosched reports whether a spinning goroutine should let the Go
+// scheduler run: goroutines wait for a P, or this is the only P. Timers
+// (a Sleep, a deadline's AfterFunc) are run by the scheduler of the P that
+// holds them, or by an idle P; with one P, spinning on it, their
+// goroutines are not even runnable until the runtime preempts the spinner
+// (10-20 ms). With one P a Gosched wakes no other thread: there is no
+// idle P to start.
+func mustGosched() bool {
+	schedMu.Lock()
+	defer schedMu.Unlock()
+	metrics.Read(schedSamples)
+	runnable, procs := schedSamples[0].Value, schedSamples[1].Value
+	return runnable.Kind() == metrics.KindUint64 && runnable.Uint64() > 0 ||
+		procs.Kind() == metrics.KindUint64 && procs.Uint64() == 1
 }
 
 // Loop paces one spinning wait. The zero value is not ready: call Start.
@@ -252,7 +268,7 @@ func (l *Loop) Next() (tick, stop bool) {
 	}
 	if t >= l.nextYield {
 		l.nextYield = t + int64(YieldCheckInterval)
-		if othersRunnable() {
+		if mustGosched() {
 			runtime.Gosched()
 			l.last = now() // time given away on purpose is not preemption
 		}

@@ -2,6 +2,8 @@ package spin
 
 import (
 	"runtime"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +301,27 @@ func TestUntilYields(t *testing.T) {
 	})
 	if !yielded {
 		t.Fatalf("Until spun %d looks (%v on the fake clock) without giving its CPU away", calls/pausesPerCheck, time.Duration(calls/pausesPerCheck*100))
+	}
+}
+
+// TestLoopLetsTimersFire checks that a loop spinning on the only P lets
+// the scheduler run now and then: a timer (a Sleep, a deadline's
+// AfterFunc) is run by the scheduler of the P that holds it, so its
+// goroutine is not runnable, and not seen as such, until then.
+func TestLoopLetsTimersFire(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	took := make([]time.Duration, 7)
+	for i := range took {
+		var fired atomic.Bool
+		start := time.Now()
+		time.AfterFunc(100*time.Microsecond, func() { fired.Store(true) })
+		Until(fired.Load)
+		took[i] = time.Since(start)
+	}
+	// Without a look at the timers they wait for the runtime to preempt
+	// the spinner: 10-20 ms.
+	slices.Sort(took)
+	if median := took[len(took)/2]; median > 5*time.Millisecond {
+		t.Errorf("100 us timers fired after %v while a loop spun on the only P (median %v)", took, median)
 	}
 }
