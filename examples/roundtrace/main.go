@@ -33,7 +33,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/shmconn/shmconn/conn"
@@ -89,8 +91,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "roundtrace: this binary has no trace points: build or run it with -tags shmconntrace")
 		return 2
 	}
-	client, server, err := measure(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, server, err := measure(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "roundtrace: interrupted")
+			return 130 // the child and the temp dir are gone
+		}
 		fmt.Fprintln(stderr, "roundtrace:", err)
 		return 1
 	}
@@ -100,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // measure runs the server child and the round trips, and returns both
 // processes' stamps.
-func measure(cfg config) (client, server *trace.Log, err error) {
+func measure(ctx context.Context, cfg config) (client, server *trace.Log, err error) {
 	dir, err := os.MkdirTemp("", "roundtrace")
 	if err != nil {
 		return nil, nil, err
@@ -118,6 +126,10 @@ func measure(cfg config) (client, server *trace.Log, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The child ends when this pipe does: when we exit, however we die.
+	if _, err := cmd.StdinPipe(); err != nil {
+		return nil, nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +143,7 @@ func measure(cfg config) (client, server *trace.Log, err error) {
 	if _, err := bufio.NewReader(ready).ReadString('\n'); err != nil {
 		return nil, nil, fmt.Errorf("the server did not start: %w", err)
 	}
-	if err := roundTrips(cfg, sock); err != nil {
+	if err := roundTrips(ctx, cfg, sock); err != nil {
 		return nil, nil, err
 	}
 	exited = true
@@ -151,7 +163,7 @@ func measure(cfg config) (client, server *trace.Log, err error) {
 
 // roundTrips dials the server and makes the warm-up and timed round trips,
 // stamping only the timed ones; closing the conn ends the server.
-func roundTrips(cfg config, sock string) error {
+func roundTrips(ctx context.Context, cfg config, sock string) error {
 	d := conn.Dialer{Wait: cfg.clientWait}
 	nc, err := d.Dial("unix", sock)
 	if err != nil {
@@ -168,6 +180,9 @@ func roundTrips(cfg config, sock string) error {
 			trace.Start()
 		}
 		time.Sleep(time.Until(next))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		next = time.Now().Add(cfg.interval)
 		if _, err := nc.Write(msg); err != nil {
 			return err
@@ -183,6 +198,13 @@ func roundTrips(cfg config, sock string) error {
 // serve is the child: it echoes one conn until the client closes it, then
 // writes its stamps to the file named in its environment.
 func serve() error {
+	// The parent holds our stdin open while it runs: when it ends, so do
+	// we, even while we wait in Accept for a client that never comes.
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.RemoveAll(filepath.Dir(os.Getenv(envSock))) // the parent could not
+		os.Exit(1)
+	}()
 	var lc conn.ListenConfig
 	if err := lc.Wait.UnmarshalText([]byte(os.Getenv(envWait))); err != nil {
 		return err

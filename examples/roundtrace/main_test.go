@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,15 +64,7 @@ func TestNeedsTraceBuild(t *testing.T) {
 // TestTracedRun builds the command with its trace points and runs a short
 // measurement between two real processes.
 func TestTracedRun(t *testing.T) {
-	// From PATH: runtime.GOROOT is empty in a test built with -trimpath.
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the binary with")
-	}
-	bin := filepath.Join(t.TempDir(), "roundtrace")
-	build := exec.Command(goCmd, "build", "-tags", "shmconntrace", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildTraced(t)
 
 	// Its own temporary directory, so that what another run on this host
 	// has in the shared one is not taken for ours.
@@ -109,4 +102,57 @@ func TestTracedRun(t *testing.T) {
 	for _, e := range left {
 		t.Errorf("left behind: %s", e.Name())
 	}
+}
+
+// TestKilledClientLeavesNothing kills the client outright mid-run and
+// checks that its server child ends and removes the socket directory,
+// and that an interrupted client does both itself.
+func TestKilledClientLeavesNothing(t *testing.T) {
+	bin := buildTraced(t)
+
+	for _, sig := range []os.Signal{os.Kill, syscall.SIGTERM} {
+		tmp := t.TempDir()
+		cmd := exec.Command(bin, "-n", "1000000", "-interval", "1ms")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		require.NoError(t, cmd.Start())
+		// Running: its socket directory is there.
+		require.Eventually(t, func() bool {
+			e, _ := os.ReadDir(tmp)
+			return len(e) > 0
+		}, 10*time.Second, 10*time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // well into the round trips
+		require.NoError(t, cmd.Process.Signal(sig))
+		cmd.Wait()
+		// The child, which the parent's end of its stdin outlives only
+		// by a moment, removes the directory if the parent could not.
+		require.Eventually(t, func() bool {
+			e, _ := os.ReadDir(tmp)
+			return len(e) == 0 && !running(bin)
+		}, 10*time.Second, 20*time.Millisecond, "after %v: a process of %s or a file in %s is left", sig, bin, tmp)
+	}
+}
+
+// running reports whether a process runs the executable at path.
+func running(path string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p); err == nil && exe == path {
+			return true
+		}
+	}
+	return false
+}
+
+// buildTraced builds the command with its trace points and returns the
+// binary's path.
+func buildTraced(t *testing.T) string {
+	// From PATH: runtime.GOROOT is empty in a test built with -trimpath.
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the binary with")
+	}
+	bin := filepath.Join(t.TempDir(), "roundtrace")
+	out, err := exec.Command(goCmd, "build", "-tags", "shmconntrace", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
 }
