@@ -53,6 +53,9 @@ const (
 func main() {
 	if os.Getenv(envRole) == "server" {
 		if err := serve(); err != nil {
+			// Most often the client died (an orderly close is io.EOF):
+			// what it would have removed is ours to remove.
+			os.RemoveAll(filepath.Dir(os.Getenv(envSock)))
 			fmt.Fprintln(os.Stderr, "roundtrace server:", err)
 			os.Exit(1)
 		}
