@@ -105,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "roundtrace:", err)
 		return 1
 	}
+	if d := client.Dropped + server.Dropped; d > 0 {
+		fmt.Fprintf(stderr, "roundtrace: %d stamps past the %d kept per point were dropped: the last round trips are not counted (use a smaller -n)\n", d, trace.Capacity)
+	}
 	report(stdout, cfg, analyze(client, server))
 	return 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,16 @@ func TestTracedRun(t *testing.T) {
 		require.GreaterOrEqual(t, n, 190, "round trips with an up leg: %s", text)
 		require.Contains(t, text, "slow round trips")
 	}
+	// More round trips than stamps are kept: it says so, and counts only
+	// the round trips it has stamps for.
+	cmd := exec.Command(bin, "-n", fmt.Sprint(trace.Capacity+100), "-interval", "10us", "-warmup", "0")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "stderr: %s", stderr.String())
+	require.Contains(t, stderr.String(), "stamps past the 65536 kept per point were dropped")
+	require.Contains(t, stdout.String(), fmt.Sprintf("%d round trips", trace.Capacity))
+
 	// The command removed its socket directory.
 	left, err := os.ReadDir(tmp)
 	require.NoError(t, err)

@@ -83,9 +83,12 @@ const (
 	// runtime.Gosched, which wakes another thread, and the first comes
 	// after OSYieldInterval.
 	FirstOSYield = 2 * time.Microsecond
-	// SharedYield is how long a yield must take to show that another
-	// thread ran meanwhile: with nobody waiting it returns within a
-	// microsecond.
+	// SharedYield is the least time a yield must take to show that
+	// another thread ran meanwhile: with nobody waiting it returns within
+	// a microsecond here (0.6 us). Where a system call costs more
+	// (gVisor, heavy mitigations) the threshold is four times the
+	// cheapest yield measured at start-up, so that the yield's own cost
+	// does not read as a shared CPU.
 	SharedYield = 3 * time.Microsecond
 	// PreemptGap is a gap between two clock reads of a spinning loop that
 	// means the thread was descheduled: interrupts take a few
@@ -114,9 +117,11 @@ var (
 	calibrateOnce  sync.Once
 	pausesPerCheck int // pauses between clock reads, ~CheckInterval
 	pauseCost      time.Duration
+	sharedYield    = SharedYield // SharedYield, or more where a yield costs more
 )
 
-// calibrate measures the pause hint's cost on this CPU.
+// calibrate measures the pause hint's cost on this CPU, and the cost of
+// a yield that gives nothing away.
 func calibrate() {
 	const n = 2000
 	best := time.Duration(1<<63 - 1)
@@ -127,6 +132,19 @@ func calibrate() {
 	}
 	pauseCost = max(best/n, time.Nanosecond)
 	pausesPerCheck = int(min(max(CheckInterval/pauseCost, 1), 4096))
+	sharedYield = max(SharedYield, 4*cheapestYield())
+}
+
+// cheapestYield times a few yields and returns the quickest: the cost of
+// the call itself, when no other thread took the CPU meanwhile.
+func cheapestYield() time.Duration {
+	best := time.Duration(1<<63 - 1)
+	for range 20 {
+		t := time.Now()
+		yieldCPU()
+		best = min(best, time.Since(t))
+	}
+	return best
 }
 
 // PauseCost returns the measured cost of one pause hint on this CPU.
@@ -260,7 +278,7 @@ func (l *Loop) Next() (tick, stop bool) {
 		// next look, as a preemption would: it is time lost to others.
 		yieldCPU()
 		l.nextOSYield = t + int64(OSYieldInterval)
-		if t2 := now(); t2-t > int64(SharedYield) && !Contended() {
+		if t2 := now(); t2-t > int64(sharedYield) && !Contended() {
 			// Somebody shares this CPU: it may be the peer, with our
 			// bytes. Let it run often while it is there.
 			l.nextOSYield = t2 + int64(firstOSYield)

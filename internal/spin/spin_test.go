@@ -125,11 +125,13 @@ func TestContentionSeenAtFinish(t *testing.T) {
 // thread on the CPU, and never early on a contended host, nor where a
 // yield is runtime.Gosched (not Linux).
 func TestYieldSchedule(t *testing.T) {
-	oldClock, oldYield, oldContended := clock, yieldCPU, contendedUntil.Load()
+	calibrateOnce.Do(calibrate)
+	oldClock, oldYield, oldContended, oldShared := clock, yieldCPU, contendedUntil.Load(), sharedYield
 	defer func() {
-		clock, yieldCPU = oldClock, oldYield
+		clock, yieldCPU, sharedYield = oldClock, oldYield, oldShared
 		contendedUntil.Store(oldContended)
 	}()
+	sharedYield = SharedYield // whatever a yield costs on this machine
 	const budget = 200 * time.Microsecond
 	run := func(yieldTakes time.Duration, contended bool) (yields []time.Duration) {
 		var fake int64 = 1 << 40
@@ -324,4 +326,29 @@ func TestLoopLetsTimersFire(t *testing.T) {
 	if median := took[len(took)/2]; median > 5*time.Millisecond {
 		t.Errorf("100 us timers fired after %v while a loop spun on the only P (median %v)", took, median)
 	}
+}
+
+// TestSharedYieldCalibrated checks that a yield's own cost, where it is
+// high, does not read as a shared CPU: the threshold is calibrated above
+// it, and never below SharedYield.
+func TestSharedYieldCalibrated(t *testing.T) {
+	calibrateOnce.Do(calibrate)
+	oldYield, oldShared := yieldCPU, sharedYield
+	defer func() { yieldCPU, sharedYield = oldYield, oldShared }()
+
+	const slow = 10 * time.Microsecond // a system call under gVisor, say
+	yieldCPU = func() {
+		for t := time.Now(); time.Since(t) < slow; {
+		}
+	}
+	calibrate()
+	if sharedYield < 4*slow {
+		t.Errorf("yields of %v: threshold %v, want at least %v", slow, sharedYield, 4*slow)
+	}
+	yieldCPU = oldYield
+	calibrate()
+	if sharedYield < SharedYield || sharedYield > time.Millisecond {
+		t.Errorf("this machine's yield: threshold %v, want in [%v, 1ms]", sharedYield, SharedYield)
+	}
+	t.Logf("threshold %v (pause %v)", sharedYield, pauseCost)
 }

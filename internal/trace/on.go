@@ -50,9 +50,12 @@ func Gap(from, to int64) {
 func Collect() *Log {
 	var l Log
 	for p := range NumPoints {
-		n := min(counts[p].Load(), Capacity)
-		l.Points[p] = append([]int64(nil), stamps[p][:n]...)
+		c := counts[p].Load()
+		l.Points[p] = append([]int64(nil), stamps[p][:min(c, Capacity)]...)
+		l.Dropped += max(c-Capacity, 0)
 	}
-	l.Gaps = append([][2]int64(nil), gaps[:min(ngaps.Load(), Capacity)]...)
+	c := ngaps.Load()
+	l.Gaps = append([][2]int64(nil), gaps[:min(c, Capacity)]...)
+	l.Dropped += max(c-Capacity, 0)
 	return &l
 }

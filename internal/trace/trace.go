@@ -32,8 +32,9 @@ const GapMin = 4000 // ns
 // Log is what one process recorded: for each Point its stamps in order,
 // and the gaps of its spinning loops, all in Unix nanoseconds.
 type Log struct {
-	Points [NumPoints][]int64
-	Gaps   [][2]int64
+	Points  [NumPoints][]int64
+	Gaps    [][2]int64
+	Dropped int64 // stamps and gaps past Capacity, not kept
 }
 
 // Capacity is how many stamps are kept per point, and gaps in all; later
