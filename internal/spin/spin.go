@@ -398,7 +398,8 @@ const (
 	// peer is running. Parking there would put a kernel wake-up on every
 	// message whenever the peer is briefly preempted: measured under
 	// load, back-to-back round trips took 21-38 us with ContendedSpin
-	// alone (a socket's 25-29 us), 13-22 us with this.
+	// alone (a socket's 25-29 us), and 0.3-1.2 us or 13-33 us with this,
+	// by run (where the host placed the two processes and the load).
 	ContendedBurstSpin = 50 * time.Microsecond
 	windowCap          = 4 * MaxSpin
 )
