@@ -19,11 +19,13 @@ type leg struct {
 	ok bool
 }
 
-// round is one round trip, broken down.
+// round is one round trip, broken down: legs across the processes, and
+// each process's own steps (see the command's doc).
 type round struct {
-	total, up, server, down leg
-	serverGap, clientGap    bool // a spinner of that side was off its CPU in the round trip
-	parked                  bool // a call of either side parked
+	total, up, server, down            leg
+	cWrite, sRead, sApp, sWrite, cRead leg
+	serverGap, clientGap               bool // a spinner of that side was off its CPU in the round trip
+	parked                             bool // a call of either side parked
 }
 
 // after returns the first stamp in ts at or after from and before to.
@@ -59,7 +61,10 @@ func saw(l *trace.Log, from, to int64) (int64, bool) {
 }
 
 func span(from, to int64, ok bool) leg {
-	return leg{time.Duration(to - from), ok && to >= from}
+	if !ok || to < from {
+		return leg{}
+	}
+	return leg{time.Duration(to - from), true}
 }
 
 // analyze joins the two processes' stamps round trip by round trip: a
@@ -86,6 +91,8 @@ func analyze(c, s *trace.Log) []round {
 		sSaw, ok3 := saw(s, cPub, t1)
 		sPub, ok4 := after(s.Points[trace.Published], cPub, t1)
 		cSaw, ok5 := saw(c, sPub, t1)
+		sDone, ok6 := after(s.Points[trace.ReadDone], sSaw, t1)
+		sWrite, ok7 := after(s.Points[trace.WriteEnter], sSaw, t1)
 		_, cParked := after(c.Points[trace.Park], t0, t1)
 		_, sParked := after(s.Points[trace.Park], cPub, t1)
 		rounds = append(rounds, round{
@@ -93,6 +100,11 @@ func analyze(c, s *trace.Log) []round {
 			up:        span(cPub, sSaw, ok3),
 			server:    span(sSaw, sPub, ok3 && ok4),
 			down:      span(sPub, cSaw, ok4 && ok5 && cSaw <= cDone),
+			cWrite:    span(t0, cPub, true),
+			sRead:     span(sSaw, sDone, ok3 && ok6),
+			sApp:      span(sDone, sWrite, ok6 && ok7),
+			sWrite:    span(sWrite, sPub, ok7 && ok4),
+			cRead:     span(cSaw, cDone, ok5),
 			serverGap: ok3 && gapIn(s.Gaps, cPub, sSaw),
 			clientGap: ok4 && gapIn(c.Gaps, sPub, cDone),
 			parked:    cParked || sParked,
@@ -120,6 +132,11 @@ func report(w io.Writer, cfg config, rounds []round) {
 		{"up", func(r round) leg { return r.up }},
 		{"server", func(r round) leg { return r.server }},
 		{"down", func(r round) leg { return r.down }},
+		{"c-write", func(r round) leg { return r.cWrite }},
+		{"s-read", func(r round) leg { return r.sRead }},
+		{"s-app", func(r round) leg { return r.sApp }},
+		{"s-write", func(r round) leg { return r.sWrite }},
+		{"c-read", func(r round) leg { return r.cRead }},
 	} {
 		var ds []time.Duration
 		for _, r := range rounds {

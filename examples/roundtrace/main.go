@@ -15,6 +15,18 @@
 //	server  the server's Read sees them -> its echo is published
 //	down    the echo published -> the client's Read sees it
 //
+// and within them, each process's own steps, which compare stamps of one
+// process only:
+//
+//	c-write  the client's Write entered -> its bytes published
+//	s-read   the server's Read sees the bytes -> it returns them
+//	s-app    the server's Read returned -> its Write entered (the echo loop)
+//	s-write  the server's Write entered -> the echo published
+//	c-read   the client's Read sees the echo -> it returns it
+//
+// Steps that take a few times longer at 10 ms than at 1 ms, although no
+// shared memory is touched in them (s-app), are the code running cold.
+//
 // Up and down compare stamps of two processes: they include any offset
 // between the two CPUs' clocks (their sum does not). For the slow round
 // trips it counts how many had a spinner off its CPU meanwhile (a stretch

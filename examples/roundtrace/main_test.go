@@ -23,27 +23,33 @@ import (
 func TestAnalyze(t *testing.T) {
 	us := func(v int64) int64 { return 1_000_000_000 + v*1000 }
 	var c, s trace.Log
-	// Round 1: published at 1, the server sees it at 2 and echoes at 3,
-	// the client sees the echo at 4 and returns at 5.
+	// Round 1: published at 1, the server sees it at 2, its Read returns
+	// at 3, its Write is entered at 4 and publishes the echo at 5; the
+	// client sees the echo at 6 and returns at 7.
 	// Round 2 (from 1000): the server's spinner is off its CPU from 1002
-	// to 1020, sees the bytes at 1021, echoes at 1022; the client parks
-	// and is woken at 1030, returns at 1031.
+	// to 1020, sees the bytes at 1021, echoes at 1022 (no stamps of its
+	// Read's return or Write's entry: those steps are unknown); the client
+	// parks and is woken at 1030, returns at 1031.
 	c.Points[trace.WriteEnter] = []int64{us(0), us(1000)}
 	c.Points[trace.Published] = []int64{us(1), us(1001)}
-	c.Points[trace.Ready] = []int64{us(4)}
+	c.Points[trace.Ready] = []int64{us(6)}
 	c.Points[trace.Park] = []int64{us(1025)}
 	c.Points[trace.Unpark] = []int64{us(1030)}
-	c.Points[trace.ReadDone] = []int64{us(5), us(1031)}
+	c.Points[trace.ReadDone] = []int64{us(7), us(1031)}
 	s.Points[trace.Ready] = []int64{us(2), us(1021)}
-	s.Points[trace.Published] = []int64{us(3), us(1022)}
+	s.Points[trace.ReadDone] = []int64{us(3)}
+	s.Points[trace.WriteEnter] = []int64{us(4)}
+	s.Points[trace.Published] = []int64{us(5), us(1022)}
 	s.Gaps = [][2]int64{{us(1002), us(1020)}}
 
 	rounds := analyze(&c, &s)
 	require.Len(t, rounds, 2)
+	one := leg{time.Microsecond, true}
 	want := []round{
-		{total: leg{5 * time.Microsecond, true}, up: leg{time.Microsecond, true}, server: leg{time.Microsecond, true}, down: leg{time.Microsecond, true}},
-		{total: leg{31 * time.Microsecond, true}, up: leg{20 * time.Microsecond, true}, server: leg{time.Microsecond, true}, down: leg{8 * time.Microsecond, true},
-			serverGap: true, parked: true},
+		{total: leg{7 * time.Microsecond, true}, up: one, server: leg{3 * time.Microsecond, true}, down: one,
+			cWrite: one, sRead: one, sApp: one, sWrite: one, cRead: one},
+		{total: leg{31 * time.Microsecond, true}, up: leg{20 * time.Microsecond, true}, server: one, down: leg{8 * time.Microsecond, true},
+			cWrite: one, cRead: one, serverGap: true, parked: true},
 	}
 	require.Equal(t, want, rounds)
 	slow, sg, cg, pk, none := slowRounds(rounds)
