@@ -44,10 +44,10 @@ const (
 	// spinning thread gives its CPU to any thread waiting for it 2 us into
 	// a wait and every 20 us after (spin.FirstOSYield, OSYieldInterval;
 	// every 2 us while another thread shares its CPU; on systems other
-	// than Linux every 20 us only). The leader spins locked to its OS
-	// thread (runtime.LockOSThread, undone when it stops), so that the
-	// runtime's preemption of a long-running goroutine does not move it
-	// to another thread and CPU. On a contended host (the spinner
+	// than Linux every 20 us only). Every 2 ms it passes through the Go
+	// scheduler without leaving its thread (spin.SchedPointInterval), so
+	// that the runtime never preempts it, which would often move it to
+	// another thread and CPU. On a contended host (the spinner
 	// loses much of its time to other threads) spinning would make it
 	// slower than a socket, so it then waits as WaitAdaptive does until
 	// the contention has passed.

@@ -32,7 +32,6 @@ package spinpoll
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,18 +152,6 @@ func (p *Poller) lead(w *Waiter) (out Outcome, demoted bool) {
 	if spin.Contended() && !p.spinAlways {
 		return Contended, false
 	}
-	// Spin on one OS thread. The runtime preempts a goroutine that has
-	// run 10 ms without a scheduling point, puts it on the global run
-	// queue and wakes another thread to look for work; either thread may
-	// take the spinner, so unlocked it often moved to another thread, and
-	// CPU, at a preemption (perf: one in a few). Locked, a
-	// preempted leader runs on again on its own thread. Measured with
-	// roundtrace at 1 req/ms on a 2-vCPU VM, alternated: round trips a
-	// gap of the server's spinner slowed went from 30-45% to 7-15%, p75
-	// from 17-33 us to 4.7-5.5 us, p90 from 39-42 us to 6-13 us; a server
-	// at GOMAXPROCS 1 (no other thread to move to) gave the same.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var l spin.Loop
 	l.Start(forever)
 	defer l.Finish()

@@ -11,8 +11,10 @@ import (
 // TestLeaderKeepsItsThread leads for longer than the runtime lets a
 // goroutine run without a scheduling point (10 ms), many times over, with
 // another P idle, and checks that every look at the condition ran on one
-// OS thread. Unlocked, a preempted leader was often taken by the thread
-// the runtime woke to look for work: it moved between threads, and CPUs.
+// OS thread. Preempted by the runtime, as a goroutine that runs 10 ms
+// without a scheduling point is, a leader was often taken by the thread
+// the runtime woke to look for work: it moved between threads, and CPUs
+// (package spin's SchedPointInterval).
 func TestLeaderKeepsItsThread(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	p := Poller{spinAlways: true}
