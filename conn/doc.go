@@ -26,7 +26,10 @@
 // /dev/shm and its size does not matter. Over TCP it is a named file in
 // /dev/shm, unlinked as soon as the dialer has mapped it. Either way pages
 // are committed as the writer first reaches them, each side in its own
-// memory cgroup: an idle conn costs three pages (12 KiB: the control
+// memory cgroup, in steps that double what is committed (a conn that has
+// written n bytes has committed at most 2n, or a page, per direction; a
+// step costs system calls, and one per page slowed one small message in
+// 64): an idle conn costs three pages (12 KiB: the control
 // blocks and the first page of each ring), a client that stops after its
 // hello one page, and a conn that streamed its two rings. A conn is
 // admitted only while its full size would fit, and no page is committed

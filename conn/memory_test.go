@@ -27,6 +27,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/testutil"
+	"github.com/shmconn/shmconn/segment"
 )
 
 // Memory tests: what conns cost in shared memory, and what happens when
@@ -461,6 +462,7 @@ func TestSharedMemoryRunsOut(t *testing.T) {
 	require.Regexp(t, `tcp: 100 conns, \d+ shared, all echoed`, out)
 	require.Contains(t, out, "write that cannot commit: ")
 	require.Contains(t, out, "recovered")
+	require.Contains(t, out, "commit to the last page: ")
 }
 
 func tinyDevShm(addr string) error {
@@ -479,7 +481,70 @@ func tinyDevShm(addr string) error {
 	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=140k"); err != nil {
 		return err
 	}
-	return writeCannotCommit()
+	if err := writeCannotCommit(); err != nil {
+		return err
+	}
+	// And one that fills up after the conn was set up, leaving room for
+	// part of a ring, in a number of pages the doubling commit steps do
+	// not reach.
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200k"); err != nil {
+		return err
+	}
+	return commitToTheLastPage()
+}
+
+// commitToTheLastPage writes 64-byte messages into a conn whose ring is
+// larger than what /dev/shm has left, the peer reading each, until a
+// Write fails: every free page must have been used, although the commit
+// steps that double what is committed stop fitting before that.
+func commitToTheLastPage() error {
+	const ring = 64 << 10
+	a, b, err := tcpPair(ring)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	defer b.Close()
+	free := func() (int, error) {
+		var st unix.Statfs_t
+		err := unix.Statfs("/dev/shm", &st)
+		return int(st.Bavail) * int(st.Bsize), err
+	}
+	// Another user of /dev/shm takes all but ten and a half pages.
+	f, err := free()
+	if err != nil {
+		return err
+	}
+	filler := make([]byte, f-21*segment.PageSize/2)
+	if err := os.WriteFile("/dev/shm/filler", filler, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove("/dev/shm/filler")
+	if f, err = free(); err != nil {
+		return err
+	}
+	if f <= 8*segment.PageSize || f >= ring {
+		return fmt.Errorf("/dev/shm has %d bytes free beside the conn: the test needs more than 8 pages and less than its ring", f)
+	}
+	msg, got := make([]byte, 64), make([]byte, 64)
+	written := 0
+	for written < ring {
+		if _, err := a.Write(msg); err != nil {
+			if !errors.Is(err, ErrNoMemory) {
+				return fmt.Errorf("write %d: %w", written/64, err)
+			}
+			break
+		}
+		written += len(msg)
+		if _, err := io.ReadFull(b, got); err != nil {
+			return err
+		}
+	}
+	if written < f-len(msg) {
+		return fmt.Errorf("writes failed after %d bytes with %d bytes free", written, f)
+	}
+	fmt.Printf("commit to the last page: %d bytes written with %d free\n", written, f)
+	return nil
 }
 
 // manyOver opens 100 conns over network, each doing a 64-byte echo, and
@@ -526,34 +591,37 @@ func manyOver(network string) error {
 	return nil
 }
 
+// tcpPair returns both ends of a shared-memory conn with rings of the
+// given size, set up over loopback TCP (a named segment in /dev/shm).
+func tcpPair(ring int) (*Conn, *Conn, error) {
+	lc := ListenConfig{RingSize: ring}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	d := Dialer{RingSize: ring, NoFallback: true}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c.(*Conn), a.(*Conn), nil
+}
+
 // writeCannotCommit fills a 140 KiB /dev/shm with one conn's rings and
 // has a second conn write past the page it has.
 func writeCannotCommit() error {
 	const ring = 64 << 10
-	lc := ListenConfig{RingSize: ring}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	a1, a2, err := tcpPair(ring)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	d := Dialer{RingSize: ring, NoFallback: true}
-	pair := func() (*Conn, *Conn, error) {
-		c, err := d.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			return nil, nil, err
-		}
-		a, err := ln.Accept()
-		if err != nil {
-			c.Close()
-			return nil, nil, err
-		}
-		return c.(*Conn), a.(*Conn), nil
-	}
-	a1, a2, err := pair()
-	if err != nil {
-		return err
-	}
-	b1, b2, err := pair()
+	b1, b2, err := tcpPair(ring)
 	if err != nil {
 		return err
 	}
@@ -653,4 +721,33 @@ func TestDroppedConnTellsPeer(t *testing.T) {
 		}
 		require.True(t, time.Now().Before(deadline), "a dropped conn was never collected")
 	}
+}
+
+// TestCommitSteps writes a ring's worth of 64-byte messages, each read by
+// the peer, and checks how the writer commits its ring: never less than
+// it has written, never more than twice that (or one page), and in a few
+// steps that each double what is committed, not one step per page.
+func TestCommitSteps(t *testing.T) {
+	const ring = 64 << 10
+	a, b := newPair(t, "unix", ListenConfig{RingSize: ring}, Dialer{RingSize: ring})
+	msg, got := make([]byte, 64), make([]byte, 64)
+	var steps []int
+	for written := 0; written < ring; {
+		_, err := a.Write(msg)
+		require.NoError(t, err)
+		written += len(msg)
+		_, err = io.ReadFull(b, got)
+		require.NoError(t, err)
+		c := a.committed // the writer's own field; only Write changes it
+		require.GreaterOrEqual(t, c, written)
+		require.LessOrEqual(t, c, max(2*written, segment.PageSize), "after %d bytes", written)
+		if len(steps) == 0 || steps[len(steps)-1] != c {
+			steps = append(steps, c)
+		}
+	}
+	var want []int
+	for s := segment.PageSize; s < ring; s *= 2 {
+		want = append(want, s)
+	}
+	require.Equal(t, append(want, ring), steps)
 }
