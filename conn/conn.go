@@ -390,6 +390,12 @@ func (c *Conn) commit(n int) error {
 	end := min(capacity, max(need, 2*c.committed))
 	err := c.seg.Commit(c.prodArea, c.committed, end-c.committed)
 	if errors.Is(err, segment.ErrNoMemory) && end > need {
+		// A step that a full tmpfs cannot hold fails part way, keeping
+		// the pages it did populate: give back those past what this
+		// Write needs, or they stay taken from every other conn. Nothing
+		// was written there (the writer has not been round the ring);
+		// if this fails they stay, as they would have.
+		_ = c.seg.Release(c.prodArea, need, end-need)
 		end = need
 		err = c.seg.Commit(c.prodArea, c.committed, end-c.committed)
 	}

@@ -79,6 +79,7 @@ var memoryRoles = map[string]func(addr string) error{
 	"dial-many":   dialMany,
 	"tiny-devshm": tinyDevShm,
 	"serve-many":  serveMany,
+	"failed-step": failedCommitStep,
 }
 
 // dialMany opens SHMCONN_TEST_N conns over shared memory (plain sockets
@@ -443,7 +444,19 @@ func TestDroppedConnsGiveBackMemory(t *testing.T) {
 // page (an error; the process lives, and the conn works again once memory
 // is freed).
 func TestSharedMemoryRunsOut(t *testing.T) {
-	p := startPeerWith(t, "tiny-devshm", listenAddr(t, "unix"), func(cmd *exec.Cmd) {
+	out := runInMountNamespace(t, "tiny-devshm")
+	require.Contains(t, out, "unix: 100 conns, 100 shared, all echoed")
+	require.Regexp(t, `tcp: 100 conns, \d+ shared, all echoed`, out)
+	require.Contains(t, out, "write that cannot commit: ")
+	require.Contains(t, out, "recovered")
+	require.Contains(t, out, "commit to the last page: ")
+}
+
+// runInMountNamespace runs a peer in the given role in a mount namespace
+// of its own (where it mounts a /dev/shm of its own) and returns what it
+// printed. A peer that prints "skip: why" skips the test.
+func runInMountNamespace(t *testing.T, role string) string {
+	p := startPeerWith(t, role, listenAddr(t, "unix"), func(cmd *exec.Cmd) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	})
 	var lines []string
@@ -457,12 +470,7 @@ func TestSharedMemoryRunsOut(t *testing.T) {
 		t.Log(line)
 	}
 	p.wait(t)
-	out := strings.Join(lines, "\n")
-	require.Contains(t, out, "unix: 100 conns, 100 shared, all echoed")
-	require.Regexp(t, `tcp: 100 conns, \d+ shared, all echoed`, out)
-	require.Contains(t, out, "write that cannot commit: ")
-	require.Contains(t, out, "recovered")
-	require.Contains(t, out, "commit to the last page: ")
+	return strings.Join(lines, "\n")
 }
 
 func tinyDevShm(addr string) error {
@@ -750,4 +758,67 @@ func TestCommitSteps(t *testing.T) {
 		want = append(want, s)
 	}
 	require.Equal(t, append(want, ring), steps)
+}
+
+// TestFailedStepKeepsNoPages checks that a commit step that /dev/shm
+// cannot hold, which fails part way, gives back the pages it populated
+// past what the Write needs: they would stay in the writer's file, taken
+// from every other user of /dev/shm. The writer needs one more page, the
+// step asks for eight, and it must take one page of the two left.
+//
+// failedCommitStep is its peer, run in a /dev/shm of its own.
+func TestFailedStepKeepsNoPages(t *testing.T) {
+	require.Contains(t, runInMountNamespace(t, "failed-step"), "a failed step kept no page")
+}
+
+func failedCommitStep(string) error {
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200k"); err != nil {
+		fmt.Println("skip: cannot mount a private /dev/shm:", err)
+		return nil
+	}
+	const ring = 64 << 10
+	a, b, err := tcpPair(ring)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	defer b.Close()
+	free := func() int {
+		var st unix.Statfs_t
+		if err := unix.Statfs("/dev/shm", &st); err != nil {
+			panic(err)
+		}
+		return int(st.Bavail) * int(st.Bsize)
+	}
+	// Another user of /dev/shm leaves ten pages: the ring's steps to 2,
+	// 4 and 8 pages take seven.
+	filler := make([]byte, free()-10*segment.PageSize)
+	if err := os.WriteFile("/dev/shm/filler", filler, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove("/dev/shm/filler")
+	msg, got := make([]byte, 64), make([]byte, 64)
+	for written := 0; written < 8*segment.PageSize; written += len(msg) {
+		if _, err := a.Write(msg); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(b, got); err != nil {
+			return err
+		}
+	}
+	before := free()
+	// The next byte needs a ninth page; the step asks for sixteen.
+	if _, err := a.Write(msg); err != nil {
+		if errors.Is(err, ErrNoMemory) {
+			return fmt.Errorf("a write needing one page failed with %d bytes free: %w", before, err)
+		}
+		return err
+	}
+	after := free()
+	fmt.Printf("committed %d pages; /dev/shm free before the write %d, after %d\n", a.committed/segment.PageSize, before, after)
+	if after != before-segment.PageSize {
+		return fmt.Errorf("the write needed one page and took %d bytes of /dev/shm", before-after)
+	}
+	fmt.Println("a failed step kept no page")
+	return nil
 }

@@ -47,10 +47,12 @@ const (
 	// than Linux every 20 us only). Every 2 ms it passes through the Go
 	// scheduler without leaving its thread (spin.SchedPointInterval), so
 	// that the runtime never preempts it, which would often move it to
-	// another thread and CPU. On a contended host (the spinner
-	// loses much of its time to other threads) spinning would make it
-	// slower than a socket, so it then waits as WaitAdaptive does until
-	// the contention has passed.
+	// another thread and CPU; a goroutine locked to its thread
+	// (runtime.LockOSThread) pays for that pass with a sleep of its
+	// thread, so do not wait with WaitSpin from one. On a contended host
+	// (the spinner loses much of its time to other threads) spinning
+	// would make it slower than a socket, so it then waits as
+	// WaitAdaptive does until the contention has passed.
 	WaitSpin
 )
 

@@ -314,6 +314,28 @@ func (s *Segment) Commit(i, off, n int) error {
 	return s.commit(d[lo:hi])
 }
 
+// Release gives back the memory behind the whole pages within bytes
+// [off, off+n) of direction i's data area, which must hold nothing yet:
+// the pages a Commit populated past what its writer needs before it
+// failed (a full tmpfs), which would otherwise stay taken from every other
+// user of the file system. The pages read as zeros after, and a later
+// Commit populates them again.
+func (s *Segment) Release(i, off, n int) error {
+	d := s.Data(i)
+	if d == nil || off < 0 || n < 0 || off > len(d)-n {
+		return fmt.Errorf("%w: release [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
+	}
+	lo := (off + PageSize - 1) &^ (PageSize - 1)
+	hi := (off + n) &^ (PageSize - 1)
+	if n == len(d)-off {
+		hi = len(d) // the area's end, whole page or not
+	}
+	if lo >= hi {
+		return nil
+	}
+	return os.NewSyscallError("madvise", unix.Madvise(d[lo:hi], unix.MADV_REMOVE))
+}
+
 func (s *Segment) commit(b []byte) error {
 	if err := checkHeadroom(len(b)); err != nil {
 		return err

@@ -29,6 +29,9 @@ func (s *Segment) FD() int { return -1 }
 // Commit returns errors.ErrUnsupported on this platform.
 func (s *Segment) Commit(i, off, n int) error { return errors.ErrUnsupported }
 
+// Release returns errors.ErrUnsupported on this platform.
+func (s *Segment) Release(i, off, n int) error { return errors.ErrUnsupported }
+
 // Resident returns errors.ErrUnsupported on this platform.
 func (s *Segment) Resident() (int, error) { return 0, errors.ErrUnsupported }
 
