@@ -513,22 +513,13 @@ func commitToTheLastPage() error {
 	}
 	defer a.Close()
 	defer b.Close()
-	free := func() (int, error) {
-		var st unix.Statfs_t
-		err := unix.Statfs("/dev/shm", &st)
-		return int(st.Bavail) * int(st.Bsize), err
-	}
 	// Another user of /dev/shm takes all but ten and a half pages.
-	f, err := free()
+	if err := fillDevShm(21 * segment.PageSize / 2); err != nil {
+		return err
+	}
+	defer os.Remove(devShmFiller)
+	f, err := devShmFree()
 	if err != nil {
-		return err
-	}
-	filler := make([]byte, f-21*segment.PageSize/2)
-	if err := os.WriteFile("/dev/shm/filler", filler, 0o600); err != nil {
-		return err
-	}
-	defer os.Remove("/dev/shm/filler")
-	if f, err = free(); err != nil {
 		return err
 	}
 	if f <= 8*segment.PageSize || f >= ring {
@@ -783,20 +774,19 @@ func failedCommitStep(string) error {
 	}
 	defer a.Close()
 	defer b.Close()
-	free := func() int {
-		var st unix.Statfs_t
-		if err := unix.Statfs("/dev/shm", &st); err != nil {
-			panic(err)
-		}
-		return int(st.Bavail) * int(st.Bsize)
-	}
 	// Another user of /dev/shm leaves ten pages: the ring's steps to 2,
 	// 4 and 8 pages take seven.
-	filler := make([]byte, free()-10*segment.PageSize)
-	if err := os.WriteFile("/dev/shm/filler", filler, 0o600); err != nil {
+	if err := fillDevShm(10 * segment.PageSize); err != nil {
 		return err
 	}
-	defer os.Remove("/dev/shm/filler")
+	defer os.Remove(devShmFiller)
+	free := func() int {
+		f, err := devShmFree()
+		if err != nil {
+			panic(err)
+		}
+		return f
+	}
 	msg, got := make([]byte, 64), make([]byte, 64)
 	for written := 0; written < 8*segment.PageSize; written += len(msg) {
 		if _, err := a.Write(msg); err != nil {
@@ -821,4 +811,25 @@ func failedCommitStep(string) error {
 	}
 	fmt.Println("a failed step kept no page")
 	return nil
+}
+
+// devShmFiller is the file another user of a test's private /dev/shm
+// fills it with.
+const devShmFiller = "/dev/shm/filler"
+
+// fillDevShm writes devShmFiller so that /dev/shm has about leave bytes
+// free.
+func fillDevShm(leave int) error {
+	f, err := devShmFree()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(devShmFiller, make([]byte, f-leave), 0o600)
+}
+
+// devShmFree returns the bytes free in /dev/shm.
+func devShmFree() (int, error) {
+	var st unix.Statfs_t
+	err := unix.Statfs("/dev/shm", &st)
+	return int(st.Bavail) * int(st.Bsize), err
 }
