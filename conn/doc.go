@@ -26,12 +26,12 @@
 // /dev/shm and its size does not matter. Over TCP it is a named file in
 // /dev/shm, unlinked as soon as the dialer has mapped it. Either way pages
 // are committed as the writer first reaches them, each side in its own
-// memory cgroup, in steps that double what is committed (a conn that has
-// written n bytes has committed at most 2n, or a page, per direction; a
-// step costs system calls, and one per page slowed one small message in
-// 64): an idle conn costs three pages (12 KiB: the control
-// blocks and the first page of each ring), a client that stops after its
-// hello one page, and a conn that streamed its two rings. A conn is
+// memory cgroup, in steps that double what is committed, up to 256 KiB
+// at a time (a conn that has written n bytes has committed at most 2n, or
+// a page, per direction; a step costs system calls, and one per page
+// slowed one small message in 64): an idle conn costs three pages (12 KiB:
+// the control blocks and the first page of each ring), a client that stops
+// after its hello one page, and a conn that streamed its two rings. A conn is
 // admitted only while its full size would fit, and no page is committed
 // that would leave the memory cgroup less than a reserve (a 16th of its
 // limit, at least 2 MiB): a Write that needs one fails with ErrNoMemory
