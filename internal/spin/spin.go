@@ -9,7 +9,7 @@
 // reads the clock every CheckInterval or so; how many pauses that is, is
 // calibrated once per process.
 //
-// Three costs of spinning are avoided on purpose:
+// Four costs of spinning are avoided on purpose:
 //
 //   - runtime.Gosched wakes an idle P (a futex wake of another thread,
 //     often on another CPU) and may move the spinning goroutine to that
@@ -17,6 +17,11 @@
 //     we wait for. A Loop yields only when some goroutine is actually
 //     runnable and waiting for a P (runtime/metrics tells, in ~0.1 us),
 //     or when its P is the only one, whose timers only it runs.
+//   - The runtime preempts a goroutine that has run 10 ms without a
+//     scheduling point, which does what runtime.Gosched does. A Loop
+//     passes through the scheduler every SchedPointInterval with
+//     runtime.goyield instead, which keeps it on its P and thread and
+//     wakes nobody.
 //   - The kernel often wakes a thread on the CPU of the thread that woke
 //     it (a socket's wake-up says the waker is about to sleep). A peer
 //     woken by our own wake-up, or by its timer, can land behind our
