@@ -507,17 +507,12 @@ func tinyDevShm(addr string) error {
 // steps that double what is committed stop fitting before that.
 func commitToTheLastPage() error {
 	const ring = 64 << 10
-	a, b, err := tcpPair(ring)
+	// Another user of /dev/shm takes all but ten and a half pages.
+	a, b, done, err := pairInFullDevShm(ring, 21*segment.PageSize/2)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	defer b.Close()
-	// Another user of /dev/shm takes all but ten and a half pages.
-	if err := fillDevShm(21 * segment.PageSize / 2); err != nil {
-		return err
-	}
-	defer os.Remove(devShmFiller)
+	defer done()
 	f, err := devShmFree()
 	if err != nil {
 		return err
@@ -769,18 +764,13 @@ func failedCommitStep(string) error {
 		return nil
 	}
 	const ring = 64 << 10
-	a, b, err := tcpPair(ring)
+	// Another user of /dev/shm leaves ten pages: the ring's steps to 2,
+	// 4 and 8 pages take seven.
+	a, b, done, err := pairInFullDevShm(ring, 10*segment.PageSize)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	defer b.Close()
-	// Another user of /dev/shm leaves ten pages: the ring's steps to 2,
-	// 4 and 8 pages take seven.
-	if err := fillDevShm(10 * segment.PageSize); err != nil {
-		return err
-	}
-	defer os.Remove(devShmFiller)
+	defer done()
 	free := func() int {
 		f, err := devShmFree()
 		if err != nil {
@@ -817,6 +807,26 @@ func failedCommitStep(string) error {
 // devShmFiller is the file another user of a test's private /dev/shm
 // fills it with.
 const devShmFiller = "/dev/shm/filler"
+
+// pairInFullDevShm sets up a shared-memory pair with rings of the given
+// size, then fills /dev/shm (fillDevShm) so that about leave bytes stay
+// free for the rings' pages. done closes both ends and removes the filler.
+func pairInFullDevShm(ring, leave int) (a, b *Conn, done func(), err error) {
+	a, b, err = tcpPair(ring)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done = func() {
+		a.Close()
+		b.Close()
+		os.Remove(devShmFiller)
+	}
+	if err := fillDevShm(leave); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return a, b, done, nil
+}
 
 // fillDevShm writes devShmFiller so that /dev/shm has about leave bytes
 // free.
