@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/shmconn/shmconn/ring"
 )
 
 // The benchmarks compare, in one process and one run, a shmconn pair with
@@ -140,4 +142,67 @@ func BenchmarkStream64KiB(b *testing.B) {
 			b.StopTimer()
 		})
 	}
+}
+
+// BenchmarkCallPath measures what conn's own code costs: one goroutine
+// makes a whole 64-byte round trip's four calls (client Write, server
+// Read, server Write, client Read) on a pair, each call finding its bytes
+// or its room there, so nothing waits and no cache line crosses cores.
+// "rings" does the same with two bare rings; the difference is conn's
+// share of a back-to-back round trip (the fault guard, the mutexes, the
+// state checks and counters), which otherwise hides among the transfers.
+func BenchmarkCallPath(b *testing.B) {
+	msg := make([]byte, 64)
+	b.Run("conn", func(b *testing.B) {
+		client, server := newPair(b, "unix", ListenConfig{}, Dialer{})
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := client.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := server.Read(msg); n != len(msg) || err != nil {
+				b.Fatalf("server read %d, %v", n, err)
+			}
+			if _, err := server.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := client.Read(msg); n != len(msg) || err != nil {
+				b.Fatalf("client read %d, %v", n, err)
+			}
+		}
+	})
+	b.Run("rings", func(b *testing.B) {
+		var ps [2]*ring.Producer
+		var cs [2]*ring.Consumer
+		for i := range ps {
+			size, err := ring.Size(DefaultRingSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mem := make([]byte, size)
+			if err := ring.Init(mem); err != nil {
+				b.Fatal(err)
+			}
+			if ps[i], err = ring.NewProducer(mem); err != nil {
+				b.Fatal(err)
+			}
+			if cs[i], err = ring.NewConsumer(mem); err != nil {
+				b.Fatal(err)
+			}
+			cs[i].SetReleaseBatch(cs[i].Cap() / 4) // as conn sets it
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range ps {
+				if n, err := ps[i].Write(msg); n != len(msg) || err != nil {
+					b.Fatalf("ring write %d, %v", n, err)
+				}
+				ps[i].WakeReader()
+				if n, err := cs[i].Read(msg); n != len(msg) || err != nil {
+					b.Fatalf("ring read %d, %v", n, err)
+				}
+				cs[i].WakeWriter()
+			}
+		}
+	})
 }
