@@ -576,7 +576,7 @@ func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int,
 			*finish = true
 		}
 	}()
-	return fault.Outside(f)
+	return fault.Lent(f, c.seg.Contains, corrupted)
 }
 
 // abort releases a conn that was never handed out: the caller closes the

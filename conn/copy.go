@@ -23,6 +23,11 @@ import (
 //
 // It hands r.Read at most 32 KiB of the ring at a time, so a short
 // copy commits no more shared memory than a Write of that size would.
+//
+// r.Read fills ring memory itself. If the peer truncates the segment
+// meanwhile, the fault that r.Read then raises ends ReadFrom with
+// ErrCorrupt, as for Write; a memory fault of r's own, elsewhere, which
+// would otherwise kill the process, panics instead.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := c.readFrom(r)
 	return n, c.opError("readfrom", err)
@@ -86,6 +91,11 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 // wait for a Write blocked on w: it returns at once, and the shared memory
 // is released when w.Write returns. CloseRead does wait for it; give w a
 // deadline, or close it, to bound that.
+//
+// w.Write reads ring memory itself. If the peer truncates the segment
+// meanwhile, the fault that w.Write then raises ends WriteTo with
+// ErrCorrupt, as for Read; a memory fault of w's own, elsewhere, which
+// would otherwise kill the process, panics instead.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	n, err := c.writeTo(w)
 	return n, c.opError("writeto", err)

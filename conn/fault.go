@@ -12,6 +12,11 @@ import "fmt"
 // mapping turns such a fault into ErrCorrupt for that call, with
 //
 //	defer fault.Catch(&err, fault.Guard(), corrupted)
+//
+// and so does the code of the caller's that ReadFrom and WriteTo hand ring
+// memory to (an io.Reader filling it, an io.Writer reading it), run through
+// fault.Lent: a fault of that code's in the segment is the peer's doing;
+// one elsewhere is its own, and panics.
 
 // corrupted reports a memory fault at addr in the shared segment as
 // ErrCorrupt.

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Layout of the first page. Offsets are pinned by a test; changing any of
@@ -212,6 +213,17 @@ func (s *Segment) Name() string { return s.name }
 
 // Token returns the random token in the header.
 func (s *Segment) Token() Token { return s.token }
+
+// Contains reports whether addr lies in the segment's mapping: a memory
+// fault there is the shared memory's (see package fault), one elsewhere is
+// not. It is false once the segment is closed.
+func (s *Segment) Contains(addr uintptr) bool {
+	if len(s.mem) == 0 {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	return addr >= base && addr-base < uintptr(len(s.mem))
+}
 
 // DataSize returns the size of each data area.
 func (s *Segment) DataSize() int { return s.dataSize }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -410,4 +411,22 @@ func TestHeaderOfTruncatedFile(t *testing.T) {
 	require.GreaterOrEqual(t, len(m), HeaderSize)
 	require.ErrorIs(t, writeMappedHeader(m, PageSize, os.Getpid(), Token{}), ErrHeader)
 	require.ErrorIs(t, checkMapped(m, PageSize, Token{}), ErrHeader)
+}
+
+// TestContains: exactly the mapping's addresses, from its first byte to
+// its last, and none once the segment is closed.
+func TestContains(t *testing.T) {
+	const dataSize = 4 * PageSize
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	first := uintptr(unsafe.Pointer(&c.Control(0)[0])) - offControl // the header's first byte
+	last := uintptr(unsafe.Pointer(&c.Data(1)[dataSize-1]))
+	assert.True(t, c.Contains(first))
+	assert.True(t, c.Contains(uintptr(unsafe.Pointer(&c.Data(0)[dataSize/2]))))
+	assert.True(t, c.Contains(last))
+	assert.False(t, c.Contains(first-1))
+	assert.False(t, c.Contains(last+1))
+	assert.False(t, c.Contains(0))
+	require.NoError(t, c.Close())
+	assert.False(t, c.Contains(first), "a closed segment claims its old address")
 }

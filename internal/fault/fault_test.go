@@ -75,23 +75,84 @@ func TestCatchLetsOtherPanicsThrough(t *testing.T) {
 	panic("not a fault")
 }
 
-// TestOutside: code run through Outside runs with panic-on-fault off,
-// and the caller's mode is back afterwards.
-func TestOutside(t *testing.T) {
-	old := Guard()
-	defer debug.SetPanicOnFault(old)
-	var inside bool
-	n, err := Outside(func() (int, error) {
-		inside = debug.SetPanicOnFault(false)
-		return 7, nil
-	})
-	if n != 7 || err != nil {
-		t.Fatalf("Outside returned %d, %v", n, err)
+// TestLentRestoresMode: code run through Lent runs with panic-on-fault on
+// and returns what it returned; the caller's mode is back afterwards.
+func TestLentRestoresMode(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		debug.SetPanicOnFault(before)
+		var inside bool
+		n, err := Lent(func() (int, error) {
+			inside = debug.SetPanicOnFault(true)
+			return 7, errFault
+		}, func(uintptr) bool { return true }, wrap)
+		if n != 7 || err != errFault {
+			t.Errorf("Lent returned %d, %v, want f's 7, %v", n, err, errFault)
+		}
+		if !inside {
+			t.Error("panic-on-fault off inside Lent")
+		}
+		if after := debug.SetPanicOnFault(false); after != before {
+			t.Errorf("mode %v after Lent, want %v restored", after, before)
+		}
 	}
-	if inside {
-		t.Fatal("panic-on-fault on inside Outside")
+}
+
+// lentTouch runs a touch of m[0] through Lent, inside a Catch as conn's
+// ReadFrom and WriteTo do, with shared saying whether the address is the
+// shared memory's.
+func lentTouch(m []byte, shared bool) (err error) {
+	defer Catch(&err, Guard(), wrap)
+	_, err = Lent(func() (int, error) {
+		m[0] = 1
+		return 1, nil
+	}, func(addr uintptr) bool { return shared && addr == uintptr(unsafe.Pointer(&m[0])) }, wrap)
+	return err
+}
+
+// TestLentSharedFault: a fault in the shared memory, raised by code we
+// lent it to, is the peer's doing: an error, not a crash.
+func TestLentSharedFault(t *testing.T) {
+	m := testutil.TruncatedMapping(t)
+	if err := lentTouch(m, true); !errors.Is(err, errFault) {
+		t.Fatalf("fault in shared memory under Lent: %v, want the wrapped fault", err)
 	}
-	if !debug.SetPanicOnFault(true) {
-		t.Fatal("panic-on-fault not restored after Outside")
+	if debug.SetPanicOnFault(false) {
+		t.Error("panic-on-fault still on after Lent and Catch")
+	}
+}
+
+// TestLentForeignFault: a fault elsewhere is the lent code's own: it panics
+// on as a *Foreign carrying the runtime's error, and the Catch around Lent
+// does not report it as the peer's.
+func TestLentForeignFault(t *testing.T) {
+	m := testutil.TruncatedMapping(t)
+	var r any
+	func() {
+		defer func() { r = recover() }()
+		err := lentTouch(m, false)
+		t.Errorf("a foreign fault returned %v instead of panicking", err)
+	}()
+	f, ok := r.(*Foreign)
+	if !ok {
+		t.Fatalf("panic %#v, want a *Foreign", r)
+	}
+	var addr interface{ Addr() uintptr }
+	if !errors.As(f, &addr) || addr.Addr() != uintptr(unsafe.Pointer(&m[0])) {
+		t.Errorf("Foreign %v does not carry the faulting address %p", f, &m[0])
+	}
+	if debug.SetPanicOnFault(false) {
+		t.Error("panic-on-fault still on after the foreign fault")
+	}
+}
+
+// TestLentOtherPanic: a panic that is no fault goes on as it was.
+func TestLentOtherPanic(t *testing.T) {
+	var r any
+	func() {
+		defer func() { r = recover() }()
+		_, _ = Lent(func() (int, error) { panic("boom") }, func(uintptr) bool { return true }, wrap)
+	}()
+	if r != "boom" {
+		t.Fatalf("panic %#v, want \"boom\" passed on", r)
 	}
 }
