@@ -268,53 +268,93 @@ func TestProcessEchoListener(t *testing.T) {
 }
 
 // TestProcessKillUnblocks kills the peer with SIGKILL while we are blocked
-// in Read and in Write, and checks both fail promptly with a reset.
+// in Read and in Write, and checks both fail promptly with a reset; then
+// with a Read alone (a WaitSpin leader must see the death itself, where a
+// follower parked on the side socket would tell it), and a Read alone on a
+// conn whose side socket hides its descriptor (from a listener that wraps
+// its conns), which a WaitSpin leader could not watch and spun on after
+// the peer's death (found by an adversarial review).
 func TestProcessKillUnblocks(t *testing.T) {
 	for _, policy := range []WaitPolicy{WaitAdaptive, WaitSpin} {
-		t.Run(policy.String(), func(t *testing.T) {
-			addr := listenAddr(t, "unix")
-			ln, err := (&ListenConfig{RingSize: MinRingSize, Wait: policy}).Listen(context.Background(), "unix", addr)
-			require.NoError(t, err)
-			defer ln.Close()
-			p := startPeer(t, "dial-idle", addr)
-			c := acceptOne(t, ln)
-			p.expect(t, "connected")
-			require.Empty(t, testutil.SegmentFiles(), "segment file exists while connected")
-
-			readErr := make(chan error, 1)
-			writeErr := make(chan error, 1)
-			go func() {
-				_, err := c.Read(make([]byte, 1))
-				readErr <- err
-			}()
-			go func() {
-				_, err := c.Write(make([]byte, 4*MinRingSize)) // the peer never reads: blocks
-				writeErr <- err
-			}()
-			time.Sleep(100 * time.Millisecond) // both calls are parked by now
-			select {
-			case err := <-readErr:
-				t.Fatalf("Read returned before the kill: %v", err)
-			case err := <-writeErr:
-				t.Fatalf("Write returned before the kill: %v", err)
-			default:
-			}
-			killed := time.Now()
-			require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-			for _, ch := range []chan error{readErr, writeErr} {
-				select {
-				case err := <-ch:
-					require.Error(t, err)
-					require.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "%v", err)
-				case <-time.After(5 * time.Second):
-					t.Fatal("call still blocked 5s after the peer was killed")
-				}
-			}
-			t.Logf("both calls failed %v after SIGKILL", time.Since(killed))
-			require.Less(t, time.Since(killed), time.Second)
-			require.Empty(t, testutil.SegmentFiles())
-		})
+		for _, v := range []struct {
+			name           string
+			wrapped, alone bool
+		}{{"", false, false}, {"/read", false, true}, {"/read-wrapped", true, true}} {
+			t.Run(policy.String()+v.name, func(t *testing.T) { testKillUnblocks(t, policy, v.wrapped, v.alone) })
+		}
 	}
+}
+
+// wrapListener hands out its conns wrapped in a type that hides
+// syscall.Conn, as golang.org/x/net/netutil.LimitListener and many
+// connection-tracking wrappers do.
+type wrapListener struct{ net.Listener }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return struct{ net.Conn }{c}, nil
+}
+
+func testKillUnblocks(t *testing.T, policy WaitPolicy, wrapped, readAlone bool) {
+	addr := listenAddr(t, "unix")
+	lc := &ListenConfig{RingSize: MinRingSize, Wait: policy}
+	var ln *Listener
+	var err error
+	if wrapped {
+		var raw net.Listener
+		raw, err = net.Listen("unix", addr)
+		require.NoError(t, err)
+		ln, err = lc.NewListener(wrapListener{raw})
+	} else {
+		ln, err = lc.Listen(context.Background(), "unix", addr)
+	}
+	require.NoError(t, err)
+	defer ln.Close()
+	p := startPeer(t, "dial-idle", addr)
+	c := acceptOne(t, ln)
+	defer c.Close() // ends a call the kill left blocked, if the test fails
+	p.expect(t, "connected")
+	require.Empty(t, testutil.SegmentFiles(), "segment file exists while connected")
+
+	readErr := make(chan error, 1)
+	writeErr := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	calls := []chan error{readErr}
+	if !readAlone {
+		calls = append(calls, writeErr)
+		go func() {
+			_, err := c.Write(make([]byte, 4*MinRingSize)) // the peer never reads: blocks
+			writeErr <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // both calls are parked by now
+	select {
+	case err := <-readErr:
+		t.Fatalf("Read returned before the kill: %v", err)
+	case err := <-writeErr:
+		t.Fatalf("Write returned before the kill: %v", err)
+	default:
+	}
+	killed := time.Now()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	for _, ch := range calls {
+		select {
+		case err := <-ch:
+			require.Error(t, err)
+			require.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "%v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("call still blocked 5s after the peer was killed")
+		}
+	}
+	t.Logf("the calls failed %v after SIGKILL", time.Since(killed))
+	require.Less(t, time.Since(killed), time.Second)
+	require.Empty(t, testutil.SegmentFiles())
 }
 
 // TestProcessRoleUnknown checks a typo in a role fails the peer loudly.

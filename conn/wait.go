@@ -52,7 +52,12 @@ const (
 	// thread, so do not wait with WaitSpin from one. On a contended host
 	// (the spinner loses much of its time to other threads) spinning
 	// would make it slower than a socket, so it then waits as
-	// WaitAdaptive does until the contention has passed.
+	// WaitAdaptive does until the contention has passed. So does a conn
+	// whose side socket hides its descriptor (a listener or dial function
+	// that wraps its conns, as netutil.LimitListener does): the leader
+	// notices a peer's death by reading the side socket without waiting,
+	// which needs the descriptor (syscall.Conn); without it the leader
+	// would spin on after its peer died.
 	WaitSpin
 )
 
@@ -201,9 +206,11 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 // deadline or a closed conn; the caller re-checks everything else.
 func (c *Conn) await(w *waiter) error {
 	trace.Mark(trace.AwaitEnter)
-	if c.policy == WaitSpin && !spin.Contended() {
+	if c.policy == WaitSpin && c.rawSide != nil && !spin.Contended() {
 		// Straight to the process's poller: the lead is free when the
 		// call that held it has returned, as a request handler's has.
+		// (Without rawSide a leader could not look at the side socket
+		// as it spins, and would miss the peer's death: see WaitSpin.)
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			trace.Mark(trace.Ready)
 			return nil
