@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -55,6 +56,68 @@ func TestMaxConns(t *testing.T) {
 	require.NoError(t, err)
 	a.Close()
 	conns[1].Close()
+}
+
+// TestMaxConnsDropped: a conn dropped without Close gives its MaxConns slot
+// back once collected, a shared one and a plain one (AcceptPlain) alike.
+// The plain one did not (found by an adversarial review): its socket was
+// closed by the runtime's finalizer, but at the bound the listener
+// accepted nobody again.
+func TestMaxConnsDropped(t *testing.T) {
+	for _, kind := range []string{"shared", "plain"} {
+		t.Run(kind, func(t *testing.T) {
+			lc := ListenConfig{MaxConns: 1, AcceptPlain: true, PlainDetectTimeout: 50 * time.Millisecond}
+			ln, err := lc.Listen(t.Context(), "unix", listenAddr(t, "unix"))
+			require.NoError(t, err)
+			defer ln.Close()
+			dial := func() (net.Conn, error) {
+				if kind == "shared" {
+					return (&Dialer{NoFallback: true}).Dial("unix", ln.Addr().String())
+				}
+				c, err := net.Dial("unix", ln.Addr().String())
+				if err == nil {
+					_, err = c.Write([]byte("PING\r\n")) // not the handshake's magic
+				}
+				return c, err
+			}
+			first, err := dial()
+			require.NoError(t, err)
+			defer first.Close()
+			func() {
+				a, err := ln.Accept()
+				require.NoError(t, err)
+				_ = a // dropped without Close
+			}()
+			second := make(chan net.Conn, 1)
+			go func() {
+				c, _ := dial() // waits in the backlog while the slot is taken
+				second <- c
+			}()
+			ch := acceptAsync(ln)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				runtime.GC()
+				select {
+				case r := <-ch:
+					require.NoError(t, r.err)
+					r.c.Close()
+					c := <-second
+					require.NotNil(t, c, "the second dial failed")
+					c.Close()
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					ln.Close() // ends the Accept and the dial
+					<-ch
+					if c := <-second; c != nil {
+						c.Close()
+					}
+					t.Fatal("no second Accept 10s after the first conn was dropped: its slot was never given back")
+				}
+			}
+		})
+	}
 }
 
 func TestAuthorizePeer(t *testing.T) {

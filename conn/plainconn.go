@@ -3,6 +3,7 @@ package conn
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -63,25 +64,53 @@ func closeHalf[H any](c net.Conn, shut func(H) error) error {
 	return &net.OpError{Op: "close", Net: c.LocalAddr().Network(), Err: errors.ErrUnsupported}
 }
 
-// trackClose arranges for release to run once when c is closed.
+// trackClose arranges for release to run once when c is closed, or when
+// it is dropped without Close and collected.
 func trackClose(c net.Conn, release func()) net.Conn {
 	if sc, ok := c.(*Conn); ok {
 		sc.res.onClose = release
 		return sc
 	}
-	return &trackedConn{Conn: c, release: release}
+	t := &trackedConn{Conn: c, slot: &slot{release: release}}
+	// The cleanup holds the socket, not t: the socket's own finalizer
+	// would close it, but nothing would give the slot back, and at
+	// MaxConns the listener would stop accepting for good.
+	t.cleanup = runtime.AddCleanup(t, droppedPlain, plainResources{c, t.slot})
+	return t
 }
 
 // trackedConn is a plain conn that gives back its MaxConns slot on Close.
 type trackedConn struct {
 	net.Conn
+	slot    *slot
+	cleanup runtime.Cleanup
+}
+
+// slot is a MaxConns slot, given back once.
+type slot struct {
 	once    sync.Once
 	release func()
 }
 
+func (s *slot) giveBack() { s.once.Do(s.release) }
+
+// plainResources is what a trackedConn dropped without Close gives back.
+type plainResources struct {
+	sock net.Conn
+	slot *slot
+}
+
+// droppedPlain closes the socket of a trackedConn dropped without Close
+// and gives its slot back.
+func droppedPlain(r plainResources) {
+	r.sock.Close()
+	r.slot.giveBack()
+}
+
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.cleanup.Stop()
+	c.slot.giveBack()
 	return err
 }
 
