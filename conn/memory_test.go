@@ -723,12 +723,28 @@ func TestDroppedConnTellsPeer(t *testing.T) {
 // steps that each double what is committed up to maxCommitStep, then grow
 // by that, not one step per page.
 func TestCommitSteps(t *testing.T) {
+	for _, how := range []string{"write", "readfrom"} {
+		t.Run(how, func(t *testing.T) { testCommitSteps(t, how == "readfrom") })
+	}
+}
+
+// testCommitSteps writes 64-byte messages with Write, or with ReadFrom
+// from a reader of one message (which once committed 64 KiB for a few
+// bytes, found by an adversarial review).
+func testCommitSteps(t *testing.T, readFrom bool) {
 	const ring = 4 * maxCommitStep
 	a, b := newPair(t, "unix", ListenConfig{RingSize: ring}, Dialer{RingSize: ring})
 	msg, got := make([]byte, 64), make([]byte, 64)
 	var steps []int
 	for written := 0; written < ring; {
-		_, err := a.Write(msg)
+		var err error
+		if readFrom {
+			var n int64
+			n, err = a.ReadFrom(struct{ io.Reader }{bytes.NewReader(msg)})
+			require.Equal(t, int64(len(msg)), n)
+		} else {
+			_, err = a.Write(msg)
+		}
 		require.NoError(t, err)
 		written += len(msg)
 		_, err = io.ReadFull(b, got)
