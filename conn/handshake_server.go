@@ -61,7 +61,8 @@ func (l *Listener) authorize(raw net.Conn) (*PeerCred, error) {
 
 // readHello reads the client's hello. With AcceptPlain, a client whose
 // first bytes cannot begin a hello, or that sends less than the magic
-// within PlainDetectTimeout, is returned as a plain conn instead: a dialer
+// within PlainDetectTimeout (or before it ends its stream), is returned as
+// a plain conn instead: a dialer
 // sends its whole hello at once. Once the magic is complete the client is
 // a dialer, and a hello that stops short is a handshake error.
 func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, plain net.Conn, err error) {
@@ -77,7 +78,9 @@ func (l *Listener) readHello(raw net.Conn, deadline time.Time) (hello []byte, pl
 		}
 		n, err = handshake.ReadHello(raw, b[:len(handshake.Magic)], 0)
 		switch {
-		case errors.Is(err, ErrNotShmconn) || n > 0 && err != nil || isTimeout(err):
+		case errors.Is(err, ErrNotShmconn) || n > 0 && err != nil || isTimeout(err) || err == io.EOF:
+			// io.EOF with nothing read: a client that sent nothing and
+			// shut its writing side, to read what the server says.
 			l.counters.plainClient()
 			plain, err = l.plain(raw, b[:n])
 			return nil, plain, err

@@ -36,7 +36,8 @@ type ListenConfig struct {
 	// AcceptPlain serves clients that do not speak shmconn on the same
 	// socket: a client whose first byte is not the handshake's magic, or
 	// that sends nothing within PlainDetectTimeout (a protocol where the
-	// server speaks first), is accepted as an ordinary socket conn, with
+	// server speaks first) or shuts its writing side before sending
+	// anything, is accepted as an ordinary socket conn, with
 	// the bytes already read replayed to the application. Without it such
 	// clients are dropped.
 	AcceptPlain bool

@@ -206,6 +206,14 @@ func TestAcceptPlain(t *testing.T) {
 	c, err = net.Dial("tcp", addr)
 	require.NoError(t, err)
 	check(c, "", "plain ")
+	// One that says nothing and shuts its writing side at once, to read
+	// a banner (nc -N < /dev/null): the end of its stream is no hello
+	// either. It was dropped as a handshake error (found by an
+	// adversarial review).
+	c, err = net.Dial("tcp", addr)
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	check(c, "", "plain ")
 	// A shmconn client on the same port.
 	c, err = (&Dialer{NoFallback: true}).Dial("tcp", addr)
 	require.NoError(t, err)
