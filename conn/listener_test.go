@@ -164,6 +164,65 @@ func TestListenRemovesStale(t *testing.T) {
 	require.True(t, errors.Is(err, os.ErrNotExist), "stale segment survived Listen: %v", err)
 }
 
+// TestTrackedConnLivesThroughCalls: a plain conn whose last use is a
+// blocked Write or Read is not closed by the garbage collector under that
+// call (its MaxConns cleanup once did, cutting a reply short).
+func TestTrackedConnLivesThroughCalls(t *testing.T) {
+	for _, call := range []string{"write", "read"} {
+		t.Run(call, func(t *testing.T) {
+			lc := ListenConfig{MaxConns: 4, AcceptPlain: true, PlainDetectTimeout: 50 * time.Millisecond}
+			ln, err := lc.Listen(t.Context(), "unix", listenAddr(t, "unix"))
+			require.NoError(t, err)
+			defer ln.Close()
+			cl, err := net.Dial("unix", ln.Addr().String())
+			require.NoError(t, err)
+			defer cl.Close()
+			_, err = cl.Write([]byte("*")) // not the handshake's magic: a plain client
+			require.NoError(t, err)
+			a, err := ln.Accept()
+			require.NoError(t, err)
+			require.IsType(t, &trackedConn{}, a)
+			_, err = io.ReadFull(a, make([]byte, 1))
+			require.NoError(t, err)
+			big := make([]byte, 16<<20) // more than the socket buffers: Write blocks
+			res := make(chan error, 1)
+			if call == "write" {
+				go lastWrite(a, big, res)
+			} else {
+				go lastRead(a, res)
+			}
+			a = nil
+			for range 10 {
+				runtime.GC()
+				time.Sleep(10 * time.Millisecond)
+			}
+			require.NoError(t, cl.SetDeadline(time.Now().Add(10*time.Second)))
+			if call == "write" {
+				n, err := io.CopyN(io.Discard, cl, int64(len(big)))
+				require.NoError(t, err, "the reply was cut after %d bytes", n)
+			} else {
+				_, err = cl.Write([]byte("hello"))
+				require.NoError(t, err)
+			}
+			require.NoError(t, <-res, "the server's last call")
+		})
+	}
+}
+
+// lastWrite and lastRead make c's last use a blocked call.
+//
+//go:noinline
+func lastWrite(c net.Conn, b []byte, res chan<- error) {
+	_, err := c.Write(b)
+	res <- err
+}
+
+//go:noinline
+func lastRead(c net.Conn, res chan<- error) {
+	_, err := c.Read(make([]byte, 5))
+	res <- err
+}
+
 // TestAcceptPlain serves a plain client and a shmconn client on one socket.
 func TestAcceptPlain(t *testing.T) {
 	lc := ListenConfig{AcceptPlain: true, PlainDetectTimeout: 50 * time.Millisecond}

@@ -107,6 +107,23 @@ func droppedPlain(r plainResources) {
 	r.slot.giveBack()
 }
 
+// Read and Write keep c reachable until they return: the methods they
+// would be, promoted from the socket, stop using c once they have loaded
+// the socket, and a conn whose last use is a blocked call would be
+// collected under it, its cleanup closing the socket in the middle of the
+// call (found by an adversarial review).
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	runtime.KeepAlive(c)
+	return n, err
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	runtime.KeepAlive(c)
+	return n, err
+}
+
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.cleanup.Stop()
