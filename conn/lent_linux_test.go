@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,16 +24,19 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// ReadFrom and WriteTo hand the caller's io.Reader or io.Writer ring
+// ReadFrom and WriteTo handed the caller's io.Reader or io.Writer ring
 // memory itself. A peer that truncates the segment under them made that
 // code fault with panic-on-fault off, which killed the process (SIGBUS)
-// where Read returned ErrCorrupt (found by an adversarial review). These
+// where Read returned ErrCorrupt (found by an adversarial review); with
+// panic-on-fault on, a writer that passes the bytes to another goroutine
+// (io.Pipe) still died, and one making system calls got EFAULT (found by
+// a second review). Now a truncatable segment's bytes are bounced. These
 // tests run the accepting end in a child process, so that a crash shows
 // as its death, and make the hostile dialer by hand: over TCP the segment
 // is a named file, which any process of our uid may open and truncate.
 
 func init() {
-	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "readfrom"} {
+	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe", "readfrom"} {
 		memoryRoles["lent-"+how] = func(string) error { return lentListener(how) }
 	}
 }
@@ -62,6 +66,23 @@ func lentListener(how string) error {
 		_, err = io.Copy(&bytes.Buffer{}, c) // bytes.Buffer.Write copies out of the ring
 	case "writeto-hash":
 		_, err = io.Copy(sha256.New(), c)
+	case "writeto-pipe":
+		// io.PipeWriter.Write hands the bytes to the goroutine reading
+		// the pipe, where panic-on-fault cannot reach.
+		pr, pw := io.Pipe()
+		go io.Copy(io.Discard, pr)
+		_, err = io.Copy(pw, c)
+	case "writeto-ospipe":
+		// The kernel reads the bytes in write(2) (as exec.Cmd's Stdin
+		// does): EFAULT, not a fault.
+		pr, pw, perr := os.Pipe()
+		if perr != nil {
+			return perr
+		}
+		defer pr.Close()
+		defer pw.Close()
+		go io.Copy(io.Discard, pr)
+		_, err = io.Copy(pw, c)
 	case "readfrom":
 		_, err = io.Copy(c, &slowReader{})
 	}
@@ -148,10 +169,10 @@ func childResult(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, lines *bufio
 }
 
 // TestTruncatedUnderWriteTo: bytes published past a truncation fail Read,
-// and io.Copy out of the conn (WriteTo, into Go writers that copy the ring
-// memory they are given), with ErrCorrupt; the process lives.
+// and io.Copy out of the conn (WriteTo) into writers of every kind, with
+// ErrCorrupt; the process lives.
 func TestTruncatedUnderWriteTo(t *testing.T) {
-	for _, how := range []string{"read", "writeto-buffer", "writeto-hash"} {
+	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe"} {
 		t.Run(how, func(t *testing.T) {
 			cmd, stderr, lines, side, seg, fd := hostileDial(t, "lent-"+how)
 			msg := bytes.Repeat([]byte("x"), 1000)

@@ -763,6 +763,23 @@ func testCommitSteps(t *testing.T, readFrom bool) {
 	require.Equal(t, want, steps)
 }
 
+// TestEmptyCopyCommitsNothing: a ReadFrom whose reader gives nothing
+// commits no page, also when the committed pages are all written. It
+// committed a step for nothing (found by an adversarial review).
+func TestEmptyCopyCommitsNothing(t *testing.T) {
+	a, b := newPair(t, "unix", ListenConfig{}, Dialer{})
+	msg := make([]byte, segment.PageSize)
+	_, err := a.Write(msg) // a first step of one page, all of it written
+	require.NoError(t, err)
+	_, err = io.ReadFull(b, msg)
+	require.NoError(t, err)
+	require.Equal(t, segment.PageSize, a.committed)
+	n, err := a.ReadFrom(struct{ io.Reader }{bytes.NewReader(nil)})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, segment.PageSize, a.committed, "committed by an empty copy")
+}
+
 // TestFailedStepKeepsNoPages checks that a commit step that /dev/shm
 // cannot hold, which fails part way, gives back the pages it populated
 // past what the Write needs: they would stay in the writer's file, taken

@@ -225,6 +225,13 @@ func (s *Segment) Contains(addr uintptr) bool {
 	return addr >= base && addr-base < uintptr(len(s.mem))
 }
 
+// Sealed reports whether nobody can change the segment's size: it is an
+// anonymous memory file, sealed against shrinking and growing before it
+// was passed. A named file can be truncated by any process of the uid
+// until it is unlinked, and after that by any that opened it, and a touch
+// of a page past its end faults.
+func (s *Segment) Sealed() bool { return s.name == "" }
+
 // DataSize returns the size of each data area.
 func (s *Segment) DataSize() int { return s.dataSize }
 

@@ -47,6 +47,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
 	require.EqualValues(t, TotalSize(dataSize), st.Size())
 	require.Equal(t, -1, c.FD())
+	require.False(t, c.Sealed(), "a named file can be truncated")
 
 	o, err := Open(c.Name(), dataSize, c.Token())
 	require.NoError(t, err)
@@ -93,6 +94,7 @@ func TestAnonymous(t *testing.T) {
 	c, err := CreateAnonymous(dataSize)
 	require.NoError(t, err)
 	require.Empty(t, c.Name())
+	require.True(t, c.Sealed())
 	fd, err := unix.Dup(c.FD()) // what the peer receives over SCM_RIGHTS
 	require.NoError(t, err)
 	o, err := Map(fd, dataSize, c.Token())
