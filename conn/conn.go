@@ -90,8 +90,8 @@ type Conn struct {
 	sideMu sync.Mutex
 	sideRd sideState
 
-	stats    connStats // this conn's traffic; see stats.go
-	counters *Counters // the Listener's or Dialer's, set before the conn is handed out; nil: none
+	stats    *connStats // this conn's traffic (see stats.go); res holds it too, so a dropped conn's reaches the totals
+	counters *Counters  // the Listener's or Dialer's, set before the conn is handed out; nil: none
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -119,6 +119,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	// back. Our Write waits for at most half the ring (wantSpace), which
 	// the batching requires.
 	cons.SetReleaseBatch(cons.Cap() / 4)
+	stats := new(connStats)
 	c := &Conn{
 		side:     side,
 		seg:      seg,
@@ -127,7 +128,8 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		cons:     cons,
 		prod:     p,
 		prodArea: prod,
-		res:      &resources{side: side, seg: seg, prod: p, cons: cons},
+		res:      &resources{side: side, seg: seg, prod: p, cons: cons, stats: stats},
+		stats:    stats,
 		rdl:      newDeadline(),
 		wdl:      newDeadline(),
 		done:     make(chan struct{}),
@@ -170,6 +172,7 @@ type resources struct {
 	prod     *ring.Producer
 	cons     *ring.Consumer
 	self     weak.Pointer[Conn] // the conn's key in counters
+	stats    *connStats         // the conn's traffic, for the counters' totals
 	counters *Counters          // set with Conn.counters
 	onClose  func()             // run once when the conn ends, if set before it is handed out
 }
@@ -178,11 +181,12 @@ type resources struct {
 // Close, as an os.File closes its descriptor: nobody can call it any more,
 // so nothing else touches the mapping. The peer is told as by Close (both
 // rings marked closed, then the side socket closed), and the mapping goes.
-// Its traffic is not added to the counters' totals.
+// Its traffic goes into the counters' totals, as a closed conn's does.
 func dropped(r *resources) {
-	// The counters forget the conn before the peer can learn of its end.
+	// The counters take the conn's traffic before the peer can learn of
+	// its end.
 	if r.counters != nil {
-		r.counters.connDropped(r.self)
+		r.counters.connDropped(r.self, r.stats)
 	}
 	markClosed(r.prod, r.cons)
 	r.side.Close()

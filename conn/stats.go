@@ -142,7 +142,7 @@ func (b *byteCount) load(mu *sync.Mutex) uint64 {
 
 // statsInto adds c's traffic to st.
 func (c *Conn) statsInto(st *Stats) {
-	s := &c.stats
+	s := c.stats
 	st.BytesRead += s.bytesRead.load(&c.rmu)
 	st.BytesWritten += s.bytesWritten.load(&c.wmu)
 	s.addRareTo(st)
@@ -215,16 +215,22 @@ func (cs *Counters) connClosed(c *Conn) {
 	defer cs.mu.Unlock()
 	if _, ok := cs.live[weak.Make(c)]; ok {
 		delete(cs.live, weak.Make(c))
-		cs.closed.fold(&c.stats)
+		cs.closed.fold(c.stats)
 	}
 }
 
-// connDropped forgets a conn collected without Close (see dropped); its
-// traffic is lost to the totals.
-func (cs *Counters) connDropped(w weak.Pointer[Conn]) {
+// connDropped moves the traffic of a conn collected without Close (see
+// dropped) into the totals, as connClosed does for a closed one: what a
+// snapshot showed of it was published, so the totals never go back. What
+// its last calls added and no snapshot published (see byteCount) is lost:
+// no call can publish it any more.
+func (cs *Counters) connDropped(w weak.Pointer[Conn], s *connStats) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	delete(cs.live, w)
+	if _, ok := cs.live[w]; ok {
+		delete(cs.live, w)
+		cs.closed.fold(s)
+	}
 }
 
 // fallback counts a conn that went on over the side socket.

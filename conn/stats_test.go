@@ -3,6 +3,7 @@ package conn
 import (
 	"io"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +235,44 @@ func (w *gatedWriter) Write(b []byte) (int, error) {
 		<-w.gates[i]
 	}
 	return len(b), nil
+}
+
+// TestStatsDroppedConn: the listener's totals keep the traffic of a conn
+// dropped without Close once it is collected, as they keep a closed one's.
+// They went back to 0 (found by an adversarial review): a counter since
+// the listener started must never go down.
+func TestStatsDroppedConn(t *testing.T) {
+	ln, err := Listen("unix", listenAddr(t, "unix"))
+	require.NoError(t, err)
+	defer ln.Close()
+	cl, err := (&Dialer{NoFallback: true}).Dial("unix", ln.Addr().String())
+	require.NoError(t, err)
+	defer cl.Close()
+	func() {
+		a, err := ln.Accept()
+		require.NoError(t, err)
+		_, err = cl.Write(make([]byte, 1000))
+		require.NoError(t, err)
+		_, err = io.ReadFull(a, make([]byte, 1000))
+		require.NoError(t, err)
+		// a is dropped without Close
+	}()
+	require.Equal(t, uint64(1000), ln.Stats().BytesRead)
+	// The dropped conn's end reaches the dialer once it is collected.
+	require.NoError(t, cl.SetReadDeadline(time.Now().Add(10*time.Second)))
+	eof := make(chan error, 1)
+	go func() {
+		_, err := cl.Read(make([]byte, 1))
+		eof <- err
+	}()
+	for collected := false; !collected; {
+		runtime.GC()
+		select {
+		case err := <-eof:
+			require.ErrorIs(t, err, io.EOF, "the dialer's Read after the drop")
+			collected = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.Equal(t, uint64(1000), ln.Stats().BytesRead, "the totals after the conn was collected")
 }
