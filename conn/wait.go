@@ -53,8 +53,8 @@ const (
 	// (the spinner loses much of its time to other threads) spinning
 	// would make it slower than a socket, so it then waits as
 	// WaitAdaptive does until the contention has passed. So does a conn
-	// whose side socket hides its descriptor (a listener or dial function
-	// that wraps its conns, as netutil.LimitListener does): the leader
+	// whose side socket hides its descriptor (from a listener that wraps
+	// its conns, as netutil.LimitListener does): the leader
 	// notices a peer's death by reading the side socket without waiting,
 	// which needs the descriptor (syscall.Conn); without it the leader
 	// would spin on after its peer died.
