@@ -13,6 +13,12 @@
 // redis-benchmark's default tests send, plus the common key, string,
 // list, set, hash and sorted-set commands; see commands.go. SIGINT or
 // SIGTERM stop it cleanly.
+//
+// Unlike Redis it sets no limits of its own on a client: a request is
+// read whole however long its bulk strings claim to be (as redcon, its
+// protocol parser, does), and only a Pub/Sub subscriber that leaves its
+// messages unread for a second is dropped, so that it cannot hold up the
+// publishers.
 package main
 
 import (

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tidwall/redcon"
 )
@@ -27,6 +28,12 @@ type pubsub struct {
 }
 
 // subscriber is a detached client.
+// slowSubscriber is how long a PUBLISH waits for a subscriber to take a
+// message before it drops the subscriber (Redis drops one whose unread
+// messages pass 32 MiB, or 8 MiB for a minute; the shared ring holds
+// 256 KiB, and a publisher here waits while it is full).
+const slowSubscriber = time.Second
+
 type subscriber struct {
 	mu   sync.Mutex // serializes writes to w and their Flush
 	dc   redcon.DetachedConn
@@ -173,7 +180,16 @@ func cmdPublish(r *request) {
 		}
 		sub.w.WriteBulkString(channel)
 		sub.w.WriteBulk(msg)
-		sub.dc.Flush() // a failed write shows as the subscriber's read error
+		nc := sub.dc.NetConn()
+		nc.SetWriteDeadline(time.Now().Add(slowSubscriber))
+		if sub.dc.Flush() != nil {
+			// A subscriber that does not read its messages would hold up
+			// every publisher to its channels: drop it, as Redis drops
+			// one past its Pub/Sub output buffer limit. Its read fails
+			// next, which ends its serveSubscriber.
+			nc.Close()
+		}
+		nc.SetWriteDeadline(time.Time{})
 		sub.mu.Unlock()
 	}
 	r.w.WriteInt(len(to))

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +20,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shmconn/shmconn/conn"
 )
 
 // realServer is a real redis-server the test started on a unix socket in
@@ -202,4 +207,50 @@ func TestShutdownWithSubscriber(t *testing.T) {
 	require.Equal(t, 0, c.stop(t, syscall.SIGTERM), "exit status; output:\n%s", c.out())
 	require.Less(t, time.Since(start), shutdownTimeout, "the server waited for the subscriber")
 	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
+}
+
+// TestPubSubSlowSubscriber: a subscriber that never reads its messages is
+// dropped once a PUBLISH has waited slowSubscriber for it, so publishers
+// to its channel go on. Every PUBLISH stalled behind it (found by an
+// adversarial review).
+func TestPubSubSlowSubscriber(t *testing.T) {
+	_, sock := startInProcess(t)
+	dial := func() net.Conn {
+		c, err := (&conn.Dialer{NoFallback: true, Wait: conn.WaitAdaptive}).Dial("unix", sock)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+		return c
+	}
+	sub := dial()
+	_, err := sub.Write([]byte("SUBSCRIBE ch\r\n"))
+	require.NoError(t, err)
+	r := bufio.NewReader(sub)
+	for range 3 { // the confirmation: *3, $9 subscribe, $2 ch, :1 (as lines)
+		_, err := r.ReadString('\n')
+		require.NoError(t, err)
+	}
+	// From here the subscriber reads nothing. 2000 messages of 1000
+	// bytes are far more than the ring and the socket hold.
+	pub := dial()
+	msg := strings.Repeat("x", 1000)
+	go func() {
+		w := bufio.NewWriter(pub)
+		for range 2000 {
+			w.WriteString("PUBLISH ch " + msg + "\r\n")
+		}
+		w.Flush()
+	}()
+	replies := bufio.NewReader(pub)
+	start := time.Now()
+	for i := range 2000 {
+		_, err := replies.ReadString('\n')
+		require.NoError(t, err, "reply %d of 2000 to the publisher", i)
+	}
+	took := time.Since(start)
+	t.Logf("2000 PUBLISH answered in %v with a subscriber that never reads", took)
+	require.Less(t, took, 10*time.Second)
+	// The subscriber was dropped: after its buffered messages, its stream ends.
+	_, err = io.Copy(io.Discard, r)
+	require.NoError(t, err, "the dropped subscriber's stream ends (io.EOF)")
 }
