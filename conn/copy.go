@@ -21,22 +21,23 @@ import (
 // dropped). CloseWrite does wait for it (the end of stream comes after
 // what r returns); give r a deadline, or close it, to bound that.
 //
-// r.Read fills ring memory itself, at most 32 KiB at a time, where that
-// memory is committed and cannot be truncated (a segment passed as a
-// sealed memory file, over a unix socket). Otherwise (a named segment,
-// over TCP; the next bytes of the ring not yet committed) it reads into a
-// buffer of ReadFrom's, and ReadFrom copies what it got into the ring, so
-// a copy commits no more shared memory than a Write of those bytes would
-// and r never touches memory a peer can truncate: a truncation fails
-// ReadFrom with ErrCorrupt, as it fails Write. A memory fault of r's own,
-// which would otherwise kill the process, panics.
+// r.Read gets at most 32 KiB at a time, and no more than is committed
+// (where nothing is, ReadFrom first commits as a one-byte Write would: at
+// most twice what the conn has written, or a page), so that no byte taken
+// from r is lost to ErrNoMemory. It fills ring memory itself where the
+// segment cannot be truncated (a sealed memory file, over a unix socket);
+// otherwise (a named segment, over TCP) it reads into a buffer of
+// ReadFrom's, which copies what it got into the ring, so r never touches
+// memory a peer can truncate: a truncation fails ReadFrom with
+// ErrCorrupt, as it fails Write. A memory fault of r's own, which would
+// otherwise kill the process, panics.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := c.readFrom(r)
 	return n, c.opError("readfrom", err)
 }
 
 func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
-	var buf []byte // for reads bounced through it (see lendable), made at the first
+	var buf []byte // for reads bounced through it (see committedAhead), made at the first
 	finish := false
 	defer c.finishIf(&finish) // after the mutex is released
 	defer fault.Catch(&err, fault.Guard(), corrupted)
@@ -56,13 +57,21 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 			}
 			continue
 		}
+		// Commit before reading, as a one-byte Write would if nothing
+		// is committed here yet: bytes taken from r must not be lost to
+		// ErrNoMemory (committing after the read lost them, found by an
+		// adversarial review). So r.Read gets at most what is committed.
+		ahead, err := c.committedAhead()
+		if err != nil {
+			return total, err
+		}
+		free = free[:min(len(free), ahead)]
 		c.stats.bytesWritten.publish() // r.Read may take long: Stats shows what was copied so far
 		var n int
 		var rerr error
-		lend := c.lendable(len(free))
-		if lend > 0 {
-			n, rerr = c.userCode(&finish, true, func() (int, error) { return r.Read(free[:lend]) })
-			free = free[:lend]
+		lend := c.seg.Sealed()
+		if lend {
+			n, rerr = c.userCode(&finish, true, func() (int, error) { return r.Read(free) })
 		} else {
 			if buf == nil {
 				buf = make([]byte, copyChunk)
@@ -75,13 +84,8 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 		if n < 0 || n > len(free) {
 			return total, errInvalidRead
 		}
-		if lend == 0 && n > 0 {
-			// Bounced: commit as a Write of these bytes would, then
-			// copy them in (a fault here is ours to catch).
-			if err := c.commit(n); err != nil {
-				return total, err
-			}
-			copy(free, buf[:n])
+		if !lend {
+			copy(free, buf[:n]) // a fault here is ours to catch
 		}
 		if n > 0 {
 			if err := c.prod.Commit(n); err != nil {
@@ -125,7 +129,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
-	var buf []byte // for writes bounced through it (see lendable), made at the first
+	var buf []byte // for writes bounced through it (see committedAhead), made at the first
 	finish := false
 	defer c.finishIf(&finish) // after the mutex is released
 	defer fault.Catch(&err, fault.Guard(), corrupted)
@@ -148,7 +152,7 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 		c.stats.bytesRead.publish() // w.Write may take long: Stats shows what was copied so far
 		if !c.seg.Sealed() {
 			// Bounce: w sees a copy, made here where a fault is ours to
-			// catch (see lendable).
+			// catch (see committedAhead).
 			if buf == nil {
 				buf = make([]byte, copyChunk)
 			}
@@ -185,34 +189,27 @@ func (c *Conn) finishIf(finish *bool) {
 	}
 }
 
-// lendable returns how many of the n free bytes at the write position
-// ReadFrom may hand its reader to fill in place: those already committed,
-// in a segment nobody can truncate (Segment.Sealed). Other bytes are
-// bounced through a buffer of ReadFrom's own, as WriteTo bounces a
-// truncatable segment's bytes, so that code of the caller's never touches
-// shared memory that can fault:
+// committedAhead commits the ring as a one-byte Write would and returns
+// how many bytes from the write position on are committed: all that
+// ReadFrom may hand its reader, or fill from its buffer. Called under wmu.
 //
-//   - A named segment (over TCP) can be truncated by any process of the
-//     uid; panic-on-fault (fault.Lent) saves only the goroutine that faults,
-//     and a writer such as an io.PipeWriter hands the bytes to another one,
-//     which died of SIGBUS (found by an adversarial review). A reader or
-//     writer making system calls got EFAULT, where ErrCorrupt is promised.
-//   - Uncommitted memory, committed for a whole chunk beforehand,
-//     committed 64 KiB for a copy of 6 bytes (found by the same review),
-//     and a step for a copy of none; bounced, it is committed for the bytes
-//     the reader gave, as Write commits.
-//
-// Called under wmu.
-func (c *Conn) lendable(n int) int {
-	switch {
-	case !c.seg.Sealed():
-		return 0
-	case c.committed == c.prod.Cap():
-		return n
-	default:
-		// Not yet round the ring: the write position is c.wrote itself.
-		return min(n, c.committed-int(c.wrote))
+// ReadFrom reads into the ring itself only where the segment cannot be
+// truncated (Segment.Sealed); elsewhere it reads into a buffer of its own
+// and copies that in, as WriteTo copies out, so that code of the caller's
+// never touches shared memory that can fault: panic-on-fault (fault.Lent)
+// saves only the goroutine that faults, and a writer such as an
+// io.PipeWriter hands the bytes to another one, which died of SIGBUS
+// (found by an adversarial review); a reader or writer making system calls
+// got EFAULT where ErrCorrupt is promised.
+func (c *Conn) committedAhead() (int, error) {
+	if err := c.commit(1); err != nil {
+		return 0, err
 	}
+	if c.committed == c.prod.Cap() {
+		return c.committed, nil
+	}
+	// Not yet round the ring: the write position is c.wrote itself.
+	return c.committed - int(c.wrote), nil
 }
 
 // copyChunk bounds the ring space ReadFrom hands to one r.Read: io.Copy's

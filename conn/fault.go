@@ -17,7 +17,7 @@ import "fmt"
 // memory to (an io.Reader filling it, an io.Writer reading it), run through
 // fault.Lent: a fault of that code's in the segment is the peer's doing;
 // one elsewhere is its own, and panics. They hand it only memory that
-// cannot be truncated (see lendable): Lent covers only the goroutine it
+// cannot be truncated (see committedAhead): Lent covers only the goroutine it
 // runs on, and a writer may pass the bytes to another.
 
 // corrupted reports a memory fault at addr in the shared segment as

@@ -80,6 +80,7 @@ var memoryRoles = map[string]func(addr string) error{
 	"tiny-devshm": tinyDevShm,
 	"serve-many":  serveMany,
 	"failed-step": failedCommitStep,
+	"copy-nomem":  copyOutOfMemory,
 }
 
 // dialMany opens SHMCONN_TEST_N conns over shared memory (plain sockets
@@ -763,21 +764,100 @@ func testCommitSteps(t *testing.T, readFrom bool) {
 	require.Equal(t, want, steps)
 }
 
-// TestEmptyCopyCommitsNothing: a ReadFrom whose reader gives nothing
-// commits no page, also when the committed pages are all written. It
-// committed a step for nothing (found by an adversarial review).
-func TestEmptyCopyCommitsNothing(t *testing.T) {
+// TestEmptyCopyCommits: a ReadFrom whose reader gives nothing commits at
+// most the step a one-byte Write would (it must commit before it reads,
+// see TestCopyOutOfMemory), and none while committed memory is left. A
+// copy once committed 64 KiB for a few bytes (found by an adversarial
+// review).
+func TestEmptyCopyCommits(t *testing.T) {
 	a, b := newPair(t, "unix", ListenConfig{}, Dialer{})
-	msg := make([]byte, segment.PageSize)
-	_, err := a.Write(msg) // a first step of one page, all of it written
+	empty := func() {
+		t.Helper()
+		n, err := a.ReadFrom(struct{ io.Reader }{bytes.NewReader(nil)})
+		require.NoError(t, err)
+		require.Zero(t, n)
+	}
+	empty()
+	require.Equal(t, segment.PageSize, a.committed, "a fresh conn's empty copy: a page")
+	msg := make([]byte, 100)
+	_, err := a.Write(msg)
 	require.NoError(t, err)
 	_, err = io.ReadFull(b, msg)
 	require.NoError(t, err)
-	require.Equal(t, segment.PageSize, a.committed)
-	n, err := a.ReadFrom(struct{ io.Reader }{bytes.NewReader(nil)})
+	empty()
+	require.Equal(t, segment.PageSize, a.committed, "committed memory left: no step")
+	msg = make([]byte, segment.PageSize-100) // the page, all written
+	_, err = a.Write(msg)
 	require.NoError(t, err)
-	require.Zero(t, n)
-	require.Equal(t, segment.PageSize, a.committed, "committed by an empty copy")
+	_, err = io.ReadFull(b, msg)
+	require.NoError(t, err)
+	empty()
+	require.Equal(t, 2*segment.PageSize, a.committed, "the page all written: one step, twice what was written")
+}
+
+// TestCopyOutOfMemory: a ReadFrom that runs out of shared memory (a full
+// /dev/shm) stops with ErrNoMemory having lost none of the bytes it took
+// from its reader: they reached the peer, in order, and the conn goes on
+// once memory is freed. Bytes read before their memory was committed were
+// lost: 32 KiB from the middle of the stream (found by an adversarial
+// review).
+//
+// copyOutOfMemory is its peer, run in a /dev/shm of its own.
+func TestCopyOutOfMemory(t *testing.T) {
+	require.Contains(t, runInMountNamespace(t, "copy-nomem"), "the stream arrived whole")
+}
+
+// patternReader hands out data and counts what it handed out.
+type patternReader struct {
+	data []byte
+	off  int
+}
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.off == len(r.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func copyOutOfMemory(string) error {
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=2m"); err != nil {
+		fmt.Println("skip: cannot mount a private /dev/shm:", err)
+		return nil
+	}
+	const ring = 256 << 10
+	a, b, done, err := pairInFullDevShm(ring, 10*segment.PageSize)
+	if err != nil {
+		return err
+	}
+	defer done()
+	msg := make([]byte, ring)
+	for i := range msg {
+		msg[i] = byte(i * 7 / 3)
+	}
+	r := &patternReader{data: msg}
+	n, err := a.ReadFrom(struct{ io.Reader }{r})
+	if !errors.Is(err, ErrNoMemory) {
+		return fmt.Errorf("ReadFrom in a full /dev/shm: %d bytes, %v; want ErrNoMemory", n, err)
+	}
+	if n != int64(r.off) {
+		return fmt.Errorf("ReadFrom took %d bytes from its reader and handed %d to the peer", r.off, n)
+	}
+	if err := os.Remove(devShmFiller); err != nil {
+		return err
+	}
+	go func() {
+		a.Write(msg[r.off:])
+		a.CloseWrite()
+	}()
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, msg) {
+		return fmt.Errorf("the peer got %d of %d bytes (%v), equal %v", len(got), len(msg), err, bytes.Equal(got, msg))
+	}
+	fmt.Printf("the stream arrived whole: %d bytes, %d of them copied before memory ran out\n", len(got), n)
+	return nil
 }
 
 // TestFailedStepKeepsNoPages checks that a commit step that /dev/shm
