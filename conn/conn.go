@@ -90,7 +90,7 @@ type Conn struct {
 	sideMu sync.Mutex
 	sideRd sideState
 
-	stats    *connStats // this conn's traffic (see stats.go); res holds it too, so a dropped conn's reaches the totals
+	stats    *connStats // this conn's traffic (see stats.go); apart, so that the counters hold it past a dropped conn's collection
 	counters *Counters  // the Listener's or Dialer's, set before the conn is handed out; nil: none
 }
 
@@ -119,7 +119,6 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	// back. Our Write waits for at most half the ring (wantSpace), which
 	// the batching requires.
 	cons.SetReleaseBatch(cons.Cap() / 4)
-	stats := new(connStats)
 	c := &Conn{
 		side:     side,
 		seg:      seg,
@@ -128,8 +127,8 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		cons:     cons,
 		prod:     p,
 		prodArea: prod,
-		res:      &resources{side: side, seg: seg, prod: p, cons: cons, stats: stats},
-		stats:    stats,
+		res:      &resources{side: side, seg: seg, prod: p, cons: cons},
+		stats:    new(connStats),
 		rdl:      newDeadline(),
 		wdl:      newDeadline(),
 		done:     make(chan struct{}),
@@ -172,7 +171,6 @@ type resources struct {
 	prod     *ring.Producer
 	cons     *ring.Consumer
 	self     weak.Pointer[Conn] // the conn's key in counters
-	stats    *connStats         // the conn's traffic, for the counters' totals
 	counters *Counters          // set with Conn.counters
 	onClose  func()             // run once when the conn ends, if set before it is handed out
 }
@@ -186,7 +184,7 @@ func dropped(r *resources) {
 	// The counters take the conn's traffic before the peer can learn of
 	// its end.
 	if r.counters != nil {
-		r.counters.connDropped(r.self, r.stats)
+		r.counters.connDropped(r.self)
 	}
 	markClosed(r.prod, r.cons)
 	r.side.Close()

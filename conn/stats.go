@@ -71,8 +71,8 @@ type Counters struct {
 	hsErrors      [hsKinds]atomic.Uint64
 
 	mu     sync.Mutex
-	live   map[weak.Pointer[Conn]]struct{} // open conns, read at snapshot; weak, so a dropped conn can be collected
-	closed connStats                       // traffic of conns already closed
+	live   map[weak.Pointer[Conn]]*connStats // open conns and their traffic, read at snapshot; weak, so a dropped conn can be collected
+	closed connStats                         // traffic of conns already closed
 }
 
 // Handshake error kinds, the indexes of Counters.hsErrors.
@@ -140,6 +140,19 @@ func (b *byteCount) load(mu *sync.Mutex) uint64 {
 	return b.published.Load()
 }
 
+// collected returns the count of a conn that was collected: what was
+// published and what its calls left pending. Nothing can add to pending
+// any more, the conn being unreachable, nor publish it: its mutex went
+// with it.
+func (b *byteCount) collected() uint64 { return b.published.Load() + b.pending }
+
+// addCollectedTo adds the traffic of a collected conn to st.
+func (s *connStats) addCollectedTo(st *Stats) {
+	st.BytesRead += s.bytesRead.collected()
+	st.BytesWritten += s.bytesWritten.collected()
+	s.addRareTo(st)
+}
+
 // statsInto adds c's traffic to st.
 func (c *Conn) statsInto(st *Stats) {
 	s := c.stats
@@ -154,10 +167,15 @@ func (s *connStats) addRareTo(st *Stats) {
 	st.Parks += s.parks.Load()
 }
 
-// fold adds a closed conn's traffic (all of it published) to s.
-func (s *connStats) fold(from *connStats) {
-	s.bytesRead.published.Add(from.bytesRead.published.Load())
-	s.bytesWritten.published.Add(from.bytesWritten.published.Load())
+// fold adds the traffic of a closed conn (all of it published) or of a
+// collected one (see byteCount.collected) to s.
+func (s *connStats) fold(from *connStats, collected bool) {
+	read, written := from.bytesRead.published.Load(), from.bytesWritten.published.Load()
+	if collected {
+		read, written = from.bytesRead.collected(), from.bytesWritten.collected()
+	}
+	s.bytesRead.published.Add(read)
+	s.bytesWritten.published.Add(written)
 	s.wakeupsSent.Add(from.wakeupsSent.Load())
 	s.wakeupsReceived.Add(from.wakeupsReceived.Load())
 	s.parks.Add(from.parks.Load())
@@ -184,9 +202,14 @@ func (cs *Counters) Snapshot() Stats {
 	st.BytesRead += cs.closed.bytesRead.published.Load()
 	st.BytesWritten += cs.closed.bytesWritten.published.Load()
 	cs.closed.addRareTo(&st)
-	for w := range cs.live {
+	for w, s := range cs.live {
 		if c := w.Value(); c != nil {
 			c.statsInto(&st)
+		} else {
+			// Collected, its cleanup (connDropped) still to come: its
+			// traffic must not drop out of the totals meanwhile (it did,
+			// found by an adversarial review).
+			s.addCollectedTo(&st)
 		}
 	}
 	return st
@@ -201,9 +224,9 @@ func (cs *Counters) sharedConn(c *Conn) {
 	cs.sharedConns.Add(1)
 	cs.mu.Lock()
 	if cs.live == nil {
-		cs.live = map[weak.Pointer[Conn]]struct{}{}
+		cs.live = map[weak.Pointer[Conn]]*connStats{}
 	}
-	cs.live[weak.Make(c)] = struct{}{}
+	cs.live[weak.Make(c)] = c.stats
 	cs.mu.Unlock()
 	c.counters = cs
 	c.res.counters = cs
@@ -215,21 +238,20 @@ func (cs *Counters) connClosed(c *Conn) {
 	defer cs.mu.Unlock()
 	if _, ok := cs.live[weak.Make(c)]; ok {
 		delete(cs.live, weak.Make(c))
-		cs.closed.fold(c.stats)
+		cs.closed.fold(c.stats, false)
 	}
 }
 
 // connDropped moves the traffic of a conn collected without Close (see
-// dropped) into the totals, as connClosed does for a closed one: what a
-// snapshot showed of it was published, so the totals never go back. What
-// its last calls added and no snapshot published (see byteCount) is lost:
-// no call can publish it any more.
-func (cs *Counters) connDropped(w weak.Pointer[Conn], s *connStats) {
+// dropped) into the totals, as connClosed does for a closed one, what its
+// last calls left pending included (it was lost, found by an adversarial
+// review).
+func (cs *Counters) connDropped(w weak.Pointer[Conn]) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if _, ok := cs.live[w]; ok {
+	if s, ok := cs.live[w]; ok {
 		delete(cs.live, w)
-		cs.closed.fold(s)
+		cs.closed.fold(s, true)
 	}
 }
 
