@@ -16,8 +16,9 @@
 //
 // Unlike Redis it sets no limits of its own on a client: a request is
 // read whole however long its bulk strings claim to be (as redcon, its
-// protocol parser, does), and only a Pub/Sub subscriber that leaves its
-// messages unread for a second is dropped, so that it cannot hold up the
+// protocol parser, does), and only a Pub/Sub subscriber that takes
+// nothing the server writes to it (messages, or replies to its own
+// commands) for a second is dropped, so that it cannot hold up the
 // publishers.
 package main
 

@@ -28,10 +28,10 @@ type pubsub struct {
 }
 
 // subscriber is a detached client.
-// slowSubscriber is how long a PUBLISH waits for a subscriber to take a
-// message before it drops the subscriber (Redis drops one whose unread
-// messages pass 32 MiB, or 8 MiB for a minute; the shared ring holds
-// 256 KiB, and a publisher here waits while it is full).
+// slowSubscriber is how long a subscriber may leave what the server
+// writes to it untaken before it is dropped (see subscriber.flush; Redis
+// drops one whose unread messages pass 32 MiB, or 8 MiB for a minute;
+// here a publisher waits while the subscriber's ring and socket are full).
 const slowSubscriber = time.Second
 
 type subscriber struct {
@@ -146,53 +146,93 @@ func cmdUnsubscribe(r *request) {
 
 // cmdPublish is PUBLISH channel message: it writes the message to every
 // subscriber of the channel and of each matching pattern, and answers how
-// many received it.
+// many received it. Subscribers are written to at once, each by a
+// goroutine of its own when there are several, so that one that stopped
+// reading costs the publisher slowSubscriber once, not once per such
+// subscriber (found by an adversarial review).
 func cmdPublish(r *request) {
 	channel, msg := string(r.args[1]), r.args[2]
-	type receiver struct {
-		sub     *subscriber
-		pattern string // empty for a channel subscription
-	}
 	ps := &r.srv.pubsub
 	ps.mu.Lock()
-	var to []receiver
-	for sub := range ps.channels[channel] {
-		to = append(to, receiver{sub: sub})
+	// Each subscriber's frames in Redis's order: its channel's first,
+	// then one per matching pattern.
+	frames := map[*subscriber][]string{} // the patterns; "" for the channel
+	var order []*subscriber
+	add := func(sub *subscriber, pattern string) {
+		if _, ok := frames[sub]; !ok {
+			order = append(order, sub)
+		}
+		frames[sub] = append(frames[sub], pattern)
 	}
+	for sub := range ps.channels[channel] {
+		add(sub, "")
+	}
+	received := len(ps.channels[channel])
 	for pattern, subs := range ps.patterns {
 		if globMatch(pattern, channel) {
 			for sub := range subs {
-				to = append(to, receiver{sub, pattern})
+				add(sub, pattern)
+				received++
 			}
 		}
 	}
 	ps.mu.Unlock()
-	for _, rc := range to {
-		sub := rc.sub
+	deliver := func(sub *subscriber) {
 		sub.mu.Lock()
-		if rc.pattern == "" {
-			writePush(sub.w, sub.sess.proto, 3)
-			sub.w.WriteBulkString("message")
-		} else {
-			writePush(sub.w, sub.sess.proto, 4)
-			sub.w.WriteBulkString("pmessage")
-			sub.w.WriteBulkString(rc.pattern)
+		defer sub.mu.Unlock()
+		for _, pattern := range frames[sub] {
+			if pattern == "" {
+				writePush(sub.w, sub.sess.proto, 3)
+				sub.w.WriteBulkString("message")
+			} else {
+				writePush(sub.w, sub.sess.proto, 4)
+				sub.w.WriteBulkString("pmessage")
+				sub.w.WriteBulkString(pattern)
+			}
+			sub.w.WriteBulkString(channel)
+			sub.w.WriteBulk(msg)
 		}
-		sub.w.WriteBulkString(channel)
-		sub.w.WriteBulk(msg)
-		nc := sub.dc.NetConn()
-		nc.SetWriteDeadline(time.Now().Add(slowSubscriber))
-		if sub.dc.Flush() != nil {
-			// A subscriber that does not read its messages would hold up
-			// every publisher to its channels: drop it, as Redis drops
-			// one past its Pub/Sub output buffer limit. Its read fails
-			// next, which ends its serveSubscriber.
-			nc.Close()
-		}
-		nc.SetWriteDeadline(time.Time{})
-		sub.mu.Unlock()
+		sub.flush()
 	}
-	r.w.WriteInt(len(to))
+	if len(order) == 1 {
+		deliver(order[0])
+	} else {
+		var wg sync.WaitGroup
+		for _, sub := range order {
+			wg.Go(func() { deliver(sub) })
+		}
+		wg.Wait()
+	}
+	r.w.WriteInt(received)
+}
+
+// flushChunk is what a subscriber must take within slowSubscriber each
+// time it is written to: a subscriber that reads, however slowly, is not
+// dropped because one large message takes longer than that to deliver
+// (found by an adversarial review).
+const flushChunk = 64 << 10
+
+// flush writes what sub.w holds to the subscriber, under sub.mu. A
+// subscriber that takes none of a flushChunk for slowSubscriber, whether
+// it leaves its messages or the replies to its own commands unread, would
+// hold up every publisher to its channels (each waits for sub.mu): flush
+// drops it, closing its conn, as Redis drops one past its Pub/Sub output
+// buffer limit. Its next read fails, which ends its serveSubscriber.
+func (sub *subscriber) flush() error {
+	b := sub.w.Buffer()
+	sub.w.SetBuffer(nil)
+	nc := sub.dc.NetConn()
+	defer nc.SetWriteDeadline(time.Time{})
+	for len(b) > 0 {
+		nc.SetWriteDeadline(time.Now().Add(slowSubscriber))
+		n, err := nc.Write(b[:min(len(b), flushChunk)])
+		b = b[n:]
+		if err != nil {
+			nc.Close()
+			return err
+		}
+	}
+	return nil
 }
 
 // cmdPubSub is PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT.
@@ -277,12 +317,17 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		}
 		delete(s.pubsub.subs, sub)
 		s.pubsub.mu.Unlock()
+		// Close flushes sub.w, which a PUBLISH that found sub before it
+		// left the registry may be writing to: under sub.mu, as every
+		// use of sub.w.
+		sub.mu.Lock()
 		sub.dc.Close()
+		sub.mu.Unlock()
 		s.clientGone(sub.sess)
 	}()
 	// The replies to the commands before the detach are still buffered.
 	sub.mu.Lock()
-	err := sub.dc.Flush()
+	err := sub.flush()
 	sub.mu.Unlock()
 	for err == nil && !sub.sess.quit {
 		var cmd redcon.Command
@@ -292,7 +337,7 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		}
 		sub.mu.Lock()
 		s.exec(sub.sess, nil, cmd.Args, sub.w)
-		err = sub.dc.Flush()
+		err = sub.flush()
 		sub.mu.Unlock()
 	}
 }

@@ -209,48 +209,151 @@ func TestShutdownWithSubscriber(t *testing.T) {
 	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
 }
 
-// TestPubSubSlowSubscriber: a subscriber that never reads its messages is
-// dropped once a PUBLISH has waited slowSubscriber for it, so publishers
-// to its channel go on. Every PUBLISH stalled behind it (found by an
-// adversarial review).
-func TestPubSubSlowSubscriber(t *testing.T) {
-	_, sock := startInProcess(t)
-	dial := func() net.Conn {
-		c, err := (&conn.Dialer{NoFallback: true, Wait: conn.WaitAdaptive}).Dial("unix", sock)
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
-		return c
+// Subscribers that stop reading must not hold up publishers, and one that
+// reads slowly must not be dropped (all found by adversarial reviews):
+//
+//   - TestPubSubSlowSubscriber: one that never reads its messages stalled
+//     every PUBLISH to its channel;
+//   - TestPubSubSubscriberIgnoresReplies: one that sends commands and reads
+//     none of the replies did so for good, its flush holding its lock;
+//   - TestPubSubManyStuck: with several that stopped reading, a PUBLISH
+//     waited slowSubscriber for each in turn;
+//   - TestPubSubSteadyReader: one that reads steadily was dropped when one
+//     large message took longer than slowSubscriber to deliver.
+//
+// Each runs over shared memory and over the plain socket.
+
+// pubSubDial dials the example server, over shared memory or not, with a
+// deadline for the whole test.
+func pubSubDial(t *testing.T, sock string, shm bool) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if shm {
+		c, err = (&conn.Dialer{NoFallback: true, Wait: conn.WaitAdaptive}).Dial("unix", sock)
+	} else {
+		c, err = net.Dial("unix", sock)
 	}
-	sub := dial()
-	_, err := sub.Write([]byte("SUBSCRIBE ch\r\n"))
 	require.NoError(t, err)
-	r := bufio.NewReader(sub)
-	for range 3 { // the confirmation: *3, $9 subscribe, $2 ch, :1 (as lines)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+	return c
+}
+
+// subscribe subscribes c to "ch" and reads the confirmation.
+func subscribe(t *testing.T, c net.Conn) *bufio.Reader {
+	t.Helper()
+	_, err := c.Write([]byte("SUBSCRIBE ch\r\n"))
+	require.NoError(t, err)
+	r := bufio.NewReader(c)
+	for range 3 { // *3, then subscribe, ch and :1 as bulk strings and an integer: 3 lines end the header part
 		_, err := r.ReadString('\n')
 		require.NoError(t, err)
 	}
-	// From here the subscriber reads nothing. 2000 messages of 1000
-	// bytes are far more than the ring and the socket hold.
-	pub := dial()
-	msg := strings.Repeat("x", 1000)
-	go func() {
-		w := bufio.NewWriter(pub)
-		for range 2000 {
-			w.WriteString("PUBLISH ch " + msg + "\r\n")
-		}
-		w.Flush()
-	}()
-	replies := bufio.NewReader(pub)
+	return r
+}
+
+// publish sends one PUBLISH of msg to "ch" on pub and returns its answer
+// and how long it took.
+func publish(t *testing.T, pub net.Conn, msg string) (string, time.Duration) {
+	t.Helper()
 	start := time.Now()
-	for i := range 2000 {
-		_, err := replies.ReadString('\n')
-		require.NoError(t, err, "reply %d of 2000 to the publisher", i)
+	_, err := fmt.Fprintf(pub, "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$%d\r\n%s\r\n", len(msg), msg)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(pub).ReadString('\n')
+	require.NoError(t, err, "the PUBLISH's answer")
+	return line, time.Since(start)
+}
+
+func forBothTransports(t *testing.T, f func(t *testing.T, sock string, shm bool)) {
+	for _, shm := range []bool{true, false} {
+		t.Run(fmt.Sprint("shm=", shm), func(t *testing.T) {
+			_, sock := startInProcess(t)
+			f(t, sock, shm)
+		})
 	}
-	took := time.Since(start)
-	t.Logf("2000 PUBLISH answered in %v with a subscriber that never reads", took)
-	require.Less(t, took, 10*time.Second)
-	// The subscriber was dropped: after its buffered messages, its stream ends.
-	_, err = io.Copy(io.Discard, r)
-	require.NoError(t, err, "the dropped subscriber's stream ends (io.EOF)")
+}
+
+func TestPubSubSlowSubscriber(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+		r := subscribe(t, pubSubDial(t, sock, shm)) // from here it reads nothing
+		pub := pubSubDial(t, sock, shm)
+		msg := strings.Repeat("x", 1000)
+		go func() {
+			w := bufio.NewWriter(pub)
+			for range 2000 { // far more than the ring and the socket hold
+				w.WriteString("PUBLISH ch " + msg + "\r\n")
+			}
+			w.Flush()
+		}()
+		replies := bufio.NewReader(pub)
+		start := time.Now()
+		for i := range 2000 {
+			_, err := replies.ReadString('\n')
+			require.NoError(t, err, "reply %d of 2000 to the publisher", i)
+		}
+		t.Logf("2000 PUBLISH answered in %v with a subscriber that never reads", time.Since(start))
+		require.Less(t, time.Since(start), 10*time.Second)
+		_, err := io.Copy(io.Discard, r)
+		require.NoError(t, err, "the dropped subscriber's stream ends (io.EOF) after what was sent")
+	})
+}
+
+func TestPubSubSubscriberIgnoresReplies(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+		sub := pubSubDial(t, sock, shm)
+		subscribe(t, sub)
+		go func() {
+			ping := []byte(strings.Repeat("PING\r\n", 10000))
+			for range 100 { // 1e6 PINGs, some 14 MB of replies, never read
+				if _, err := sub.Write(ping); err != nil {
+					return
+				}
+			}
+		}()
+		time.Sleep(500 * time.Millisecond) // the replies fill the ring and the socket
+		line, took := publish(t, pubSubDial(t, sock, shm), "hello")
+		t.Logf("PUBLISH answered %q after %v", line, took)
+		require.Less(t, took, 5*time.Second)
+	})
+}
+
+func TestPubSubManyStuck(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+		for range 5 {
+			subscribe(t, pubSubDial(t, sock, shm)) // none of them reads
+		}
+		line, took := publish(t, pubSubDial(t, sock, shm), strings.Repeat("x", 1<<20)) // more than a ring and a socket hold
+		t.Logf("PUBLISH to 5 stuck subscribers answered %q after %v", line, took)
+		require.Equal(t, ":5\r\n", line)
+		require.Less(t, took, 3*slowSubscriber)
+	})
+}
+
+func TestPubSubSteadyReader(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+		r := subscribe(t, pubSubDial(t, sock, shm))
+		msg := strings.Repeat("x", 2<<20)
+		got := make(chan error, 1)
+		go func() {
+			// 16 KiB every 10 ms (1.6 MiB/s): the 2 MiB message takes
+			// longer than slowSubscriber, with no pause near it.
+			buf := make([]byte, 16<<10)
+			var total int
+			for total < len(msg) {
+				n, err := r.Read(buf)
+				total += n
+				if err != nil {
+					got <- fmt.Errorf("after %d bytes: %w", total, err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			got <- nil
+		}()
+		line, took := publish(t, pubSubDial(t, sock, shm), msg)
+		t.Logf("PUBLISH answered %q after %v", line, took)
+		require.Equal(t, ":1\r\n", line)
+		require.NoError(t, <-got, "the steady reader got the whole message")
+	})
 }
