@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // replayConn is a plain conn whose first bytes were consumed while telling
@@ -107,11 +108,12 @@ func droppedPlain(r plainResources) {
 	r.slot.giveBack()
 }
 
-// Read and Write keep c reachable until they return: the methods they
-// would be, promoted from the socket, stop using c once they have loaded
-// the socket, and a conn whose last use is a blocked call would be
+// Its methods keep c reachable until they return: the methods they would
+// be, promoted from the socket, stop using c once they have loaded the
+// socket, and a conn whose last use is a blocked Read or Write would be
 // collected under it, its cleanup closing the socket in the middle of the
-// call (found by an adversarial review).
+// call (found by an adversarial review); a last SetDeadline or CloseWrite
+// could fail as on a closed conn.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	runtime.KeepAlive(c)
@@ -132,7 +134,28 @@ func (c *trackedConn) Close() error {
 }
 
 // CloseWrite shuts down the writing side if the socket supports it.
-func (c *trackedConn) CloseWrite() error { return closeWrite(c.Conn) }
+func (c *trackedConn) CloseWrite() error {
+	defer runtime.KeepAlive(c)
+	return closeWrite(c.Conn)
+}
 
 // CloseRead shuts down the reading side if the socket supports it.
-func (c *trackedConn) CloseRead() error { return closeRead(c.Conn) }
+func (c *trackedConn) CloseRead() error {
+	defer runtime.KeepAlive(c)
+	return closeRead(c.Conn)
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	defer runtime.KeepAlive(c)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	defer runtime.KeepAlive(c)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *trackedConn) SetWriteDeadline(t time.Time) error {
+	defer runtime.KeepAlive(c)
+	return c.Conn.SetWriteDeadline(t)
+}
