@@ -143,13 +143,17 @@ func (b *byteCount) load(mu *sync.Mutex) uint64 {
 // collected returns the count of a conn that was collected: what was
 // published and what its calls left pending. Nothing can add to pending
 // any more, the conn being unreachable, nor publish it: its mutex went
-// with it.
+// with it. Only the conn's cleanup may call it: the runtime orders a
+// cleanup after every use of what it was registered for, so reading
+// pending there is no race, where any other goroutine's read would be one
+// (a Snapshot's was, found by an adversarial review under -race).
 func (b *byteCount) collected() uint64 { return b.published.Load() + b.pending }
 
-// addCollectedTo adds the traffic of a collected conn to st.
-func (s *connStats) addCollectedTo(st *Stats) {
-	st.BytesRead += s.bytesRead.collected()
-	st.BytesWritten += s.bytesWritten.collected()
+// addPublishedTo adds the published traffic of a collected conn, whose
+// cleanup has not run yet, to st: all that any snapshot showed of it.
+func (s *connStats) addPublishedTo(st *Stats) {
+	st.BytesRead += s.bytesRead.published.Load()
+	st.BytesWritten += s.bytesWritten.published.Load()
 	s.addRareTo(st)
 }
 
@@ -208,8 +212,9 @@ func (cs *Counters) Snapshot() Stats {
 		} else {
 			// Collected, its cleanup (connDropped) still to come: its
 			// traffic must not drop out of the totals meanwhile (it did,
-			// found by an adversarial review).
-			s.addCollectedTo(&st)
+			// found by an adversarial review). What it left pending
+			// shows once the cleanup has run.
+			s.addPublishedTo(&st)
 		}
 	}
 	return st
