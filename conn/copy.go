@@ -114,7 +114,8 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 //
 // The deadline bounds waiting for the peer, not w.Write. Close does not
 // wait for a Write blocked on w: it returns at once, and the shared memory
-// is released when w.Write returns. CloseRead does wait for it; give w a
+// is released when w.Write returns (WriteTo then returns net.ErrClosed,
+// counting what w took). CloseRead does wait for it; give w a
 // deadline, or close it, to bound that.
 //
 // w.Write reads ring memory itself where the segment cannot be truncated
@@ -160,6 +161,10 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 		}
 		n, werr := c.userCode(&finish, false, func() (int, error) { return w.Write(data) })
 		if c.closed.Load() {
+			// w took its n bytes; they leave the ring with the conn.
+			if n > 0 && n <= len(data) {
+				total += int64(n)
+			}
 			return total, net.ErrClosed
 		}
 		if n < 0 || n > len(data) {
