@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -35,10 +38,11 @@ type pubsub struct {
 const slowSubscriber = time.Second
 
 type subscriber struct {
-	mu   sync.Mutex // serializes writes to w and their Flush
-	dc   redcon.DetachedConn
-	w    *redcon.Writer
-	sess *session
+	mu        sync.Mutex // serializes writes to w and their Flush
+	executing bool       // serveSubscriber holds mu to run one of its commands; only its goroutine reads it
+	dc        redcon.DetachedConn
+	w         *redcon.Writer
+	sess      *session
 
 	// Guarded by pubsub.mu.
 	channels map[string]struct{}
@@ -154,9 +158,7 @@ func cmdPublish(r *request) {
 	channel, msg := string(r.args[1]), r.args[2]
 	ps := &r.srv.pubsub
 	ps.mu.Lock()
-	// Each subscriber's frames in Redis's order: its channel's first,
-	// then one per matching pattern.
-	frames := map[*subscriber][]string{} // the patterns; "" for the channel
+	frames := map[*subscriber][]string{} // per subscriber, its patterns that match; "" for the channel
 	var order []*subscriber
 	add := func(sub *subscriber, pattern string) {
 		if _, ok := frames[sub]; !ok {
@@ -167,57 +169,112 @@ func cmdPublish(r *request) {
 	for sub := range ps.channels[channel] {
 		add(sub, "")
 	}
-	received := len(ps.channels[channel])
 	for pattern, subs := range ps.patterns {
 		if globMatch(pattern, channel) {
 			for sub := range subs {
 				add(sub, pattern)
-				received++
 			}
 		}
 	}
 	ps.mu.Unlock()
-	deliver := func(sub *subscriber) {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		for _, pattern := range frames[sub] {
-			if pattern == "" {
-				writePush(sub.w, sub.sess.proto, 3)
-				sub.w.WriteBulkString("message")
-			} else {
-				writePush(sub.w, sub.sess.proto, 4)
-				sub.w.WriteBulkString("pmessage")
-				sub.w.WriteBulkString(pattern)
-			}
-			sub.w.WriteBulkString(channel)
-			sub.w.WriteBulk(msg)
-		}
-		sub.flush()
+
+	// A subscriber's own PUBLISH runs in its serveSubscriber, which holds
+	// its lock: it writes to itself without taking it, and lets go of it
+	// while it writes to the others, any of which may be waiting for it
+	// in a PUBLISH of its own. Taking it waited forever (found by an
+	// adversarial review).
+	self := r.sess.sub
+	if self == nil || !self.executing {
+		self = nil
 	}
-	if len(order) == 1 {
-		deliver(order[0])
+	var received atomic.Int64
+	deliver := func(sub *subscriber) {
+		if sub != self {
+			sub.mu.Lock()
+			defer sub.mu.Unlock()
+		}
+		n := sub.writeMessage(ps, channel, msg, frames[sub])
+		received.Add(int64(n))
+		if n > 0 && sub != self { // self's reply flushes it
+			sub.flush()
+		}
+	}
+	if self != nil && frames[self] != nil {
+		deliver(self)
+	}
+	var others []*subscriber
+	for _, sub := range order {
+		if sub != self {
+			others = append(others, sub)
+		}
+	}
+	if self != nil && len(others) > 0 {
+		self.mu.Unlock()
+	}
+	if len(others) == 1 {
+		deliver(others[0])
 	} else {
 		var wg sync.WaitGroup
-		for _, sub := range order {
+		for _, sub := range others {
 			wg.Go(func() { deliver(sub) })
 		}
 		wg.Wait()
 	}
-	r.w.WriteInt(received)
+	if self != nil && len(others) > 0 {
+		self.mu.Lock() // before the reply: r.w is self.w
+	}
+	r.w.WriteInt(int(received.Load()))
 }
 
-// flushChunk is what a subscriber must take within slowSubscriber each
-// time it is written to: a subscriber that reads, however slowly, is not
-// dropped because one large message takes longer than that to deliver
-// (found by an adversarial review).
+// writeMessage writes to sub.w, under sub.mu, the message's frames for
+// the patterns given ("" for the channel itself), in Redis's order, of
+// those subscriptions sub still holds, and returns how many it wrote. A
+// subscription dropped since the PUBLISH listed it gets nothing: its
+// UNSUBSCRIBE's reply may have gone out, and a message after it broke a
+// RESP2 client's replies (found by an adversarial review).
+func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patterns []string) int {
+	ps.mu.Lock()
+	held := patterns[:0:0]
+	for _, pattern := range patterns {
+		var ok bool
+		if pattern == "" {
+			_, ok = sub.channels[channel]
+		} else {
+			_, ok = sub.patterns[pattern]
+		}
+		if ok {
+			held = append(held, pattern)
+		}
+	}
+	ps.mu.Unlock()
+	for _, pattern := range held {
+		if pattern == "" {
+			writePush(sub.w, sub.sess.proto, 3)
+			sub.w.WriteBulkString("message")
+		} else {
+			writePush(sub.w, sub.sess.proto, 4)
+			sub.w.WriteBulkString("pmessage")
+			sub.w.WriteBulkString(pattern)
+		}
+		sub.w.WriteBulkString(channel)
+		sub.w.WriteBulk(msg)
+	}
+	return len(held)
+}
+
+// flushChunk is what flush writes with one deadline.
 const flushChunk = 64 << 10
 
 // flush writes what sub.w holds to the subscriber, under sub.mu. A
-// subscriber that takes none of a flushChunk for slowSubscriber, whether
-// it leaves its messages or the replies to its own commands unread, would
-// hold up every publisher to its channels (each waits for sub.mu): flush
-// drops it, closing its conn, as Redis drops one past its Pub/Sub output
-// buffer limit. Its next read fails, which ends its serveSubscriber.
+// subscriber that takes nothing for slowSubscriber, whether it leaves its
+// messages or the replies to its own commands unread, would hold up every
+// publisher to its channels (each waits for sub.mu): flush drops it,
+// closing its conn, as Redis drops one past its Pub/Sub output buffer
+// limit. Its next read fails, which ends its serveSubscriber. A subscriber
+// that reads, however slowly, is not dropped: each write that times out
+// having written something is followed by another (dropping one that took
+// less than flushChunk a second, or one whose one large message took more
+// than a second, found by adversarial reviews).
 func (sub *subscriber) flush() error {
 	b := sub.w.Buffer()
 	sub.w.SetBuffer(nil)
@@ -227,7 +284,7 @@ func (sub *subscriber) flush() error {
 		nc.SetWriteDeadline(time.Now().Add(slowSubscriber))
 		n, err := nc.Write(b[:min(len(b), flushChunk)])
 		b = b[n:]
-		if err != nil {
+		if err != nil && (n == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
 			nc.Close()
 			return err
 		}
@@ -336,7 +393,9 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 			break
 		}
 		sub.mu.Lock()
+		sub.executing = true
 		s.exec(sub.sess, nil, cmd.Args, sub.w)
+		sub.executing = false
 		err = sub.flush()
 		sub.mu.Unlock()
 	}
