@@ -115,7 +115,8 @@ func (c *Conn) readFrom(r io.Reader) (total int64, err error) {
 // The deadline bounds waiting for the peer, not w.Write. Close does not
 // wait for a Write blocked on w: it returns at once, and the shared memory
 // is released when w.Write returns (WriteTo then returns net.ErrClosed,
-// counting what w took). CloseRead does wait for it; give w a
+// counting what w took, which the conn's Stats, final at Close, leave
+// out). CloseRead does wait for it; give w a
 // deadline, or close it, to bound that.
 //
 // w.Write reads ring memory itself where the segment cannot be truncated
