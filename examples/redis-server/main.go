@@ -14,12 +14,12 @@
 // list, set, hash and sorted-set commands; see commands.go. SIGINT or
 // SIGTERM stop it cleanly.
 //
-// Unlike Redis it sets no limits of its own on a client: a request is
+// Unlike Redis it sets no limits of its own on most clients: a request is
 // read whole however long its bulk strings claim to be (as redcon, its
-// protocol parser, does), and only a Pub/Sub subscriber that takes
-// nothing the server writes to it (messages, or replies to its own
-// commands) for a second is dropped, so that it cannot hold up the
-// publishers.
+// protocol parser, does). A Pub/Sub subscriber is sent its messages from
+// a queue of its own, so that no publisher waits for it, and is dropped
+// when the queue passes Redis's default limits for such clients: 32 MiB,
+// or 8 MiB for a minute.
 package main
 
 import (

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -17,10 +14,18 @@ import (
 //
 // A client that subscribes leaves redcon's request loop (it is detached)
 // and is served by its own goroutine, because from then on other clients'
-// PUBLISH write to it at any time. Its writes are serialized by
-// subscriber.mu. Lock order: subscriber.mu, then Server.mu or pubsub.mu;
-// PUBLISH takes pubsub.mu only to list the receivers and releases it
-// before it takes any subscriber.mu.
+// PUBLISH write to it at any time. What goes to it, messages and the
+// replies to its own commands, is queued in memory under subscriber.mu and
+// written by a goroutine of its own (writeSubscriber), so that no
+// publisher ever waits for a subscriber's socket: a subscriber that reads
+// slowly, or pauses, is sent everything in time, as by Redis, and one
+// whose queue passes Redis's Pub/Sub output limits (pubsubLimits) is
+// dropped. (Writing synchronously, with deadlines, either stalled the
+// publishers behind a slow reader or dropped readers that paused for a
+// second; found by adversarial reviews.) Lock order: subscriber.mu, then
+// Server.mu or pubsub.mu; PUBLISH takes pubsub.mu alone to list the
+// receivers, and a subscriber's own PUBLISH lets go of its subscriber.mu
+// before it takes another's.
 
 // pubsub is the server's registry of subscriptions.
 type pubsub struct {
@@ -28,21 +33,40 @@ type pubsub struct {
 	channels map[string]map[*subscriber]struct{}
 	patterns map[string]map[*subscriber]struct{}
 	subs     map[*subscriber]struct{} // every detached client, closed by Server.Close
+	limits   pubsubLimits
 }
 
-// subscriber is a detached client.
-// slowSubscriber is how long a subscriber may leave what the server
-// writes to it untaken before it is dropped (see subscriber.flush; Redis
-// drops one whose unread messages pass 32 MiB, or 8 MiB for a minute;
-// here a publisher waits while the subscriber's ring and socket are full).
-const slowSubscriber = time.Second
+// pubsubLimits bound what a subscriber may leave unread, as Redis's
+// client-output-buffer-limit for pubsub clients does (its defaults: 32 MiB,
+// or 8 MiB for a minute): past them it is dropped.
+type pubsubLimits struct {
+	hard    int           // queued bytes that drop it at once
+	soft    int           // queued bytes that drop it when they last softFor
+	softFor time.Duration //
+}
 
+var defaultPubSubLimits = pubsubLimits{hard: 32 << 20, soft: 8 << 20, softFor: time.Minute}
+
+// finalDrain bounds the writing of what a leaving subscriber was still
+// owed (the reply to its QUIT, say): a client that stopped reading must
+// not keep its goroutines.
+const finalDrain = time.Second
+
+// subscriber is a detached client.
 type subscriber struct {
-	mu        sync.Mutex // serializes writes to w and their Flush
+	mu        sync.Mutex // guards w, out and the rest below, and orders what is written to the client
 	executing bool       // serveSubscriber holds mu to run one of its commands; only its goroutine reads it
 	dc        redcon.DetachedConn
-	w         *redcon.Writer
+	w         *redcon.Writer // what commands and PUBLISH write, moved to out by queueOut
 	sess      *session
+
+	out       []byte        // queued for writeSubscriber
+	inFlight  int           // bytes writeSubscriber is writing
+	overSoft  time.Time     // when the queue went past the soft limit; zero if it is under
+	dropped   bool          // the queue passed a limit: its conn is closed
+	wake      chan struct{} // capacity 1: out has bytes
+	leaving   chan struct{} // closed by serveSubscriber: write what is queued, then stop
+	writerEnd chan struct{} // closed by writeSubscriber when it returns
 
 	// Guarded by pubsub.mu.
 	channels map[string]struct{}
@@ -148,12 +172,9 @@ func cmdUnsubscribe(r *request) {
 	}
 }
 
-// cmdPublish is PUBLISH channel message: it writes the message to every
+// cmdPublish is PUBLISH channel message: it queues the message for every
 // subscriber of the channel and of each matching pattern, and answers how
-// many received it. Subscribers are written to at once, each by a
-// goroutine of its own when there are several, so that one that stopped
-// reading costs the publisher slowSubscriber once, not once per such
-// subscriber (found by an adversarial review).
+// many received it. It never waits for a subscriber's socket.
 func cmdPublish(r *request) {
 	channel, msg := string(r.args[1]), r.args[2]
 	ps := &r.srv.pubsub
@@ -187,43 +208,30 @@ func cmdPublish(r *request) {
 	if self == nil || !self.executing {
 		self = nil
 	}
-	var received atomic.Int64
+	received := 0
 	deliver := func(sub *subscriber) {
 		if sub != self {
 			sub.mu.Lock()
 			defer sub.mu.Unlock()
 		}
-		n := sub.writeMessage(ps, channel, msg, frames[sub])
-		received.Add(int64(n))
-		if n > 0 && sub != self { // self's reply flushes it
-			sub.flush()
-		}
+		received += sub.writeMessage(ps, channel, msg, frames[sub])
+		sub.queueOut(ps)
 	}
 	if self != nil && frames[self] != nil {
 		deliver(self)
 	}
-	var others []*subscriber
-	for _, sub := range order {
-		if sub != self {
-			others = append(others, sub)
-		}
-	}
-	if self != nil && len(others) > 0 {
+	if self != nil {
 		self.mu.Unlock()
 	}
-	if len(others) == 1 {
-		deliver(others[0])
-	} else {
-		var wg sync.WaitGroup
-		for _, sub := range others {
-			wg.Go(func() { deliver(sub) })
+	for _, sub := range order {
+		if sub != self {
+			deliver(sub)
 		}
-		wg.Wait()
 	}
-	if self != nil && len(others) > 0 {
+	if self != nil {
 		self.mu.Lock() // before the reply: r.w is self.w
 	}
-	r.w.WriteInt(int(received.Load()))
+	r.w.WriteInt(received)
 }
 
 // writeMessage writes to sub.w, under sub.mu, the message's frames for
@@ -262,34 +270,67 @@ func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patt
 	return len(held)
 }
 
-// flushChunk is what flush writes with one deadline.
-const flushChunk = 64 << 10
-
-// flush writes what sub.w holds to the subscriber, under sub.mu. A
-// subscriber that takes nothing for slowSubscriber, whether it leaves its
-// messages or the replies to its own commands unread, would hold up every
-// publisher to its channels (each waits for sub.mu): flush drops it,
-// closing its conn, as Redis drops one past its Pub/Sub output buffer
-// limit. Its next read fails, which ends its serveSubscriber. A subscriber
-// that reads, however slowly, is not dropped: each write that times out
-// having written something is followed by another (dropping one that took
-// less than flushChunk a second, or one whose one large message took more
-// than a second, found by adversarial reviews).
-func (sub *subscriber) flush() error {
+// queueOut moves what sub.w holds to the queue writeSubscriber writes
+// from, and drops the subscriber if the queue is past the limits, as
+// Redis drops a Pub/Sub client past its output buffer limits: closing its
+// conn ends its writeSubscriber's write and its serveSubscriber's read.
+// Under sub.mu.
+func (sub *subscriber) queueOut(ps *pubsub) {
 	b := sub.w.Buffer()
 	sub.w.SetBuffer(nil)
+	if len(b) == 0 || sub.dropped {
+		return
+	}
+	sub.out = append(sub.out, b...)
+	ps.mu.Lock()
+	lim := ps.limits
+	ps.mu.Unlock()
+	queued := len(sub.out) + sub.inFlight
+	switch {
+	case queued <= lim.soft:
+		sub.overSoft = time.Time{}
+	case sub.overSoft.IsZero():
+		sub.overSoft = time.Now()
+	}
+	if queued > lim.hard || !sub.overSoft.IsZero() && time.Since(sub.overSoft) > lim.softFor {
+		sub.dropped = true
+		sub.out = nil
+		sub.dc.NetConn().Close()
+		return
+	}
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeSubscriber writes what is queued for sub until its conn fails or
+// serveSubscriber says it is leaving; then it writes what is left, within
+// finalDrain.
+func (s *Server) writeSubscriber(sub *subscriber) {
+	defer s.handlers.Done()
+	defer close(sub.writerEnd)
 	nc := sub.dc.NetConn()
-	defer nc.SetWriteDeadline(time.Time{})
-	for len(b) > 0 {
-		nc.SetWriteDeadline(time.Now().Add(slowSubscriber))
-		n, err := nc.Write(b[:min(len(b), flushChunk)])
-		b = b[n:]
-		if err != nil && (n == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
-			nc.Close()
-			return err
+	for {
+		leaving := false
+		select {
+		case <-sub.wake:
+		case <-sub.leaving:
+			leaving = true
+			nc.SetWriteDeadline(time.Now().Add(finalDrain))
+		}
+		sub.mu.Lock()
+		b := sub.out
+		sub.out, sub.inFlight = nil, len(b)
+		sub.mu.Unlock()
+		_, err := nc.Write(b)
+		sub.mu.Lock()
+		sub.inFlight = 0
+		sub.mu.Unlock()
+		if err != nil || leaving {
+			return
 		}
 	}
-	return nil
 }
 
 // cmdPubSub is PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT.
@@ -330,11 +371,14 @@ func (s *Server) subscriberOf(r *request) (sub *subscriber, fresh bool) {
 		return r.sess.sub, false
 	}
 	sub = &subscriber{
-		dc:       r.conn.Detach(),
-		w:        r.w, // the detached conn writes through the same buffer
-		sess:     r.sess,
-		channels: map[string]struct{}{},
-		patterns: map[string]struct{}{},
+		dc:        r.conn.Detach(),
+		w:         r.w, // the detached conn's buffer: replies before the detach are in it
+		sess:      r.sess,
+		wake:      make(chan struct{}, 1),
+		leaving:   make(chan struct{}),
+		writerEnd: make(chan struct{}),
+		channels:  map[string]struct{}{},
+		patterns:  map[string]struct{}{},
 	}
 	s.pubsub.mu.Lock()
 	r.sess.sub = sub
@@ -355,9 +399,12 @@ func (s *Server) inSubscribedMode(sess *session) bool {
 }
 
 // serveSubscriber reads and runs a detached client's commands until it
-// leaves or the server closes it.
+// leaves or the server closes it; writeSubscriber, which it starts, writes
+// what the client is sent.
 func (s *Server) serveSubscriber(sub *subscriber) {
 	defer s.handlers.Done()
+	s.handlers.Add(1)
+	go s.writeSubscriber(sub)
 	defer func() {
 		s.pubsub.mu.Lock()
 		for name := range sub.channels {
@@ -374,21 +421,25 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		}
 		delete(s.pubsub.subs, sub)
 		s.pubsub.mu.Unlock()
-		// Close flushes sub.w, which a PUBLISH that found sub before it
-		// left the registry may be writing to: under sub.mu, as every
-		// use of sub.w.
+		// What it is owed (a QUIT's reply) goes out, within finalDrain,
+		// then the conn closes. A PUBLISH that listed sub before it left
+		// the registry may still queue to it: under sub.mu, and nothing
+		// is written after writeSubscriber has returned.
+		close(sub.leaving)
+		<-sub.writerEnd
 		sub.mu.Lock()
+		sub.w.SetBuffer(nil) // redcon's Close would write it
+		sub.dropped = true
 		sub.dc.Close()
 		sub.mu.Unlock()
 		s.clientGone(sub.sess)
 	}()
 	// The replies to the commands before the detach are still buffered.
 	sub.mu.Lock()
-	err := sub.flush()
+	sub.queueOut(&s.pubsub)
 	sub.mu.Unlock()
-	for err == nil && !sub.sess.quit {
-		var cmd redcon.Command
-		cmd, err = sub.dc.ReadCommand()
+	for !sub.sess.quit {
+		cmd, err := sub.dc.ReadCommand()
 		if err != nil {
 			break
 		}
@@ -396,7 +447,7 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.executing = true
 		s.exec(sub.sess, nil, cmd.Args, sub.w)
 		sub.executing = false
-		err = sub.flush()
+		sub.queueOut(&s.pubsub)
 		sub.mu.Unlock()
 	}
 }

@@ -210,17 +210,17 @@ func TestShutdownWithSubscriber(t *testing.T) {
 	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
 }
 
-// Subscribers that stop reading must not hold up publishers, and one that
-// reads slowly must not be dropped (all found by adversarial reviews):
+// Subscribers that stop reading must not hold up publishers, one that
+// reads slowly or pauses must not be dropped, and one that leaves too
+// much unread is dropped at Redis's limits (all found by adversarial
+// reviews of the versions before):
 //
-//   - TestPubSubSlowSubscriber: one that never reads its messages stalled
-//     every PUBLISH to its channel;
-//   - TestPubSubSubscriberIgnoresReplies: one that sends commands and reads
-//     none of the replies did so for good, its flush holding its lock;
-//   - TestPubSubManyStuck: with several that stopped reading, a PUBLISH
-//     waited slowSubscriber for each in turn;
-//   - TestPubSubSteadyReader: one that reads steadily was dropped when one
-//     large message took longer than slowSubscriber to deliver.
+//   - TestPubSubPublishersNeverWait: a subscriber that never reads its
+//     messages, one that reads none of its own replies, and several stuck
+//     ones stalled PUBLISH (for good, or a second each);
+//   - TestPubSubSteadyReader, TestPubSubPause: one reading 40 KiB/s, or
+//     pausing 1.5 s, was dropped;
+//   - TestPubSubOutputLimits: the limits that do drop one.
 //
 // Each runs over shared memory and over the plain socket.
 
@@ -247,10 +247,9 @@ func subscribe(t *testing.T, c net.Conn) *bufio.Reader {
 	_, err := c.Write([]byte("SUBSCRIBE ch\r\n"))
 	require.NoError(t, err)
 	r := bufio.NewReader(c)
-	for range 3 { // *3, then subscribe, ch and :1 as bulk strings and an integer: 3 lines end the header part
-		_, err := r.ReadString('\n')
-		require.NoError(t, err)
-	}
+	reply, err := readReply(r)
+	require.NoError(t, err)
+	require.Equal(t, "*[subscribe ch :1]", reply)
 	return r
 }
 
@@ -266,23 +265,48 @@ func publish(t *testing.T, pub net.Conn, msg string) (string, time.Duration) {
 	return line, time.Since(start)
 }
 
-func forBothTransports(t *testing.T, f func(t *testing.T, sock string, shm bool)) {
+// numsub asks, on a new client, how many subscribe to "ch".
+func numsub(t *testing.T, sock string, shm bool) string {
+	t.Helper()
+	c := pubSubDial(t, sock, shm)
+	_, err := c.Write([]byte("PUBSUB NUMSUB ch\r\n"))
+	require.NoError(t, err)
+	reply, err := readReply(bufio.NewReader(c))
+	require.NoError(t, err)
+	return reply
+}
+
+func forBothTransports(t *testing.T, f func(t *testing.T, srv *Server, sock string, shm bool)) {
 	for _, shm := range []bool{true, false} {
 		t.Run(fmt.Sprint("shm=", shm), func(t *testing.T) {
-			_, sock := startInProcess(t)
-			f(t, sock, shm)
+			srv, sock := startInProcess(t)
+			f(t, srv, sock, shm)
 		})
 	}
 }
 
-func TestPubSubSlowSubscriber(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
-		r := subscribe(t, pubSubDial(t, sock, shm)) // from here it reads nothing
+func TestPubSubPublishersNeverWait(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		// Three that never read their messages, one that floods PINGs and
+		// reads none of the replies.
+		for range 3 {
+			subscribe(t, pubSubDial(t, sock, shm))
+		}
+		pinger := pubSubDial(t, sock, shm)
+		subscribe(t, pinger)
+		go func() {
+			ping := []byte(strings.Repeat("PING\r\n", 10000))
+			for range 20 { // some 3 MB of replies, never read
+				if _, err := pinger.Write(ping); err != nil {
+					return
+				}
+			}
+		}()
 		pub := pubSubDial(t, sock, shm)
 		msg := strings.Repeat("x", 1000)
 		go func() {
 			w := bufio.NewWriter(pub)
-			for range 2000 { // far more than the ring and the socket hold
+			for range 2000 { // 2 MB to each subscriber: far more than a ring and a socket hold
 				w.WriteString("PUBLISH ch " + msg + "\r\n")
 			}
 			w.Flush()
@@ -290,49 +314,19 @@ func TestPubSubSlowSubscriber(t *testing.T) {
 		replies := bufio.NewReader(pub)
 		start := time.Now()
 		for i := range 2000 {
-			_, err := replies.ReadString('\n')
+			line, err := replies.ReadString('\n')
 			require.NoError(t, err, "reply %d of 2000 to the publisher", i)
+			require.Equal(t, ":4\r\n", line)
 		}
-		t.Logf("2000 PUBLISH answered in %v with a subscriber that never reads", time.Since(start))
-		require.Less(t, time.Since(start), 10*time.Second)
-		_, err := io.Copy(io.Discard, r)
-		require.NoError(t, err, "the dropped subscriber's stream ends (io.EOF) after what was sent")
-	})
-}
-
-func TestPubSubSubscriberIgnoresReplies(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
-		sub := pubSubDial(t, sock, shm)
-		subscribe(t, sub)
-		go func() {
-			ping := []byte(strings.Repeat("PING\r\n", 10000))
-			for range 100 { // 1e6 PINGs, some 14 MB of replies, never read
-				if _, err := sub.Write(ping); err != nil {
-					return
-				}
-			}
-		}()
-		time.Sleep(500 * time.Millisecond) // the replies fill the ring and the socket
-		line, took := publish(t, pubSubDial(t, sock, shm), "hello")
-		t.Logf("PUBLISH answered %q after %v", line, took)
+		took := time.Since(start)
+		t.Logf("2000 PUBLISH to 4 subscribers that read nothing answered in %v", took)
 		require.Less(t, took, 5*time.Second)
-	})
-}
-
-func TestPubSubManyStuck(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
-		for range 5 {
-			subscribe(t, pubSubDial(t, sock, shm)) // none of them reads
-		}
-		line, took := publish(t, pubSubDial(t, sock, shm), strings.Repeat("x", 1<<20)) // more than a ring and a socket hold
-		t.Logf("PUBLISH to 5 stuck subscribers answered %q after %v", line, took)
-		require.Equal(t, ":5\r\n", line)
-		require.Less(t, took, 4*slowSubscriber, "a second or two, not one per stuck subscriber")
+		require.Equal(t, "*[ch :4]", numsub(t, sock, shm), "under the limits, nobody is dropped")
 	})
 }
 
 func TestPubSubSteadyReader(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
 		r := subscribe(t, pubSubDial(t, sock, shm))
 		pub := pubSubDial(t, sock, shm)
 		msg := strings.Repeat("x", 4<<20)
@@ -349,12 +343,59 @@ func TestPubSubSteadyReader(t *testing.T) {
 			require.NoError(t, err, "a subscriber reading 40 KiB/s dropped after %d bytes", total)
 			time.Sleep(100 * time.Millisecond)
 		}
-		other := pubSubDial(t, sock, shm)
-		_, err := other.Write([]byte("PUBSUB NUMSUB ch\r\n"))
+		require.Equal(t, "*[ch :1]", numsub(t, sock, shm), "the subscriber reading 40 KiB/s is still subscribed")
+	})
+}
+
+func TestPubSubPause(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		r := subscribe(t, pubSubDial(t, sock, shm))
+		pub := pubSubDial(t, sock, shm)
+		msg := strings.Repeat("x", 1000)
+		for i := range 1000 { // 1 MB while the subscriber reads nothing
+			line, _ := publish(t, pub, fmt.Sprintf("%d %s", i, msg))
+			require.Equal(t, ":1\r\n", line)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		for i := range 1000 {
+			reply, err := readReply(r)
+			require.NoError(t, err, "message %d after the pause", i)
+			require.True(t, strings.HasPrefix(reply, fmt.Sprintf("*[message ch %d ", i)), "message %d: %.40q", i, reply)
+		}
+	})
+}
+
+func TestPubSubOutputLimits(t *testing.T) {
+	limits := pubsubLimits{hard: 1 << 20, soft: 256 << 10, softFor: 500 * time.Millisecond}
+	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		srv.pubsub.mu.Lock()
+		srv.pubsub.limits = limits
+		srv.pubsub.mu.Unlock()
+		r := subscribe(t, pubSubDial(t, sock, shm))
+		pub := pubSubDial(t, sock, shm)
+		// Past the soft limit, not the hard one: dropped once that has
+		// lasted softFor, at the next message.
+		for range 3 {
+			publish(t, pub, strings.Repeat("x", 200<<10))
+		}
+		require.Equal(t, "*[ch :1]", numsub(t, sock, shm), "over the soft limit for less than softFor")
+		time.Sleep(2 * limits.softFor)
+		publish(t, pub, "last")
+		require.Eventually(t, func() bool { return numsub(t, sock, shm) == "*[ch :0]" }, 5*time.Second, 10*time.Millisecond,
+			"over the soft limit for longer than softFor")
+		_, err := io.Copy(io.Discard, r)
+		require.NoError(t, err, "the dropped subscriber's stream ends (io.EOF)")
+
+		// Past the hard limit (with what the ring or the socket took):
+		// dropped at once.
+		r = subscribe(t, pubSubDial(t, sock, shm))
+		for range 10 {
+			publish(t, pub, strings.Repeat("x", 200<<10))
+		}
+		require.Eventually(t, func() bool { return numsub(t, sock, shm) == "*[ch :0]" }, 5*time.Second, 10*time.Millisecond,
+			"over the hard limit")
+		_, err = io.Copy(io.Discard, r)
 		require.NoError(t, err)
-		reply, err := readReply(bufio.NewReader(other))
-		require.NoError(t, err)
-		require.Equal(t, "*[ch :1]", reply, "the subscriber reading 40 KiB/s is still subscribed")
 	})
 }
 
@@ -363,7 +404,7 @@ func TestPubSubSteadyReader(t *testing.T) {
 // answer, as from Redis. Its PUBLISH waited for its own lock forever
 // (found by an adversarial review).
 func TestPubSubResp3SelfPublish(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
 		c := pubSubDial(t, sock, shm)
 		r := bufio.NewReader(c)
 		_, err := c.Write([]byte("HELLO 3\r\nSUBSCRIBE ch\r\nPUBLISH ch hi\r\n"))
@@ -382,7 +423,7 @@ func TestPubSubResp3SelfPublish(t *testing.T) {
 // to it at once, each then waiting for the other's lock in the old code:
 // both hung, and every later PUBLISH to the channel with them.
 func TestPubSubResp3CrossPublish(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
 		var wg sync.WaitGroup
 		for range 2 {
 			c := pubSubDial(t, sock, shm)
@@ -414,7 +455,7 @@ func TestPubSubResp3CrossPublish(t *testing.T) {
 // answer, where a RESP2 client back in normal mode expects its next reply
 // (found by an adversarial review).
 func TestPubSubNoMessageAfterUnsubscribe(t *testing.T) {
-	forBothTransports(t, func(t *testing.T, sock string, shm bool) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
 		stop := make(chan struct{})
 		defer close(stop)
 		for range 3 {

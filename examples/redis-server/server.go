@@ -63,6 +63,7 @@ func NewServer(wait conn.WaitPolicy) *Server {
 			channels: map[string]map[*subscriber]struct{}{},
 			patterns: map[string]map[*subscriber]struct{}{},
 			subs:     map[*subscriber]struct{}{},
+			limits:   defaultPubSubLimits,
 		},
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
