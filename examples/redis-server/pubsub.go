@@ -63,7 +63,7 @@ type subscriber struct {
 	out       []byte        // queued for writeSubscriber
 	inFlight  int           // bytes writeSubscriber is writing
 	overSoft  time.Time     // when the queue went past the soft limit; zero if it is under
-	dropped   bool          // the queue passed a limit: its conn is closed
+	done      bool          // nothing more is queued: it was dropped, or it quit (after the reply to its QUIT)
 	wake      chan struct{} // capacity 1: out has bytes
 	leaving   chan struct{} // closed by serveSubscriber: write what is queued, then stop
 	writerEnd chan struct{} // closed by writeSubscriber when it returns
@@ -241,6 +241,9 @@ func cmdPublish(r *request) {
 // UNSUBSCRIBE's reply may have gone out, and a message after it broke a
 // RESP2 client's replies (found by an adversarial review).
 func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patterns []string) int {
+	if sub.done {
+		return 0
+	}
 	ps.mu.Lock()
 	held := patterns[:0:0]
 	for _, pattern := range patterns {
@@ -278,22 +281,26 @@ func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patt
 func (sub *subscriber) queueOut(ps *pubsub) {
 	b := sub.w.Buffer()
 	sub.w.SetBuffer(nil)
-	if len(b) == 0 || sub.dropped {
+	if len(b) == 0 || sub.done {
 		return
 	}
 	sub.out = append(sub.out, b...)
 	ps.mu.Lock()
-	lim := ps.limits
+	lim, subscribed := ps.limits, sub.count() > 0
 	ps.mu.Unlock()
+	// The limits are a subscriber's: a client that has unsubscribed from
+	// everything is an ordinary one again, without limits, as in Redis
+	// (they dropped one that read a large value after, found by an
+	// adversarial review).
 	queued := len(sub.out) + sub.inFlight
 	switch {
-	case queued <= lim.soft:
+	case !subscribed || queued <= lim.soft:
 		sub.overSoft = time.Time{}
 	case sub.overSoft.IsZero():
 		sub.overSoft = time.Now()
 	}
-	if queued > lim.hard || !sub.overSoft.IsZero() && time.Since(sub.overSoft) > lim.softFor {
-		sub.dropped = true
+	if subscribed && (queued > lim.hard || !sub.overSoft.IsZero() && time.Since(sub.overSoft) > lim.softFor) {
+		sub.done = true
 		sub.out = nil
 		sub.dc.NetConn().Close()
 		return
@@ -304,31 +311,47 @@ func (sub *subscriber) queueOut(ps *pubsub) {
 	}
 }
 
-// writeSubscriber writes what is queued for sub until its conn fails or
-// serveSubscriber says it is leaving; then it writes what is left, within
-// finalDrain.
+// writeChunk bounds what writeSubscriber takes from the queue for one
+// write: what it has taken counts against the limits until the write
+// returns, and taking the whole queue at once counted a backlog that was
+// mostly sent as unsent (found by an adversarial review).
+const writeChunk = 64 << 10
+
+// writeSubscriber writes what is queued for sub until its conn fails, or
+// until serveSubscriber says it is leaving and nothing is left (it bounds
+// that last stretch with a write deadline).
 func (s *Server) writeSubscriber(sub *subscriber) {
 	defer s.handlers.Done()
 	defer close(sub.writerEnd)
 	nc := sub.dc.NetConn()
 	for {
-		leaving := false
+		sub.mu.Lock()
+		n := min(len(sub.out), writeChunk)
+		b := sub.out[:n:n]
+		sub.out = sub.out[n:]
+		if len(sub.out) == 0 {
+			sub.out = nil // let the backing array go
+		}
+		sub.inFlight = n
+		sub.mu.Unlock()
+		if n > 0 {
+			_, err := nc.Write(b)
+			sub.mu.Lock()
+			sub.inFlight = 0
+			sub.mu.Unlock()
+			if err != nil {
+				return
+			}
+			continue
+		}
 		select {
 		case <-sub.wake:
 		case <-sub.leaving:
-			leaving = true
-			nc.SetWriteDeadline(time.Now().Add(finalDrain))
-		}
-		sub.mu.Lock()
-		b := sub.out
-		sub.out, sub.inFlight = nil, len(b)
-		sub.mu.Unlock()
-		_, err := nc.Write(b)
-		sub.mu.Lock()
-		sub.inFlight = 0
-		sub.mu.Unlock()
-		if err != nil || leaving {
-			return
+			select {
+			case <-sub.wake: // queued before the leave: write it first
+			default:
+				return
+			}
 		}
 	}
 }
@@ -425,11 +448,12 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		// then the conn closes. A PUBLISH that listed sub before it left
 		// the registry may still queue to it: under sub.mu, and nothing
 		// is written after writeSubscriber has returned.
+		sub.dc.NetConn().SetWriteDeadline(time.Now().Add(finalDrain)) // also for a write under way
 		close(sub.leaving)
 		<-sub.writerEnd
 		sub.mu.Lock()
 		sub.w.SetBuffer(nil) // redcon's Close would write it
-		sub.dropped = true
+		sub.done = true
 		sub.dc.Close()
 		sub.mu.Unlock()
 		s.clientGone(sub.sess)
@@ -448,6 +472,10 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		s.exec(sub.sess, nil, cmd.Args, sub.w)
 		sub.executing = false
 		sub.queueOut(&s.pubsub)
+		// Nothing after the reply to QUIT, as in Redis: a message queued
+		// between it and the subscriber leaving the registry followed
+		// the +OK (found by an adversarial review).
+		sub.done = sub.done || sub.sess.quit
 		sub.mu.Unlock()
 	}
 }

@@ -539,3 +539,119 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return line[:1] + body, nil
 }
+
+// TestPubSubQuitWithBacklog: a subscriber that quits with a backlog it
+// does not read is let go within finalDrain (and a second), whether its
+// writer is idle or blocked in a write. A writer blocked in a write held
+// it, and Server.Close waited its whole timeout for it (found by an
+// adversarial review).
+func TestPubSubQuitWithBacklog(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		s := pubSubDial(t, sock, shm)
+		subscribe(t, s)
+		pub := pubSubDial(t, sock, shm)
+		msg := strings.Repeat("x", 64<<10)
+		for range 64 { // 4 MiB: under the limits, more than a ring and a socket hold
+			line, _ := publish(t, pub, msg)
+			require.Equal(t, ":1\r\n", line)
+		}
+		_, err := s.Write([]byte("QUIT\r\n"))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return srv.clients.Load() == 1 }, finalDrain+2*time.Second, 10*time.Millisecond,
+			"the subscriber that quit is still held (clients %d)", srv.clients.Load())
+	})
+}
+
+// TestPubSubLimitsOnlyWhileSubscribed: a client that has unsubscribed from
+// everything is an ordinary client again, which the subscribers' output
+// limits do not drop, as in Redis (a large GET after unsubscribing was cut
+// off, found by an adversarial review).
+func TestPubSubLimitsOnlyWhileSubscribed(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		srv.pubsub.mu.Lock()
+		srv.pubsub.limits = pubsubLimits{hard: 64 << 10, soft: 64 << 10, softFor: time.Minute}
+		srv.pubsub.mu.Unlock()
+		c := pubSubDial(t, sock, shm)
+		r := bufio.NewReader(c)
+		val := strings.Repeat("v", 256<<10)
+		fmt.Fprintf(c, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n", len(val), val)
+		reply, err := readReply(r)
+		require.NoError(t, err)
+		require.Equal(t, "+OK", reply)
+		_, err = c.Write([]byte("SUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\nGET k\r\n"))
+		require.NoError(t, err)
+		for _, want := range []string{"*[subscribe ch :1]", "*[unsubscribe ch :0]"} {
+			reply, err = readReply(r)
+			require.NoError(t, err)
+			require.Equal(t, want, reply)
+		}
+		reply, err = readReply(r)
+		require.NoError(t, err, "a GET of 256 KiB after unsubscribing, limits of 64 KiB")
+		require.Equal(t, val, reply)
+	})
+}
+
+// TestPubSubInFlightCounted: bytes already sent do not count against the
+// limits. The writer took the whole queue at once, counting a mostly sent
+// backlog as unsent until the last of it went, which dropped a subscriber
+// at half its limit (found by an adversarial review).
+func TestPubSubInFlightCounted(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		srv.pubsub.mu.Lock()
+		srv.pubsub.limits = pubsubLimits{hard: 4 << 20, soft: 4 << 20, softFor: time.Minute}
+		srv.pubsub.mu.Unlock()
+		r := subscribe(t, pubSubDial(t, sock, shm))
+		pub := pubSubDial(t, sock, shm)
+		msg := strings.Repeat("x", 32<<10)
+		for range 96 { // 3 MiB while the subscriber reads nothing
+			publish(t, pub, msg)
+		}
+		_, err := io.CopyN(io.Discard, r, 11<<18) // 2.75 MiB read: some 0.25 MiB left unsent
+		require.NoError(t, err)
+		for range 40 { // 1.25 MiB more: some 1.5 MiB unsent, under 4 MiB
+			publish(t, pub, msg)
+		}
+		require.Equal(t, "*[ch :1]", numsub(t, sock, shm), "dropped with some 1.5 MiB unsent, the limit 4 MiB")
+	})
+}
+
+// TestPubSubNothingAfterQuit: after the reply to its QUIT a subscriber is
+// sent nothing more, as by Redis, however busy its channel. A message
+// published meanwhile followed the +OK (found by an adversarial review).
+func TestPubSubNothingAfterQuit(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		pub := pubSubDial(t, sock, shm)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			flood := []byte(strings.Repeat("PUBLISH ch m\r\n", 100))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := pub.Write(flood); err != nil {
+					return
+				}
+			}
+		}()
+		go io.Copy(io.Discard, pub)
+		for round := range 100 {
+			s := pubSubDial(t, sock, shm)
+			r := subscribe(t, s)
+			_, err := s.Write([]byte("QUIT\r\n"))
+			require.NoError(t, err)
+			for {
+				reply, err := readReply(r)
+				require.NoError(t, err, "round %d: before +OK", round)
+				if reply == "+OK" {
+					break
+				}
+			}
+			reply, err := readReply(r)
+			require.ErrorIs(t, err, io.EOF, "round %d: %.40q after +OK", round, reply)
+			s.Close()
+		}
+	})
+}
