@@ -456,24 +456,8 @@ func TestPubSubResp3CrossPublish(t *testing.T) {
 // (found by an adversarial review).
 func TestPubSubNoMessageAfterUnsubscribe(t *testing.T) {
 	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
-		stop := make(chan struct{})
-		defer close(stop)
 		for range 3 {
-			pub := pubSubDial(t, sock, shm)
-			go io.Copy(io.Discard, pub)
-			go func() {
-				flood := []byte(strings.Repeat("PUBLISH ch m\r\n", 50))
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := pub.Write(flood); err != nil {
-						return
-					}
-				}
-			}()
+			floodChannel(t, pubSubDial(t, sock, shm))
 		}
 		c := pubSubDial(t, sock, shm)
 		r := bufio.NewReader(c)
@@ -620,23 +604,7 @@ func TestPubSubInFlightCounted(t *testing.T) {
 // published meanwhile followed the +OK (found by an adversarial review).
 func TestPubSubNothingAfterQuit(t *testing.T) {
 	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
-		pub := pubSubDial(t, sock, shm)
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			flood := []byte(strings.Repeat("PUBLISH ch m\r\n", 100))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := pub.Write(flood); err != nil {
-					return
-				}
-			}
-		}()
-		go io.Copy(io.Discard, pub)
+		floodChannel(t, pubSubDial(t, sock, shm))
 		for round := range 100 {
 			s := pubSubDial(t, sock, shm)
 			r := subscribe(t, s)
@@ -654,4 +622,25 @@ func TestPubSubNothingAfterQuit(t *testing.T) {
 			s.Close()
 		}
 	})
+}
+
+// floodChannel publishes to "ch" on pub, discarding the answers, until the
+// test ends.
+func floodChannel(t *testing.T, pub net.Conn) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go io.Copy(io.Discard, pub)
+	go func() {
+		flood := []byte(strings.Repeat("PUBLISH ch m\r\n", 50))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := pub.Write(flood); err != nil {
+				return
+			}
+		}
+	}()
 }
