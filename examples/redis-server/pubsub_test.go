@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -643,4 +644,114 @@ func floodChannel(t *testing.T, pub net.Conn) {
 			}
 		}
 	}()
+}
+
+// TestPubSubDropStopsPipeline: a subscriber dropped at its limits runs
+// none of the commands it had pipelined after the one that dropped it, as
+// in Redis; they ran, their replies thrown away (found by an adversarial
+// review).
+func TestPubSubDropStopsPipeline(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		srv.pubsub.mu.Lock()
+		srv.pubsub.limits = pubsubLimits{hard: 1000, soft: 1000, softFor: time.Hour}
+		srv.pubsub.mu.Unlock()
+		other := pubSubDial(t, sock, shm)
+		ro := bufio.NewReader(other)
+		val := strings.Repeat("v", 200<<10)
+		fmt.Fprintf(other, "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\n", len(val), val)
+		reply, err := readReply(ro)
+		require.NoError(t, err)
+		require.Equal(t, "+OK", reply)
+		c := pubSubDial(t, sock, shm)
+		r := bufio.NewReader(c)
+		_, err = c.Write([]byte("HELLO 3\r\nSUBSCRIBE ch\r\n"))
+		require.NoError(t, err)
+		for range 2 {
+			_, err := readReply(r)
+			require.NoError(t, err)
+		}
+		_, err = c.Write([]byte("GET big\r\n" + strings.Repeat("INCR n\r\n", 5)))
+		require.NoError(t, err)
+		_, err = io.Copy(io.Discard, r)
+		require.NoError(t, err, "the dropped client's stream ends")
+		_, err = other.Write([]byte("GET n\r\n"))
+		require.NoError(t, err)
+		reply, err = readReply(ro)
+		require.NoError(t, err)
+		require.Equal(t, "nil", reply, "INCRs pipelined after the GET that dropped the client ran")
+	})
+}
+
+// TestPubSubWriteErrorEndsClient: a client whose replies cannot be written
+// (it shut its reading side) is ended, not kept with its output piling up
+// (found by an adversarial review).
+func TestPubSubWriteErrorEndsClient(t *testing.T) {
+	srv, sock := startInProcess(t)
+	c := pubSubDial(t, sock, false)
+	r := subscribe(t, c)
+	_, err := c.Write([]byte("UNSUBSCRIBE\r\n"))
+	require.NoError(t, err)
+	reply, err := readReply(r)
+	require.NoError(t, err)
+	require.Equal(t, "*[unsubscribe ch :0]", reply)
+	require.NoError(t, c.(*net.UnixConn).CloseRead())
+	for range 50 {
+		if _, err := c.Write([]byte("PING " + strings.Repeat("x", 100<<10) + "\r\n")); err != nil {
+			break // ended
+		}
+	}
+	require.Eventually(t, func() bool { return srv.clients.Load() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the client whose replies fail is still served")
+}
+
+// TestPubSubQuitSlowReader: a subscriber that quits with a backlog and
+// reads it steadily gets all of it, then the +OK, as from Redis. A
+// deadline for the whole drain cut it off mid-message (found by an
+// adversarial review).
+func TestPubSubQuitSlowReader(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		c := pubSubDial(t, sock, shm)
+		r := subscribe(t, c)
+		pub := pubSubDial(t, sock, shm)
+		msg := strings.Repeat("x", 200<<10)
+		for range 15 { // 3 MB, under the soft limit
+			line, _ := publish(t, pub, msg)
+			require.Equal(t, ":1\r\n", line)
+		}
+		_, err := c.Write([]byte("QUIT\r\n"))
+		require.NoError(t, err)
+		buf := make([]byte, 32<<10)
+		var got []byte
+		for {
+			n, err := r.Read(buf) // some 1.3 MB/s: the drain takes over 2 s
+			got = append(got, buf[:n]...)
+			if err != nil {
+				require.ErrorIs(t, err, io.EOF)
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		require.True(t, bytes.HasSuffix(got, []byte("+OK\r\n")), "the stream ends %.40q, %d bytes", got[max(0, len(got)-40):], len(got))
+		require.Equal(t, 15, bytes.Count(got, []byte("message")))
+	})
+}
+
+// TestPubSubUnsubscribeAllCount: UNSUBSCRIBE (or PUNSUBSCRIBE) without
+// arguments, with nothing of its kind left, answers the count of the other
+// kind, as Redis does; it answered 0, which a client takes for having left
+// subscribed mode (found by an adversarial review).
+func TestPubSubUnsubscribeAllCount(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		c := pubSubDial(t, sock, shm)
+		r := bufio.NewReader(c)
+		_, err := c.Write([]byte("PSUBSCRIBE p*\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nSUBSCRIBE ch\r\nPUNSUBSCRIBE\r\n"))
+		require.NoError(t, err)
+		var got []string
+		for range 5 {
+			reply, err := readReply(r)
+			require.NoError(t, err)
+			got = append(got, reply)
+		}
+		require.Equal(t, []string{"*[psubscribe p* :1]", "*[unsubscribe nil :1]", "*[punsubscribe p* :0]", "*[subscribe ch :1]", "*[punsubscribe nil :1]"}, got)
+	})
 }
