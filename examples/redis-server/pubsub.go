@@ -42,22 +42,34 @@ type pubsub struct {
 // client-output-buffer-limit for pubsub clients does (its defaults: 32 MiB,
 // or 8 MiB for a minute): past them it is dropped.
 type pubsubLimits struct {
-	hard    int           // queued bytes that drop it at once
-	soft    int           // queued bytes that drop it when they last softFor
-	softFor time.Duration //
+	hard      int           // queued bytes that drop it at once
+	soft      int           // queued bytes that drop it when they last softFor
+	softFor   time.Duration //
+	leaveIdle time.Duration // how long a leaving subscriber may take nothing (see leaveChunk)
 }
 
-var defaultPubSubLimits = pubsubLimits{hard: 32 << 20, soft: 8 << 20, softFor: time.Minute}
+var defaultPubSubLimits = pubsubLimits{hard: 32 << 20, soft: 8 << 20, softFor: time.Minute, leaveIdle: 5 * time.Second}
 
-// finalDrain is how long a leaving subscriber may take nothing of what it
-// is still owed (the reply to its QUIT, say) before it is cut off: one
-// that stopped reading must not keep its goroutines, and one that reads,
-// however slowly, gets it all (a deadline for the whole of it cut off a
-// reader of 2.5 MB/s with 6 MB owed, found by an adversarial review).
-const finalDrain = time.Second
+// leaveIdle returns the limits' leaveIdle.
+func (ps *pubsub) leaveIdle() time.Duration {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.limits.leaveIdle
+}
+
+// A leaving subscriber (it quit, or its read side ended) is sent what it
+// is still owed (the reply to its QUIT, say) while it takes some of it at
+// least every pubsubLimits.leaveIdle: one that stopped reading must not
+// keep its goroutines, and one that reads, however slowly, gets it all (a
+// deadline for the whole of it cut off a reader of 2.5 MB/s with 6 MB
+// owed, found by an adversarial review). The bound is generous because
+// both transports hand space back in batches (a quarter ring; a quarter
+// of a socket's buffer), so a reader of 40 KiB/s frees nothing for over a
+// second (found by the next). A write under way when it starts to leave
+// may take up to twice that.
 
 // leaveChunk is what a leaving subscriber's writer writes with one
-// finalDrain deadline.
+// leaveIdle deadline.
 const leaveChunk = 16 << 10
 
 // subscriber is a detached client.
@@ -154,7 +166,11 @@ func cmdUnsubscribe(r *request) {
 		writePush(r.w, r.sess.proto, 3)
 		r.w.WriteBulkString(r.cmd.name)
 		r.w.WriteNull()
-		r.w.WriteInt(sub.count())
+		left := 0
+		if sub != nil { // a client that never subscribed may unsubscribe too
+			left = sub.count()
+		}
+		r.w.WriteInt(left)
 		return
 	}
 	reg := ps.channels
@@ -327,7 +343,7 @@ const writeChunk = 64 << 10
 
 // writeSubscriber writes what is queued for sub until its conn fails, or
 // until serveSubscriber says it is leaving and nothing is left. While it
-// leaves, each write has a finalDrain deadline (serveSubscriber sets one
+// leaves, each write has a leaveIdle deadline (serveSubscriber sets one
 // for a write under way), and a write that times out having written
 // nothing cuts it off. Any other failure ends the client: its output
 // would pile up with nobody writing it (found by an adversarial review).
@@ -346,7 +362,7 @@ func (s *Server) writeSubscriber(sub *subscriber) {
 		chunk := writeChunk
 		if leaving {
 			chunk = leaveChunk
-			nc.SetWriteDeadline(time.Now().Add(finalDrain))
+			nc.SetWriteDeadline(time.Now().Add(s.pubsub.leaveIdle()))
 		}
 		sub.mu.Lock()
 		n := min(len(sub.out), chunk)
@@ -487,7 +503,7 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.mu.Lock()
 		sub.done = true
 		sub.mu.Unlock()
-		sub.dc.NetConn().SetWriteDeadline(time.Now().Add(finalDrain)) // also for a write under way
+		sub.dc.NetConn().SetWriteDeadline(time.Now().Add(s.pubsub.leaveIdle())) // also for a write under way
 		close(sub.leaving)
 		<-sub.writerEnd
 		s.pubsub.mu.Lock()

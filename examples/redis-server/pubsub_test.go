@@ -526,12 +526,16 @@ func readReply(r *bufio.Reader) (string, error) {
 }
 
 // TestPubSubQuitWithBacklog: a subscriber that quits with a backlog it
-// does not read is let go within finalDrain (and a second), whether its
+// does not read is let go within twice leaveIdle, whether its
 // writer is idle or blocked in a write. A writer blocked in a write held
 // it, and Server.Close waited its whole timeout for it (found by an
 // adversarial review).
 func TestPubSubQuitWithBacklog(t *testing.T) {
+	const leaveIdle = 500 * time.Millisecond
 	forBothTransports(t, func(t *testing.T, srv *Server, sock string, shm bool) {
+		srv.pubsub.mu.Lock()
+		srv.pubsub.limits.leaveIdle = leaveIdle
+		srv.pubsub.mu.Unlock()
 		s := pubSubDial(t, sock, shm)
 		subscribe(t, s)
 		pub := pubSubDial(t, sock, shm)
@@ -542,7 +546,7 @@ func TestPubSubQuitWithBacklog(t *testing.T) {
 		}
 		_, err := s.Write([]byte("QUIT\r\n"))
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return srv.clients.Load() == 1 }, finalDrain+2*time.Second, 10*time.Millisecond,
+		require.Eventually(t, func() bool { return srv.clients.Load() == 1 }, 2*leaveIdle+time.Second, 10*time.Millisecond,
 			"the subscriber that quit is still held (clients %d)", srv.clients.Load())
 	})
 }
@@ -753,5 +757,56 @@ func TestPubSubUnsubscribeAllCount(t *testing.T) {
 			got = append(got, reply)
 		}
 		require.Equal(t, []string{"*[psubscribe p* :1]", "*[unsubscribe nil :1]", "*[punsubscribe p* :0]", "*[subscribe ch :1]", "*[punsubscribe nil :1]"}, got)
+	})
+}
+
+// TestPubSubUnsubscribeNeverSubscribed: UNSUBSCRIBE and PUNSUBSCRIBE from a
+// client that never subscribed answer as Redis does. A change to their
+// count crashed the server on them (found by an adversarial review).
+func TestPubSubUnsubscribeNeverSubscribed(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		c := pubSubDial(t, sock, shm)
+		r := bufio.NewReader(c)
+		_, err := c.Write([]byte("UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPING\r\n"))
+		require.NoError(t, err)
+		var got []string
+		for range 3 {
+			reply, err := readReply(r)
+			require.NoError(t, err)
+			got = append(got, reply)
+		}
+		require.Equal(t, []string{"*[unsubscribe nil :0]", "*[punsubscribe nil :0]", "+PONG"}, got)
+	})
+}
+
+// TestPubSubQuitSteadySlowReader: a subscriber that quits with a backlog
+// and reads it at 40 KiB/s, slower than either transport hands space back
+// within a second, gets all of it and the +OK (it was cut off, found by an
+// adversarial review).
+func TestPubSubQuitSteadySlowReader(t *testing.T) {
+	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
+		c := pubSubDial(t, sock, shm)
+		r := subscribe(t, c)
+		pub := pubSubDial(t, sock, shm)
+		for range 3 { // 600 KB: more than a ring and a socket hold
+			line, _ := publish(t, pub, strings.Repeat("x", 200<<10))
+			require.Equal(t, ":1\r\n", line)
+		}
+		_, err := c.Write([]byte("QUIT\r\n"))
+		require.NoError(t, err)
+		buf := make([]byte, 4<<10)
+		var got []byte
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				require.ErrorIs(t, err, io.EOF)
+				break
+			}
+			if len(got) < 150<<10 { // 40 KiB/s for the first 150 KB, then at once
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		require.True(t, bytes.HasSuffix(got, []byte("+OK\r\n")), "the stream ends %.40q, %d bytes", got[max(0, len(got)-40):], len(got))
 	})
 }
