@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,22 +144,9 @@ func TestListenerInMemoryCgroup(t *testing.T) {
 	if raceEnabled {
 		limit = 512 * mib
 	}
-	cg, err := newMemCgroup(t, int64(limit))
-	if err != nil {
-		t.Skipf("cannot make a memory cgroup (needs root and a cgroup hierarchy we may write): %v", err)
-	}
 	n := connCount(t)
-	addr := listenAddr(t, "unix")
-	var stdin io.WriteCloser
-	p := startPeerWith(t, "serve-many", addr, func(cmd *exec.Cmd) {
-		stdin, err = cmd.StdinPipe()
-		require.NoError(t, err)
-	})
-	require.NoError(t, cg.add(p.cmd.Process.Pid))
-	_, err = io.WriteString(stdin, "go\n")
-	require.NoError(t, err)
-	p.expect(t, "listening")
-
+	l := startCgroupListener(t, int64(limit))
+	cg, addr := l.cg, l.addr
 	conns, err := dialEchoing("unix", addr, n)
 	defer closeAll(conns)
 	require.NoError(t, err)
@@ -173,11 +161,65 @@ func TestListenerInMemoryCgroup(t *testing.T) {
 		t.Logf("after %d KiB more per conn: %d echoed, %d conns ended by the listener; %s", more/kib, echoed, failed, cg.stats())
 		require.NotZero(t, failed, "the limit was never reached")
 	}
-	stdin.Close()
-	require.True(t, p.lines.Scan(), "listener died: %s", cg.stats())
-	t.Log("listener: " + p.lines.Text())
-	p.wait(t)
+	l.summary(t)
 	require.Zero(t, cg.oomKills(), "OOM kills in the listener's group")
+}
+
+// cgroupListener is a listener process (serveMany) in a memory cgroup of
+// its own.
+type cgroupListener struct {
+	cg    *memCgroup
+	peer  *peer
+	stdin io.WriteCloser // closing it ends the listener
+	addr  string
+}
+
+// startCgroupListener starts serveMany, with env added to its environment,
+// in a new memory cgroup limited to limit bytes, and waits until it
+// listens. It skips the test where no memory cgroup can be made.
+func startCgroupListener(t *testing.T, limit int64, env ...string) *cgroupListener {
+	t.Helper()
+	cg, err := newMemCgroup(t, limit)
+	if err != nil {
+		t.Skipf("cannot make a memory cgroup (needs root and a cgroup hierarchy we may write): %v", err)
+	}
+	l := &cgroupListener{cg: cg, addr: listenAddr(t, "unix")}
+	l.peer = startPeerWith(t, "serve-many", l.addr, func(cmd *exec.Cmd) {
+		cmd.Env = append(cmd.Env, env...)
+		l.stdin, err = cmd.StdinPipe()
+		require.NoError(t, err)
+	})
+	require.NoError(t, cg.add(l.peer.cmd.Process.Pid))
+	_, err = io.WriteString(l.stdin, "go\n")
+	require.NoError(t, err)
+	l.peer.expect(t, "listening")
+	return l
+}
+
+// summary ends the listener and returns its last line (see serveMany),
+// failing the test if it died before printing it.
+func (l *cgroupListener) summary(t *testing.T) string {
+	t.Helper()
+	l.stdin.Close()
+	require.True(t, l.peer.lines.Scan(), "listener died: %s", l.cg.stats())
+	line := l.peer.lines.Text()
+	t.Log("listener: " + line)
+	l.peer.wait(t)
+	return line
+}
+
+// failures parses the counts errorCounts wrote for what ("writes" or
+// "reads") in a summary line: all failures, and those that were
+// ErrNoMemory or ErrCorrupt.
+func failures(t *testing.T, summary, what string) (all, noMemOrCorrupt int) {
+	t.Helper()
+	m := regexp.MustCompile(what + ` failed: (\d+) \((\d+) no memory, (\d+) corrupt`).FindStringSubmatch(summary)
+	require.NotNil(t, m, "no %s in %q", what, summary)
+	n := make([]int, 3)
+	for i := range n {
+		n[i], _ = strconv.Atoi(m[i+1])
+	}
+	return n[0], n[1] + n[2]
 }
 
 // flood writes size bytes on every conn and reads the echo back, counting
@@ -212,4 +254,123 @@ func flood(t *testing.T, conns []net.Conn, size int) (echoed, failed int) {
 	}
 	wg.Wait()
 	return echoed, failed
+}
+
+// hostileMemLimits are the memory cgroup's limit and the rings' size for
+// the tests of a peer that makes the listener commit memory: 48 MiB and 1
+// MiB (under the race detector, whose shadow memory costs the listener
+// several times its own, 256 MiB).
+func hostileMemLimits() (limit, ring int) {
+	if raceEnabled {
+		return 256 * mib, mib
+	}
+	return 48 * mib, mib
+}
+
+// TestProcessUnwrittenPages runs a listener in a memory cgroup whose
+// conns cost it a few pages each, while their peer publishes a whole ring
+// on every conn without writing a byte of it: a third more than the
+// group's limit in pages nobody wrote. Reading such a page commits it,
+// charged to the reader, and a memory cgroup at its limit answers a page
+// fault with the OOM killer. The listener must live on (no OOM kill in
+// its group), its Reads that would commit past the reserve failing with
+// ErrNoMemory (or ErrCorrupt) instead.
+func TestProcessUnwrittenPages(t *testing.T) {
+	limit, ring := hostileMemLimits()
+	n := limit * 4 / 3 / ring
+	l := startCgroupListener(t, int64(limit), "SHMCONN_TEST_RING="+strconv.Itoa(ring), "SHMCONN_TEST_SINK=1")
+	d := Dialer{NoFallback: true, RingSize: ring}
+	var peers []hostilePeer
+	for i := range n {
+		c, err := d.Dial("unix", l.addr)
+		require.NoError(t, err, "conn %d", i)
+		defer c.Close()
+		require.Equal(t, ring, c.(*Conn).RingSize())
+		peers = append(peers, hostilePeer{c.(*Conn)})
+	}
+	t.Logf("%d conns with %d MiB rings to a listener in a %d MiB cgroup: %s", n, ring/mib, limit/mib, l.cg.stats())
+	for _, h := range peers {
+		h.publishUnwritten(t)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		done := 0
+		for _, h := range peers {
+			if h.consumed(t) {
+				done++
+			}
+		}
+		if done == n || l.cg.oomKills() > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%d of %d conns read or ended: %s", done, n, l.cg.stats())
+	}
+	t.Logf("after the listener read %d MiB that nobody wrote: %s", n*ring/mib, l.cg.stats())
+	summary := l.summary(t)
+	require.Zero(t, l.cg.oomKills(), "OOM kills in the listener's group")
+	all, expected := failures(t, summary, "reads")
+	require.NotZero(t, all, "the limit was never reached")
+	require.Equal(t, all, expected, "reads failed with other errors than ErrNoMemory or ErrCorrupt")
+}
+
+// TestProcessPunchedPages runs an echoing listener in a memory cgroup and
+// has conns echo a whole ring each until the listener's Writes run out of
+// headroom: its rings of those conns are then all committed. The peer
+// punches those rings out of the memory file (the listener's usage
+// drops), new conns try to commit what looks free, and then the punched
+// rings are echoed through again, which commits their pages once more. The
+// listener must live on (no OOM kill in its group), its Writes that would
+// commit past the reserve failing with ErrNoMemory (or ErrCorrupt).
+func TestProcessPunchedPages(t *testing.T) {
+	limit, ring := hostileMemLimits()
+	l := startCgroupListener(t, int64(limit), "SHMCONN_TEST_RING="+strconv.Itoa(ring))
+	d := Dialer{NoFallback: true, RingSize: ring}
+	most := limit/ring + 8
+	// fill dials conns that each echo a ring's worth, until the listener
+	// ends one (its Write found no headroom) or most of them did.
+	fill := func() (full []hostilePeer) {
+		for range most {
+			c, err := d.Dial("unix", l.addr)
+			require.NoError(t, err)
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if err := echoN(c, ring); err != nil {
+				return full
+			}
+			full = append(full, hostilePeer{c.(*Conn)})
+		}
+		return full
+	}
+	full := fill()
+	require.Less(t, len(full), most, "the limit was never reached")
+	t.Logf("%d conns committed the listener's whole ring: %s", len(full), l.cg.stats())
+	var punched, refused int
+	var refusal error
+	for _, h := range full {
+		if err := h.punch(h.theirs()); err != nil {
+			refused++
+			refusal = err
+		} else {
+			punched++
+		}
+	}
+	t.Logf("punched %d of those rings (%d refused: %v): %s", punched, refused, refusal, l.cg.stats())
+	more := fill()
+	t.Logf("then %d new conns committed the listener's whole ring: %s", len(more), l.cg.stats())
+	echoed := 0
+	for _, h := range full {
+		if err := echoN(h.c, ring); err == nil {
+			echoed++
+		}
+		if l.cg.oomKills() > 0 {
+			break
+		}
+	}
+	t.Logf("then %d of the %d punched rings echoed a ring's worth again: %s", echoed, len(full), l.cg.stats())
+	summary := l.summary(t)
+	require.Zero(t, l.cg.oomKills(), "OOM kills in the listener's group")
+	all, expected := failures(t, summary, "writes")
+	require.NotZero(t, all)
+	require.Equal(t, all, expected, "writes failed with other errors than ErrNoMemory or ErrCorrupt")
+	all, expected = failures(t, summary, "reads")
+	require.Equal(t, all, expected, "reads failed with other errors than ErrNoMemory or ErrCorrupt")
 }

@@ -195,17 +195,30 @@ func closeAll(conns []net.Conn) {
 }
 
 // echoServer accepts conns from ln and echoes each with a small buffer (a
-// server of thousands of conns keeps its buffers small), until ln closes.
-// wait waits for every echo to end.
+// server of thousands of conns keeps its buffers small), until ln closes;
+// a sink (serveSink) reads and drops instead. wait waits for every conn's
+// goroutine to end.
 type echoServer struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	wg       sync.WaitGroup
 	writeErr chan error // Write errors seen by the echoes, if anyone listens
+	readErr  chan error // Read errors but io.EOF and closing, likewise
 }
 
-func serveEcho(ln net.Listener) *echoServer {
-	s := &echoServer{writeErr: make(chan error, 10000)}
+func serveEcho(ln net.Listener) *echoServer { return serveConnsOf(ln, true) }
+
+// serveSink accepts conns from ln and reads each until it ends.
+func serveSink(ln net.Listener) *echoServer { return serveConnsOf(ln, false) }
+
+func serveConnsOf(ln net.Listener, echo bool) *echoServer {
+	s := &echoServer{writeErr: make(chan error, 10000), readErr: make(chan error, 10000)}
+	report := func(ch chan error, err error) {
+		select {
+		case ch <- err:
+		default:
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -224,16 +237,16 @@ func serveEcho(ln net.Listener) *echoServer {
 				buf := make([]byte, 512)
 				for {
 					n, err := c.Read(buf)
-					if n > 0 {
+					if n > 0 && echo {
 						if _, werr := c.Write(buf[:n]); werr != nil {
-							select {
-							case s.writeErr <- werr:
-							default:
-							}
+							report(s.writeErr, werr)
 							return
 						}
 					}
 					if err != nil {
+						if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+							report(s.readErr, err)
+						}
 						return
 					}
 				}
@@ -646,27 +659,40 @@ func writeCannotCommit() error {
 	return nil
 }
 
-// serveMany listens on addr, echoes every conn, prints "listening" and
-// serves until its stdin closes; used inside a memory cgroup.
+// serveMany listens on addr, echoes every conn (or, with
+// SHMCONN_TEST_SINK set, reads and drops what it gets), prints "listening"
+// and serves until its stdin closes; used inside a memory cgroup.
+// SHMCONN_TEST_RING sets the listener's RingSize. It ends with a line
+// that says how many conns it served and how many of their Writes and
+// Reads failed, and with which errors (see serverSummary).
 func serveMany(addr string) error {
 	// Wait to be moved into the cgroup before touching shared memory.
 	in := bufio.NewReader(os.Stdin)
 	if _, err := in.ReadString('\n'); err != nil {
 		return err
 	}
-	ln, err := Listen("unix", addr)
+	var lc ListenConfig
+	if s := os.Getenv("SHMCONN_TEST_RING"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		lc.RingSize = n
+	}
+	ln, err := lc.Listen(context.Background(), "unix", addr)
 	if err != nil {
 		return err
 	}
-	srv := serveEcho(ln)
+	serve := serveEcho
+	if os.Getenv("SHMCONN_TEST_SINK") != "" {
+		serve = serveSink
+	}
+	srv := serve(ln)
 	fmt.Println("listening")
 	io.Copy(io.Discard, in)
+	// What failed before we close: the calls Close ends fail too.
 	shared, all := srv.shared()
-	writeErrs := len(srv.writeErr)
-	var first error
-	if writeErrs > 0 {
-		first = <-srv.writeErr
-	}
+	summary := fmt.Sprintf("served %d conns, %d shared; writes failed: %s; reads failed: %s", all, shared, errorCounts(srv.writeErr), errorCounts(srv.readErr))
 	ln.Close()
 	srv.mu.Lock()
 	for _, c := range srv.conns {
@@ -674,8 +700,30 @@ func serveMany(addr string) error {
 	}
 	srv.mu.Unlock()
 	srv.wg.Wait()
-	fmt.Printf("served %d conns, %d shared; %d echo writes failed (first: %v)\n", all, shared, writeErrs, first)
+	fmt.Println(summary)
 	return nil
+}
+
+// errorCounts drains ch and says how many errors it held, how many of
+// them were ErrNoMemory and ErrCorrupt, and the first: "N (M no memory, K
+// corrupt; first: ...)". serverSummary parses it.
+func errorCounts(ch chan error) string {
+	var all, noMem, corrupt int
+	var first error
+	for len(ch) > 0 {
+		err := <-ch
+		if first == nil {
+			first = err
+		}
+		all++
+		switch {
+		case errors.Is(err, ErrNoMemory):
+			noMem++
+		case errors.Is(err, ErrCorrupt):
+			corrupt++
+		}
+	}
+	return fmt.Sprintf("%d (%d no memory, %d corrupt; first: %v)", all, noMem, corrupt, first)
 }
 
 // TestDroppedConnTellsPeer drops an accepted conn (which the listener's
