@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // memCgroup is a memory cgroup made for a test, v1 or v2 (whichever the
@@ -317,9 +318,12 @@ func TestProcessUnwrittenPages(t *testing.T) {
 // headroom: its rings of those conns are then all committed. The peer
 // punches those rings out of the memory file (the listener's usage
 // drops), new conns try to commit what looks free, and then the punched
-// rings are echoed through again, which commits their pages once more. The
-// listener must live on (no OOM kill in its group), its Writes that would
-// commit past the reserve failing with ErrNoMemory (or ErrCorrupt).
+// rings are echoed through again, which would commit their pages once
+// more, past the limit. The listener must live on (no OOM kill in its
+// group): the memory file refuses the punch (EPERM), the punched rings
+// keep their pages, and the echoes go through; were a punch to succeed,
+// the Writes that would commit past the reserve must fail with
+// ErrNoMemory (or ErrCorrupt).
 func TestProcessPunchedPages(t *testing.T) {
 	limit, ring := hostileMemLimits()
 	l := startCgroupListener(t, int64(limit), "SHMCONN_TEST_RING="+strconv.Itoa(ring))
@@ -373,8 +377,15 @@ func TestProcessPunchedPages(t *testing.T) {
 	summary := l.summary(t)
 	require.Zero(t, l.cg.oomKills(), "OOM kills in the listener's group")
 	all, expected := failures(t, summary, "writes")
-	require.NotZero(t, all)
 	require.Equal(t, all, expected, "writes failed with other errors than ErrNoMemory or ErrCorrupt")
+	if punched == 0 {
+		// The memory file is sealed against punching: the rings keep
+		// their pages, and carry their echoes without committing any.
+		require.ErrorIs(t, refusal, unix.EPERM)
+		require.Equal(t, len(full), echoed)
+	} else {
+		require.NotZero(t, all, "the listener's Writes never ran out of headroom")
+	}
 	all, expected = failures(t, summary, "reads")
 	require.Equal(t, all, expected, "reads failed with other errors than ErrNoMemory or ErrCorrupt")
 }

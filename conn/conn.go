@@ -41,10 +41,11 @@ type Conn struct {
 	peer    *PeerCred // the peer's credentials, nil over TCP; set before the conn is handed out
 
 	// Read side, guarded by rmu.
-	rmu   sync.Mutex
-	cons  *ring.Consumer
-	rwait waiter
-	eof   bool // io.EOF was returned: it is returned for good
+	rmu     sync.Mutex
+	cons    *ring.Consumer
+	rwait   waiter
+	eof     bool    // io.EOF was returned: it is returned for good
+	checked pageSet // pages of the ring cons reads that a read has checked (see checkRead)
 
 	// Write side, guarded by wmu.
 	wmu       sync.Mutex
@@ -125,6 +126,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		policy:   policy,
 		network:  "shm",
 		cons:     cons,
+		checked:  newPageSet(cons.Cap()),
 		prod:     p,
 		prodArea: prod,
 		res:      &resources{side: side, seg: seg, prod: p, cons: cons},
@@ -220,7 +222,7 @@ func (c *Conn) read(b []byte) (n int, err error) {
 		if err := c.readStop(); err != nil {
 			return 0, err
 		}
-		n, err := c.cons.Read(b)
+		n, err := c.readRing(b)
 		if n > 0 {
 			c.consumed(n)
 			trace.Mark(trace.ReadDone)
@@ -236,6 +238,25 @@ func (c *Conn) read(b []byte) (n int, err error) {
 			return 0, err
 		}
 	}
+}
+
+// readRing reads what is readable now into b, at most len(b) bytes, once
+// checkRead has checked the pages that takes (until every page has been
+// checked). Called under rmu.
+func (c *Conn) readRing(b []byte) (int, error) {
+	if c.checked.left == 0 || len(b) == 0 {
+		return c.cons.Read(b)
+	}
+	a, err := c.cons.Len()
+	if err != nil || a == 0 {
+		return 0, err
+	}
+	// No more than was checked: the peer may publish more meanwhile.
+	n, err := c.checkRead(min(len(b), a))
+	if err != nil {
+		return 0, err
+	}
+	return c.cons.Read(b[:n])
 }
 
 // readStop reports why a read must not go on: the conn is closed, the read

@@ -151,6 +151,11 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 			}
 			continue
 		}
+		n, err := c.checkRead(len(data))
+		if err != nil {
+			return total, err
+		}
+		data = data[:n]
 		c.stats.bytesRead.publish() // w.Write may take long: Stats shows what was copied so far
 		if !c.seg.Sealed() {
 			// Bounce: w sees a copy, made here where a fault is ours to

@@ -543,6 +543,11 @@ func (c *Consumer) SetReleaseBatch(n int) {
 	}
 }
 
+// Offset returns where in the data area the next byte to read lies: the
+// consumer's head modulo the capacity. Bytes [head, tail) lie from there
+// on, wrapping at the end of the area.
+func (c *Consumer) Offset() int { return int(c.head & c.s.mask) }
+
 // Peek returns the largest contiguous readable region (empty when the ring
 // is empty) without consuming it. The region aliases the shared data area:
 // it stays valid until Release, and a hostile producer can change it under

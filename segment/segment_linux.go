@@ -28,12 +28,39 @@ type platform struct {
 }
 
 // Seals on an anonymous segment: its size can never change, so no mapping
-// of it can fault for lack of a backing page (SIGBUS past the end), and
-// nobody can add or remove seals afterwards.
-const memfdSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
+// of it can fault for lack of a backing page (SIGBUS past the end). They
+// are also the seals Map insists on.
+const memfdSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
 
-// requiredSeals are the seals Map insists on.
-const requiredSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
+// punchSeal, added once both sides have mapped an anonymous segment (see
+// sealPunching), forbids punching holes in it: fallocate(PUNCH_HOLE), and
+// madvise(MADV_REMOVE) through a mapping, fail with EPERM. Otherwise the
+// peer could free the pages we committed (our memory cgroup's usage
+// drops), and our next write there would commit them again with no
+// headroom check: the OOM killer, in a cgroup at its limit. It also
+// forbids writable mappings made after it and write(2), which no side
+// needs: the mappings made before keep writing.
+const punchSeal = unix.F_SEAL_FUTURE_WRITE
+
+// sealPunching adds punchSeal (and extra seals) to the anonymous segment
+// fd, which both sides must have mapped by now. A file the peer sealed
+// already is fine; one whose seals are sealed without punchSeal is an
+// error. A kernel without punchSeal (before Linux 5.1) rejects it as
+// EINVAL: the segment stays open to punching there, and extra is added
+// alone.
+func sealPunching(fd, extra int) error {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, punchSeal|extra)
+	if errors.Is(err, unix.EINVAL) && extra != 0 {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, extra)
+	}
+	if err == nil || errors.Is(err, unix.EINVAL) {
+		return nil
+	}
+	if seals, gerr := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0); gerr == nil && seals&punchSeal != 0 {
+		return nil
+	}
+	return os.NewSyscallError("fcntl F_ADD_SEALS", err)
+}
 
 // Create makes a new named segment with two data areas of dataSize bytes
 // each: a random name, O_EXCL (never an existing file), mode 0600 (only
@@ -75,7 +102,8 @@ func Create(dataSize int) (*Segment, error) {
 // CreateAnonymous makes a new anonymous segment (a memfd) with two data
 // areas of dataSize bytes each, sealed so its size never changes. It has
 // no name: hand FD to the peer (over a unix socket, SCM_RIGHTS), and call
-// Unlink once the peer has mapped it to close our descriptor.
+// Unlink once the peer has mapped it, which seals it against hole punching
+// and closes our descriptor.
 func CreateAnonymous(dataSize int) (*Segment, error) {
 	token, err := newSegmentToken(dataSize)
 	if err != nil {
@@ -237,12 +265,18 @@ func Map(fd int, dataSize int, token Token) (*Segment, error) {
 		return nil, fmt.Errorf("%w: descriptor is not a regular file of %d bytes", ErrHeader, size)
 	}
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-	if err != nil || seals&requiredSeals != requiredSeals {
+	if err != nil || seals&memfdSeals != memfdSeals {
 		return nil, fmt.Errorf("%w: descriptor not sealed against resizing (seals %#x, %v)", ErrHeader, seals, err)
 	}
 	s, err := mapChecked(fd, dataSize, token)
 	if err != nil {
 		return nil, err
+	}
+	// Mapped (after the seal no writable mapping could be made): now
+	// nobody may punch holes in it, the listener included.
+	if err := sealPunching(fd, 0); err != nil {
+		s.unmap()
+		return nil, fmt.Errorf("%w: descriptor cannot be sealed against hole punching: %w", ErrHeader, err)
 	}
 	s.plat.unlinked = true
 	return s, nil
@@ -302,16 +336,26 @@ var populateUnsupported atomic.Bool
 // cost a walk of the page table; a page that cannot be committed (a full
 // tmpfs, a memory cgroup at its limit) is an error wrapping ErrNoMemory.
 func (s *Segment) Commit(i, off, n int) error {
+	b, err := s.pages(i, off, n)
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	return s.commit(b)
+}
+
+// pages returns the whole pages of direction i's data area that hold bytes
+// [off, off+n), for a commit of them.
+func (s *Segment) pages(i, off, n int) ([]byte, error) {
 	d := s.Data(i)
 	if d == nil || off < 0 || n < 0 || off > len(d)-n {
-		return fmt.Errorf("%w: commit [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
+		return nil, fmt.Errorf("%w: commit [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
 	}
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	lo := off &^ (PageSize - 1)
 	hi := min(len(d), (off+n+PageSize-1)&^(PageSize-1))
-	return s.commit(d[lo:hi])
+	return d[lo:hi], nil
 }
 
 // Release gives back the memory behind the whole pages within bytes
@@ -319,7 +363,8 @@ func (s *Segment) Commit(i, off, n int) error {
 // the pages a Commit populated past what its writer needs before it
 // failed (a full tmpfs), which would otherwise stay taken from every other
 // user of the file system. The pages read as zeros after, and a later
-// Commit populates them again.
+// Commit populates them again. An anonymous segment, whose memory file has
+// no size limit, refuses it (EPERM) once sealed against hole punching.
 func (s *Segment) Release(i, off, n int) error {
 	d := s.Data(i)
 	if d == nil || off < 0 || n < 0 || off > len(d)-n {
@@ -340,10 +385,57 @@ func (s *Segment) commit(b []byte) error {
 	if err := checkHeadroom(len(b)); err != nil {
 		return err
 	}
+	return s.populate(b, unix.MADV_POPULATE_WRITE)
+}
+
+// CommitAbsent is Commit for a reader about to read bytes [off, off+n) of
+// direction i's data area, which the peer published: it commits those of
+// their pages that are not in memory, counting only them against the
+// memory cgroup's headroom. Reading a page that is not in memory (one its
+// writer never wrote) commits it, charged to the reader's memory cgroup,
+// and a cgroup at its limit answers that fault with the OOM killer, not
+// an error. A page swapped out counts as absent too, which can only make
+// the check stricter (it comes back charged to its owner).
+func (s *Segment) CommitAbsent(i, off, n int) error {
+	all, err := s.pages(i, off, n)
+	if err != nil {
+		return err
+	}
+	var vec [64]byte // mincore's answer for 64 pages at a time
+	for len(all) > 0 {
+		b := all[:min(len(all), len(vec)*PageSize)]
+		all = all[len(b):]
+		pages := (len(b) + PageSize - 1) / PageSize
+		_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+		if errno != 0 {
+			// ENOMEM: the mapping has a hole, which it never has.
+			return fmt.Errorf("%w: %w", ErrNoMemory, os.NewSyscallError("mincore", errno))
+		}
+		absent := 0
+		for _, v := range vec[:pages] {
+			absent += int(^v & 1)
+		}
+		if absent == 0 {
+			continue
+		}
+		if err := checkHeadroom(absent * PageSize); err != nil {
+			return err
+		}
+		if err := s.populate(b, unix.MADV_POPULATE_READ); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// populate backs b with memory as a write (MADV_POPULATE_WRITE) or a read
+// (MADV_POPULATE_READ) of every page would, turning the fault that would
+// raise SIGBUS into an error.
+func (s *Segment) populate(b []byte, advice int) error {
 	if populateUnsupported.Load() {
 		return nil
 	}
-	err := unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	err := unix.Madvise(b, advice)
 	switch {
 	case err == nil:
 		return nil
@@ -351,7 +443,7 @@ func (s *Segment) commit(b []byte) error {
 		populateUnsupported.Store(true)
 		return nil
 	case errors.Is(err, unix.EINTR):
-		return s.commit(b) // a signal arrived; the pages done stay done
+		return s.populate(b, advice) // a signal arrived; the pages done stay done
 	case errors.Is(err, unix.EFAULT):
 		// Touching the page would have raised SIGBUS: the file system
 		// refused a page (ENOSPC), or a named file was truncated.
@@ -402,8 +494,9 @@ func (s *Segment) Resident() (int, error) {
 }
 
 // Unlink gives up the way another process could still reach the segment:
-// the creator removes a named file, or closes the descriptor of an
-// anonymous one. The mapping stays. An opener's Unlink does nothing; only
+// the creator removes a named file, or seals an anonymous one against hole
+// punching (the peer must have mapped it: no writable mapping can be made
+// after that) and closes its descriptor. The mapping stays. An opener's Unlink does nothing; only
 // the first call acts.
 func (s *Segment) Unlink() error {
 	s.plat.mu.Lock()
@@ -417,9 +510,14 @@ func (s *Segment) unlinkLocked() error {
 	}
 	s.plat.unlinked = true
 	if s.plat.fd >= 0 {
-		err := unix.Close(s.plat.fd)
+		// The peer mapped it (or gave up): whatever it did, nobody may
+		// punch holes in it from now on, nor change its seals.
+		err := sealPunching(s.plat.fd, unix.F_SEAL_SEAL)
+		if cerr := unix.Close(s.plat.fd); err == nil {
+			err = os.NewSyscallError("close", cerr)
+		}
 		s.plat.fd = -1
-		return os.NewSyscallError("close", err)
+		return err
 	}
 	path := filepath.Join(shmdir.Path(), s.name)
 	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {

@@ -29,6 +29,9 @@ func (s *Segment) FD() int { return -1 }
 // Commit returns errors.ErrUnsupported on this platform.
 func (s *Segment) Commit(i, off, n int) error { return errors.ErrUnsupported }
 
+// CommitAbsent returns errors.ErrUnsupported on this platform.
+func (s *Segment) CommitAbsent(i, off, n int) error { return errors.ErrUnsupported }
+
 // Release returns errors.ErrUnsupported on this platform.
 func (s *Segment) Release(i, off, n int) error { return errors.ErrUnsupported }
 

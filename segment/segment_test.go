@@ -4,6 +4,7 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -126,21 +127,15 @@ func TestMapRefuses(t *testing.T) {
 	require.ErrorIs(t, err, ErrHeader, "wrong size")
 	_, err = Map(dup(), 100, c.Token())
 	require.ErrorIs(t, err, ErrSize)
-	// The seals cannot be lifted or added to by anyone.
+	// The seals cannot be lifted, nor can F_SEAL_WRITE be added while the
+	// segment is mapped.
 	_, err = unix.FcntlInt(uintptr(c.FD()), unix.F_ADD_SEALS, unix.F_SEAL_WRITE)
 	require.Error(t, err)
 	require.Error(t, unix.Ftruncate(c.FD(), 0), "a sealed segment shrank")
 
 	// An unsealed memory file of the right size and header: it could be
 	// truncated under us.
-	raw, err := unix.MemfdCreate("shmconn-test", unix.MFD_CLOEXEC)
-	require.NoError(t, err)
-	require.NoError(t, unix.Ftruncate(raw, int64(TotalSize(dataSize))))
-	hdr := make([]byte, HeaderSize)
-	writeHeader(hdr, dataSize, 0, c.Token())
-	_, err = unix.Pwrite(raw, hdr, 0)
-	require.NoError(t, err)
-	_, err = Map(raw, dataSize, c.Token())
+	_, err = Map(memfdWithSeals(t, dataSize, c.Token(), 0), dataSize, c.Token())
 	require.ErrorIs(t, err, ErrHeader, "unsealed memfd")
 	// A directory, a pipe.
 	dir, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -431,4 +426,98 @@ func TestContains(t *testing.T) {
 	assert.False(t, c.Contains(0))
 	require.NoError(t, c.Close())
 	assert.False(t, c.Contains(first), "a closed segment claims its old address")
+}
+
+// TestSealedAgainstPunching: once both sides have mapped an anonymous
+// segment (Map seals it, and so does the creator's Unlink), nobody can
+// punch holes in it, through a mapping (MADV_REMOVE) or the descriptor
+// (fallocate): the pages a side committed stay committed, whatever the
+// peer does, and both mappings go on writing. A memory file whose seals
+// were sealed without that seal is refused.
+func TestSealedAgainstPunching(t *testing.T) {
+	const dataSize = 4 * PageSize
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Commit(0, 0, dataSize))
+	peer, err := unix.Dup(c.FD()) // a peer that keeps the descriptor
+	require.NoError(t, err)
+	defer unix.Close(peer)
+	fd, err := unix.Dup(c.FD())
+	require.NoError(t, err)
+	o, err := Map(fd, dataSize, c.Token())
+	require.NoError(t, err)
+	defer o.Close()
+	require.ErrorIs(t, unix.Madvise(o.Data(0), unix.MADV_REMOVE), unix.EPERM)
+	require.ErrorIs(t, unix.Fallocate(peer, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, int64(TotalSize(dataSize))), unix.EPERM)
+	_, err = unix.Mmap(peer, 0, TotalSize(dataSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	require.Error(t, err, "a writable mapping made after the seal")
+	require.Equal(t, 1+dataSize/PageSize, residentPages(t, c))
+	require.NoError(t, c.Unlink())
+	seals, err := unix.FcntlInt(uintptr(peer), unix.F_GET_SEALS, 0)
+	require.NoError(t, err)
+	require.Equal(t, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SEAL, seals)
+	checkShared(t, c, o)
+
+	// A creator that sealed the seals first: the file could be punched.
+	raw := memfdWithSeals(t, dataSize, c.Token(), unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL)
+	_, err = Map(raw, dataSize, c.Token())
+	require.ErrorIs(t, err, ErrHeader, "a memory file that cannot be sealed against punching")
+}
+
+// TestCommitAbsent: a reader's commit counts, against the memory cgroup's
+// headroom, only the pages that are not in memory, and commits them.
+func TestCommitAbsent(t *testing.T) {
+	const dataSize = 64 * PageSize
+	c, err := CreateAnonymous(dataSize)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Commit(0, 0, 40*PageSize)) // what the writer wrote
+	require.Equal(t, 41, residentPages(t, c))
+
+	// A cgroup with room for two pages past its reserve.
+	root := t.TempDir()
+	proc := filepath.Join(root, "cgroup")
+	require.NoError(t, os.WriteFile(proc, []byte("0::/\n"), 0o644))
+	const limit = 64 << 20
+	require.NoError(t, os.WriteFile(filepath.Join(root, "memory.max"), []byte("67108864\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "memory.current"), fmt.Appendf(nil, "%d\n", limit-memReserve(limit)-2*PageSize), 0o644))
+	memOnce.Do(func() {})
+	saved := mem
+	mem = findCgroupMemory(proc, root)
+	defer func() { mem = saved }()
+
+	require.NoError(t, c.CommitAbsent(0, 0, 40*PageSize), "all in memory: nothing to count")
+	require.Equal(t, 41, residentPages(t, c))
+	require.NoError(t, c.CommitAbsent(0, 39*PageSize+5, PageSize), "one page absent")
+	require.Equal(t, 42, residentPages(t, c))
+	require.ErrorIs(t, c.CommitAbsent(0, 30*PageSize, 14*PageSize), ErrNoMemory, "three pages absent, room for two")
+	require.Equal(t, 42, residentPages(t, c))
+	require.NoError(t, c.CommitAbsent(0, 30*PageSize, 13*PageSize))
+	require.Equal(t, 44, residentPages(t, c))
+	require.ErrorIs(t, c.CommitAbsent(0, dataSize, 1), ErrSize)
+	require.ErrorIs(t, c.CommitAbsent(2, 0, 1), ErrSize)
+}
+
+// memfdWithSeals makes a memory file of the right size and header for a
+// segment with token, as a lying creator might, with the given seals (0:
+// none, and it cannot be sealed).
+func memfdWithSeals(t *testing.T, dataSize int, token Token, seals int) int {
+	t.Helper()
+	flags := unix.MFD_CLOEXEC
+	if seals != 0 {
+		flags |= unix.MFD_ALLOW_SEALING
+	}
+	fd, err := unix.MemfdCreate("shmconn-test", flags)
+	require.NoError(t, err)
+	require.NoError(t, unix.Ftruncate(fd, int64(TotalSize(dataSize))))
+	hdr := make([]byte, HeaderSize)
+	writeHeader(hdr, dataSize, 0, token)
+	_, err = unix.Pwrite(fd, hdr, 0)
+	require.NoError(t, err)
+	if seals != 0 {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals)
+		require.NoError(t, err)
+	}
+	return fd
 }
