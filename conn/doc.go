@@ -35,7 +35,10 @@
 // admitted only while its full size would fit, and no page is committed
 // that would leave the memory cgroup less than a reserve (a 16th of its
 // limit, at least 2 MiB): a Write that needs one fails with ErrNoMemory
-// rather than bring the OOM killer. A *Conn the program drops without
+// rather than bring the OOM killer. So does a Read of pages the peer
+// published without writing them, which reading would commit on our
+// side; and the memory file is sealed against hole punching once both
+// sides mapped it, so pages once committed stay (see SECURITY.md). A *Conn the program drops without
 // Close is closed once the garbage collector finds it unreachable, as an
 // os.File is: its peer reads io.EOF and its memory is given back.
 //

@@ -44,8 +44,11 @@ var (
 	// /dev/shm was full or the memory cgroup near its limit (shmconn
 	// leaves a reserve rather than wake the OOM killer). That Write wrote
 	// nothing more; the conn stays usable, and a later Write may succeed
-	// once memory is freed. A dial that cannot get shared memory falls
-	// back, or fails with ErrNoSharedMemory.
+	// once memory is freed. A Read (or WriteTo) fails with it, consuming
+	// nothing, where the peer published pages that are not in memory
+	// (pages it never wrote), which reading would commit on our side. A
+	// dial that cannot get shared memory falls back, or fails with
+	// ErrNoSharedMemory.
 	ErrNoMemory = segment.ErrNoMemory
 	// ErrConfig means a Dialer or ListenConfig field is out of range.
 	ErrConfig = errors.New("shmconn: invalid configuration")
