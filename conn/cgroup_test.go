@@ -260,10 +260,10 @@ func flood(t *testing.T, conns []net.Conn, size int) (echoed, failed int) {
 // hostileMemLimits are the memory cgroup's limit and the rings' size for
 // the tests of a peer that makes the listener commit memory: 48 MiB and 1
 // MiB (under the race detector, whose shadow memory costs the listener
-// several times its own, 256 MiB).
+// several times its own, 160 MiB).
 func hostileMemLimits() (limit, ring int) {
 	if raceEnabled {
-		return 256 * mib, mib
+		return 160 * mib, mib
 	}
 	return 48 * mib, mib
 }
