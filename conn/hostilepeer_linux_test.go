@@ -3,12 +3,16 @@
 package conn
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/segment"
 )
 
 // hostilePeer breaks the rules of shared memory from our end of a real
@@ -48,3 +52,39 @@ func (h hostilePeer) punch(dir int) error {
 
 // theirs is the direction the other side produces into.
 func (h hostilePeer) theirs() int { return 1 - h.c.prodArea }
+
+// TestReadChecksEachPageOnce: a reader commits the pages of the peer's
+// ring that are not in memory before it reads them, each page once, and
+// checks nothing more once every page has been checked; pages the peer
+// published without writing read as zeros (its own data to garble), and
+// the stream goes on.
+func TestReadChecksEachPageOnce(t *testing.T) {
+	const ring = 4 * segment.PageSize
+	a, b := newPair(t, "unix", ListenConfig{RingSize: ring}, Dialer{RingSize: ring})
+	// a is the dialer: it produces into the ring b reads.
+	msg := bytes.Repeat([]byte("x"), segment.PageSize+10)
+	_, err := a.Write(msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(b, got)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	require.Equal(t, 2, ring/segment.PageSize-b.checked.left, "pages checked after reading two")
+
+	// A whole ring published unwritten: two pages nobody wrote.
+	h := hostilePeer{a}
+	before, err := b.seg.Resident()
+	require.NoError(t, err)
+	h.publishUnwritten(t)
+	got = make([]byte, ring)
+	_, err = io.ReadFull(b, got)
+	require.NoError(t, err)
+	after, err := b.seg.Resident()
+	require.NoError(t, err)
+	require.Equal(t, 2*segment.PageSize, after-before, "the reader committed the two pages nobody wrote")
+	require.Zero(t, b.checked.left, "every page checked")
+	// From where the first read stopped round the ring: zeros where
+	// nobody wrote, then the first message's bytes, still in their pages.
+	require.Equal(t, make([]byte, ring-len(msg)), got[:ring-len(msg)], "bytes nobody wrote read as zeros")
+	require.Equal(t, msg, got[ring-len(msg):])
+}
