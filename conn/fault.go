@@ -6,9 +6,10 @@ import "fmt"
 // named file before it was unlinked) can truncate it, and touching a page
 // past the new end raises SIGBUS, which would kill the process. So can a
 // page the system cannot give when it is first touched, though Write
-// commits its pages beforehand (Conn.commit) and only a kernel without
-// MADV_POPULATE_WRITE (before 5.14), or a peer that makes us read pages it
-// never wrote, leaves that to the fault. Every path that touches the
+// commits its pages beforehand (Conn.commit), and so does Read the pages
+// the peer published without writing them (checkRead): only a kernel
+// without MADV_POPULATE_WRITE (before 5.14), or a peer that punches holes
+// in a named segment, leaves that to the fault. Every path that touches the
 // mapping turns such a fault into ErrCorrupt for that call, with
 //
 //	defer fault.Catch(&err, fault.Guard(), corrupted)
