@@ -138,8 +138,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitReady waits until the plain socket answers PING (and the module's
-// socket exists).
+// waitReady waits until the plain socket answers PING: redis-server binds
+// it before it loads modules, but answers only once its event loop runs,
+// after every module loaded.
 func (s *server) waitReady() {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -148,13 +149,24 @@ func (s *server) waitReady() {
 			s.t.Fatalf("redis-server exited: %s", s.log())
 		default:
 		}
-		if c, err := net.Dial("unix", s.plain); err == nil {
-			c.Close()
+		if pingOK(s.plain) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.t.Fatalf("redis-server never listened on %s: %s", s.plain, s.log())
+}
+
+func pingOK(path string) bool {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	fmt.Fprintf(c, "PING\r\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && (line == "+PONG\r\n" || strings.HasPrefix(line, "-NOAUTH"))
 }
 
 func (s *server) log() string {
