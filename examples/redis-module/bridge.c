@@ -1,0 +1,292 @@
+//go:build cgo
+
+// bridge.c: the module's C side: RedisModule_OnLoad/OnUnload, the API
+// pointers, and small wrappers the Go side calls (see bridge.h).
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "bridge.h"
+#include "_cgo_export.h"
+
+int (*rm_GetApi)(const char *name, void *slot);
+void (*rm_SetModuleAttribs)(RedisModuleCtx *ctx, const char *name, int ver, int apiver);
+int (*rm_IsModuleNameBusy)(const char *name);
+void (*rm_Log)(RedisModuleCtx *ctx, const char *level, const char *fmt, ...);
+const char *(*rm_StringPtrLen)(const RedisModuleString *s, size_t *len);
+RedisModuleString *(*rm_CreateString)(RedisModuleCtx *ctx, const char *p, size_t len);
+void (*rm_FreeString)(RedisModuleCtx *ctx, RedisModuleString *s);
+RedisModuleCallReply *(*rm_Call)(RedisModuleCtx *ctx, const char *cmd, const char *fmt, ...);
+const char *(*rm_CallReplyProto)(RedisModuleCallReply *r, size_t *len);
+void (*rm_FreeCallReply)(RedisModuleCallReply *r);
+RedisModuleCtx *(*rm_GetDetachedThreadSafeContext)(RedisModuleCtx *ctx);
+void (*rm_FreeThreadSafeContext)(RedisModuleCtx *ctx);
+void (*rm_ThreadSafeContextLock)(RedisModuleCtx *ctx);
+void (*rm_ThreadSafeContextUnlock)(RedisModuleCtx *ctx);
+int (*rm_SelectDb)(RedisModuleCtx *ctx, int db);
+unsigned long long (*rm_GetClientId)(RedisModuleCtx *ctx);
+int (*rm_GetContextFlags)(RedisModuleCtx *ctx);
+RedisModuleUser *(*rm_GetModuleUserFromUserName)(RedisModuleString *name);
+void (*rm_SetContextUser)(RedisModuleCtx *ctx, const RedisModuleUser *u);
+void (*rm_FreeModuleUser)(RedisModuleUser *u);
+int (*rm_ACLCheckCommandPermissions)(RedisModuleUser *u, RedisModuleString **argv, int argc);
+int (*rm_EventLoopAddOneShot)(rm_oneshot_func f, void *data);
+int (*rm_RegisterInfoFunc)(RedisModuleCtx *ctx, rm_info_func f);
+int (*rm_InfoAddSection)(RedisModuleInfoCtx *ctx, const char *name);
+int (*rm_InfoAddFieldULongLong)(RedisModuleInfoCtx *ctx, const char *field, unsigned long long v);
+int (*rm_SubscribeToServerEvent)(RedisModuleCtx *ctx, rm_event e, rm_event_func f);
+RedisModuleCommandFilter *(*rm_RegisterCommandFilter)(RedisModuleCtx *ctx, rm_filter_func f, int flags);
+int (*rm_CommandFilterArgsCount)(RedisModuleCommandFilterCtx *fctx);
+RedisModuleString *(*rm_CommandFilterArgGet)(RedisModuleCommandFilterCtx *fctx, int pos);
+int (*rm_CreateCommand)(RedisModuleCtx *ctx, const char *name, rm_cmd_func f, const char *flags, int first, int last, int step);
+int (*rm_ReplyWithStringBuffer)(RedisModuleCtx *ctx, const char *buf, size_t len);
+int (*rm_ReplyWithError)(RedisModuleCtx *ctx, const char *err);
+
+#define API(name) {"RedisModule_" #name, (void **)&rm_##name}
+
+// Every call the module makes, all present since Redis 7.0: a server
+// without one of them refuses to load the module rather than crash later.
+static const struct {
+	const char *name;
+	void **slot;
+} apis[] = {
+	API(SetModuleAttribs), API(IsModuleNameBusy), API(Log), API(StringPtrLen),
+	API(CreateString), API(FreeString), API(Call), API(CallReplyProto),
+	API(FreeCallReply), API(GetDetachedThreadSafeContext), API(FreeThreadSafeContext),
+	API(ThreadSafeContextLock), API(ThreadSafeContextUnlock), API(SelectDb),
+	API(GetClientId), API(GetContextFlags), API(GetModuleUserFromUserName),
+	API(SetContextUser), API(FreeModuleUser), API(ACLCheckCommandPermissions),
+	API(EventLoopAddOneShot), API(RegisterInfoFunc), API(InfoAddSection),
+	API(InfoAddFieldULongLong), API(SubscribeToServerEvent), API(RegisterCommandFilter),
+	API(CommandFilterArgsCount), API(CommandFilterArgGet), API(CreateCommand),
+	API(ReplyWithStringBuffer), API(ReplyWithError),
+};
+
+// g_ctx is the module's detached context: the parent of every conn's
+// context (it carries the module, for logging and RM_Call's bookkeeping).
+static RedisModuleCtx *g_ctx;
+
+// The state of CLIENT PAUSE, which the module API does not expose: written
+// by the command filter on the main thread, read by conn goroutines.
+static long long g_pause_end_ms; // 0: not paused
+static int g_pause_all;          // 1: CLIENT PAUSE ALL, 0: WRITE
+
+// The ABI: a context's first word is the GetApi function (RedisModule_Init
+// reads it the same way).
+static int load_api(RedisModuleCtx *ctx) {
+	rm_GetApi = (int (*)(const char *, void *))((void **)ctx)[0];
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
+		if (rm_GetApi(apis[i].name, apis[i].slot) != RM_OK) {
+			fprintf(stderr, "shmconn: this redis-server lacks %s\n", apis[i].name);
+			return RM_ERR;
+		}
+	return RM_OK;
+}
+
+int shm_has_api(const char *name) {
+	void *p;
+	return rm_GetApi(name, &p) == RM_OK;
+}
+
+static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
+	// A crash report must print whatever state the Go runtime is in.
+	if (!for_crash_report)
+		goInfo(ictx);
+}
+
+static void on_shutdown(RedisModuleCtx *ctx, rm_event e, uint64_t sub, void *data) {
+	(void)ctx, (void)e, (void)sub, (void)data;
+	goShutdown();
+}
+
+static int clients_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+	(void)argv;
+	if (argc != 1)
+		return rm_ReplyWithError(ctx, "ERR wrong number of arguments for 'shmconn.clients' command");
+	goClients(ctx);
+	return RM_OK;
+}
+
+static int arg_is(RedisModuleCommandFilterCtx *f, int pos, const char *want) {
+	size_t n;
+	const char *p = rm_StringPtrLen(rm_CommandFilterArgGet(f, pos), &n);
+	return n == strlen(want) && strncasecmp(p, want, n) == 0;
+}
+
+static long long now_ms(void);
+
+// Sees every command before it runs, on the main thread: records CLIENT
+// PAUSE and UNPAUSE so that shm clients are held as socket clients are.
+static void on_command(RedisModuleCommandFilterCtx *f) {
+	int argc = rm_CommandFilterArgsCount(f);
+	if (argc < 2 || !arg_is(f, 0, "client"))
+		return;
+	if (argc == 2 && arg_is(f, 1, "unpause")) {
+		__atomic_store_n(&g_pause_end_ms, 0, __ATOMIC_SEQ_CST);
+		return;
+	}
+	if ((argc != 3 && argc != 4) || !arg_is(f, 1, "pause"))
+		return;
+	int all = argc == 3 || arg_is(f, 3, "all");
+	if (argc == 4 && !all && !arg_is(f, 3, "write"))
+		return;
+	size_t n;
+	const char *p = rm_StringPtrLen(rm_CommandFilterArgGet(f, 2), &n);
+	char num[24];
+	if (n == 0 || n >= sizeof num)
+		return;
+	memcpy(num, p, n);
+	num[n] = 0;
+	char *end;
+	long long ms = strtoll(num, &end, 10);
+	if (*end || ms < 0)
+		return;
+	__atomic_store_n(&g_pause_all, all, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g_pause_end_ms, now_ms() + ms, __ATOMIC_SEQ_CST);
+}
+
+
+static long long now_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long shm_pause_left(int write, long long now) {
+	long long end = __atomic_load_n(&g_pause_end_ms, __ATOMIC_SEQ_CST);
+	if (end <= now || (!write && !__atomic_load_n(&g_pause_all, __ATOMIC_SEQ_CST)))
+		return 0;
+	return end - now;
+}
+
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+	if (load_api(ctx) != RM_OK || rm_IsModuleNameBusy("shmconn"))
+		return RM_ERR;
+	rm_SetModuleAttribs(ctx, "shmconn", 1, RM_APIVER_1);
+	g_ctx = rm_GetDetachedThreadSafeContext(ctx);
+	rm_event shutdown = {RM_EVENT_SHUTDOWN, 1};
+	if (rm_RegisterInfoFunc(ctx, on_info) != RM_OK ||
+	    rm_SubscribeToServerEvent(ctx, shutdown, on_shutdown) != RM_OK ||
+	    rm_RegisterCommandFilter(ctx, on_command, 0) == NULL ||
+	    rm_CreateCommand(ctx, "shmconn.clients", clients_cmd, "admin deny-script", 0, 0, 0) != RM_OK) {
+		rm_Log(ctx, "warning", "shmconn: cannot register the INFO section, events, filter or command");
+		return RM_ERR;
+	}
+	return goOnLoad(ctx, argv, argc);
+}
+
+// A Go runtime cannot be unloaded (its threads would run on in unmapped
+// code), so MODULE UNLOAD is refused: returning an error cancels it.
+int RedisModule_OnUnload(RedisModuleCtx *ctx) {
+	rm_Log(ctx, "warning", "shmconn: a Go runtime cannot be unloaded; restart redis-server to drop the module");
+	return RM_ERR;
+}
+
+// shm_lock and shm_unlock take and release the server lock (RM_ThreadSafeContextLock
+// ignores its argument; the unlock propagates the writes made under the lock
+// to the AOF and replicas).
+void shm_lock(void) { rm_ThreadSafeContextLock(g_ctx); }
+void shm_unlock(void) { rm_ThreadSafeContextUnlock(g_ctx); }
+
+// Called under the lock: creating a context creates a client.
+RedisModuleCtx *shm_ctx_new(void) { return rm_GetDetachedThreadSafeContext(g_ctx); }
+void shm_ctx_free(RedisModuleCtx *ctx) { rm_FreeThreadSafeContext(ctx); }
+
+// make_argv turns argc arguments laid end to end in buf into strings.
+static RedisModuleString **make_argv(const char *buf, const size_t *lens, int argc) {
+	RedisModuleString **v = malloc(sizeof(*v) * (size_t)argc);
+	if (!v)
+		return NULL;
+	for (int i = 0; i < argc; buf += lens[i], i++)
+		v[i] = rm_CreateString(NULL, buf, lens[i]);
+	return v;
+}
+
+static void free_argv(RedisModuleString **v, int argc) {
+	for (int i = 0; i < argc; i++)
+		rm_FreeString(NULL, v[i]);
+	free(v);
+}
+
+// shm_call runs one command (argc >= 1 arguments laid end to end in buf)
+// through RM_Call under the lock, as user (NULL: unrestricted). fmt must be
+// "v" followed by RM_Call's flag characters.
+int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
+	char *name = malloc(lens[0] + 1);
+	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1);
+	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
+	int rc = SHM_CALL_NOREPLY;
+	if (!name || !v) {
+		errno = ENOMEM;
+	} else if (user && !u) {
+		rc = SHM_CALL_NOUSER;
+	} else {
+		memcpy(name, buf, lens[0]);
+		name[lens[0]] = 0;
+		rm_SetContextUser(ctx, u);
+		*reply = rm_Call(ctx, name, fmt, v, (size_t)(argc - 1));
+		rm_SetContextUser(ctx, NULL);
+		if (*reply) {
+			*proto = rm_CallReplyProto(*reply, plen);
+			rc = SHM_CALL_OK;
+		}
+	}
+	int saved = errno;
+	if (u)
+		rm_FreeModuleUser(u);
+	if (v)
+		free_argv(v, argc - 1);
+	free(name);
+	errno = saved;
+	return rc;
+}
+
+// shm_acl_check asks whether user may run the command (ACL rules for the
+// command, its keys and channels), for commands the module answers itself.
+// Under the lock. Returns 0 or an errno (EACCES: denied; ESRCH: no user).
+int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, int argc) {
+	RedisModuleUser *u = rm_GetModuleUserFromUserName(user);
+	if (!u)
+		return ESRCH;
+	RedisModuleString **v = make_argv(buf, lens, argc);
+	int rc = ENOMEM;
+	if (v) {
+		rc = rm_ACLCheckCommandPermissions(u, v, argc) == RM_OK ? 0 : errno;
+		free_argv(v, argc);
+	}
+	rm_FreeModuleUser(u);
+	return rc;
+}
+
+void shm_reply_free(RedisModuleCallReply *r) { rm_FreeCallReply(r); }
+RedisModuleString *shm_string(const char *p, size_t len) { return rm_CreateString(NULL, p, len); }
+void shm_string_free(RedisModuleString *s) { rm_FreeString(NULL, s); }
+
+const char *shm_arg(RedisModuleString **argv, int i, size_t *len) { return rm_StringPtrLen(argv[i], len); }
+
+static void wake_noop(void *data) { (void)data; }
+
+// shm_wake makes the main thread run an event-loop iteration now (the
+// one-shot's pipe write wakes it), so that what a write did reaches
+// replicas, the AOF and clients blocked on the socket without waiting for
+// the next timer tick.
+void shm_wake(void) { rm_EventLoopAddOneShot(wake_noop, NULL); }
+
+// The section named after the module: INFO shmconn.
+void shm_info_section(RedisModuleInfoCtx *ictx) { rm_InfoAddSection(ictx, ""); }
+void shm_info_u64(RedisModuleInfoCtx *ictx, const char *field, unsigned long long v) {
+	rm_InfoAddFieldULongLong(ictx, field, v);
+}
+
+void shm_reply_buf(RedisModuleCtx *ctx, const char *buf, size_t len) { rm_ReplyWithStringBuffer(ctx, buf, len); }
+
+void shm_log(const char *level, const char *msg) { rm_Log(g_ctx, level, "%s", msg); }
+
+unsigned long long shm_client_id(RedisModuleCtx *ctx) { return rm_GetClientId(ctx); }
+int shm_select(RedisModuleCtx *ctx, int db) { return rm_SelectDb(ctx, db); }
+int shm_ctx_flags(RedisModuleCtx *ctx) { return rm_GetContextFlags(ctx); }

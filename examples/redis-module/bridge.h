@@ -1,0 +1,39 @@
+// bridge.h: the C functions the Go side calls. Each wraps one or a few
+// module API calls so that Go makes one cgo call per step (cgo cannot call
+// variadic functions or function pointers itself).
+
+#ifndef SHMCONN_BRIDGE_H
+#define SHMCONN_BRIDGE_H
+
+#include "rmapi.h"
+
+// Results of shm_call.
+enum {
+	SHM_CALL_OK = 0,      // *reply holds the reply
+	SHM_CALL_NOREPLY = 1, // RM_Call refused without a reply; errno says why
+	SHM_CALL_NOUSER = 2,  // the conn's ACL user no longer exists
+};
+
+int shm_has_api(const char *name);
+void shm_lock(void);
+void shm_unlock(void);
+RedisModuleCtx *shm_ctx_new(void);
+void shm_ctx_free(RedisModuleCtx *ctx);
+int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen);
+int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, int argc);
+void shm_reply_free(RedisModuleCallReply *r);
+RedisModuleString *shm_string(const char *p, size_t len);
+void shm_string_free(RedisModuleString *s);
+const char *shm_arg(RedisModuleString **argv, int i, size_t *len);
+void shm_wake(void);
+long long shm_pause_left(int write, long long now_ms);
+void shm_info_section(RedisModuleInfoCtx *ictx);
+void shm_info_u64(RedisModuleInfoCtx *ictx, const char *field, unsigned long long v);
+void shm_reply_buf(RedisModuleCtx *ctx, const char *buf, size_t len);
+void shm_log(const char *level, const char *msg);
+unsigned long long shm_client_id(RedisModuleCtx *ctx);
+int shm_select(RedisModuleCtx *ctx, int db);
+int shm_ctx_flags(RedisModuleCtx *ctx);
+
+#endif

@@ -1,0 +1,316 @@
+//go:build cgo
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// client is one shm conn. Its goroutine owns it; the fields SHMCONN.CLIENTS
+// reads on the main thread (marked) are written only under the server lock.
+type client struct {
+	m       *module
+	nc      net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
+	created time.Time
+
+	ctx     rmCtx    // its own thread-safe context: database, id
+	userStr rmString // the ACL user its commands run as
+
+	// Written under the server lock.
+	id       uint64
+	user     string
+	authed   bool
+	db       int
+	resp     int
+	name     string
+	lastCmd  string
+	lastUsed time.Time
+
+	multi      []*command // queued commands; nil: not in MULTI
+	multiDirty bool       // a queued command was refused: EXEC aborts
+}
+
+const (
+	errNoAuth      = "-NOAUTH Authentication required.\r\n"
+	errExecAbort   = "-EXECABORT Transaction discarded because of previous errors.\r\n"
+	errNotInMulti  = "-ERR Command not allowed inside a transaction\r\n"
+	errUnsupported = "-ERR %s is not supported over shmconn; use a socket connection\r\n"
+)
+
+func (c *client) serve() {
+	defer c.m.forget(c)
+	defer c.nc.Close()
+	c.r = bufio.NewReaderSize(c.nc, 64<<10)
+	c.w = bufio.NewWriterSize(c.nc, 64<<10)
+	lockServer()
+	c.start()
+	unlockServer()
+	defer c.free()
+	for c.serveOne() {
+	}
+	c.w.Flush()
+}
+
+// start sets the client up as Redis sets up a new connection: database 0,
+// RESP2, the default user, authenticated if that user needs no password.
+func (c *client) start() {
+	c.ctx = newCtx()
+	c.id = clientID(c.ctx)
+	c.resp = 2
+	c.setUser("default")
+	c.authed = c.m.defaultNoPass()
+	c.lastUsed = time.Now()
+}
+
+func (c *client) free() {
+	lockServer()
+	freeString(c.userStr)
+	freeCtx(c.ctx)
+	unlockServer()
+}
+
+// setUser: under the lock.
+func (c *client) setUser(name string) {
+	freeString(c.userStr)
+	c.user, c.userStr = name, newString(name)
+}
+
+// defaultNoPass says whether the default user is on and needs no
+// password, as a new socket client then starts authenticated. Under the lock.
+func (m *module) defaultNoPass() bool {
+	res := rmCall(m.ctx, nil, "", newCommand("ACL", "GETUSER", "default"))
+	v, _, err := parseValue(res.reply)
+	if err != nil || len(v.arr) < 2 {
+		return false
+	}
+	var on, nopass bool
+	for _, f := range v.arr[1].arr {
+		on = on || string(f.str) == "on"
+		nopass = nopass || string(f.str) == "nopass"
+	}
+	return on && nopass
+}
+
+// serveOne reads and answers one request; false ends the conn.
+func (c *client) serveOne() bool {
+	cfg := c.m.cfg.Load()
+	if c.r.Buffered() == 0 {
+		if err := c.w.Flush(); err != nil {
+			return false
+		}
+		if cfg.timeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(cfg.timeout))
+		}
+	}
+	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed})
+	var pe protoError
+	if errors.As(err, &pe) {
+		c.w.WriteString("-ERR " + pe.Error() + "\r\n")
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	return c.dispatch(cmd)
+}
+
+func (c *client) reply(s string) { c.w.WriteString(s) }
+
+// dispatch answers one command; false ends the conn.
+func (c *client) dispatch(cmd *command) bool {
+	name := lower(cmd.arg(0))
+	switch name {
+	case "quit":
+		c.reply("+OK\r\n")
+		return false
+	case "reset":
+		c.reset()
+		return true
+	case "auth":
+		c.auth(cmd)
+		return true
+	case "hello":
+		c.hello(cmd)
+		return true
+	case "multi", "exec", "discard", "watch":
+		return c.transaction(name, cmd)
+	}
+	if c.multi != nil {
+		return c.queue(cmd)
+	}
+	switch name {
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait":
+		c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
+		return true
+	}
+	return c.runOne(cmd)
+}
+
+// runOne runs a command outside a transaction, waiting out CLIENT PAUSE,
+// and, for a blocking command, its timeout.
+func (c *client) runOne(cmd *command) bool {
+	if b := c.blockingTimeout(cmd); b != nil {
+		return c.runBlocking(cmd, b)
+	}
+	reply, ok := c.runPaused([]*command{cmd}, false)
+	c.reply(string(reply))
+	return ok
+}
+
+// runPaused runs cmds under one lock, after any CLIENT PAUSE that holds
+// them has passed. A transaction's replies come as one array. false: the
+// conn must end (its ACL user was deleted).
+func (c *client) runPaused(cmds []*command, tx bool) ([]byte, bool) {
+	for {
+		lockServer()
+		if wait := c.pauseLeft(cmds); wait > 0 {
+			unlockServer()
+			time.Sleep(min(wait, 10*time.Millisecond))
+			continue
+		}
+		out, wrote, ok := c.runLocked(cmds, tx)
+		unlockServer()
+		if wrote {
+			wakeMainThread()
+		}
+		return out, ok
+	}
+}
+
+func (c *client) pauseLeft(cmds []*command) time.Duration {
+	var left time.Duration
+	for _, cmd := range cmds {
+		ci := c.m.command(lower(cmd.arg(0)))
+		left = max(left, pauseLeft(ci != nil && ci.writes()))
+	}
+	return left
+}
+
+// runLocked runs cmds under the lock (one, or a transaction's).
+func (c *client) runLocked(cmds []*command, tx bool) (out []byte, wrote, ok bool) {
+	if tx {
+		out = fmt.Appendf(out, "*%d\r\n", len(cmds))
+	}
+	ok = true
+	for _, cmd := range cmds {
+		r, w, alive := c.exec(cmd)
+		out, wrote, ok = append(out, r...), wrote || w, ok && alive
+	}
+	c.lastUsed = time.Now()
+	return out, wrote, ok
+}
+
+// exec runs one command under the lock, with a socket client's checks.
+func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
+	name := lower(cmd.arg(0))
+	c.lastCmd = name
+	if bytes.IndexByte(cmd.arg(0), 0) >= 0 {
+		return unknownCommand(cmd), false, true
+	}
+	ci := c.m.command(name)
+	if ci != nil {
+		if r := c.refuse(name, ci, cmd); r != "" {
+			return []byte(r), false, true
+		}
+		if name == "client" {
+			if r, handled := c.clientCommand(cmd); handled {
+				return r, false, true
+			}
+		}
+	}
+	res := rmCall(c.ctx, c.userStr, c.callFlags(ci), cmd)
+	switch {
+	case res.noUser:
+		return []byte("-ERR your ACL user was deleted\r\n"), false, false
+	case res.reply == nil:
+		return []byte(fmt.Sprintf("-ERR shmconn: RedisModule_Call refused: %v\r\n", res.errno)), false, true
+	}
+	if name == "select" && string(res.reply) == "+OK\r\n" {
+		c.db, _ = strconv.Atoi(string(cmd.arg(1)))
+		selectDB(c.ctx, c.db)
+	}
+	return c.translate(res.reply, ci, cmd), ci == nil || ci.writes() || ci.container, true
+}
+
+// refuse applies the checks RM_Call does not make for a socket client:
+// authentication, DEBUG and MODULE's protection, READONLY for a command
+// that cannot run in script mode. "" lets the command run.
+func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
+	if !arityOK(ci, cmd) {
+		return "" // RM_Call answers with Redis's own error
+	}
+	cfg := c.m.cfg.Load()
+	switch {
+	case !c.authed && !ci.flags["no_auth"]:
+		return errNoAuth
+	case name == "debug" && cfg.debugCmd == "no", name == "module" && cfg.moduleCmd == "no":
+		opt := "enable-" + name + "-command"
+		return fmt.Sprintf("-ERR %s command not allowed. If the %s option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n", strings.ToUpper(name), opt)
+	case ci.flags["noscript"] && ci.writes() && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
+		return "-READONLY You can't write against a read only replica.\r\n"
+	}
+	return ""
+}
+
+func arityOK(ci *cmdInfo, cmd *command) bool {
+	n := cmd.argc()
+	return (ci.arity >= 0 && n == ci.arity) || (ci.arity < 0 && n >= -ci.arity)
+}
+
+// callFlags are RM_Call's format flags for a command from this client:
+//
+//	!  replicate to the AOF and replicas, as a socket client's write is
+//	E  errors as replies, with Redis's messages
+//	C  run as the client's ACL user (NOPERM per command, key and channel)
+//	M  refuse deny-oom commands over maxmemory (OOM)
+//	S  script mode: READONLY on a read-only replica, MISCONF, NOREPLICAS,
+//	   MASTERDOWN; left out for commands a script may not run
+//	   (refuse checks READONLY for those)
+//	3  a RESP3 reply, after HELLO 3
+func (c *client) callFlags(ci *cmdInfo) string {
+	f := "!ECM"
+	if ci == nil || !ci.flags["noscript"] {
+		f += "S"
+	}
+	if c.resp == 3 {
+		f += "3"
+	}
+	return f
+}
+
+// translate gives RM_Call's own wording of an ACL refusal the words a
+// socket client reads.
+func (c *client) translate(reply []byte, ci *cmdInfo, cmd *command) []byte {
+	const prefix = "-ERR acl verification failed, "
+	if !bytes.HasPrefix(reply, []byte(prefix)) {
+		return reply
+	}
+	switch {
+	case bytes.Contains(reply, []byte("keys")):
+		return []byte("-NOPERM this user has no permissions to access one of the keys used as arguments\r\n")
+	case bytes.Contains(reply, []byte("channel")):
+		return []byte("-NOPERM this user has no permissions to access one of the channels used as arguments\r\n")
+	}
+	full := lower(cmd.arg(0))
+	if ci != nil && ci.container && cmd.argc() > 1 {
+		full += "|" + lower(cmd.arg(1))
+	}
+	return []byte("-NOPERM this user has no permissions to run the '" + full + "' command\r\n")
+}
+
+func unknownCommand(cmd *command) []byte {
+	var args strings.Builder
+	for i := 1; i < cmd.argc() && args.Len() < 128; i++ {
+		fmt.Fprintf(&args, "'%.128s' ", cmd.arg(i))
+	}
+	return fmt.Appendf(nil, "-ERR unknown command '%.128s', with args beginning with: %s\r\n", cmd.arg(0), args.String())
+}

@@ -1,0 +1,27 @@
+// Command redis-module is a Redis module that serves shmconn clients from
+// an unmodified redis-server. Build it as a shared object and load it:
+//
+//	go build -buildmode=c-shared -o shmconn-redis.so ./examples/redis-module
+//	redis-server --loadmodule ./shmconn-redis.so unixsocket /run/redis/redis-shm.sock \
+//	    [unixsocketperm 700] [wait spin|adaptive] [maxclients N]
+//
+// Each shm client gets what a socket client has: its commands run through
+// RedisModule_Call on a thread-safe context under the server lock (one
+// command, or one MULTI/EXEC transaction, per lock), as the client's ACL
+// user (AUTH, HELLO), in its database (SELECT), with its protocol (RESP2
+// or RESP3), and the reply's RESP bytes go back as Redis wrote them. The
+// rules a socket client meets apply: NOAUTH, NOPERM, READONLY on a
+// read-only replica, OOM under maxmemory, MISCONF, CLIENT PAUSE,
+// enable-debug-command, maxclients and the idle timeout. Blocking commands
+// (BLPOP and family, BZPOPMIN, BLMOVE, XREAD and XREADGROUP with BLOCK)
+// wait for their timeout by running their non-blocking form again as keys
+// change; WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
+// with an error saying so.
+//
+// INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the
+// shm clients in CLIENT LIST's format. MODULE UNLOAD is refused: a Go
+// runtime cannot be unloaded.
+package main
+
+// main is never called: redis-server calls RedisModule_OnLoad.
+func main() {}

@@ -1,0 +1,316 @@
+//go:build cgo
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+// module is the state of the loaded module: the listener, its clients,
+// and what it knows of the server's configuration and commands.
+type module struct {
+	opts options
+	ln   *conn.Listener
+	ctx  rmCtx // for the module's own calls (CONFIG GET, COMMAND INFO), under the lock
+
+	cfg      atomic.Pointer[serverConfig]
+	accepted atomic.Uint64 // clients accepted
+	refused  atomic.Uint64 // clients refused at maxclients
+
+	mu      sync.Mutex // guards clients and cmds; never held while waiting for the server lock
+	clients map[*client]struct{}
+	cmds    map[string]*cmdInfo
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// serverConfig is what the module reads of redis-server's configuration,
+// refreshed every second (CONFIG SET changes it).
+type serverConfig struct {
+	maxBulk    int64         // proto-max-bulk-len
+	maxQuery   int64         // client-query-buffer-limit
+	timeout    time.Duration // timeout: idle clients are closed after it; 0: never
+	debugCmd   string        // enable-debug-command: yes, no, local
+	moduleCmd  string        // enable-module-command
+	maxClients int           // maxclients, unless the module's own is given
+}
+
+var configNames = []string{"proto-max-bulk-len", "client-query-buffer-limit", "timeout",
+	"enable-debug-command", "enable-module-command", "maxclients"}
+
+// load starts the module: it reads the configuration, listens and serves.
+// It runs on the main thread during RedisModule_OnLoad, which holds the
+// server lock.
+func load(loadCtx rmCtx, args []string) (*module, error) {
+	o, err := parseOptions(args)
+	if err != nil {
+		return nil, err
+	}
+	m := &module{opts: o, clients: map[*client]struct{}{}, cmds: map[string]*cmdInfo{},
+		closing: make(chan struct{})}
+	cfg, err := m.readConfig(loadCtx)
+	if err != nil {
+		return nil, err
+	}
+	m.cfg.Store(cfg)
+	if m.ln, err = listen(o); err != nil {
+		return nil, err
+	}
+	m.ctx = newCtx()
+	go m.acceptLoop()
+	go m.refreshConfig()
+	return m, nil
+}
+
+// listen listens on the socket path, first removing a stale socket: one
+// that is a socket and refuses connections. Any other file stays.
+func listen(o options) (*conn.Listener, error) {
+	if err := removeStale(o.socket); err != nil {
+		return nil, err
+	}
+	lc := conn.ListenConfig{Wait: o.wait}
+	ln, err := lc.Listen(context.Background(), "unix", o.socket)
+	if err != nil {
+		return nil, err
+	}
+	if o.perm != 0 {
+		if err := os.Chmod(o.socket, o.perm); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return ln, nil
+}
+
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; not removing it", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: another process listens on it", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s: cannot tell whether it is stale: %v", path, err)
+	}
+	return os.Remove(path)
+}
+
+// readConfig reads serverConfig with one CONFIG GET. Under the lock.
+func (m *module) readConfig(ctx rmCtx) (*serverConfig, error) {
+	cmd := newCommand(append([]string{"CONFIG", "GET"}, configNames...)...)
+	res := rmCall(ctx, nil, "", cmd)
+	v, _, err := parseValue(res.reply)
+	if err != nil || v.kind != '*' {
+		return nil, fmt.Errorf("CONFIG GET: %q %v", res.reply, err)
+	}
+	kv := map[string]string{}
+	for i := 0; i+1 < len(v.arr); i += 2 {
+		kv[string(v.arr[i].str)] = string(v.arr[i+1].str)
+	}
+	num := func(k string) int64 { n, _ := strconv.ParseInt(kv[k], 10, 64); return n }
+	return &serverConfig{
+		maxBulk:    num("proto-max-bulk-len"),
+		maxQuery:   num("client-query-buffer-limit"),
+		timeout:    time.Duration(num("timeout")) * time.Second,
+		debugCmd:   kv["enable-debug-command"],
+		moduleCmd:  kv["enable-module-command"],
+		maxClients: int(num("maxclients")),
+	}, nil
+}
+
+func (m *module) refreshConfig() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.closing:
+			return
+		case <-t.C:
+		}
+		lockServer()
+		cfg, err := m.readConfig(m.ctx)
+		unlockServer()
+		if err == nil {
+			m.cfg.Store(cfg)
+		}
+	}
+}
+
+func (m *module) maxClients() int {
+	if m.opts.maxClients > 0 {
+		return m.opts.maxClients
+	}
+	return m.cfg.Load().maxClients
+}
+
+func (m *module) acceptLoop() {
+	for {
+		nc, err := m.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				logWarning("shmconn: accept: " + err.Error())
+			}
+			return
+		}
+		m.accepted.Add(1)
+		c := &client{m: m, nc: nc, created: time.Now()}
+		if !m.admit(c) {
+			m.refused.Add(1)
+			nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (m *module) admit(c *client) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.closing:
+		return false
+	default:
+	}
+	if len(m.clients) >= m.maxClients() {
+		return false
+	}
+	m.clients[c] = struct{}{}
+	return true
+}
+
+func (m *module) forget(c *client) {
+	m.mu.Lock()
+	delete(m.clients, c)
+	m.mu.Unlock()
+}
+
+// shutdown closes the listener and every client: redis-server is exiting
+// (it runs on the main thread, in the shutdown event).
+func (m *module) shutdown() {
+	m.closeOnce.Do(func() {
+		close(m.closing)
+		m.ln.Close()
+		m.mu.Lock()
+		for c := range m.clients {
+			c.nc.Close()
+		}
+		m.mu.Unlock()
+	})
+}
+
+type infoField struct {
+	name  string
+	value uint64
+}
+
+// infoFields are INFO shmconn's fields. Called on the main thread.
+func (m *module) infoFields() []infoField {
+	s := m.ln.Stats()
+	m.mu.Lock()
+	n := len(m.clients)
+	m.mu.Unlock()
+	he := s.HandshakeErrors
+	return []infoField{
+		{"clients", uint64(n)},
+		{"clients_accepted", m.accepted.Load()},
+		{"clients_refused_maxclients", m.refused.Load()},
+		{"shared_conns", s.SharedConns},
+		{"fallbacks_no_segment", s.Fallbacks.NoSegment},
+		{"fallbacks_open_failed", s.Fallbacks.OpenFailed},
+		{"handshake_errors", he.Timeout + he.NoSharedMemory + he.Protocol + he.Closed + he.Other},
+		{"handshake_errors_timeout", he.Timeout},
+		{"handshake_errors_protocol", he.Protocol},
+		{"handshake_errors_closed", he.Closed},
+		{"handshake_errors_other", he.Other + he.NoSharedMemory},
+		{"bytes_read", s.BytesRead},
+		{"bytes_written", s.BytesWritten},
+		{"wakeups_sent", s.WakeupsSent},
+		{"wakeups_received", s.WakeupsReceived},
+		{"parks", s.Parks},
+	}
+}
+
+// clientList is SHMCONN.CLIENTS's reply: a CLIENT LIST line per shm
+// client. Called on the main thread, which holds the server lock, so the
+// fields clients write under that lock are stable.
+func (m *module) clientList() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b []byte
+	for c := range m.clients {
+		b = c.appendInfo(b)
+	}
+	return b
+}
+
+// cmdInfo is what COMMAND INFO says of a command, as far as the module
+// needs it.
+type cmdInfo struct {
+	arity     int
+	flags     map[string]bool
+	container bool // it has subcommands (CONFIG, CLIENT, ...)
+}
+
+// writes: the command may write or replicate (CLIENT PAUSE WRITE holds it;
+// the main thread is woken after it).
+func (ci *cmdInfo) writes() bool { return ci.flags["write"] || ci.flags["may_replicate"] }
+
+// command looks a command up, caching what COMMAND INFO says. Under the
+// lock. nil: no such command.
+func (m *module) command(name string) *cmdInfo {
+	m.mu.Lock()
+	ci := m.cmds[name]
+	m.mu.Unlock()
+	if ci != nil {
+		return ci
+	}
+	res := rmCall(m.ctx, nil, "", newCommand("COMMAND", "INFO", name))
+	v, _, err := parseValue(res.reply)
+	if err != nil || len(v.arr) != 1 || len(v.arr[0].arr) < 3 {
+		return nil
+	}
+	e := v.arr[0].arr
+	ci = &cmdInfo{arity: int(e[1].num), flags: map[string]bool{}}
+	for _, f := range e[2].arr {
+		ci.flags[string(f.str)] = true
+	}
+	ci.container = len(e) > 9 && len(e[9].arr) > 0
+	m.mu.Lock()
+	m.cmds[name] = ci
+	m.mu.Unlock()
+	return ci
+}
+
+func newCommand(args ...string) *command {
+	c := &command{}
+	for _, a := range args {
+		c.push([]byte(a))
+	}
+	return c
+}
+
+func lower(b []byte) string { return strings.ToLower(string(b)) }

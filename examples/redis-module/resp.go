@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Redis's own bounds on a request (server.h, networking.c).
+const (
+	maxInline         = 64 << 10 // PROTO_INLINE_MAX_SIZE: an inline request, or a count line
+	maxMultibulk      = 1 << 20  // elements of one request
+	maxUnauthMultiLen = 10       // elements before AUTH, where AUTH is required
+	maxUnauthBulkLen  = 16384    // bytes of one argument before AUTH
+)
+
+// protoError is a request Redis would answer with "-ERR Protocol error:
+// ..." and then close the connection.
+type protoError string
+
+func (e protoError) Error() string { return "Protocol error: " + string(e) }
+
+// errQueryLimit: a request larger than client-query-buffer-limit; Redis
+// closes such a client without a reply.
+var errQueryLimit = errors.New("request exceeds client-query-buffer-limit")
+
+// limits bound one request.
+type limits struct {
+	maxBulk  int64 // proto-max-bulk-len
+	maxQuery int64 // client-query-buffer-limit
+	unauth   bool  // the client must still AUTH: Redis's tighter bounds apply
+}
+
+// command is one request's arguments, laid end to end in data (the layout
+// the C side takes): argument i is data[ends[i-1]:ends[i]].
+type command struct {
+	data []byte
+	ends []int
+}
+
+func (c *command) argc() int { return len(c.ends) }
+
+func (c *command) arg(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = c.ends[i-1]
+	}
+	return c.data[start:c.ends[i]]
+}
+
+func (c *command) push(b []byte) {
+	c.data = append(c.data, b...)
+	c.ends = append(c.ends, len(c.data))
+}
+
+// readCommand reads one request, multibulk or inline, within lim. Empty
+// requests (an empty line, "*0") are skipped, as Redis skips them. A
+// malformed or oversized one returns a protoError.
+func readCommand(r *bufio.Reader, lim limits) (*command, error) {
+	for {
+		b, err := r.Peek(1)
+		if err != nil {
+			return nil, err
+		}
+		var cmd *command
+		if b[0] == '*' {
+			cmd, err = readMultibulk(r, lim)
+		} else {
+			cmd, err = readInline(r)
+		}
+		if err != nil || cmd.argc() > 0 {
+			return cmd, err
+		}
+	}
+}
+
+// readLine reads a line ending in "\n" (without it, and without a "\r"
+// before it) of at most max bytes; tooLong names a longer one.
+func readLine(r *bufio.Reader, max int, tooLong string) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > max+2 {
+			return nil, protoError(tooLong)
+		}
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF && len(line) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	line = line[:len(line)-1]
+	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+// parseInt is Redis's string2ll: an optional minus sign and decimal
+// digits, no leading zeros, no spaces, within int64.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 || (len(b) > 1 && b[0] == '0') || b[0] == '+' {
+		return 0, false
+	}
+	if b[0] == '-' && (len(b) == 1 || b[1] == '0') {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}
+
+func readMultibulk(r *bufio.Reader, lim limits) (*command, error) {
+	line, err := readLine(r, maxInline, "too big mbulk count string")
+	if err != nil {
+		return nil, err
+	}
+	n, ok := parseInt(line[1:])
+	switch {
+	case !ok || n > maxMultibulk:
+		return nil, protoError("invalid multibulk length")
+	case lim.unauth && n > maxUnauthMultiLen:
+		return nil, protoError("unauthenticated multibulk length")
+	}
+	cmd := &command{ends: make([]int, 0, min(n, 64))}
+	for i := int64(0); i < n; i++ {
+		if err := readBulk(r, lim, cmd); err != nil {
+			return nil, err
+		}
+	}
+	return cmd, nil
+}
+
+func readBulk(r *bufio.Reader, lim limits, cmd *command) error {
+	line, err := readLine(r, maxInline, "too big bulk count string")
+	if err != nil {
+		return err
+	}
+	if len(line) == 0 || line[0] != '$' {
+		got := byte('\n')
+		if len(line) > 0 {
+			got = line[0]
+		}
+		return protoError(fmt.Sprintf("expected '$', got '%c'", got))
+	}
+	n, ok := parseInt(line[1:])
+	switch {
+	case !ok || n < 0 || n > lim.maxBulk:
+		return protoError("invalid bulk length")
+	case lim.unauth && n > maxUnauthBulkLen:
+		return protoError("unauthenticated bulk length")
+	case int64(len(cmd.data))+n > lim.maxQuery:
+		return errQueryLimit
+	}
+	// Grow as bytes arrive, so that a length alone commits no memory.
+	start := len(cmd.data)
+	for int64(len(cmd.data)-start) < n {
+		want := min(n-int64(len(cmd.data)-start), 1<<20)
+		cmd.data = append(cmd.data, make([]byte, want)...)
+		got := len(cmd.data) - int(want)
+		if _, err := io.ReadFull(r, cmd.data[got:]); err != nil {
+			return unexpected(err)
+		}
+	}
+	cmd.ends = append(cmd.ends, len(cmd.data))
+	var crlf [2]byte // Redis skips the two bytes after a bulk unchecked
+	_, err = io.ReadFull(r, crlf[:])
+	return unexpected(err)
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func readInline(r *bufio.Reader) (*command, error) {
+	line, err := readLine(r, maxInline, "too big inline request")
+	if err != nil {
+		return nil, err
+	}
+	args, ok := splitArgs(line)
+	if !ok {
+		return nil, protoError("unbalanced quotes in request")
+	}
+	cmd := &command{}
+	for _, a := range args {
+		cmd.push(a)
+	}
+	return cmd, nil
+}
+
+// splitArgs splits an inline request as Redis's sdssplitargs does:
+// arguments separated by blanks, "double quoted" with backslash escapes
+// (\n \r \t \b \a \xHH), or 'single quoted' with only \' escaped.
+func splitArgs(line []byte) ([][]byte, bool) {
+	var args [][]byte
+	i := 0
+	for {
+		for i < len(line) && isBlank(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			return args, true
+		}
+		arg, next, ok := nextArg(line, i)
+		if !ok {
+			return nil, false
+		}
+		args, i = append(args, arg), next
+	}
+}
+
+func isBlank(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' || b == 0 }
+
+func nextArg(line []byte, i int) (arg []byte, next int, ok bool) {
+	arg = []byte{}
+	var quote byte
+	for ; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == 0 && isBlank(c):
+			return arg, i, true
+		case quote == 0 && (c == '"' || c == '\''):
+			quote = c
+		case quote != 0 && c == quote:
+			// A closing quote must be followed by a blank or the end.
+			if i+1 < len(line) && !isBlank(line[i+1]) {
+				return nil, 0, false
+			}
+			return arg, i + 1, true
+		case quote == '"' && c == '\\' && i+1 < len(line):
+			i++
+			arg, i = appendEscape(arg, line, i)
+		case quote == '\'' && c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+			i++
+			arg = append(arg, '\'')
+		default:
+			arg = append(arg, c)
+		}
+	}
+	return arg, i, quote == 0
+}
+
+func appendEscape(arg, line []byte, i int) ([]byte, int) {
+	if line[i] == 'x' && i+2 < len(line) {
+		if v, err := strconv.ParseUint(string(line[i+1:i+3]), 16, 8); err == nil {
+			return append(arg, byte(v)), i + 2
+		}
+	}
+	esc := map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', 'b': '\b', 'a': '\a'}
+	if e, ok := esc[line[i]]; ok {
+		return append(arg, e), i
+	}
+	return append(arg, line[i]), i
+}
+
+// value is one RESP2 reply, as the module reads its own RM_Call replies
+// (COMMAND INFO, CONFIG GET, ACL GETUSER).
+type value struct {
+	kind byte // '+', '-', ':', '$', '*'
+	str  []byte
+	num  int64
+	arr  []value
+	null bool
+}
+
+// parseValue parses one RESP2 value at the start of b.
+func parseValue(b []byte) (v value, rest []byte, err error) {
+	i := bytes.Index(b, []byte("\r\n"))
+	if len(b) == 0 || i < 0 {
+		return v, nil, errors.New("truncated reply")
+	}
+	v.kind, v.str, rest = b[0], b[1:i], b[i+2:]
+	switch v.kind {
+	case '+', '-':
+		return v, rest, nil
+	case ':':
+		v.num, err = strconv.ParseInt(string(v.str), 10, 64)
+		return v, rest, err
+	case '$', '*':
+		n, err := strconv.Atoi(string(v.str))
+		if err != nil || n < 0 {
+			v.null = true
+			return v, rest, err
+		}
+		if v.kind == '$' {
+			if len(rest) < n+2 {
+				return v, nil, errors.New("truncated bulk")
+			}
+			v.str = rest[:n]
+			return v, rest[n+2:], nil
+		}
+		v.arr = make([]value, n)
+		for j := range v.arr {
+			if v.arr[j], rest, err = parseValue(rest); err != nil {
+				return v, nil, err
+			}
+		}
+		return v, rest, nil
+	}
+	return v, nil, fmt.Errorf("unknown reply type %q", v.kind)
+}

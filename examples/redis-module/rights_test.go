@@ -1,0 +1,165 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Each right a socket client has, checked over shm against a real server.
+
+func TestNoAuth(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	c := s.shmConn()
+	if r := c.do("SET", "k", "v"); !strings.HasPrefix(r, "-NOAUTH") {
+		t.Fatalf("SET before AUTH: %q", r)
+	}
+	if r := c.do("AUTH", "wrong"); !strings.HasPrefix(r, "-WRONGPASS") {
+		t.Fatalf("AUTH wrong: %q", r)
+	}
+	if r := c.do("AUTH", "secret"); r != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", r)
+	}
+	if r := c.do("SET", "k", "v"); r != "+OK\r\n" {
+		t.Fatalf("SET after AUTH: %q", r)
+	}
+	h := s.shmConn()
+	if r := h.do("HELLO", "3", "AUTH", "default", "secret", "SETNAME", "me"); !strings.HasPrefix(r, "%7\r\n") {
+		t.Fatalf("HELLO 3 AUTH: %q", r)
+	}
+	if r := h.do("CLIENT", "GETNAME"); r != "$2\r\nme\r\n" {
+		t.Fatalf("CLIENT GETNAME: %q", r)
+	}
+}
+
+func TestNoPerm(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	admin := s.plainConn()
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get", "+set"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c := s.shmConn()
+	if r := c.do("AUTH", "app", "pw"); r != "+OK\r\n" {
+		t.Fatalf("AUTH app: %q", r)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SET", "app:1", "v"}, "+OK\r\n"},
+		{[]string{"SET", "other", "v"}, "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"},
+		{[]string{"DEL", "app:1"}, "-NOPERM this user has no permissions to run the 'del' command\r\n"},
+		{[]string{"CLIENT", "ID"}, "-NOPERM this user has no permissions to run the 'client|id' command\r\n"},
+	} {
+		if r := c.do(tc.args...); r != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, r, tc.want)
+		}
+	}
+}
+
+func TestReadonlyReplica(t *testing.T) {
+	master := startServer(t, serverSpec{tcp: true, noModule: true})
+	s := startServer(t, serverSpec{args: []string{"--replicaof", "127.0.0.1", itoa(master.port)}})
+	c := s.shmConn()
+	if r := c.do("SET", "k", "v"); r != "-READONLY You can't write against a read only replica.\r\n" {
+		t.Fatalf("SET on a replica: %q", r)
+	}
+	if r := c.do("GET", "k"); r != "$-1\r\n" {
+		t.Fatalf("GET on a replica: %q", r)
+	}
+}
+
+func TestClientPauseHoldsWrites(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	c := s.shmConn()
+	if r := s.plainConn().do("CLIENT", "PAUSE", "500", "WRITE"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	if r := c.do("GET", "k"); r != "$-1\r\n" {
+		t.Fatalf("GET while writes are paused: %q", r)
+	}
+	start := time.Now()
+	if r := c.do("SET", "k", "v"); r != "+OK\r\n" {
+		t.Fatalf("SET: %q", r)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("SET during CLIENT PAUSE WRITE answered after %v", d)
+	}
+}
+
+func TestOOM(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--maxmemory", "1", "--maxmemory-policy", "noeviction"}})
+	c := s.shmConn()
+	r := c.do("SET", "k", "v")
+	if r != "-OOM command not allowed when used memory > 'maxmemory'.\r\n" {
+		t.Fatalf("SET over maxmemory: %q", r)
+	}
+}
+
+func TestDebugRefused(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--enable-debug-command", "no"}})
+	want := s.plainConn().do("DEBUG", "DIGEST")
+	if !strings.HasPrefix(want, "-ERR DEBUG command not allowed") {
+		t.Fatalf("the socket: %q", want)
+	}
+	if r := s.shmConn().do("DEBUG", "DIGEST"); r != want {
+		t.Fatalf("DEBUG over shm: %q, the socket says %q", r, want)
+	}
+}
+
+func TestModuleUnloadRefused(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--enable-module-command", "yes"}})
+	if r := s.plainConn().do("MODULE", "UNLOAD", "shmconn"); !strings.HasPrefix(r, "-ERR Error unloading module") {
+		t.Fatalf("MODULE UNLOAD: %q", r)
+	}
+	if r := s.shmConn().do("PING"); r != "+PONG\r\n" {
+		t.Fatalf("PING after MODULE UNLOAD: %q", r)
+	}
+}
+
+func TestProtocolErrors(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	other := s.shmConn()
+	for _, tc := range []struct{ req, want string }{
+		{"*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"*1\r\n$9223372036854775807\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"*1\r\n+x\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
+		{"GET \"k\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+	} {
+		c := s.shmConn()
+		want := s.plainConn()
+		want.send([]byte(tc.req))
+		if w := want.read(); w != tc.want {
+			t.Fatalf("%q over the socket: %q, want %q", tc.req, w, tc.want)
+		}
+		c.send([]byte(tc.req))
+		if r := c.read(); r != tc.want {
+			t.Errorf("%q over shm: %q, want %q", tc.req, r, tc.want)
+		}
+		if r := other.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("another client after %q: %q", tc.req, r)
+		}
+	}
+}
+
+func TestBlockingWaits(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	c := s.shmConn()
+	start := time.Now()
+	if r := c.do("BLPOP", "q", "0.3"); r != "*-1\r\n" {
+		t.Fatalf("BLPOP timeout: %q", r)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("BLPOP with timeout 0.3 returned after %v", d)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		s.plainConn().do("RPUSH", "q", "x")
+	}()
+	if r := c.do("BLPOP", "q", "5"); r != "*2\r\n$1\r\nq\r\n$1\r\nx\r\n" {
+		t.Fatalf("BLPOP: %q", r)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
