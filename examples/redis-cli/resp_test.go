@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -105,4 +106,19 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadReplyAllocatesAsBytesArrive: a bulk length the server claims
+// costs memory only as the bytes arrive, not all at once.
+func TestReadReplyAllocatesAsBytesArrive(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadReply(bufio.NewReader(strings.NewReader("$536870912\r\nabc")))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("error %v, want io.ErrUnexpectedEOF", err)
+	}
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 1<<20 {
+		t.Fatalf("reading a 3-byte start of a 512 MiB bulk string allocated %d bytes", allocated)
+	}
 }
