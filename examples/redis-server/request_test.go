@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/redcon"
 )
 
 // protocolCase is bytes a client sends and all it gets back before the
@@ -262,4 +264,192 @@ func roundTripAll(t *testing.T, c net.Conn, req string, n int) string {
 	_, err = io.ReadFull(c, b)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestRequestTooLarge: a request may not pass maxRequestLen, however its
+// bulk strings are within the limit.
+func TestRequestTooLarge(t *testing.T) {
+	s := requestScanner{maxBulkLen: defaultMaxBulkLen}
+	zeros := make([]byte, 1<<20)
+	var scanned int64
+	next := "*3\r\n$536870912\r\n"
+	var err error
+	for err == nil && scanned < 2*maxRequestLen {
+		b := zeros[:min(int64(len(zeros)), max(s.bulkLeft-2, 0))]
+		if len(b) == 0 {
+			b = []byte(next)
+			next = "\r\n$536870912\r\n"
+		}
+		var n int
+		var end bool
+		n, end, err = s.scan(b)
+		require.False(t, end)
+		scanned += int64(n)
+	}
+	require.ErrorIs(t, err, errRequestTooLarge)
+	require.InDelta(t, maxRequestLen, scanned, 2<<20)
+}
+
+// chunkConn is a net.Conn whose Read returns data a few bytes at a time.
+type chunkConn struct {
+	net.Conn // nil: only Read is called
+	data     []byte
+	chunk    int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.chunk)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// modelRequests splits in into requests by requestScanner's rules, the
+// simple way, with all of in at hand: the whole requests before the
+// first error, each with its arguments (nil for an inline request), and
+// the error (nil if in ends in a request or part of one).
+func modelRequests(in []byte, maxBulkLen int64) (reqs []string, args [][]string, err error) {
+	// line is the line at in[pos:] up to '\r' and the byte after it.
+	line := func(pos int, tooBig string) (l []byte, lf byte, ok bool, err error) {
+		i := bytes.IndexByte(in[pos:], '\r')
+		switch {
+		case i > maxInlineLen || i < 0 && len(in)-pos > maxInlineLen:
+			return nil, 0, false, protocolError(tooBig)
+		case i < 0 || pos+i+1 == len(in):
+			return nil, 0, false, nil
+		}
+		return in[pos : pos+i], in[pos+i+1], true, nil
+	}
+	for pos := 0; pos < len(in); {
+		start := pos
+		if in[pos] != '*' {
+			i := bytes.IndexByte(in[pos:], '\n')
+			if i > maxInlineLen || i < 0 && len(in)-pos > maxInlineLen {
+				return reqs, args, protocolError("too big inline request")
+			}
+			if i < 0 {
+				return reqs, args, nil
+			}
+			pos += i + 1
+			reqs, args = append(reqs, string(in[start:pos])), append(args, nil)
+			continue
+		}
+		l, lf, ok, err := line(pos, "too big mbulk count string")
+		if !ok {
+			return reqs, args, err
+		}
+		count, ok := parseInt(l[1:])
+		if lf != '\n' || !ok || count > maxMultibulkLen {
+			return reqs, args, protocolError("invalid multibulk length")
+		}
+		pos += len(l) + 2
+		req := []string{}
+		for range count {
+			l, lf, ok, err := line(pos, "too big bulk count string")
+			if !ok {
+				return reqs, args, err
+			}
+			if len(l) == 0 || l[0] != '$' {
+				got := "' '"
+				if len(l) > 0 && l[0] != '\n' {
+					got = "'" + string(l[:1]) + "'"
+				}
+				return reqs, args, protocolError("expected '$', got " + got)
+			}
+			n, ok := parseInt(l[1:])
+			if lf != '\n' || !ok || n < 0 || n > maxBulkLen {
+				return reqs, args, protocolError("invalid bulk length")
+			}
+			pos += len(l) + 2
+			if crlf := in[min(pos+int(n), len(in)):min(pos+int(n)+2, len(in))]; !bytes.HasPrefix([]byte("\r\n"), crlf) {
+				return reqs, args, protocolError("invalid bulk length")
+			}
+			if int64(len(in)-pos) < n+2 {
+				return reqs, args, nil
+			}
+			req = append(req, string(in[pos:pos+int(n)]))
+			pos += int(n) + 2
+		}
+		reqs, args = append(reqs, string(in[start:pos])), append(args, req)
+	}
+	return reqs, args, nil
+}
+
+// FuzzRequestConn checks requestConn against modelRequests, with the
+// input arriving in pieces of any size, and that redcon parses what it
+// hands on without failing: each multibulk request into its arguments.
+func FuzzRequestConn(f *testing.F) {
+	for _, tc := range protocolCases {
+		if len(tc.in) < 1000 {
+			f.Add([]byte(tc.in), uint8(3))
+		}
+	}
+	for _, s := range []string{"*0\r\n*-1\r\nPING\r\n", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\nSET k \"a b\"\r\n", "\r\n\n  \r\n*1\r\n$0\r\n\r\n",
+		"*1\r\n\r\n", "*1\r\n$\n\r\n", "PING 'a\r\n"} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		const maxBulkLen = 1 << 20
+		wantReqs, wantArgs, wantErr := modelRequests(in, maxBulkLen)
+		c := newRequestConn(&chunkConn{data: in, chunk: int(chunk%64) + 1}, maxBulkLen)
+		c.answer = false // nothing to write to
+		var handed []byte
+		var err error
+		for p := make([]byte, int(chunk%16)+1); err == nil; {
+			var n int
+			n, err = c.Read(p)
+			handed = append(handed, p[:n]...)
+		}
+		if wantErr == nil {
+			wantErr = io.EOF
+		}
+		if !errors.Is(err, wantErr) && err != wantErr {
+			t.Fatalf("error %v, want %v", err, wantErr)
+		}
+		var want []byte
+		for i, r := range wantReqs {
+			if wantArgs[i] != nil && len(wantArgs[i]) == 0 {
+				r = strings.Repeat(" ", len(r)-2) + "\r\n" // ignored, handed on as a blank line
+			}
+			want = append(want, r...)
+		}
+		if !bytes.Equal(handed, want) {
+			t.Fatalf("handed on %q, want %q", handed, want)
+		}
+
+		for i, r := range wantReqs {
+			if len(wantArgs[i]) == 0 {
+				continue
+			}
+			cmd, err := redcon.Parse([]byte(r))
+			if err != nil {
+				t.Fatalf("redcon.Parse(%q): %v", r, err)
+			}
+			if len(cmd.Args) != len(wantArgs[i]) {
+				t.Fatalf("redcon.Parse(%q) = %q, want %q", r, cmd.Args, wantArgs[i])
+			}
+			for j, a := range cmd.Args {
+				if string(a) != wantArgs[i][j] {
+					t.Fatalf("redcon.Parse(%q) = %q, want %q", r, cmd.Args, wantArgs[i])
+				}
+			}
+		}
+		// As the server reads them: inline requests may be refused for
+		// their quotes, nothing else.
+		rd := redcon.NewReader(bytes.NewReader(handed))
+		for {
+			_, err := rd.ReadCommand()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "unbalanced quotes") {
+					t.Fatalf("redcon: %v, reading %q", err, handed)
+				}
+				break
+			}
+		}
+	})
 }
