@@ -9,6 +9,14 @@
 //
 //	go test ./ring -run '^$' -fuzz FuzzRingCorrupt -fuzztime 1m
 //
+// The examples parse RESP from their peers, and their targets live beside
+// the parsers, in the examples module: the server's bound on a client's
+// requests, checked against a simple model and against what redcon then
+// parses, and redis-cli's reading of replies:
+//
+//	go test ./examples/redis-server -run '^$' -fuzz FuzzRequestConn -fuzztime 1m
+//	go test ./examples/redis-cli -run '^$' -fuzz FuzzReadReply -fuzztime 1m
+//
 // Inputs that once found a bug stay in testdata/fuzz as regression tests,
 // which plain `go test ./fuzz` runs.
 package fuzz

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -94,10 +95,13 @@ func readReply(r *bufio.Reader, depth int) (Reply, error) {
 			rep.Nil = true
 			return rep, err
 		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
+		// Memory as the bytes arrive, not all at once on a length the
+		// server claims.
+		var b bytes.Buffer
+		if _, err := io.CopyN(&b, r, int64(n)+2); err != nil {
 			return Reply{}, noEOF(err)
 		}
+		buf := b.Bytes()
 		if buf[n] != '\r' || buf[n+1] != '\n' {
 			return Reply{}, fmt.Errorf("%w: bulk string not followed by CRLF", errProtocol)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,9 @@ func FuzzReadReply(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if !resp2(rep) {
+			return // AppendReply writes RESP2 only
+		}
 		consumed := len(data) - br.Buffered()
 		if got := AppendReply(nil, rep); !bytes.Equal(got, data[:consumed]) {
 			// Integers may be written differently ("+1", "01") than
@@ -105,4 +109,35 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// resp2 reports whether rep and its elements are of RESP2's kinds.
+func resp2(rep Reply) bool {
+	switch rep.Kind {
+	case Status, Error, Integer, Bulk:
+		return true
+	case Array:
+		for _, e := range rep.Elems {
+			if !resp2(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// TestReadReplyAllocatesAsBytesArrive: a bulk length the server claims
+// costs memory only as the bytes arrive, not all at once.
+func TestReadReplyAllocatesAsBytesArrive(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadReply(bufio.NewReader(strings.NewReader("$536870912\r\nabc")))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("error %v, want io.ErrUnexpectedEOF", err)
+	}
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 1<<20 {
+		t.Fatalf("reading a 3-byte start of a 512 MiB bulk string allocated %d bytes", allocated)
+	}
 }

@@ -23,7 +23,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, srv: &Server{store: NewStore(), started: time.Now(), config: defaultConfig()}, sess: &session{id: 1}}
+	h := &harness{t: t, srv: &Server{store: NewStore(), started: time.Now(), config: defaultConfig(), maxBulkLen: defaultMaxBulkLen}, sess: &session{id: 1}}
 	h.clock = time.UnixMilli(1_700_000_000_000)
 	h.srv.store.now = func() time.Time { return h.clock }
 	return h
@@ -458,6 +458,8 @@ func TestCommands(t *testing.T) {
 			{"CONFIG GET save", `["save" "x"]`},
 			{"CONFIG SET nosuch x", "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"},
 			{"CONFIG SET databases 3", "-ERR CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"},
+			{"CONFIG GET proto*", `["proto-max-bulk-len" "536870912"]`},
+			{"CONFIG SET proto-max-bulk-len 1mb", "-ERR CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - can't set immutable config"},
 			{"CONFIG SET save", "-ERR wrong number of arguments for 'config|set' command"},
 			{"CONFIG GET", "-ERR wrong number of arguments for 'config|get' command"},
 			{"COMMAND DOCS get", `["get" ["summary" "Returns the string value of a key." "since" "1.0.0" "group" "string"]]`},

@@ -7,19 +7,25 @@
 // memory; any other (the real redis-cli and redis-benchmark) is served as
 // an ordinary socket client.
 //
-//	redis-server [-addr host:port] [-unix path] [-wait spin|adaptive]
+//	redis-server [-addr host:port] [-unix path] [-wait spin|adaptive] [-proto-max-bulk-len bytes]
 //
 // It keeps its data in memory only and supports the commands
 // redis-benchmark's default tests send, plus the common key, string,
 // list, set, hash and sorted-set commands; see commands.go. SIGINT or
 // SIGTERM stop it cleanly.
 //
-// Unlike Redis it sets no limits of its own on most clients: a request is
-// read whole however long its bulk strings claim to be (as redcon, its
-// protocol parser, does). A Pub/Sub subscriber is sent its messages from
-// a queue of its own, so that no publisher waits for it, and is dropped
-// when the queue passes Redis's default limits for such clients: 32 MiB,
-// or 8 MiB for a minute.
+// Requests have Redis's limits: at most 1,048,576 elements (Redis 6's
+// limit; Redis 7 allows 2^31-1), bulk strings of at most
+// -proto-max-bulk-len bytes (512 MiB), inline requests of at most 64 KiB,
+// and at most 1 GiB in all (client-query-buffer-limit). A client that
+// breaks one, or sends a length that is not a number, gets Redis's
+// protocol error ("-ERR Protocol error: invalid bulk length", say) and is
+// disconnected; one past 1 GiB is disconnected without a reply. Each
+// request is checked before redcon, the protocol parser, sees it. A
+// Pub/Sub subscriber is sent its messages from a queue of its own, so
+// that no publisher waits for it, and is dropped when the queue passes
+// Redis's default limits for such clients: 32 MiB, or 8 MiB for a minute.
+// Other clients' replies are not limited.
 package main
 
 import (
@@ -54,6 +60,7 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:6380", "TCP `host:port` to listen on; port 0 picks a free port, empty turns TCP off")
 	unixPath := fs.String("unix", "", "unix socket `path` to listen on as well")
 	waitName := fs.String("wait", "spin", "how shared-memory clients wait: spin (lowest latency, one busy core) or adaptive")
+	maxBulkLen := fs.Int64("proto-max-bulk-len", defaultMaxBulkLen, "the longest bulk string a request may carry, in `bytes`, from 1 MiB to 1 GiB")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // usage asked for, and shown
@@ -62,6 +69,10 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "redis-server: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *maxBulkLen < 1<<20 || *maxBulkLen > maxRequestLen {
+		fmt.Fprintf(stderr, "redis-server: -proto-max-bulk-len %d is not between 1 MiB and 1 GiB\n", *maxBulkLen)
 		return 2
 	}
 	wait, err := conn.ParseWaitPolicy(*waitName)
@@ -111,6 +122,7 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	}
 
 	srv := NewServer(wait)
+	srv.maxBulkLen = *maxBulkLen
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		fmt.Fprintf(stdout, "listening on %s %s (RESP and shmconn clients, wait=%v)\n", ln.Addr().Network(), ln.Addr(), wait)

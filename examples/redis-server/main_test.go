@@ -362,6 +362,8 @@ func TestFlags(t *testing.T) {
 		{"-addr", ""},
 		{"extra"},
 		{"-nosuchflag"},
+		{"-proto-max-bulk-len", "1000"},
+		{"-proto-max-bulk-len", "2147483648"},
 	} {
 		var stderr bytes.Buffer
 		require.Equal(t, 2, run(args, nil, &bytes.Buffer{}, &stderr), "%v", args)

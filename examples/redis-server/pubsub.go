@@ -446,6 +446,8 @@ func (s *Server) subscriberOf(r *request) (sub *subscriber, fresh bool) {
 	if r.sess.sub != nil {
 		return r.sess.sub, false
 	}
+	// Its replies are queued from here on, and so is its protocol error.
+	r.conn.NetConn().(*requestConn).answer = false
 	sub = &subscriber{
 		dc:        r.conn.Detach(),
 		w:         r.w, // the detached conn's buffer: replies before the detach are in it
@@ -522,6 +524,14 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 	for !sub.sess.quit {
 		cmd, err := sub.dc.ReadCommand()
 		if err != nil {
+			var pe protocolError
+			if errors.As(err, &pe) {
+				sub.mu.Lock()
+				sub.w.WriteError(pe.reply())
+				sub.queueOut(&s.pubsub)
+				sub.done = true
+				sub.mu.Unlock()
+			}
 			break
 		}
 		sub.mu.Lock()

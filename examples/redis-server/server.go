@@ -31,6 +31,8 @@ type Server struct {
 	wait    conn.WaitPolicy
 	started time.Time
 
+	maxBulkLen int64 // proto-max-bulk-len; set before Serve
+
 	mu       sync.Mutex // guards store, config, the counters below it and sessions' db, name, proto and last command
 	store    *Store
 	commands int64             // processed since start or CONFIG RESETSTAT
@@ -55,10 +57,11 @@ type Server struct {
 // sweep; Close stops it.
 func NewServer(wait conn.WaitPolicy) *Server {
 	s := &Server{
-		wait:    wait,
-		started: time.Now(),
-		store:   NewStore(),
-		config:  defaultConfig(),
+		wait:       wait,
+		started:    time.Now(),
+		maxBulkLen: defaultMaxBulkLen,
+		store:      NewStore(),
+		config:     defaultConfig(),
 		pubsub: pubsub{
 			channels: map[string]map[*subscriber]struct{}{},
 			patterns: map[string]map[*subscriber]struct{}{},
@@ -89,7 +92,8 @@ func (s *Server) sweepLoop() {
 }
 
 // Serve answers the clients of ln until ln is closed; it then closes the
-// connections it served and returns nil.
+// connections it served and returns nil. Each client's requests are
+// bounded (see requestConn) before redcon parses them.
 func (s *Server) Serve(ln net.Listener) error {
 	s.ports.Store(ln.Addr().String(), ln.Addr())
 	defer s.ports.Delete(ln.Addr().String())
@@ -97,7 +101,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.shmLns.Store(cl, struct{}{})
 		defer s.shmLns.Delete(cl)
 	}
-	return redcon.Serve(ln, s.handle, s.accept, s.closed)
+	return redcon.Serve(requestListener{ln, s.maxBulkLen}, s.handle, s.accept, s.closed)
 }
 
 // Close waits up to timeout for the handlers of clients to return, and
@@ -142,7 +146,7 @@ type session struct {
 }
 
 func (s *Server) accept(c redcon.Conn) bool {
-	nc := c.NetConn()
+	nc := c.NetConn().(*requestConn).Conn
 	_, shm := nc.(*conn.Conn)
 	now := time.Now()
 	sess := &session{
@@ -627,7 +631,7 @@ func defaultConfig() map[string]string {
 
 // readOnlyConfig are the settings CONFIG SET refuses, as Redis does for
 // its immutable ones.
-var readOnlyConfig = map[string]bool{"databases": true, "io-threads": true, "cluster-enabled": true, "port": true}
+var readOnlyConfig = map[string]bool{"databases": true, "io-threads": true, "cluster-enabled": true, "port": true, "proto-max-bulk-len": true}
 
 // cmdConfig is CONFIG GET pattern... | SET name value [name value ...] |
 // RESETSTAT. SET stores the value for GET to show; no setting changes
@@ -641,6 +645,7 @@ func cmdConfig(r *request) {
 		}
 		params := maps.Clone(r.srv.config)
 		params["port"] = strconv.Itoa(r.srv.tcpPort())
+		params["proto-max-bulk-len"] = strconv.FormatInt(r.srv.maxBulkLen, 10)
 		var names []string
 		for name := range params {
 			for _, p := range r.args[2:] {
@@ -663,7 +668,7 @@ func cmdConfig(r *request) {
 		}
 		for i := 2; i < len(r.args); i += 2 {
 			name := strings.ToLower(string(r.args[i]))
-			if _, known := r.srv.config[name]; !known && name != "port" || readOnlyConfig[name] {
+			if _, known := r.srv.config[name]; !known || readOnlyConfig[name] {
 				msg := "ERR Unknown option or number of arguments for CONFIG SET - '%s'"
 				if readOnlyConfig[name] {
 					msg = "ERR CONFIG SET failed (possibly related to argument '%s') - can't set immutable config"
