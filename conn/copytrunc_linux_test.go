@@ -24,27 +24,26 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// ReadFrom and WriteTo handed the caller's io.Reader or io.Writer ring
-// memory itself. A peer that truncates the segment under them made that
-// code fault with panic-on-fault off, which killed the process (SIGBUS)
-// where Read returned ErrCorrupt (found by an adversarial review); with
-// panic-on-fault on, a writer that passes the bytes to another goroutine
-// (io.Pipe) still died, and one making system calls got EFAULT (found by
-// a second review). Now a truncatable segment's bytes are bounced. These
-// tests run the accepting end in a child process, so that a crash shows
-// as its death, and make the hostile dialer by hand: over TCP the segment
-// is a named file, which any process of our uid may open and truncate.
+// ReadFrom and WriteTo copy between the ring and buffers of their own, so
+// a peer that truncates a named segment under them fails the call with
+// ErrCorrupt, as it fails Read, and the caller's reader or writer never
+// touches the mapping, whatever it does with the bytes: keeps them, hashes
+// them, hands them to another goroutine (io.Pipe) or to the kernel
+// (os.Pipe). These tests run the accepting end in a child process, so
+// that a crash shows as its death, and make the hostile dialer by hand:
+// over TCP the segment is a named file, which any process of our uid may
+// open and truncate.
 
 func init() {
 	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe", "readfrom"} {
-		memoryRoles["lent-"+how] = func(string) error { return lentListener(how) }
+		memoryRoles["trunc-"+how] = func(string) error { return truncListener(how) }
 	}
 }
 
-// lentListener accepts one conn over TCP and takes its bytes the way how
+// truncListener accepts one conn over TCP and takes its bytes the way how
 // says (or, for readfrom, copies a slow Go reader into it), then prints
 // "result: " and the error that ended it.
-func lentListener(how string) error {
+func truncListener(how string) error {
 	ln, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -174,7 +173,7 @@ func childResult(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, lines *bufio
 func TestTruncatedUnderWriteTo(t *testing.T) {
 	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe"} {
 		t.Run(how, func(t *testing.T) {
-			cmd, stderr, lines, side, seg, fd := hostileDial(t, "lent-"+how)
+			cmd, stderr, lines, side, seg, fd := hostileDial(t, "trunc-"+how)
 			msg := bytes.Repeat([]byte("x"), 1000)
 			copy(seg.Data(0), msg)
 			time.Sleep(100 * time.Millisecond) // the listener waits for bytes
@@ -191,7 +190,7 @@ func TestTruncatedUnderWriteTo(t *testing.T) {
 // filling ring memory) fails with ErrCorrupt once the ring is truncated
 // under it; the process lives.
 func TestTruncatedUnderReadFrom(t *testing.T) {
-	cmd, stderr, lines, _, _, fd := hostileDial(t, "lent-readfrom")
+	cmd, stderr, lines, _, _, fd := hostileDial(t, "trunc-readfrom")
 	time.Sleep(250 * time.Millisecond) // ReadFrom has committed ring memory and waits in the reader
 	require.NoError(t, unix.Ftruncate(fd, int64(segment.PageSize)))
 	require.Contains(t, childResult(t, cmd, stderr, lines), ErrCorrupt.Error())
