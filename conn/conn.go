@@ -486,8 +486,9 @@ func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, l *dirLock, closeEnd func(
 }
 
 // Close closes the conn. Blocked Reads and Writes (also those waiting
-// behind a ReadFrom or WriteTo) return an error wrapping net.ErrClosed; the peer reads what was written, then io.EOF, and its
-// Writes fail. Close waits for calls in flight to leave the shared memory,
+// behind a ReadFrom or WriteTo) return an error wrapping net.ErrClosed;
+// the peer reads what was written, then io.EOF, and its Writes fail.
+// Close waits for calls in flight to leave the shared memory,
 // then unmaps it; it never waits for the peer, nor for a ReadFrom or
 // WriteTo blocked in the user's Read or Write (the memory is unmapped when
 // that returns). The first Close returns nil (unless unmapping fails),
