@@ -3,7 +3,6 @@ package conn
 import (
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -13,38 +12,60 @@ import (
 // writer or reader runs, for as long as that takes, so a call queued
 // behind them must still end, as a blocked call does, at Close, at its
 // deadline and when its direction is shut down (see Conn.acquire). Taking
-// a free lock costs a sync.Mutex's TryLock; only a call that finds it held
-// waits, in a select.
+// a free lock is one compare-and-swap and freeing it one atomic add, as
+// with a sync.Mutex; only a call that finds it held waits, in a select.
 //
-// A queued call counts itself in queued, then tries the mutex; Unlock
-// frees the mutex, then loads queued. Both are sequentially consistent
-// atomics (sync.Mutex's state is one), so either the queued call finds
-// the mutex free or Unlock finds it counted and sends on freed.
+// The held bit and the count of queued calls share one word, so Unlock
+// learns from the add that frees the lock whether anyone is queued, and
+// sends on freed if so; a queued call counts itself before it tries the
+// lock, so either it finds the lock free or the Unlock finds it counted.
 type dirLock struct {
-	mu     sync.Mutex
-	queued atomic.Int32  // calls waiting in acquireSlow; loaded by Unlock after unlocking
-	freed  chan struct{} // capacity 1: the mutex was freed while calls were queued
-	shut   chan struct{} // closed when the direction is shut down (CloseRead, CloseWrite)
+	state atomic.Int32  // held (bit 0) + queued calls * oneQueued
+	freed chan struct{} // capacity 1: the lock was freed while calls were queued
+	shut  chan struct{} // closed when the direction is shut down (CloseRead, CloseWrite)
 }
+
+const (
+	held      = 1
+	oneQueued = 2
+)
 
 func (l *dirLock) init() {
 	l.freed = make(chan struct{}, 1)
 	l.shut = make(chan struct{})
 }
 
-// Lock takes the lock, waiting as long as it takes: for the calls that
-// must (Close waits for a call copying in the ring, never for a blocked
-// one, which Close wakes).
-func (l *dirLock) Lock() { l.mu.Lock() }
-
 // TryLock takes the lock if it is free.
-func (l *dirLock) TryLock() bool { return l.mu.TryLock() }
+func (l *dirLock) TryLock() bool {
+	for {
+		s := l.state.Load()
+		if s&held != 0 {
+			return false
+		}
+		if l.state.CompareAndSwap(s, s|held) {
+			return true
+		}
+	}
+}
 
 // Unlock frees the lock and wakes a queued call, if any.
 func (l *dirLock) Unlock() {
-	l.mu.Unlock()
-	if l.queued.Load() > 0 {
+	if l.state.Add(-held) != 0 {
 		notify(l.freed)
+	}
+}
+
+// Lock takes the lock, waiting as long as it takes: for the calls that
+// must (Close waits for a call copying in the ring, never for a blocked
+// one, which Close wakes).
+func (l *dirLock) Lock() {
+	if l.state.CompareAndSwap(0, held) {
+		return
+	}
+	l.state.Add(oneQueued)
+	defer l.state.Add(-oneQueued)
+	for !l.TryLock() {
+		<-l.freed
 	}
 }
 
@@ -54,16 +75,16 @@ func (l *dirLock) Unlock() {
 // (os.ErrDeadlineExceeded) or the direction is shut down (shutErr). With
 // dl and shutErr nil only Close ends the wait.
 func (c *Conn) acquire(l *dirLock, dl *deadline, shutErr error) error {
-	if l.mu.TryLock() {
+	if l.state.CompareAndSwap(0, held) {
 		return nil
 	}
 	return c.acquireSlow(l, dl, shutErr)
 }
 
 func (c *Conn) acquireSlow(l *dirLock, dl *deadline, shutErr error) error {
-	l.queued.Add(1)
-	defer l.queued.Add(-1)
-	for !l.mu.TryLock() {
+	l.state.Add(oneQueued)
+	defer l.state.Add(-oneQueued)
+	for !l.TryLock() {
 		if err := c.awaitFreed(l, dl, shutErr); err != nil {
 			return err
 		}
