@@ -238,9 +238,9 @@ func TestTruncatedUnderWriteTo(t *testing.T) {
 	}
 }
 
-// TestTruncatedUnderReadFrom: io.Copy into the conn (ReadFrom, a Go reader
-// filling ring memory) fails with ErrCorrupt once the ring is truncated
-// under it; the process lives.
+// TestTruncatedUnderReadFrom: io.Copy into the conn (ReadFrom, copying
+// what a Go reader returns into the ring) fails with ErrCorrupt once the
+// ring is truncated under it; the process lives.
 func TestTruncatedUnderReadFrom(t *testing.T) {
 	cmd, stderr, lines, _, _, fd := hostileDial(t, "tcp", "trunc-readfrom")
 	time.Sleep(250 * time.Millisecond) // ReadFrom has committed ring memory and waits in the reader
