@@ -144,6 +144,48 @@ func BenchmarkStream64KiB(b *testing.B) {
 	}
 }
 
+// BenchmarkStreamCopy measures one-way throughput through io.Copy at both
+// ends, the path a proxy takes: the client copies from a reader into the
+// conn (ReadFrom), the server copies from the conn into io.Discard
+// (WriteTo). The clock stops when the server has taken every byte.
+func BenchmarkStreamCopy(b *testing.B) {
+	const size = 64 << 10
+	for _, tr := range benchTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			client, server := tr.pair(b)
+			got := make(chan int64, 1)
+			stop := serve(b, client, server, func(c net.Conn) error {
+				n, err := io.Copy(io.Discard, c)
+				got <- n
+				return err
+			})
+			defer stop()
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			want := int64(b.N) * size
+			if _, err := io.Copy(client, io.LimitReader(zeros{}, want)); err != nil {
+				b.Fatal(err)
+			}
+			if err := client.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				b.Fatal(err)
+			}
+			if n := <-got; n != want {
+				b.Fatalf("server took %d bytes, want %d", n, want)
+			}
+			b.StopTimer()
+		})
+	}
+}
+
+// zeros is an endless source of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // BenchmarkCallPath measures what conn's own code costs: one goroutine
 // makes a whole 64-byte round trip's four calls (client Write, server
 // Read, server Write, client Read) on a pair, each call finding its bytes

@@ -23,10 +23,10 @@ import (
 // Conn is a connection whose bytes travel through shared memory. It
 // implements net.Conn, CloseRead, CloseWrite, io.ReaderFrom and
 // io.WriterTo. Any number of goroutines may call its methods at once: Reads
-// (and WriteTo) are serialized by one mutex, Writes (and ReadFrom) by
+// (and WriteTo) are serialized by one lock, Writes (and ReadFrom) by
 // another, and Close, CloseRead, CloseWrite and the deadline setters may be
-// called at any time and wake blocked calls; none of them waits for the
-// peer.
+// called at any time and wake blocked calls, also those waiting for a
+// lock; none of them waits for the peer.
 //
 // Conn deliberately has no SyscallConn or NetConn method: the side socket
 // carries wake-ups, not the stream, and clients that look for those methods
@@ -41,14 +41,14 @@ type Conn struct {
 	peer    *PeerCred // the peer's credentials, nil over TCP; set before the conn is handed out
 
 	// Read side, guarded by rmu.
-	rmu     sync.Mutex
+	rmu     dirLock
 	cons    *ring.Consumer
 	rwait   waiter
 	eof     bool    // io.EOF was returned: it is returned for good
 	checked pageSet // pages of the ring cons reads that a read has checked (see checkRead)
 
 	// Write side, guarded by wmu.
-	wmu       sync.Mutex
+	wmu       dirLock
 	prod      *ring.Producer
 	prodArea  int // the segment direction prod writes into
 	wwait     waiter
@@ -65,8 +65,8 @@ type Conn struct {
 	lateBusy bool           // sendLate is running
 	lateDone sync.WaitGroup // sendLate goroutines
 
-	// ReadFrom and WriteTo run the user's Read or Write on ring memory
-	// while holding their side's mutex, for as long as that takes: Close
+	// ReadFrom and WriteTo run the user's Read or Write while holding
+	// their side's lock, for as long as that takes: Close
 	// must not wait for them (see userCode).
 	userMu   sync.Mutex
 	inUser   int  // calls inside the user's code, and Close until it marked the rings; guarded by userMu
@@ -137,6 +137,8 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		peerGone: make(chan struct{}),
 	}
 	c.sideRd.deadline = -1 // unknown: the first park sets it
+	c.rmu.init()
+	c.wmu.init()
 	if sc, ok := side.(syscall.Conn); ok {
 		c.rawSide, _ = sc.SyscallConn()
 	}
@@ -216,7 +218,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 
 func (c *Conn) read(b []byte) (n int, err error) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	c.rmu.Lock()
+	if err := c.acquire(&c.rmu, c.rdl, io.EOF); err != nil {
+		return 0, err
+	}
 	defer c.rmu.Unlock()
 	for {
 		if err := c.readStop(); err != nil {
@@ -319,7 +323,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) write(b []byte) (written int, err error) {
 	trace.Mark(trace.WriteEnter)
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	c.wmu.Lock()
+	if err := c.acquire(&c.wmu, c.wdl, errBrokenPipe); err != nil {
+		return 0, err
+	}
 	defer c.wmu.Unlock()
 	for {
 		if err := c.writeStop(); err != nil {
@@ -473,21 +479,26 @@ func (c *Conn) CloseRead() error {
 
 // shutdown is CloseRead's and CloseWrite's common part for one direction:
 // it sets shut, wakes the direction's blocked call (w's condition includes
-// shut: it returns), then, under the direction's mutex mu, with no call of
-// that direction in the ring any more, runs closeEnd to mark our end of
-// the ring closed and wake the peer if it parked on that ring.
-func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, mu *sync.Mutex, closeEnd func()) (err error) {
+// shut: it returns) and those queued for its lock l, then, under l, with
+// no call of that direction in the ring any more, runs closeEnd to mark
+// our end of the ring closed and wake the peer if it parked on that ring.
+// Waiting for l (behind a ReadFrom or WriteTo in the caller's code) ends at
+// Close, which marks the ring closed itself.
+func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, l *dirLock, closeEnd func()) (err error) {
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
 	if shut.Swap(true) {
 		return nil
 	}
+	close(l.shut)
 	notify(w.wake)
 	c.pokeSide()
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	mu.Lock()
-	defer mu.Unlock()
+	if c.acquire(l, nil, nil) != nil {
+		return nil // closed
+	}
+	defer l.Unlock()
 	if c.closed.Load() {
 		return nil // Close marked the ring closed
 	}
@@ -495,9 +506,10 @@ func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, mu *sync.Mutex, closeEnd f
 	return nil
 }
 
-// Close closes the conn. Blocked Reads and Writes return an error wrapping
-// net.ErrClosed; the peer reads what was written, then io.EOF, and its
-// Writes fail. Close waits for calls in flight to leave the shared memory,
+// Close closes the conn. Blocked Reads and Writes (also those waiting
+// behind a ReadFrom or WriteTo) return an error wrapping net.ErrClosed;
+// the peer reads what was written, then io.EOF, and its Writes fail.
+// Close waits for calls in flight to leave the shared memory,
 // then unmaps it; it never waits for the peer, nor for a ReadFrom or
 // WriteTo blocked in the user's Read or Write (the memory is unmapped when
 // that returns). The first Close returns nil (unless unmapping fails),
@@ -517,7 +529,7 @@ func (c *Conn) Close() error {
 	c.userMu.Lock()
 	c.closing = true // from here on no call enters the user's code
 	writeHeld := c.inUserW
-	// Close counts itself among the calls on ring memory until it has
+	// Close counts itself among the calls in the user's code until it has
 	// marked the rings, so that none of them unmaps before that.
 	c.inUser++
 	c.userMu.Unlock()
@@ -547,8 +559,9 @@ func (c *Conn) Close() error {
 	c.finishBy = !last
 	c.userMu.Unlock()
 	if !last {
-		// A ReadFrom or WriteTo is inside the user's Read or Write, on
-		// ring memory: the last of them out unmaps (finishClose).
+		// A ReadFrom or WriteTo is inside the user's Read or Write,
+		// holding its side's lock: the last of them out unmaps
+		// (finishClose).
 		return nil
 	}
 	return c.opError("close", c.finishClose())
@@ -574,10 +587,10 @@ func (c *Conn) finishClose() error {
 	return err
 }
 
-// userCode runs f, the user's Read or Write on ring memory (ReadFrom,
+// userCode runs f, the user's Read or Write on a buffer of ours (ReadFrom,
 // writing, or WriteTo), unless Close has begun. If Close ran meanwhile and this was
 // the last such call, it sets *finish: the caller must then drop what f
-// returned and call finishClose once it has released its side's mutex.
+// returned and call finishClose once it has released its side's lock.
 func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int, error) {
 	c.userMu.Lock()
 	if c.closing {
@@ -599,7 +612,7 @@ func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int,
 			*finish = true
 		}
 	}()
-	return fault.Lent(f, c.seg.Contains, corrupted)
+	return f()
 }
 
 // abort releases a conn that was never handed out: the caller closes the

@@ -53,18 +53,13 @@ func (d *deadline) expired() bool {
 
 // park prepares a call to block: timeout fires at the deadline (nil if
 // none) and changed is closed if the deadline moves. The caller must call
-// unpark when it stops waiting. Only the holder of the direction's mutex
-// may call it.
+// unpark when it stops waiting. Only the holder of the direction's lock
+// may call it: the timer is the holder's.
 func (d *deadline) park() (timeout <-chan time.Time, changed <-chan struct{}) {
-	d.parked.Add(1)
-	d.mu.Lock()
-	changed = d.changed
-	d.mu.Unlock()
-	v := d.at.Load()
-	if v == 0 {
+	changed, left, ok := d.register()
+	if !ok {
 		return nil, changed
 	}
-	left := time.Duration(v - int64(time.Since(epoch)))
 	if d.timer == nil {
 		d.timer = time.NewTimer(left)
 	} else {
@@ -79,4 +74,32 @@ func (d *deadline) unpark() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
+}
+
+// watch is park for a call queued for the direction's lock, with a timer
+// of its own; stop ends the watch.
+func (d *deadline) watch() (timeout <-chan time.Time, changed <-chan struct{}, stop func()) {
+	changed, left, ok := d.register()
+	if !ok {
+		return nil, changed, func() { d.parked.Add(-1) }
+	}
+	t := time.NewTimer(left)
+	return t.C, changed, func() {
+		d.parked.Add(-1)
+		t.Stop()
+	}
+}
+
+// register counts a call parked on changed and returns changed and the
+// time left until the deadline (ok false: there is none).
+func (d *deadline) register() (changed <-chan struct{}, left time.Duration, ok bool) {
+	d.parked.Add(1)
+	d.mu.Lock()
+	changed = d.changed
+	d.mu.Unlock()
+	v := d.at.Load()
+	if v == 0 {
+		return changed, 0, false
+	}
+	return changed, time.Duration(v - int64(time.Since(epoch))), true
 }

@@ -14,12 +14,10 @@ import "fmt"
 //
 //	defer fault.Catch(&err, fault.Guard(), corrupted)
 //
-// and so does the code of the caller's that ReadFrom and WriteTo hand ring
-// memory to (an io.Reader filling it, an io.Writer reading it), run through
-// fault.Lent: a fault of that code's in the segment is the peer's doing;
-// one elsewhere is its own, and panics. They hand it only memory that
-// cannot be truncated (see committedAhead): Lent covers only the goroutine it
-// runs on, and a writer may pass the bytes to another.
+// Code of the caller's (the io.Reader and io.Writer of ReadFrom and
+// WriteTo) never gets shared memory: it runs outside these guards, on
+// buffers of ours, so a fault of its own is its own, as it would be
+// anywhere else.
 
 // corrupted reports a memory fault at addr in the shared segment as
 // ErrCorrupt.

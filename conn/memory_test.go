@@ -555,22 +555,34 @@ func commitToTheLastPage() error {
 	return nil
 }
 
+// listenChild listens on network for a child process: over unix in a
+// fresh directory, which removeDir removes.
+func listenChild(network string) (ln *Listener, removeDir func(), err error) {
+	addr, removeDir := "127.0.0.1:0", func() {}
+	if network == "unix" {
+		dir, err := os.MkdirTemp("", "shmconn-child")
+		if err != nil {
+			return nil, nil, err
+		}
+		removeDir = func() { os.RemoveAll(dir) }
+		addr = filepath.Join(dir, "s.sock")
+	}
+	ln, err = Listen(network, addr)
+	if err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	return ln, removeDir, nil
+}
+
 // manyOver opens 100 conns over network, each doing a 64-byte echo, and
 // reports how many shared memory.
 func manyOver(network string) error {
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		dir, err := os.MkdirTemp("", "shmconn-tiny")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		addr = filepath.Join(dir, "s.sock")
-	}
-	ln, err := Listen(network, addr)
+	ln, removeDir, err := listenChild(network)
 	if err != nil {
 		return err
 	}
+	defer removeDir()
 	srv := serveEcho(ln)
 	var conns []net.Conn
 	defer func() {

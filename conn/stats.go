@@ -132,7 +132,7 @@ func (b *byteCount) publish() {
 
 // load returns the published count, first publishing what is pending if
 // the direction is not in a call (mu free).
-func (b *byteCount) load(mu *sync.Mutex) uint64 {
+func (b *byteCount) load(mu *dirLock) uint64 {
 	if mu.TryLock() {
 		b.publish()
 		mu.Unlock()

@@ -24,38 +24,31 @@ import (
 	"github.com/shmconn/shmconn/segment"
 )
 
-// ReadFrom and WriteTo handed the caller's io.Reader or io.Writer ring
-// memory itself. A peer that truncates the segment under them made that
-// code fault with panic-on-fault off, which killed the process (SIGBUS)
-// where Read returned ErrCorrupt (found by an adversarial review); with
-// panic-on-fault on, a writer that passes the bytes to another goroutine
-// (io.Pipe) still died, and one making system calls got EFAULT (found by
-// a second review). Now a truncatable segment's bytes are bounced. These
-// tests run the accepting end in a child process, so that a crash shows
-// as its death, and make the hostile dialer by hand: over TCP the segment
-// is a named file, which any process of our uid may open and truncate.
+// ReadFrom and WriteTo copy between the ring and buffers of their own, so
+// a peer that truncates a named segment under them fails the call with
+// ErrCorrupt, as it fails Read, and the caller's reader or writer never
+// touches the mapping, whatever it does with the bytes: keeps them, hashes
+// them, hands them to another goroutine (io.Pipe) or to the kernel
+// (os.Pipe). These tests run the accepting end in a child process, so
+// that a crash shows as its death, and make the hostile dialer by hand:
+// over TCP the segment is a named file, which any process of our uid may
+// open and truncate.
 
 func init() {
 	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe", "readfrom"} {
-		memoryRoles["lent-"+how] = func(string) error { return lentListener(how) }
+		memoryRoles["trunc-"+how] = func(string) error { return truncListener(how) }
 	}
 }
 
-// lentListener accepts one conn over TCP and takes its bytes the way how
+// truncListener accepts one conn over TCP and takes its bytes the way how
 // says (or, for readfrom, copies a slow Go reader into it), then prints
 // "result: " and the error that ended it.
-func lentListener(how string) error {
-	ln, err := Listen("tcp", "127.0.0.1:0")
+func truncListener(how string) error {
+	c, stop, err := acceptAnnounced("tcp")
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	fmt.Println(ln.Addr().String())
-	c, err := ln.Accept()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer stop()
 	switch how {
 	case "read":
 		buf := make([]byte, 1<<16)
@@ -90,6 +83,27 @@ func lentListener(how string) error {
 	return nil
 }
 
+// acceptAnnounced listens on network in a child process, prints the
+// address for the parent and accepts one conn; stop closes it and the
+// listener.
+func acceptAnnounced(network string) (c net.Conn, stop func(), err error) {
+	ln, removeDir, err := listenChild(network)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Println(ln.Addr().String())
+	c, err = ln.Accept()
+	ln.Close()
+	if err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	return c, func() {
+		c.Close()
+		removeDir()
+	}, nil
+}
+
 // slowReader is a reader in Go (it copies into the buffer it is given)
 // that returns a few bytes every 100 ms, 20 times.
 type slowReader struct{ n int }
@@ -102,13 +116,18 @@ func (r *slowReader) Read(b []byte) (int, error) {
 	return copy(b, "hello"), nil
 }
 
-// hostileDial starts the listener child for role, dials it as a raw
-// shmconn client that keeps its own descriptor of the segment file, and
-// returns the child's output lines, the side socket, the mapped segment
-// and that descriptor, all released at the end of the test.
-func hostileDial(t *testing.T, role string) (cmd *exec.Cmd, stderr *bytes.Buffer, lines *bufio.Scanner, side net.Conn, seg *segment.Segment, fd int) {
+// hostileDial starts the listener child for role, which listens on
+// network, dials it as a raw shmconn client and returns the child's output
+// lines, the side socket and the mapped segment, all released at the end
+// of the test, and, over TCP, a descriptor of the segment file of its own
+// (-1 over unix, where the segment comes as a sealed descriptor). setup,
+// if given, runs on the command before it starts.
+func hostileDial(t *testing.T, network, role string, setup ...func(*exec.Cmd)) (cmd *exec.Cmd, stderr *bytes.Buffer, lines *bufio.Scanner, side net.Conn, seg *segment.Segment, fd int) {
 	t.Helper()
 	cmd = startPeerCmd(role, "")
+	for _, f := range setup {
+		f(cmd)
+	}
 	stderr = &bytes.Buffer{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -120,29 +139,61 @@ func hostileDial(t *testing.T, role string) (cmd *exec.Cmd, stderr *bytes.Buffer
 	})
 	lines = bufio.NewScanner(out)
 	require.True(t, lines.Scan(), "the child's address")
-	side, err = net.Dial("tcp", lines.Text())
+	side, err = net.Dial(network, lines.Text())
 	require.NoError(t, err)
 	t.Cleanup(func() { side.Close() })
-	_, err = side.Write(rawHello(MinRingSize))
+	hello := rawHello(MinRingSize)
+	if network == "unix" {
+		copy(hello[8:12], "0002") // flag bit 1: the segment may come as a descriptor
+	}
+	_, err = side.Write(hello)
 	require.NoError(t, err)
-	var fixed [32]byte
-	_, err = io.ReadFull(side, fixed[:])
-	require.NoError(t, err)
+	fixed, name, passed := readRawReply(t, side)
 	require.Equal(t, byte(0), fixed[6], "status: shared memory granted")
-	name := make([]byte, fixed[7])
-	_, err = io.ReadFull(side, name)
-	require.NoError(t, err)
-	fd, err = unix.Open(filepath.Join(shmdir.Path(), string(name)), unix.O_RDWR|unix.O_CLOEXEC, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(fd) })
 	var token segment.Token
 	copy(token[:], fixed[16:32])
-	seg, err = segment.Open(string(name), int(binary.LittleEndian.Uint32(fixed[8:])), token)
+	size := int(binary.LittleEndian.Uint32(fixed[8:]))
+	if network == "unix" {
+		require.Len(t, passed, 1, "the segment's descriptor")
+		seg, err = segment.Map(passed[0], size, token)
+		fd = -1
+	} else {
+		fd, err = unix.Open(filepath.Join(shmdir.Path(), name), unix.O_RDWR|unix.O_CLOEXEC, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		seg, err = segment.Open(name, size, token)
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() { seg.Close() })
 	_, err = side.Write([]byte{'M'})
 	require.NoError(t, err)
 	return cmd, stderr, lines, side, seg, fd
+}
+
+// readRawReply reads a listener's reply: its fixed part, the segment's
+// name and, over a unix socket, the descriptors that came with it.
+func readRawReply(t *testing.T, side net.Conn) (fixed [32]byte, name string, fds []int) {
+	t.Helper()
+	got := 0
+	if uc, ok := side.(*net.UnixConn); ok {
+		oob := make([]byte, unix.CmsgSpace(4*4))
+		n, oobn, _, _, err := uc.ReadMsgUnix(fixed[:], oob)
+		require.NoError(t, err)
+		got = n
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		require.NoError(t, err)
+		for i := range msgs {
+			rights, err := unix.ParseUnixRights(&msgs[i])
+			require.NoError(t, err)
+			fds = append(fds, rights...)
+		}
+	}
+	_, err := io.ReadFull(side, fixed[got:])
+	require.NoError(t, err)
+	b := make([]byte, fixed[7])
+	_, err = io.ReadFull(side, b)
+	require.NoError(t, err)
+	return fixed, string(b), fds
 }
 
 // childResult waits for the child's result line and its exit, failing the
@@ -174,7 +225,7 @@ func childResult(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, lines *bufio
 func TestTruncatedUnderWriteTo(t *testing.T) {
 	for _, how := range []string{"read", "writeto-buffer", "writeto-hash", "writeto-pipe", "writeto-ospipe"} {
 		t.Run(how, func(t *testing.T) {
-			cmd, stderr, lines, side, seg, fd := hostileDial(t, "lent-"+how)
+			cmd, stderr, lines, side, seg, fd := hostileDial(t, "tcp", "trunc-"+how)
 			msg := bytes.Repeat([]byte("x"), 1000)
 			copy(seg.Data(0), msg)
 			time.Sleep(100 * time.Millisecond) // the listener waits for bytes
@@ -187,11 +238,11 @@ func TestTruncatedUnderWriteTo(t *testing.T) {
 	}
 }
 
-// TestTruncatedUnderReadFrom: io.Copy into the conn (ReadFrom, a Go reader
-// filling ring memory) fails with ErrCorrupt once the ring is truncated
-// under it; the process lives.
+// TestTruncatedUnderReadFrom: io.Copy into the conn (ReadFrom, copying
+// what a Go reader returns into the ring) fails with ErrCorrupt once the
+// ring is truncated under it; the process lives.
 func TestTruncatedUnderReadFrom(t *testing.T) {
-	cmd, stderr, lines, _, _, fd := hostileDial(t, "lent-readfrom")
+	cmd, stderr, lines, _, _, fd := hostileDial(t, "tcp", "trunc-readfrom")
 	time.Sleep(250 * time.Millisecond) // ReadFrom has committed ring memory and waits in the reader
 	require.NoError(t, unix.Ftruncate(fd, int64(segment.PageSize)))
 	require.Contains(t, childResult(t, cmd, stderr, lines), ErrCorrupt.Error())
