@@ -125,6 +125,8 @@ func readMultibulk(r *bufio.Reader, lim limits) (*command, error) {
 		return nil, protoError("invalid multibulk length")
 	case lim.unauth && n > maxUnauthMultiLen:
 		return nil, protoError("unauthenticated multibulk length")
+	case n <= 0:
+		return &command{}, nil // Redis skips "*0" and "*-1"
 	}
 	cmd := &command{ends: make([]int, 0, min(n, 64))}
 	for i := int64(0); i < n; i++ {
