@@ -194,6 +194,10 @@ func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err e
 	return d.attach(side, rep, fd)
 }
 
+// testHookOpenSegment, if set, runs before the dialer opens a named
+// segment: tests swap the file there.
+var testHookOpenSegment func(name string)
+
 // attach maps the segment the listener created (passed as descriptor fd,
 // or named in rep) and acknowledges it, or falls back to the side socket if
 // both sides allow it.
@@ -202,6 +206,9 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn,
 	if fd >= 0 {
 		seg, err = segment.Map(fd, int(rep.RingSize), rep.Token)
 	} else {
+		if testHookOpenSegment != nil {
+			testHookOpenSegment(rep.Name)
+		}
 		seg, err = segment.Open(rep.Name, int(rep.RingSize), rep.Token)
 	}
 	switch {
