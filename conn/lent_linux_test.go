@@ -140,8 +140,7 @@ func hostileDial(t *testing.T, role string) (cmd *exec.Cmd, stderr *bytes.Buffer
 	seg, err = segment.Open(string(name), int(binary.LittleEndian.Uint32(fixed[8:])), token)
 	require.NoError(t, err)
 	t.Cleanup(func() { seg.Close() })
-	_, err = side.Write([]byte{'M'})
-	require.NoError(t, err)
+	rawAck(t, side, seg)
 	return cmd, stderr, lines, side, seg, fd
 }
 

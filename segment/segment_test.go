@@ -32,8 +32,10 @@ func useDir(t *testing.T) string {
 }
 
 func TestHeaderLayout(t *testing.T) {
-	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offControl})
-	require.LessOrEqual(t, offToken+TokenSize, offControl)
+	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 48, 256, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offConfirmed, offBinding, offControl})
+	require.LessOrEqual(t, offToken+TokenSize, offConfirmed)
+	require.LessOrEqual(t, offConfirmed+4, offBinding)
+	require.LessOrEqual(t, offBinding+BindingSize, offControl)
 	require.LessOrEqual(t, offControl+Regions*ControlSize, HeaderSize, "control blocks share the first page")
 }
 
@@ -431,4 +433,39 @@ func TestContains(t *testing.T) {
 	assert.False(t, c.Contains(0))
 	require.NoError(t, c.Close())
 	assert.False(t, c.Contains(first), "a closed segment claims its old address")
+}
+
+// TestBinding: the creator confirms exactly the record the opener wrote,
+// zero padding included, and only the opener of the same file sees the
+// confirmation.
+func TestBinding(t *testing.T) {
+	c, err := Create(PageSize)
+	require.NoError(t, err)
+	defer c.Close()
+	o, err := Open(c.Name(), PageSize, c.Token())
+	require.NoError(t, err)
+	defer o.Close()
+
+	require.ErrorIs(t, o.Bind(make([]byte, BindingSize+1)), ErrSize)
+	ok, err := c.ConfirmBinding([]byte("ours"))
+	require.NoError(t, err)
+	require.False(t, ok, "confirmed a binding nobody wrote")
+
+	require.NoError(t, o.Bind([]byte("ours, longer")))
+	require.NoError(t, o.Bind([]byte("ours"))) // a shorter record clears the rest
+	for _, rec := range []string{"our", "ours, longer", "theirs"} {
+		ok, err := c.ConfirmBinding([]byte(rec))
+		require.NoError(t, err)
+		require.False(t, ok, "confirmed %q", rec)
+	}
+	ok, err = o.BindingConfirmed()
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	ok, err = c.ConfirmBinding([]byte("ours"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = o.BindingConfirmed()
+	require.NoError(t, err)
+	require.True(t, ok)
 }
