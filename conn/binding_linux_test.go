@@ -3,6 +3,7 @@
 package conn
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -238,4 +239,31 @@ func TestSwappedSegmentFile(t *testing.T) {
 		})
 	}
 	require.Empty(t, testutil.SegmentFiles())
+}
+
+// TestBindingAcrossAddressForms: a dual-stack listener sees an IPv4
+// dialer's addresses in their IPv4-mapped form; the binding still holds,
+// and memory is shared, over IPv4 and IPv6 alike.
+func TestBindingAcrossAddressForms(t *testing.T) {
+	ln, err := Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Skip("no IPv6:", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		accepted := acceptAsync(ln)
+		c, err := (&Dialer{NoFallback: true, Timeout: 10 * time.Second}).Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+		if err != nil && host == "::1" && !errors.Is(err, ErrHandshake) {
+			t.Log("no IPv6 loopback:", err)
+			continue
+		}
+		require.NoError(t, err, host)
+		r := <-accepted
+		require.NoError(t, r.err)
+		_, shared := r.c.(*Conn)
+		require.True(t, shared, "%s: accepted %T", host, r.c)
+		c.Close()
+		r.c.Close()
+	}
 }
