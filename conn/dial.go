@@ -34,8 +34,10 @@ type Dialer struct {
 	NoFallback bool
 
 	// OnFallback, if set, is called when a dial falls back to the side
-	// socket, with the reason: the listener cannot share memory, or this
-	// process cannot map the segment (another /dev/shm, another user).
+	// socket, with the reason: the listener cannot share memory, this
+	// process cannot map the segment (another /dev/shm, another user), or
+	// the two do not map one segment over one side socket
+	// (ErrSegmentMismatch: a relay between them, a swapped file).
 	// A shortage that passes (out of file descriptors or memory) never
 	// falls back: the dial fails instead and may be retried.
 	OnFallback func(reason error)
