@@ -19,6 +19,7 @@ import (
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/shmdir"
 	"github.com/shmconn/shmconn/internal/testutil"
+	"github.com/shmconn/shmconn/segment"
 )
 
 // nobody is the uid (and gid) the splicer runs as: not ours, so it can
@@ -266,4 +267,31 @@ func TestBindingAcrossAddressForms(t *testing.T) {
 		c.Close()
 		r.c.Close()
 	}
+}
+
+// TestForgedConfirmation: a listener (or a relay) that answers the ack
+// with a confirmation its segment does not bear fails the dial, even
+// where the fallback is allowed: a confirmation is trusted only from
+// shared memory.
+func TestForgedConfirmation(t *testing.T) {
+	seg, err := segment.Create(MinRingSize)
+	require.NoError(t, err)
+	defer seg.Close()
+	reply, err := handshake.AppendReply(nil, handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared,
+		RingSize: MinRingSize, Flags: handshake.ReplyFallback, Token: seg.Token(), Name: seg.Name()})
+	require.NoError(t, err)
+	acks := make(chan byte, 1)
+	addr := serveRaw(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, handshake.HelloSize))
+		c.Write(reply)
+		ack := make([]byte, 1)
+		io.ReadFull(c, ack)
+		acks <- ack[0]
+		c.Write([]byte{handshake.ConfirmShared})
+		io.Copy(io.Discard, c)
+	})
+	c, err := (&Dialer{RingSize: MinRingSize, Timeout: 5 * time.Second}).Dial("unix", addr)
+	require.Nil(t, c)
+	require.ErrorIs(t, err, ErrSegmentMismatch)
+	require.Equal(t, handshake.AckShared, receive(t, acks, "the ack"), "the dialer mapped the segment")
 }
