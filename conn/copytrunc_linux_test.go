@@ -165,8 +165,7 @@ func hostileDial(t *testing.T, network, role string, setup ...func(*exec.Cmd)) (
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() { seg.Close() })
-	_, err = side.Write([]byte{'M'})
-	require.NoError(t, err)
+	rawAck(t, side, seg)
 	return cmd, stderr, lines, side, seg, fd
 }
 

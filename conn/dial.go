@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -33,8 +34,10 @@ type Dialer struct {
 	NoFallback bool
 
 	// OnFallback, if set, is called when a dial falls back to the side
-	// socket, with the reason: the listener cannot share memory, or this
-	// process cannot map the segment (another /dev/shm, another user).
+	// socket, with the reason: the listener cannot share memory, this
+	// process cannot map the segment (another /dev/shm, another user), or
+	// the two do not map one segment over one side socket
+	// (ErrSegmentMismatch: a relay between them, a swapped file).
 	// A shortage that passes (out of file descriptors or memory) never
 	// falls back: the dial fails instead and may be retried.
 	OnFallback func(reason error)
@@ -171,9 +174,13 @@ func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err e
 	if err != nil {
 		return nil, nil, handshakeError("reading reply", err)
 	}
+	if rep.Status != handshake.StatusShared {
+		// Only a shared reply may carry a descriptor.
+		if _, err := replies.descriptor(rep); err != nil {
+			return nil, nil, handshakeError("reading reply", err)
+		}
+	}
 	switch {
-	case rep.Version != handshake.Version:
-		return nil, nil, handshakeErrorOf(ErrVersion, "reading reply", fmt.Errorf("the listener speaks version %d, we speak %d", rep.Version, handshake.Version))
 	case rep.Status == handshake.StatusRefused:
 		return nil, nil, handshakeError("reading reply", errors.New("refused by the listener"))
 	case rep.Status == handshake.StatusBusy:
@@ -194,21 +201,20 @@ func (d *Dialer) negotiate(side net.Conn, size int) (c net.Conn, fellBack, err e
 	return d.attach(side, rep, fd)
 }
 
+// testHookOpenSegment, if set, runs before the dialer opens a named
+// segment: tests swap the file there.
+var testHookOpenSegment func(name string)
+
 // attach maps the segment the listener created (passed as descriptor fd,
-// or named in rep) and acknowledges it, or falls back to the side socket if
-// both sides allow it.
+// or named in rep), binds it to the side socket and acknowledges it, or
+// falls back to the side socket if both sides allow it.
 func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn, fellBack, err error) {
-	var seg *segment.Segment
-	if fd >= 0 {
-		seg, err = segment.Map(fd, int(rep.RingSize), rep.Token)
-	} else {
-		seg, err = segment.Open(rep.Name, int(rep.RingSize), rep.Token)
-	}
+	seg, err := mapSegment(side, rep, fd)
 	switch {
 	case err != nil && transient(err):
 		// Closing without an ack tells the listener to give up too.
 		return nil, nil, handshakeError("mapping the segment", err)
-	case err != nil && (d.NoFallback || rep.Flags&handshake.ReplyFallback == 0):
+	case err != nil && !d.mayFallBack(rep):
 		// A listener that does not allow the fallback would close the
 		// socket we hand out.
 		return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "mapping the segment", err)
@@ -223,6 +229,17 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn,
 		seg.Close()
 		return nil, nil, handshakeError("sending ack", err)
 	}
+	if mismatch, err := readConfirmation(side, seg); err != nil {
+		seg.Close()
+		return nil, nil, err
+	} else if mismatch != nil {
+		seg.Close()
+		if !d.mayFallBack(rep) {
+			return nil, nil, handshakeErrorOf(ErrNoSharedMemory, "reading confirmation", mismatch)
+		}
+		d.Counters.fallback(true)
+		return side, mismatch, nil
+	}
 	sc, err := newConn(side, seg, 0, d.Wait)
 	if err != nil {
 		seg.Close()
@@ -235,4 +252,61 @@ func (d *Dialer) attach(side net.Conn, rep handshake.Reply, fd int) (c net.Conn,
 		sc.peer = &cred
 	}
 	return sc, nil, nil
+}
+
+// mayFallBack reports whether both sides allow the fallback, as the
+// listener's rep says for its side.
+func (d *Dialer) mayFallBack(rep handshake.Reply) bool {
+	return !d.NoFallback && rep.Flags&handshake.ReplyFallback != 0
+}
+
+// mapSegment maps the segment offered in rep (or passed as fd) and writes
+// our binding record into it: how we see the side socket, for the
+// listener to check that it is its segment we mapped and its socket we
+// came through.
+func mapSegment(side net.Conn, rep handshake.Reply, fd int) (seg *segment.Segment, err error) {
+	if fd >= 0 {
+		seg, err = segment.Map(fd, int(rep.RingSize), rep.Token)
+	} else {
+		if testHookOpenSegment != nil {
+			testHookOpenSegment(rep.Name)
+		}
+		seg, err = segment.Open(rep.Name, int(rep.RingSize), rep.Token)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec, _ := handshake.Binding(side.LocalAddr(), side.RemoteAddr())
+	if err := seg.Bind(rec); err != nil {
+		seg.Close()
+		return nil, err
+	}
+	return seg, nil
+}
+
+// readConfirmation reads the listener's answer to our ack. mismatch, if
+// not nil, says the listener did not find our binding in its segment
+// (ConfirmPlain): we mapped another file, or a relay stands between us.
+// A confirmation the segment does not bear out is such a relay's lie: an
+// error.
+func readConfirmation(side net.Conn, seg *segment.Segment) (mismatch, err error) {
+	var b [handshake.ConfirmSize]byte
+	if _, err := io.ReadFull(side, b[:]); err != nil {
+		return nil, handshakeError("reading confirmation", err)
+	}
+	switch b[0] {
+	case handshake.ConfirmPlain:
+		return fmt.Errorf("%w: the listener did not find our binding in its segment", ErrSegmentMismatch), nil
+	case handshake.ConfirmShared:
+	default:
+		return nil, handshakeError("reading confirmation", fmt.Errorf("%w: confirmation %#x", handshake.ErrProtocol, b[0]))
+	}
+	ok, err := seg.BindingConfirmed()
+	switch {
+	case err != nil:
+		return nil, handshakeError("reading confirmation", err)
+	case !ok:
+		return nil, handshakeErrorOf(ErrSegmentMismatch, "reading confirmation", errors.New("the segment we mapped bears no confirmation"))
+	}
+	return nil, nil
 }

@@ -15,7 +15,8 @@
 //
 // Conns from Dial and Accept are *Conn when memory is shared. When it
 // cannot be (over TCP: the peer is on another host, runs as another user,
-// or sees another /dev/shm; or memory ran out), both sides fall back to
+// or sees another /dev/shm; or memory ran out; or something relays the side
+// socket between the two), both sides fall back to
 // carrying the stream over the side socket and hand out that socket
 // itself, unless the fallback is turned off.
 //
@@ -79,12 +80,16 @@
 //	Listener got a client that is not a Dialer       ErrNotShmconn, ErrHandshake (OnHandshakeError)
 //	  (without AcceptPlain)
 //	the peer speaks another handshake version        ErrVersion, ErrHandshake
+//	  (whatever its reply holds after its version)
 //	the handshake ran out of time (Dialer.Timeout,   ErrHandshake, os.ErrDeadlineExceeded,
 //	  the context's deadline, HandshakeTimeout)        context.DeadlineExceeded; Timeout() is true
 //	the dial's context was cancelled                 ErrHandshake, context.Canceled
 //	malformed message, or refused by the listener    ErrHandshake
 //	client refused by AuthorizePeer                  ErrPeerNotAllowed, ErrHandshake, the hook's error
 //	no shared memory, and no fallback on one side    ErrNoSharedMemory, ErrHandshake
+//	the two sides do not map one segment over one    ErrSegmentMismatch, ErrHandshake: the reason
+//	  side socket (a relay between them, a segment     given to OnFallback on both sides, or with
+//	  file swapped in /dev/shm)                        ErrNoSharedMemory where either has no fallback
 //	a shortage that passes (out of file descriptors  ErrHandshake (and the errno, such as
 //	  or memory) while setting up the segment          syscall.EMFILE): the dial fails, never falls back
 //	a Dialer or ListenConfig field out of range      ErrConfig

@@ -39,6 +39,14 @@ var (
 	// ListenConfig.AuthorizePeer (or by the default rule: same uid or
 	// root). It matches ErrHandshake.
 	ErrPeerNotAllowed error = &handshake.Kind{Msg: "shmconn: peer not allowed", Parent: ErrHandshake}
+	// ErrSegmentMismatch means the two sides of a handshake do not share
+	// one segment over one side socket: the dialer mapped another file
+	// than the listener's (the file was swapped in /dev/shm), or it
+	// reached the listener through a relay (a process between the two
+	// side sockets). Both sides fall back with it as the reason, or,
+	// with the fallback off, fail with it and ErrNoSharedMemory. It
+	// matches ErrHandshake.
+	ErrSegmentMismatch error = &handshake.Kind{Msg: "shmconn: the peer did not map our segment through this side socket", Parent: ErrHandshake}
 	// ErrNoMemory means a page of shared memory could not be committed: a
 	// Write reached a page of its ring not yet backed by memory while
 	// /dev/shm was full or the memory cgroup near its limit (shmconn

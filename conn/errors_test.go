@@ -17,6 +17,57 @@ import (
 	"github.com/shmconn/shmconn/internal/shmdir"
 )
 
+// relayTo relays every connection made to the address it returns (on
+// loopback TCP) to addr, both ways.
+func relayTo(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serveUntilCleanup(t, ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		// Plain copies: io.Copy between two TCP conns would splice through
+		// pooled pipes, descriptors the garbage collector closes at some
+		// later time, which tests counting descriptors would see.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			io.Copy(struct{ io.Writer }{up}, struct{ io.Reader }{c})
+			up.Close() // the dialer went: so does the relay
+		}()
+		io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{up})
+		c.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// TestListenerCloseMidHandshake closes a Listener while a client is
+// half-way through its hello: the handshake our Close cut off is counted
+// as closed, not as the client's protocol error.
+func TestListenerCloseMidHandshake(t *testing.T) {
+	drops := make(chan error, 1)
+	ln, err := (&ListenConfig{OnHandshakeError: func(_ net.Addr, err error) { drops <- err }}).Listen(t.Context(), "unix", listenAddr(t, "unix"))
+	require.NoError(t, err)
+	c, err := net.Dial("unix", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(rawHello(0)[:6])
+	require.NoError(t, err)
+	// Wait until the listener is reading the rest of the hello.
+	require.Eventually(t, func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.raw) == 1
+	}, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, ln.Close())
+	require.ErrorIs(t, receive(t, drops, "the drop"), net.ErrClosed)
+	require.Equal(t, HandshakeErrorStats{Closed: 1}, ln.Stats().HandshakeErrors)
+}
+
 // TestErrorTable checks each row of the error table in the package
 // documentation (doc.go), in its order.
 func TestErrorTable(t *testing.T) {
@@ -67,6 +118,15 @@ func TestErrorTable(t *testing.T) {
 	})
 	t.Run("the peer speaks another version", func(t *testing.T) {
 		_, err := quick.Dial("unix", fakeListener(t, failedReply(handshake.StatusRefused, handshake.Version+1)))
+		requireIs(t, err, ErrVersion, ErrHandshake)
+		// Another version's reply is not held to our version's rules
+		// past its version: whatever follows, the dial reports the
+		// version.
+		future := append(append([]byte{}, handshake.ReplyMagic[:]...), handshake.Version+1, 0, 9, 200, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff)
+		_, err = quick.Dial("unix", fakeListener(t, future))
+		requireIs(t, err, ErrVersion, ErrHandshake)
+		// A version-1 listener answers with version 1's magic.
+		_, err = quick.Dial("unix", fakeListener(t, []byte{0, 'S', 'H', 'M', 1, 0, handshake.StatusRefused, 0}))
 		requireIs(t, err, ErrVersion, ErrHandshake)
 		addr, errs := dropped(t, ListenConfig{})
 		c := rawClient(t, addr, append([]byte{0, 'S', 'H', 'M', 1, 0, 0, 0}, make([]byte, 8)...))
@@ -120,6 +180,28 @@ func TestErrorTable(t *testing.T) {
 		_, err := (&Dialer{NoFallback: true, Timeout: 5 * time.Second}).Dial("tcp", addr)
 		requireIs(t, err, ErrNoSharedMemory, ErrHandshake)
 		requireIs(t, receive(t, errs, "the drop"), ErrNoSharedMemory, ErrHandshake)
+	})
+	t.Run("the segment was not mapped through this side socket", func(t *testing.T) {
+		// A relay of our own uid between the two: the processes of
+		// another uid and a swapped file are TestProcessSplicerGetsNoSegment
+		// and TestSwappedSegmentFile.
+		for _, noFallback := range []bool{false, true} {
+			addr, errs := droppedOver(t, "tcp", ListenConfig{})
+			relay := relayTo(t, addr)
+			c, err := (&Dialer{NoFallback: noFallback, Timeout: 5 * time.Second}).Dial("tcp", relay)
+			if c != nil {
+				t.Cleanup(func() { c.Close() })
+			}
+			if noFallback {
+				requireIs(t, err, ErrSegmentMismatch, ErrNoSharedMemory, ErrHandshake)
+				requireIs(t, receive(t, errs, "the drop"), ErrSegmentMismatch, ErrNoSharedMemory, ErrHandshake)
+				continue
+			}
+			require.NoError(t, err)
+			_, shared := c.(*Conn)
+			require.False(t, shared, "shared memory through a relay")
+			c.Close()
+		}
 	})
 	t.Run("a shortage that passes", func(t *testing.T) {
 		// The listener's side; the dialer's, out of file descriptors, is

@@ -193,7 +193,7 @@ func (l *Listener) share(raw net.Conn, h handshake.Hello, seg *segment.Segment, 
 	}
 	switch ack[0] {
 	case handshake.AckShared:
-		return l.attach(raw, seg)
+		return l.confirm(raw, h, seg)
 	case handshake.AckPlain:
 		seg.Close()
 		if h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback {
@@ -222,12 +222,48 @@ func (l *Listener) offer(raw net.Conn, seg *segment.Segment, size int) error {
 	return nil
 }
 
-// attach builds the conn once the dialer has mapped seg: nobody else may
-// open it from then on, so its name goes.
+// confirm checks, once the dialer says it mapped seg, that the binding
+// record in seg is the dialer's view of raw, and answers: ConfirmShared
+// and the conn, or ConfirmPlain and the fallback (or, where either side
+// does not allow it, the drop). A missing or different record means the
+// dialer mapped another file (ours was swapped under its name), or it is
+// not at the other end of raw: a relay passed our reply on to it.
+func (l *Listener) confirm(raw net.Conn, h handshake.Hello, seg *segment.Segment) (net.Conn, error) {
+	var bound bool
+	rec, ok := handshake.Binding(raw.RemoteAddr(), raw.LocalAddr())
+	if ok {
+		var err error
+		if bound, err = seg.ConfirmBinding(rec); err != nil {
+			seg.Close()
+			return nil, handshakeError("checking the binding", err)
+		}
+	}
+	if !bound {
+		seg.Close()
+		mismatch := fmt.Errorf("%w: the dialer's binding is not in our segment", ErrSegmentMismatch)
+		_, werr := raw.Write([]byte{handshake.ConfirmPlain})
+		switch {
+		case h.Flags&handshake.FlagFallback == 0 || l.cfg.NoFallback:
+			return nil, handshakeErrorOf(ErrNoSharedMemory, "checking the binding", mismatch)
+		case werr != nil:
+			return nil, handshakeError("sending confirmation", werr)
+		}
+		l.fellBack(raw, mismatch)
+		return l.plain(raw, nil)
+	}
+	return l.attach(raw, seg)
+}
+
+// attach builds the conn once the dialer has mapped seg and we confirmed
+// its binding: nobody else may open it from then on, so its name goes.
 func (l *Listener) attach(raw net.Conn, seg *segment.Segment) (net.Conn, error) {
 	if err := seg.Unlink(); err != nil {
 		seg.Close()
 		return nil, handshakeError("unlinking the segment", err)
+	}
+	if _, err := raw.Write([]byte{handshake.ConfirmShared}); err != nil {
+		seg.Close()
+		return nil, handshakeError("sending confirmation", err)
 	}
 	c, err := newConn(raw, seg, 1, l.cfg.Wait)
 	if err == nil {
@@ -256,7 +292,7 @@ func (l *Listener) reply(status byte) handshake.Reply {
 
 // fellBack counts and reports a conn that goes on over the side socket.
 func (l *Listener) fellBack(raw net.Conn, reason error) {
-	l.counters.fallback(reason == errDialerPlain)
+	l.counters.fallback(reason == errDialerPlain || errors.Is(reason, ErrSegmentMismatch))
 	if l.cfg.OnFallback != nil {
 		l.cfg.OnFallback(raw.RemoteAddr(), reason)
 	}

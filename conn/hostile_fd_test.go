@@ -19,7 +19,8 @@ import (
 
 // TestHostileListenerDescriptors has a dialer face listeners that lie
 // about the descriptor they pass: none, two, one with a reply that names a
-// file, an unsealed memory file, a regular file, a pipe. Every dial fails
+// file, an unsealed memory file, a regular file, a pipe, one with a reply
+// that falls back. Every dial fails
 // (or falls back where both allow it), nothing is mapped that could be
 // truncated under us, and every descriptor that arrived is closed.
 func TestHostileListenerDescriptors(t *testing.T) {
@@ -49,27 +50,33 @@ func TestHostileListenerDescriptors(t *testing.T) {
 	byFD := handshake.Reply{Version: handshake.Version, Status: handshake.StatusShared, RingSize: MinRingSize, Flags: handshake.ReplyDescriptor, Token: good.Token()}
 	named := byFD
 	named.Flags, named.Name = 0, "shmconn-1-0123456789abcdef"
+	plain := handshake.Reply{Version: handshake.Version, Status: handshake.StatusPlain, Flags: handshake.ReplyFallback}
 	for _, tc := range []struct {
-		name  string
-		reply handshake.Reply
-		fds   []int
+		name     string
+		reply    handshake.Reply
+		fds      []int
+		fallback bool // the dialer allows the fallback: the reply must still be refused
 	}{
-		{"no descriptor", byFD, nil},
-		{"two descriptors", byFD, []int{good.FD(), good.FD()}},
-		{"descriptor with a name", named, []int{good.FD()}},
-		{"unsealed memfd", byFD, []int{unsealed}},
-		{"regular file", byFD, []int{file}},
-		{"pipe", byFD, []int{pipe[0]}},
-		{"wrong token", func() handshake.Reply { r := byFD; r.Token[0]++; return r }(), []int{good.FD()}},
+		{"no descriptor", byFD, nil, false},
+		{"two descriptors", byFD, []int{good.FD(), good.FD()}, false},
+		{"descriptor with a name", named, []int{good.FD()}, false},
+		{"unsealed memfd", byFD, []int{unsealed}, false},
+		{"regular file", byFD, []int{file}, false},
+		{"pipe", byFD, []int{pipe[0]}, false},
+		{"wrong token", func() handshake.Reply { r := byFD; r.Token[0]++; return r }(), []int{good.FD()}, false},
+		{"descriptor with a fallback", plain, []int{good.FD()}, true},
 	} {
 		before := openFDs(t)
 		t.Run(tc.name, func(t *testing.T) {
 			addr := fakeDescriptorListener(t, tc.reply, tc.fds)
-			d := Dialer{NoFallback: true, RingSize: MinRingSize, Timeout: time.Second}
+			d := Dialer{NoFallback: !tc.fallback, RingSize: MinRingSize, Timeout: time.Second}
 			c, err := d.Dial("unix", addr)
 			require.Error(t, err)
 			require.Nil(t, c)
 			require.ErrorIs(t, err, ErrHandshake)
+			if tc.fallback {
+				require.ErrorIs(t, err, handshake.ErrProtocol)
+			}
 			t.Log(err)
 		})
 		// The fake listener is gone now (its cleanup waited for it).

@@ -70,7 +70,8 @@ type ListenConfig struct {
 
 	// OnFallback, if set, is told about every dialer whose conn falls back
 	// to the side socket, and why: we cannot create segments (no /dev/shm,
-	// not writable), or the dialer cannot map ours. A shortage that passes
+	// not writable), the dialer cannot map ours, or its binding is not in
+	// ours (ErrSegmentMismatch: a relay between us, a swapped file). A shortage that passes
 	// (out of file descriptors or memory) never falls back: the dialer is
 	// told to try again. It may be called from several goroutines at once.
 	OnFallback func(remote net.Addr, reason error)

@@ -37,6 +37,8 @@ func playReliabilityPeer(role, addr string) (bool, error) {
 		return true, dialOutOfFDs(addr)
 	case "listen-out-of-fds":
 		return true, listenOutOfFDs(addr)
+	case "splice-handshake":
+		return true, spliceHandshake(addr)
 	}
 	return false, nil
 }

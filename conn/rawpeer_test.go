@@ -48,7 +48,7 @@ func dialRaw(t *testing.T, network, addr string, ringSize uint32) *rawPeer {
 	var fixed [32]byte
 	_, err = io.ReadFull(side, fixed[:])
 	require.NoError(t, err)
-	require.Equal(t, []byte{0, 's', 'h', 'm', 2, 0, 0}, fixed[:7], "reply: magic, version 2, status shared")
+	require.Equal(t, []byte{0, 's', 'h', 'm', 3, 0, 0}, fixed[:7], "reply: magic, version 3, status shared")
 	name := make([]byte, fixed[7])
 	_, err = io.ReadFull(side, name)
 	require.NoError(t, err)
@@ -59,15 +59,50 @@ func dialRaw(t *testing.T, network, addr string, ringSize uint32) *rawPeer {
 	seg, err := segment.Open(string(name), int(size), token)
 	require.NoError(t, err)
 	t.Cleanup(func() { seg.Close() })
-	_, err = side.Write([]byte{'M'})
-	require.NoError(t, err)
+	rawAck(t, side, seg)
 	return &rawPeer{side: side, seg: seg, cap: uint64(size)}
 }
 
-// rawHello is a version-2 hello asking for rings of ringSize bytes, no
+// rawAck binds the mapped seg to side, acknowledges it and takes the
+// listener's confirmation.
+func rawAck(t *testing.T, side net.Conn, seg *segment.Segment) {
+	t.Helper()
+	require.NoError(t, seg.Bind(append(specEndpoint(t, side.LocalAddr()), specEndpoint(t, side.RemoteAddr())...)))
+	_, err := side.Write([]byte{'M'})
+	require.NoError(t, err)
+	var confirm [1]byte
+	side.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(side, confirm[:])
+	require.NoError(t, err)
+	side.SetReadDeadline(time.Time{})
+	require.Equal(t, byte('K'), confirm[0], "confirmation")
+}
+
+// specEndpoint encodes a side socket's address for the binding record
+// (SPEC.md section 3): kind, length, address.
+func specEndpoint(t *testing.T, a net.Addr) []byte {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		b := append([]byte{1, 18}, a.IP.To16()...)
+		return binary.LittleEndian.AppendUint16(b, uint16(a.Port))
+	case *net.UnixAddr:
+		name := a.Name
+		switch {
+		case name == "@":
+			name = ""
+		case len(name) > 0 && name[0] == '@':
+			name = "\x00" + name[1:]
+		}
+		return append([]byte{2, byte(len(name))}, name...)
+	}
+	t.Fatalf("no binding for %T", a)
+	return nil
+}
+
+// rawHello is a version-3 hello asking for rings of ringSize bytes, no
 // flags: the magic, version, flags and ring size in hex, CRLF.
 func rawHello(ringSize uint32) []byte {
-	return fmt.Appendf([]byte("\xffSHM"), "%04x%04x%08x\r\n", 2, 0, ringSize)
+	return fmt.Appendf([]byte("\xffSHM"), "%04x%04x%08x\r\n", 3, 0, ringSize)
 }
 
 // out is the control block of the ring the raw dialer produces into

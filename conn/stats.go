@@ -45,7 +45,9 @@ type FallbackStats struct {
 	// out of memory or of file descriptors).
 	NoSegment uint64
 	// OpenFailed: the dialer could not map the listener's segment (another
-	// /dev/shm, another user, a segment it refused to trust).
+	// /dev/shm, another user, a segment it refused to trust), or the two
+	// sides found they do not map one segment over one side socket
+	// (ErrSegmentMismatch).
 	OpenFailed uint64
 }
 
@@ -54,7 +56,7 @@ type HandshakeErrorStats struct {
 	Timeout        uint64 // the handshake ran out of time, or its context ended
 	NoSharedMemory uint64 // ErrNoSharedMemory: no fallback allowed
 	Protocol       uint64 // a malformed, unexpected or refused handshake message (other version, fallback not allowed)
-	Closed         uint64 // the peer closed or reset the side socket during the handshake
+	Closed         uint64 // the side socket closed during the handshake: the peer closed or reset it, or Listener.Close cut the handshake off
 	Other          uint64 // anything else, such as an unauthorized peer
 }
 
@@ -294,7 +296,8 @@ func handshakeErrorKind(err error) int {
 		return hsTimeout
 	case errors.Is(err, ErrNoSharedMemory):
 		return hsNoSharedMemory
-	case isEOF(err):
+	case isEOF(err), errors.Is(err, net.ErrClosed):
+		// net.ErrClosed: our own Listener.Close cut it off.
 		return hsClosed
 	case errors.Is(err, ErrHandshake):
 		return hsProtocol

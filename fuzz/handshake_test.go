@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -16,7 +17,8 @@ func FuzzParseHello(f *testing.F) {
 	f.Add([]byte{0, 'S', 'H', 'M'})
 	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0}) // version 1
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f})                      // PostgreSQL's SSLRequest
-	f.Add([]byte("\xffSHM0002000100040000\r\n"))
+	f.Add([]byte("\xffSHM0002000100040000\r\n"))                        // version 2
+	f.Add([]byte("\xffSHM0003000300040000\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := handshake.ParseHello(b)
 		if err != nil {
@@ -48,9 +50,18 @@ func FuzzParseReply(f *testing.F) {
 	// crashes another library's server.
 	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), 2, 0, 0, 0xff, 0, 0, 0, 0))
 	f.Add(bytes.Replace(good, []byte("shmconn-123"), []byte("../../etc/x"), 1))
+	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), handshake.Version+1, 0, 9, 200, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff))
+	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, handshake.StatusRefused, 0}) // version 1's refusal
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := handshake.ParseReply(b)
 		r2, err2 := handshake.ReadReply(bytes.NewReader(b))
+		// A reply whose version is not ours is refused as such, by both,
+		// whatever follows the version.
+		if len(b) >= 6 && string(b[:4]) == string(handshake.ReplyMagic[:]) && binary.LittleEndian.Uint16(b[4:]) != handshake.Version {
+			if !errors.Is(err, handshake.ErrVersion) || !errors.Is(err2, handshake.ErrVersion) {
+				t.Fatalf("version %d: ParseReply %v, ReadReply %v; want ErrVersion", binary.LittleEndian.Uint16(b[4:]), err, err2)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, handshake.ErrHandshake) {
 				t.Fatalf("error %v is not ErrHandshake", err)

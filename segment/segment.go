@@ -36,13 +36,15 @@ import (
 // Layout of the first page. Offsets are pinned by a test; changing any of
 // them requires a new Version.
 const (
-	offMagic      = 0  // [8]byte magic
-	offVersion    = 8  // uint32 little-endian Version
-	offHeaderSize = 12 // uint32 HeaderSize
-	offDataSize   = 16 // uint64 size of each data area
-	offRegions    = 24 // uint32 number of directions (2)
-	offCreatorPID = 28 // uint32 pid of the creating process, 0 for a memfd
-	offToken      = 32 // [TokenSize]byte random token
+	offMagic      = 0   // [8]byte magic
+	offVersion    = 8   // uint32 little-endian Version
+	offHeaderSize = 12  // uint32 HeaderSize
+	offDataSize   = 16  // uint64 size of each data area
+	offRegions    = 24  // uint32 number of directions (2)
+	offCreatorPID = 28  // uint32 pid of the creating process, 0 for a memfd
+	offToken      = 32  // [TokenSize]byte random token
+	offConfirmed  = 48  // uint32 set to 1 by the creator once it found the opener's binding
+	offBinding    = 256 // [BindingSize]byte: the opener's binding record, zero-padded
 
 	// offControl is where the first control block starts: on a cache-line
 	// boundary of its own, after the header that never changes.
@@ -58,9 +60,13 @@ const (
 	Regions = 2
 	// TokenSize is the length of the random token in the header.
 	TokenSize = 16
+	// BindingSize is the room in the header for the opener's binding
+	// record (see Bind).
+	BindingSize = 256
 	// Version is the layout version written and accepted by this package.
-	// Version 1 put each control block in front of its data area.
-	Version = 2
+	// Version 1 put each control block in front of its data area; version
+	// 2 had no binding record.
+	Version = 3
 	// MaxDataSize bounds a data area, so a hostile size cannot make us map
 	// absurd amounts of memory.
 	MaxDataSize = 1 << 30
@@ -194,6 +200,35 @@ func checkHeader(mem []byte, dataSize int, token Token) error {
 		return fmt.Errorf("%w: token mismatch", ErrHeader)
 	}
 	return nil
+}
+
+// confirmedMark is what the creator writes at offConfirmed once it found
+// the opener's binding record.
+const confirmedMark = 1
+
+// putBinding writes rec, zero-padded, into the binding record's room.
+func putBinding(mem, rec []byte) error {
+	if len(rec) > BindingSize {
+		return fmt.Errorf("%w: binding record of %d bytes", ErrSize, len(rec))
+	}
+	area := mem[offBinding : offBinding+BindingSize]
+	clear(area[copy(area, rec):])
+	return nil
+}
+
+// holdsBinding reports whether the binding record's room holds exactly
+// rec, zero-padded.
+func holdsBinding(mem, rec []byte) bool {
+	if len(rec) > BindingSize {
+		return false
+	}
+	area := mem[offBinding : offBinding+BindingSize]
+	for _, b := range area[len(rec):] {
+		if b != 0 {
+			return false
+		}
+	}
+	return string(area[:len(rec)]) == string(rec)
 }
 
 // Segment is one mapped shared-memory file. Unlink and Close may be called

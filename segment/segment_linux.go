@@ -2,6 +2,7 @@ package segment
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -310,6 +311,47 @@ func writeMappedHeader(m []byte, dataSize, pid int, token Token) (err error) {
 	defer fault.Catch(&err, fault.Guard(), headerFault)
 	writeHeader(m, dataSize, pid, token)
 	return nil
+}
+
+// Bind writes the opener's binding record rec (at most BindingSize
+// bytes): how the opener sees the connection over which the segment was
+// offered. The creator checks it with ConfirmBinding, so that the two
+// know they share this very file over that very connection: a file
+// swapped under its name, or a segment relayed by a third party, leaves
+// the creator's copy without the record. A named file can still be
+// truncated here: the fault becomes an error.
+func (s *Segment) Bind(rec []byte) (err error) {
+	if s.mem == nil {
+		return ErrClosed
+	}
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	return putBinding(s.mem, rec)
+}
+
+// ConfirmBinding is the creator's check of the opener's binding: it
+// reports whether the header holds exactly rec, the record the creator
+// expects, and if so marks the binding confirmed for the opener to see
+// (BindingConfirmed).
+func (s *Segment) ConfirmBinding(rec []byte) (ok bool, err error) {
+	if s.mem == nil {
+		return false, ErrClosed
+	}
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	if !holdsBinding(s.mem, rec) {
+		return false, nil
+	}
+	binary.LittleEndian.PutUint32(s.mem[offConfirmed:], confirmedMark)
+	return true, nil
+}
+
+// BindingConfirmed reports whether the creator confirmed the opener's
+// binding in this file (ConfirmBinding).
+func (s *Segment) BindingConfirmed() (ok bool, err error) {
+	if s.mem == nil {
+		return false, ErrClosed
+	}
+	defer fault.Catch(&err, fault.Guard(), headerFault)
+	return binary.LittleEndian.Uint32(s.mem[offConfirmed:]) == confirmedMark, nil
 }
 
 // headerFault reports a fault touching the header: its file was truncated.

@@ -46,3 +46,12 @@ func (s *Segment) Close() error { return errors.ErrUnsupported }
 
 // RemoveStale returns errors.ErrUnsupported on this platform.
 func RemoveStale(olderThan time.Duration) (int, error) { return 0, errors.ErrUnsupported }
+
+// Bind returns errors.ErrUnsupported on this platform.
+func (s *Segment) Bind(rec []byte) error { return errors.ErrUnsupported }
+
+// ConfirmBinding returns errors.ErrUnsupported on this platform.
+func (s *Segment) ConfirmBinding(rec []byte) (bool, error) { return false, errors.ErrUnsupported }
+
+// BindingConfirmed returns errors.ErrUnsupported on this platform.
+func (s *Segment) BindingConfirmed() (bool, error) { return false, errors.ErrUnsupported }

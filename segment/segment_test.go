@@ -33,8 +33,10 @@ func useDir(t *testing.T) string {
 }
 
 func TestHeaderLayout(t *testing.T) {
-	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offControl})
-	require.LessOrEqual(t, offToken+TokenSize, offControl)
+	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 48, 256, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offConfirmed, offBinding, offControl})
+	require.LessOrEqual(t, offToken+TokenSize, offConfirmed)
+	require.LessOrEqual(t, offConfirmed+4, offBinding)
+	require.LessOrEqual(t, offBinding+BindingSize, offControl)
 	require.LessOrEqual(t, offControl+Regions*ControlSize, HeaderSize, "control blocks share the first page")
 }
 
@@ -520,4 +522,39 @@ func memfdWithSeals(t *testing.T, dataSize int, token Token, seals int) int {
 		require.NoError(t, err)
 	}
 	return fd
+}
+
+// TestBinding: the creator confirms exactly the record the opener wrote,
+// zero padding included, and only the opener of the same file sees the
+// confirmation.
+func TestBinding(t *testing.T) {
+	c, err := Create(PageSize)
+	require.NoError(t, err)
+	defer c.Close()
+	o, err := Open(c.Name(), PageSize, c.Token())
+	require.NoError(t, err)
+	defer o.Close()
+
+	require.ErrorIs(t, o.Bind(make([]byte, BindingSize+1)), ErrSize)
+	ok, err := c.ConfirmBinding([]byte("ours"))
+	require.NoError(t, err)
+	require.False(t, ok, "confirmed a binding nobody wrote")
+
+	require.NoError(t, o.Bind([]byte("ours, longer")))
+	require.NoError(t, o.Bind([]byte("ours"))) // a shorter record clears the rest
+	for _, rec := range []string{"our", "ours, longer", "theirs"} {
+		ok, err := c.ConfirmBinding([]byte(rec))
+		require.NoError(t, err)
+		require.False(t, ok, "confirmed %q", rec)
+	}
+	ok, err = o.BindingConfirmed()
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	ok, err = c.ConfirmBinding([]byte("ours"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = o.BindingConfirmed()
+	require.NoError(t, err)
+	require.True(t, ok)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/shmconn/shmconn/segment"
 )
@@ -40,8 +41,8 @@ var helloEnd = [2]byte{'\r', '\n'}
 
 // Version is the protocol version this package speaks. Version 1 had a
 // binary hello of 16 bytes opened by magicV1, which it used for replies
-// too.
-const Version = 2
+// too; version 2 had no binding record and no confirmation.
+const Version = 3
 
 // Sizes of the messages.
 const (
@@ -51,6 +52,10 @@ const (
 	// MaxReplySize bounds a reply: the fixed part and the longest name.
 	MaxReplySize = replyFixedSize + segment.MaxNameLen
 	AckSize      = 1
+	ConfirmSize  = 1
+	// replyVersionEnd is where a reply's version ends: what every
+	// version's reply begins with (the magic, then the version).
+	replyVersionEnd = 6
 )
 
 // Hello flags.
@@ -103,6 +108,19 @@ const (
 	// AckPlain: the dialer cannot map the segment and falls back to the
 	// side socket.
 	AckPlain byte = 'P'
+)
+
+// Confirmations, the listener's answer to AckShared: whether it found
+// the dialer's binding record in its segment.
+const (
+	// ConfirmShared: the listener found the record and marked it confirmed
+	// in the segment; the conn is up.
+	ConfirmShared byte = 'K'
+	// ConfirmPlain: the record was missing or wrong (the dialer mapped
+	// another file, or reached us through a relay). Both sides fall back
+	// to the side socket if both allow it; otherwise the listener closes
+	// it.
+	ConfirmPlain byte = 'P'
 )
 
 // Wake-up bytes sent on the side socket once the conn is up: one per park
@@ -300,10 +318,11 @@ func AppendRefusal(b []byte, v uint16) []byte {
 }
 
 // checkReplyPrefix reports whether b, the first bytes of a reply, can
-// still be one: ErrNotShmconn as soon as one byte of ReplyMagic differs.
+// still be one (of this version or version 1): ErrNotShmconn as soon as
+// one byte of the magic differs.
 func checkReplyPrefix(b []byte) error {
 	n := min(len(b), len(ReplyMagic))
-	if string(b[:n]) == string(ReplyMagic[:n]) {
+	if string(b[:n]) == string(ReplyMagic[:n]) || string(b[:n]) == string(magicV1[:n]) {
 		return nil
 	}
 	if n == len(Magic) && [4]byte(b) == Magic {
@@ -315,10 +334,18 @@ func checkReplyPrefix(b []byte) error {
 // ReadReply reads and decodes one reply from r, checking each byte of the
 // magic as it arrives (so a server that is not a listener is recognised
 // by its first byte), and reading no more than the fixed part plus the
-// announced name length, which must be within bounds.
+// announced name length, which must be within bounds. A reply of another
+// version is read only up to its version: the error is ErrVersion,
+// whatever follows.
 func ReadReply(r io.Reader) (Reply, error) {
 	var fixed [replyFixedSize]byte
-	if _, err := readChecked(r, fixed[:], 0, checkReplyPrefix); err != nil {
+	if _, err := readChecked(r, fixed[:replyVersionEnd], 0, checkReplyPrefix); err != nil {
+		return Reply{}, err
+	}
+	if v, err := replyVersion(fixed[:replyVersionEnd]); err != nil {
+		return Reply{Version: v}, err
+	}
+	if _, err := readChecked(r, fixed[:], replyVersionEnd, checkReplyPrefix); err != nil {
 		return Reply{}, err
 	}
 	rep, nameLen, err := parseReplyFixed(fixed[:])
@@ -335,6 +362,11 @@ func ReadReply(r io.Reader) (Reply, error) {
 
 // ParseReply decodes a whole reply from b, which must hold exactly one.
 func ParseReply(b []byte) (Reply, error) {
+	if len(b) >= replyVersionEnd && checkReplyPrefix(b[:replyVersionEnd]) == nil {
+		if v, err := replyVersion(b[:replyVersionEnd]); err != nil {
+			return Reply{Version: v}, err
+		}
+	}
 	if len(b) < replyFixedSize {
 		return Reply{}, fmt.Errorf("%w: reply of %d bytes", ErrProtocol, len(b))
 	}
@@ -349,8 +381,26 @@ func ParseReply(b []byte) (Reply, error) {
 	return rep, checkReply(rep)
 }
 
+// replyVersion reads the version of a reply from its first bytes (the
+// magic, checked, and the version) and refuses any but ours: another
+// version's reply is not held to our version's rules beyond that. A
+// version-1 reply has version 1's magic.
+func replyVersion(b []byte) (uint16, error) {
+	v := binary.LittleEndian.Uint16(b[len(ReplyMagic):])
+	switch {
+	case [4]byte(b) == magicV1 && v == Version:
+		return v, fmt.Errorf("%w: version %d with version 1's magic", ErrProtocol, v)
+	case [4]byte(b) == magicV1 || v != Version:
+		return v, fmt.Errorf("%w: the listener speaks version %d, we speak %d", ErrVersion, v, Version)
+	}
+	return v, nil
+}
+
 func parseReplyFixed(b []byte) (Reply, int, error) {
 	if err := checkReplyPrefix(b); err != nil {
+		return Reply{}, 0, err
+	}
+	if _, err := replyVersion(b); err != nil {
 		return Reply{}, 0, err
 	}
 	rep := Reply{
@@ -390,4 +440,53 @@ func checkReply(r Reply) error {
 		return fmt.Errorf("%w: status %d", ErrProtocol, r.Status)
 	}
 	return nil
+}
+
+// Kinds of endpoint in a binding record.
+const (
+	endpointUnknown byte = 0 // not an address a binding can name
+	endpointIP      byte = 1 // a TCP address: IPv6 (IPv4 mapped) and port
+	endpointUnix    byte = 2 // a unix socket's name
+)
+
+// maxUnixName bounds a unix socket's name (sun_path).
+const maxUnixName = 108
+
+// Binding is the binding record the dialer writes into the segment
+// (SPEC.md section 3): its side socket's local address, then its remote
+// address. The listener builds the record it expects from its own socket
+// with the two swapped. ok is false if either address cannot be written
+// (not TCP or unix): a record with such an address binds nothing, and the
+// listener refuses it.
+func Binding(local, remote net.Addr) (rec []byte, ok bool) {
+	rec, okLocal := appendEndpoint(nil, local)
+	rec, okRemote := appendEndpoint(rec, remote)
+	return rec, okLocal && okRemote
+}
+
+// appendEndpoint encodes a: a kind byte, a length byte and the address.
+func appendEndpoint(b []byte, a net.Addr) ([]byte, bool) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if a != nil && len(a.IP.To16()) == net.IPv6len && a.Port >= 0 && a.Port <= 0xffff {
+			b = append(b, endpointIP, net.IPv6len+2)
+			b = append(b, a.IP.To16()...)
+			return binary.LittleEndian.AppendUint16(b, uint16(a.Port)), true
+		}
+	case *net.UnixAddr:
+		if a == nil {
+			break
+		}
+		name := a.Name
+		if name == "@" {
+			name = "" // unnamed: Go writes it so
+		} else if len(name) > 0 && name[0] == '@' {
+			name = "\x00" + name[1:] // abstract: a zero byte in sun_path
+		}
+		if len(name) <= maxUnixName {
+			b = append(b, endpointUnix, byte(len(name)))
+			return append(b, name...), true
+		}
+	}
+	return append(b, endpointUnknown, 0), false
 }

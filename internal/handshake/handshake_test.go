@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"testing"
 
 	"github.com/shmconn/shmconn/segment"
@@ -91,7 +92,7 @@ func TestHelloIsALine(t *testing.T) {
 			t.Errorf("hello %+v parsed as %+v, %v", h, got, err)
 		}
 	}
-	for _, bad := range []string{"\xffSHM0002000100040000\n\n", "\xffSHM000200010004000G\r\n", "\xffSHM0002000100040A00\r\n", "\xffSHM0002800000040000\r\n"} {
+	for _, bad := range []string{"\xffSHM0003000100040000\n\n", "\xffSHM000300010004000G\r\n", "\xffSHM0003000100040A00\r\n", "\xffSHM0003800000040000\r\n"} {
 		if _, err := ParseHello([]byte(bad)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseHello(%q) = %v, want ErrProtocol", bad, err)
 		}
@@ -170,4 +171,68 @@ func (r *oneByteReader) Read(p []byte) (int, error) {
 	r.reads++
 	p[0], r.b = r.b[0], r.b[1:]
 	return 1, nil
+}
+
+// TestReplyOfAnotherVersion: a reply of another version is read only up
+// to its version and reported as ErrVersion, whatever follows; version
+// 1's replies have a magic of their own.
+func TestReplyOfAnotherVersion(t *testing.T) {
+	future := append(ReplyMagic[:], Version+1, 0, 9, 255, 0xff, 0xff, 0xff, 0xff)
+	v1 := []byte{0, 'S', 'H', 'M', 1, 0, StatusRefused, 0}
+	ours := AppendRefusal(nil, 1) // version 1's magic with our version: malformed
+	for _, tc := range []struct {
+		b       []byte
+		want    error
+		version uint16
+	}{
+		{future, ErrVersion, Version + 1},
+		{v1, ErrVersion, 1},
+		{v1[:6], ErrVersion, 1}, // it may say no more than that
+		{ours, ErrProtocol, Version},
+	} {
+		rep, err := ReadReply(bytes.NewReader(tc.b))
+		if !errors.Is(err, tc.want) || rep.Version != tc.version {
+			t.Errorf("ReadReply(%x) = %+v, %v; want version %d, %v", tc.b, rep, err, tc.version, tc.want)
+		}
+		if _, err := ParseReply(tc.b); !errors.Is(err, tc.want) {
+			t.Errorf("ParseReply(%x) = %v, want %v", tc.b, err, tc.want)
+		}
+	}
+}
+
+// TestBinding pins the binding record's encoding (SPEC.md section 3).
+func TestBinding(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0x1234}
+	remote := &net.TCPAddr{IP: net.ParseIP("::1"), Port: 80}
+	rec, ok := Binding(local, remote)
+	want := append([]byte{1, 18}, net.IPv4(127, 0, 0, 1).To16()...)
+	want = append(want, 0x34, 0x12, 1, 18)
+	want = append(want, net.ParseIP("::1")...)
+	want = append(want, 80, 0)
+	if !ok || !bytes.Equal(rec, want) {
+		t.Fatalf("Binding(tcp) = %x, %v; want %x", rec, ok, want)
+	}
+	// A 4-byte IPv4 address and its IPv4-mapped form are one address.
+	mapped, _ := Binding(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: 0x1234}, remote)
+	if !bytes.Equal(mapped, rec) {
+		t.Fatalf("IPv4 forms differ: %x, %x", mapped, rec)
+	}
+	rec, ok = Binding(&net.UnixAddr{Name: "@", Net: "unix"}, &net.UnixAddr{Name: "@abs", Net: "unix"})
+	if want := []byte{2, 0, 2, 4, 0, 'a', 'b', 's'}; !ok || !bytes.Equal(rec, want) {
+		t.Fatalf("Binding(unix) = %x, %v; want %x", rec, ok, want)
+	}
+	for _, bad := range [][2]net.Addr{
+		{nil, remote},
+		{local, &net.UDPAddr{}},
+		{local, &net.UnixAddr{Name: string(make([]byte, 109))}},
+		{(*net.TCPAddr)(nil), remote},
+	} {
+		if rec, ok := Binding(bad[0], bad[1]); ok || len(rec) > segment.BindingSize {
+			t.Errorf("Binding(%v, %v) = %x, %v", bad[0], bad[1], rec, ok)
+		}
+	}
+	longest, ok := Binding(&net.UnixAddr{Name: string(make([]byte, 108))}, &net.UnixAddr{Name: string(make([]byte, 108))})
+	if !ok || len(longest) > segment.BindingSize {
+		t.Fatalf("the longest record takes %d bytes, %v", len(longest), ok)
+	}
 }
