@@ -16,8 +16,9 @@
 // of client-output-buffer-limit (a client holds at most one reply: it
 // reads its next request once that reply is written). Blocking commands
 // (BLPOP and family, BZPOPMIN, BLMOVE, XREAD and XREADGROUP with BLOCK)
-// wait for their timeout by running their non-blocking form again as keys
-// change; WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
+// wait for their timeout by running their non-blocking form again each
+// time a list, sorted set or stream changes (a keyspace event wakes them;
+// a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
 // with an error saying so.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the

@@ -26,6 +26,7 @@ type module struct {
 	ln   *conn.Listener
 	ctx  rmCtx // for the module's own calls (CONFIG GET, COMMAND INFO), under the lock
 
+	keys     *keyChanges
 	cfg      atomic.Pointer[serverConfig]
 	accepted atomic.Uint64 // clients accepted
 	refused  atomic.Uint64 // clients refused at maxclients
@@ -75,6 +76,9 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 		return nil, err
 	}
 	m.cfg.Store(cfg)
+	if m.keys, err = newKeyChanges(); err != nil {
+		return nil, err
+	}
 	if m.ln, err = listen(o); err != nil {
 		return nil, err
 	}
