@@ -16,8 +16,9 @@
 // reconnects on the next command, as redis-cli's does.
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
-// shared memory; the server must listen with a shmconn Listener (as
-// examples/redis-server does). Without --shm it is an ordinary TCP or
+// shared memory; the server must listen with a shmconn Listener, as
+// examples/redis-server does and a redis-server with examples/redis-module
+// loaded does on the module's socket (-s). Without --shm it is an ordinary TCP or
 // unix socket client, usable against any Redis.
 //
 // --latency sends PING every 10 ms (--latency-sample-rate, 0 for back to

@@ -11,9 +11,17 @@
 // README's chart is made with -png docs/latency_barchart.png. -load N runs
 // N busy processes (one per CPU is the shared-host case) while measuring.
 //
-// If a real redis-server is on the PATH it is measured too, over its unix
-// socket, for comparison. Ctrl-C stops the run and leaves no process, no
-// socket and no shared-memory file behind.
+// If a real redis-server is on the PATH it is measured too, over TCP, its
+// unix socket and shared memory through examples/redis-module, which the
+// demo builds into its temp directory (cgo: a C compiler; without one the
+// real server is measured over its sockets only). Ctrl-C stops the run and
+// leaves no process, no socket and no shared-memory file behind.
+//
+//	go run ./examples/redis-latency -module-targets
+//
+// checks the module's targets instead, against one real redis-server with
+// the module (wait spin) beside its unix socket: it prints each PASS or
+// FAIL with its figures and exits 1 if any fails.
 package main
 
 import (
@@ -48,6 +56,7 @@ func main() {
 		server  = flag.String("server", "", "path of a built examples/redis-server (default: build it)")
 		command = flag.String("cmd", "ping", "command to time: ping, or get (of a small key set first)")
 		load    = flag.Int("load", 0, "busy `processes` to run while measuring, e.g. $(nproc) for one per CPU")
+		targets = flag.Bool("module-targets", false, "check the Redis module's targets against a real redis-server instead; exit 1 if any fails")
 	)
 	flag.Parse()
 	if os.Getenv(busyEnv) == "1" {
@@ -55,7 +64,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command, load: *load})
+	cfg := config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command, load: *load}
+	var err error
+	failed := false
+	if *targets {
+		if !flagSet("samples") {
+			cfg.samples = targetSamples
+		}
+		failed, err = runModuleTargets(ctx, cfg)
+	} else {
+		err = run(ctx, cfg)
+	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "\ninterrupted; cleaned up")
 		os.Exit(130)
@@ -64,6 +83,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "redis-latency:", err)
 		os.Exit(1)
 	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// flagSet says whether the command line set the named flag.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 type config struct {
@@ -72,6 +101,7 @@ type config struct {
 	png, wait      string
 	server         string
 	cmd            string
+	value          string // what GET reads; "" is "bar"
 	load           int
 }
 
@@ -122,25 +152,16 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("example server: %w", err)
 	}
 
-	type target struct {
-		name string
-		opts *redis.Options
-	}
 	shm := &conn.Dialer{Counters: new(conn.Counters)}
 	targets := []target{
 		{"tcp", &redis.Options{Network: "tcp", Addr: tcpAddr}},
 		{"unix socket", &redis.Options{Network: "unix", Addr: sock}},
 		{"shared memory", &redis.Options{Network: "unix", Addr: sock, Dialer: shm.DialContext}},
 	}
-	if real, err := exec.LookPath("redis-server"); err == nil {
-		realSock := filepath.Join(dir, "real-redis.sock")
-		r, err := startChild(ctx, real, "--port", "0", "--unixsocket", realSock, "--save", "", "--appendonly", "no")
-		if err == nil {
-			defer r.stop()
-			if waitReady(ctx, "unix", realSock) == nil {
-				targets = append(targets, target{"real redis, unix socket", &redis.Options{Network: "unix", Addr: realSock}})
-			}
-		}
+	realShm := &conn.Dialer{Counters: new(conn.Counters)}
+	if r := startRealIfInstalled(ctx, dir, cfg.wait); r != nil {
+		defer r.child.stop()
+		targets = append(targets, r.options(realShm)...)
 	}
 
 	if cfg.load > 0 {
@@ -164,7 +185,10 @@ func run(ctx context.Context, cfg config) error {
 	}
 	bar.finish()
 	printTable(os.Stdout, results, cfg)
-	printDialerStats(os.Stdout, shm.Stats())
+	printDialerStats(os.Stdout, "example server", shm.Stats())
+	if len(targets) == 6 {
+		printDialerStats(os.Stdout, "real redis-server", realShm.Stats())
+	}
 	if cfg.png != "" {
 		info := chartInfo{
 			cmd:     strings.ToUpper(cfg.cmd),
@@ -180,9 +204,9 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// setup says how the example server waited and what else ran.
+// setup says how the example server and the module waited and what else ran.
 func setup(cfg config) string {
-	s := "example server -wait " + cfg.wait
+	s := "servers -wait " + cfg.wait
 	if cfg.wait == "spin" {
 		s += " (spins a core while shm clients are connected)"
 	}
@@ -208,7 +232,11 @@ func measure(ctx context.Context, name string, opts *redis.Options, cfg config, 
 	res := result{name: name, sparse: newHist(), dense: newHist()}
 	do := func() error { return rdb.Ping(ctx).Err() }
 	if cfg.cmd == "get" {
-		if err := rdb.Set(ctx, "shmconn:latency", "bar", 0).Err(); err != nil {
+		val := cfg.value
+		if val == "" {
+			val = "bar"
+		}
+		if err := rdb.Set(ctx, "shmconn:latency", val, 0).Err(); err != nil {
 			return res, err
 		}
 		do = func() error { return rdb.Get(ctx, "shmconn:latency").Err() }
@@ -277,11 +305,12 @@ func printTable(w *os.File, results []result, cfg config) {
 			us(r.sparse.ValueAtQuantile(50)), us(r.sparse.ValueAtQuantile(99)), us(r.sparse.Max()),
 			us(r.dense.ValueAtQuantile(50)), us(r.dense.ValueAtQuantile(99)))
 	}
-	if len(results) >= 3 {
-		shm := results[2]
-		fmt.Fprintln(w)
-		for _, other := range append(results[:2:2], results[3:]...) {
-			fmt.Fprintf(w, "shared memory vs %s, p50: %.1fx lower sparse, %.1fx lower back-to-back\n", other.name,
+	fmt.Fprintln(w)
+	// Each server's shared memory against its own sockets.
+	for i := 0; i+2 < len(results); i += 3 {
+		shm := results[i+2]
+		for _, other := range results[i : i+2] {
+			fmt.Fprintf(w, "%s vs %s, p50: %.1fx lower sparse, %.1fx lower back-to-back\n", shm.name, other.name,
 				float64(other.sparse.ValueAtQuantile(50))/float64(shm.sparse.ValueAtQuantile(50)),
 				float64(other.dense.ValueAtQuantile(50))/float64(shm.dense.ValueAtQuantile(50)))
 		}
@@ -290,10 +319,10 @@ func printTable(w *os.File, results []result, cfg config) {
 
 // printDialerStats shows whether the shared-memory client really got
 // shared memory, and how often it had to sleep and be woken.
-func printDialerStats(w *os.File, st conn.Stats) {
+func printDialerStats(w *os.File, server string, st conn.Stats) {
 	fb := st.Fallbacks.NoSegment + st.Fallbacks.OpenFailed
-	fmt.Fprintf(w, "\nshared-memory client: %d conns over shared memory, %d fell back to the socket; %d KiB written, %d KiB read; %d parks, %d wake-ups sent, %d received\n",
-		st.SharedConns, fb, st.BytesWritten>>10, st.BytesRead>>10, st.Parks, st.WakeupsSent, st.WakeupsReceived)
+	fmt.Fprintf(w, "\n%s, shared-memory client: %d conns over shared memory, %d fell back to the socket; %d KiB written, %d KiB read; %d parks, %d wake-ups sent, %d received\n",
+		server, st.SharedConns, fb, st.BytesWritten>>10, st.BytesRead>>10, st.Parks, st.WakeupsSent, st.WakeupsReceived)
 }
 
 // machine describes where the figures came from.

@@ -55,8 +55,14 @@ func TestDemo(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written",
-		"shared-memory client: 1 conns over shared memory, 0 fell back"} {
+	want := []string{"tcp", "unix socket", "shared memory", "shared memory vs unix socket", "chart written",
+		"example server, shared-memory client: 1 conns over shared memory, 0 fell back"}
+	if realRedisInstalled() {
+		want = append(want, "redis-server tcp", "redis-server unix socket",
+			"redis-server shm (module) vs redis-server unix socket",
+			"real redis-server, shared-memory client: 1 conns over shared memory, 0 fell back")
+	}
+	for _, want := range want {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -117,6 +123,64 @@ func TestDemoDefaultChart(t *testing.T) {
 	if busy := busyProcesses(demo); busy > 0 {
 		t.Errorf("%d busy processes outlived the demo", busy)
 	}
+	checkNothingLeft(t, tmp)
+}
+
+// realRedisInstalled says whether the demo measures a real redis-server
+// (which needs a C compiler for the module, as CI has).
+func realRedisInstalled() bool {
+	_, err := exec.LookPath("redis-server")
+	return err == nil
+}
+
+// checkNothingLeft checks that no process mentions dir (the demo's
+// TMPDIR) on its command line, as a redis-server the demo started would,
+// and that the demo removed its temp directory from dir.
+func checkNothingLeft(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte(dir)) {
+			t.Errorf("process %s outlived the demo: %q", e.Name(), cmdline)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "redis-latency-*")); len(left) > 0 {
+		t.Errorf("temp directories left: %v", left)
+	}
+}
+
+// TestModuleTargets runs -module-targets briefly: it prints a PASS or FAIL
+// line for each of the four targets and exits 0 or 1 accordingly (the
+// figures mean nothing on a shared machine), leaving nothing behind.
+func TestModuleTargets(t *testing.T) {
+	if testing.Short() || !realRedisInstalled() {
+		t.Skip("builds the module and runs redis-server; skipped in -short mode or without redis-server")
+	}
+	dir := t.TempDir()
+	demo, _ := build(t, dir)
+	cmd := exec.Command(demo, "-module-targets", "-samples", "50", "-dense", "300")
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) {
+		t.Fatalf("exit: %v\n%s", err, out.String())
+	}
+	fails := strings.Count(out.String(), "\nFAIL  ")
+	if n := strings.Count(out.String(), "\nPASS  ") + fails; n != 4 {
+		t.Errorf("%d verdicts, want 4:\n%s", n, out.String())
+	}
+	if (fails > 0) != (err != nil) {
+		t.Errorf("%d targets failed, exit %v:\n%s", fails, err, out.String())
+	}
+	for _, want := range []string{"one request per ms", "back to back", "a pipeline of 1000 GETs", "redis-benchmark -c 10"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q target:\n%s", want, out.String())
+		}
+	}
+	checkNothingLeft(t, dir)
 }
 
 // busyProcesses counts processes running the binary at path with the
@@ -145,6 +209,7 @@ func TestDemoInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	demo, server := build(t, dir)
 	cmd := exec.Command(demo, "-server", server, "-samples", "100000", "-png", "")
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -176,6 +241,7 @@ func TestDemoInterrupted(t *testing.T) {
 	if serverRunning(server) {
 		t.Error("the example server outlived the interrupted demo")
 	}
+	checkNothingLeft(t, dir)
 	if files := testutil.SegmentFiles(); len(files) > 0 {
 		t.Errorf("segment files left: %v", files)
 	}

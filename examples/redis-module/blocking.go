@@ -4,16 +4,73 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
 // Blocking commands run on a client that may not block (RM_Call's), where
 // Redis answers at once as if the keys were empty. So the module runs the
 // command, and while the answer is empty and the timeout has not passed,
-// runs it again, sleeping a little (1 ms, doubling to 10 ms) between runs,
-// outside the lock.
+// runs it again, outside the lock, as soon as a list, sorted set or stream
+// anywhere in the server changed (a keyspace event), or else after a
+// pause (1 ms, doubling to maxPoll), which catches what raises no such
+// event (SWAPDB, a replica's full sync) and a client that went away.
+// The cost: while shm clients block, each burst of such changes anywhere
+// makes every one of them run its command once more (one RM_Call under
+// the lock each); the keyspace callback itself costs a load and, at most
+// once per burst, a pipe write, and nothing while no one blocks.
+
+// maxPoll is the longest a blocked client waits without a keyspace event.
+const maxPoll = 100 * time.Millisecond
+
+// keyChanges wakes blocked clients when keys change: the keyspace callback
+// writes a byte to a pipe, and its reader closes the current channel.
+type keyChanges struct {
+	r, w *os.File // w stays open while the module is loaded
+
+	mu sync.Mutex
+	ch chan struct{} // closed at the next change
+}
+
+func newKeyChanges() (*keyChanges, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	fd := w.Fd() // Fd makes it blocking; the callback must never block
+	if err := syscall.SetNonblock(int(fd), true); err != nil {
+		return nil, err
+	}
+	k := &keyChanges{r: r, w: w, ch: make(chan struct{})}
+	setKeyPipe(fd)
+	go k.relay()
+	return k, nil
+}
+
+func (k *keyChanges) relay() {
+	buf := make([]byte, 16)
+	for {
+		if _, err := k.r.Read(buf); err != nil {
+			return
+		}
+		clearKeyEventPending()
+		k.mu.Lock()
+		close(k.ch)
+		k.ch = make(chan struct{})
+		k.mu.Unlock()
+	}
+}
+
+// next is closed at the first change after the call.
+func (k *keyChanges) next() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.ch
+}
 
 // blocking describes a blocking call in progress.
 type blocking struct {
@@ -66,8 +123,11 @@ func xreadBlock(cmd *command) []byte {
 
 func (c *client) runBlocking(cmd *command, b *blocking) bool {
 	cmd = c.resolveLastIDs(cmd)
+	addKeyWaiters(1)
+	defer addKeyWaiters(-1)
 	sleep := time.Millisecond
 	for {
+		changed := c.m.keys.next() // before the run: a change during it counts
 		reply, ok := c.runPaused([]*command{cmd}, false)
 		if !ok || !isEmpty(reply) || (!b.deadline.IsZero() && time.Now().After(b.deadline)) {
 			c.reply(string(reply))
@@ -76,12 +136,21 @@ func (c *client) runBlocking(cmd *command, b *blocking) bool {
 		if !c.alive() {
 			return false
 		}
-		wait := sleep
-		if !b.deadline.IsZero() {
-			wait = min(wait, time.Until(b.deadline))
-		}
-		time.Sleep(max(wait, 0))
-		sleep = min(2*sleep, 10*time.Millisecond)
+		b.wait(changed, sleep)
+		sleep = min(2*sleep, maxPoll)
+	}
+}
+
+// wait waits for a change, the pause or the deadline, whichever is first.
+func (b *blocking) wait(changed <-chan struct{}, pause time.Duration) {
+	if !b.deadline.IsZero() {
+		pause = min(pause, time.Until(b.deadline))
+	}
+	t := time.NewTimer(max(pause, 0))
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
 	}
 }
 

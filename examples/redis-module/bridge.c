@@ -4,6 +4,7 @@
 // pointers, and small wrappers the Go side calls (see bridge.h).
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ int (*rm_RegisterInfoFunc)(RedisModuleCtx *ctx, rm_info_func f);
 int (*rm_InfoAddSection)(RedisModuleInfoCtx *ctx, const char *name);
 int (*rm_InfoAddFieldULongLong)(RedisModuleInfoCtx *ctx, const char *field, unsigned long long v);
 int (*rm_SubscribeToServerEvent)(RedisModuleCtx *ctx, rm_event e, rm_event_func f);
+int (*rm_SubscribeToKeyspaceEvents)(RedisModuleCtx *ctx, int types, rm_notify_func f);
 RedisModuleCommandFilter *(*rm_RegisterCommandFilter)(RedisModuleCtx *ctx, rm_filter_func f, int flags);
 int (*rm_CommandFilterArgsCount)(RedisModuleCommandFilterCtx *fctx);
 RedisModuleString *(*rm_CommandFilterArgGet)(RedisModuleCommandFilterCtx *fctx, int pos);
@@ -61,7 +63,7 @@ static const struct {
 	API(GetClientId), API(GetContextFlags), API(GetModuleUserFromUserName),
 	API(SetContextUser), API(FreeModuleUser), API(ACLCheckCommandPermissions),
 	API(EventLoopAddOneShot), API(RegisterInfoFunc), API(InfoAddSection),
-	API(InfoAddFieldULongLong), API(SubscribeToServerEvent), API(RegisterCommandFilter),
+	API(InfoAddFieldULongLong), API(SubscribeToServerEvent), API(SubscribeToKeyspaceEvents), API(RegisterCommandFilter),
 	API(CommandFilterArgsCount), API(CommandFilterArgGet), API(CreateCommand),
 	API(ReplyWithStringBuffer), API(ReplyWithError),
 };
@@ -91,6 +93,30 @@ int shm_has_api(const char *name) {
 	void *p;
 	return rm_GetApi(name, &p) == RM_OK;
 }
+
+// Blocked shm clients wait for a change to a key their command could pop
+// from. The keyspace callback runs under the server lock on whichever
+// thread made the change; while a client waits (g_key_waiters > 0) it
+// writes one byte to g_key_pipe, unless one is already unread
+// (g_key_pending), and the Go side wakes every waiter.
+static int g_key_pipe = -1; // write end, non-blocking
+static int g_key_waiters;
+static int g_key_pending;
+
+static int on_key_event(RedisModuleCtx *ctx, int type, const char *event, RedisModuleString *key) {
+	(void)ctx, (void)type, (void)event, (void)key;
+	if (__atomic_load_n(&g_key_waiters, __ATOMIC_SEQ_CST) > 0 &&
+	    !__atomic_exchange_n(&g_key_pending, 1, __ATOMIC_SEQ_CST) && write(g_key_pipe, "k", 1) != 1)
+		__atomic_store_n(&g_key_pending, 0, __ATOMIC_SEQ_CST);
+	return RM_OK;
+}
+
+void shm_key_pipe(int fd) { g_key_pipe = fd; }
+void shm_key_waiters_add(int n) { __atomic_add_fetch(&g_key_waiters, n, __ATOMIC_SEQ_CST); }
+
+// SYNC POINT: cleared by the Go reader after it read the byte and before it
+// wakes the waiters, so an event after the clear writes again.
+void shm_key_pending_clear(void) { __atomic_store_n(&g_key_pending, 0, __ATOMIC_SEQ_CST); }
 
 static void on_info(RedisModuleInfoCtx *ictx, int for_crash_report) {
 	// A crash report must print whatever state the Go runtime is in.
@@ -171,6 +197,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
 	rm_event shutdown = {RM_EVENT_SHUTDOWN, 1};
 	if (rm_RegisterInfoFunc(ctx, on_info) != RM_OK ||
 	    rm_SubscribeToServerEvent(ctx, shutdown, on_shutdown) != RM_OK ||
+	    rm_SubscribeToKeyspaceEvents(ctx, RM_NOTIFY_GENERIC | RM_NOTIFY_LIST | RM_NOTIFY_ZSET | RM_NOTIFY_STREAM,
+	                                 on_key_event) != RM_OK ||
 	    rm_RegisterCommandFilter(ctx, on_command, 0) == NULL ||
 	    rm_CreateCommand(ctx, "shmconn.clients", clients_cmd, "admin deny-script", 0, 0, 0) != RM_OK) {
 		rm_Log(ctx, "warning", "shmconn: cannot register the INFO section, events, filter or command");

@@ -37,6 +37,8 @@ type client struct {
 
 	multi      []*command // queued commands; nil: not in MULTI
 	multiDirty bool       // a queued command was refused: EXEC aborts
+
+	werr error // a failed reply write, or the output limits passed: the conn ends
 }
 
 const (
@@ -120,10 +122,52 @@ func (c *client) serveOne() bool {
 	if err != nil {
 		return false
 	}
-	return c.dispatch(cmd)
+	ok := c.dispatch(cmd)
+	if errors.Is(c.werr, errOutputLimit) || isTimeout(c.werr) {
+		logWarning(fmt.Sprintf("shmconn: client id=%d closed for overcoming of output buffer limits", c.id))
+	}
+	return ok && c.werr == nil
 }
 
-func (c *client) reply(s string) { c.w.WriteString(s) }
+var errOutputLimit = errors.New("output exceeds client-output-buffer-limit's hard limit")
+
+// reply queues one reply within the normal class of client-output-buffer-limit.
+// A client holds at most one reply, as it reads its next request only once
+// that reply is written, so pending output is the reply's unwritten part:
+// more than the hard limit ends the conn at once, as Redis ends a socket
+// client; more than the soft limit must shrink to it within the soft time.
+func (c *client) reply(s string) {
+	if c.werr != nil {
+		return
+	}
+	lim := c.m.cfg.Load().out
+	pending := c.w.Buffered() + len(s)
+	switch {
+	case lim.hard > 0 && pending > lim.hard:
+		c.werr = errOutputLimit
+	case lim.soft > 0 && pending > lim.soft:
+		c.werr = c.writeOverSoft(s, lim)
+	default:
+		_, c.werr = c.w.WriteString(s)
+	}
+}
+
+// writeOverSoft writes what lies beyond the soft limit under a deadline of
+// the soft time, then the rest as usual.
+func (c *client) writeOverSoft(s string, lim outputLimit) error {
+	c.nc.SetWriteDeadline(time.Now().Add(lim.softTime))
+	err := c.w.Flush()
+	if over := len(s) - lim.soft; err == nil && over > 0 {
+		_, err = c.nc.Write([]byte(s[:over]))
+		s = s[over:]
+	}
+	c.nc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		return err
+	}
+	_, err = c.w.WriteString(s)
+	return err
+}
 
 // dispatch answers one command; false ends the conn.
 func (c *client) dispatch(cmd *command) bool {

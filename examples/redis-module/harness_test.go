@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shmconn/shmconn/conn"
+	"github.com/shmconn/shmconn/internal/testutil"
 )
 
 // The harness: build the module once per test binary, start real
@@ -31,9 +32,14 @@ var built struct {
 }
 
 func TestMain(m *testing.M) {
+	runAsPeer()
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	if files := testutil.SegmentFiles(); code == 0 && len(files) > 0 {
+		println("FAIL: segment files left behind:", strings.Join(files, " "))
+		code = 1
 	}
 	os.Exit(code)
 }

@@ -12,10 +12,13 @@
 // or RESP3), and the reply's RESP bytes go back as Redis wrote them. The
 // rules a socket client meets apply: NOAUTH, NOPERM, READONLY on a
 // read-only replica, OOM under maxmemory, MISCONF, CLIENT PAUSE,
-// enable-debug-command, maxclients and the idle timeout. Blocking commands
+// enable-debug-command, maxclients, the idle timeout and the normal class
+// of client-output-buffer-limit (a client holds at most one reply: it
+// reads its next request once that reply is written). Blocking commands
 // (BLPOP and family, BZPOPMIN, BLMOVE, XREAD and XREADGROUP with BLOCK)
-// wait for their timeout by running their non-blocking form again as keys
-// change; WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
+// wait for their timeout by running their non-blocking form again each
+// time a list, sorted set or stream changes (a keyspace event wakes them;
+// a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
 // with an error saying so.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the

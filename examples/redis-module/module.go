@@ -26,6 +26,7 @@ type module struct {
 	ln   *conn.Listener
 	ctx  rmCtx // for the module's own calls (CONFIG GET, COMMAND INFO), under the lock
 
+	keys     *keyChanges
 	cfg      atomic.Pointer[serverConfig]
 	accepted atomic.Uint64 // clients accepted
 	refused  atomic.Uint64 // clients refused at maxclients
@@ -47,10 +48,18 @@ type serverConfig struct {
 	debugCmd   string        // enable-debug-command: yes, no, local
 	moduleCmd  string        // enable-module-command
 	maxClients int           // maxclients, unless the module's own is given
+	out        outputLimit   // client-output-buffer-limit's normal class
+}
+
+// outputLimit is a client class's output limits: a client whose pending
+// output exceeds hard, or exceeds soft for softTime, is closed. 0: no limit.
+type outputLimit struct {
+	hard, soft int
+	softTime   time.Duration
 }
 
 var configNames = []string{"proto-max-bulk-len", "client-query-buffer-limit", "timeout",
-	"enable-debug-command", "enable-module-command", "maxclients"}
+	"enable-debug-command", "enable-module-command", "maxclients", "client-output-buffer-limit"}
 
 // load starts the module: it reads the configuration, listens and serves.
 // It runs on the main thread during RedisModule_OnLoad, which holds the
@@ -67,6 +76,9 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 		return nil, err
 	}
 	m.cfg.Store(cfg)
+	if m.keys, err = newKeyChanges(); err != nil {
+		return nil, err
+	}
 	if m.ln, err = listen(o); err != nil {
 		return nil, err
 	}
@@ -138,7 +150,24 @@ func (m *module) readConfig(ctx rmCtx) (*serverConfig, error) {
 		debugCmd:   kv["enable-debug-command"],
 		moduleCmd:  kv["enable-module-command"],
 		maxClients: int(num("maxclients")),
+		out:        normalLimit(kv["client-output-buffer-limit"]),
 	}, nil
+}
+
+// normalLimit reads the normal class from client-output-buffer-limit's
+// value ("normal 0 0 0 replica ... pubsub ...", sizes in bytes).
+func normalLimit(v string) outputLimit {
+	f := strings.Fields(v)
+	for i := 0; i+3 < len(f); i += 4 {
+		if f[i] != "normal" {
+			continue
+		}
+		hard, _ := strconv.Atoi(f[i+1])
+		soft, _ := strconv.Atoi(f[i+2])
+		secs, _ := strconv.Atoi(f[i+3])
+		return outputLimit{hard: hard, soft: soft, softTime: time.Duration(secs) * time.Second}
+	}
+	return outputLimit{}
 }
 
 func (m *module) refreshConfig() {

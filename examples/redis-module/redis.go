@@ -129,6 +129,11 @@ func aclCheck(user rmString, cmd *command) syscall.Errno {
 // wakeMainThread: see shm_wake.
 func wakeMainThread() { C.shm_wake() }
 
+// The keyspace events blocked clients wait for: see on_key_event.
+func setKeyPipe(fd uintptr) { C.shm_key_pipe(C.int(fd)) }
+func addKeyWaiters(n int)   { C.shm_key_waiters_add(C.int(n)) }
+func clearKeyEventPending() { C.shm_key_pending_clear() }
+
 // pauseLeft says how long CLIENT PAUSE still holds a command (write: one
 // that may write or replicate).
 func pauseLeft(write bool) time.Duration {

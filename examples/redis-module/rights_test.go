@@ -108,16 +108,6 @@ func TestDebugRefused(t *testing.T) {
 	}
 }
 
-func TestModuleUnloadRefused(t *testing.T) {
-	s := startServer(t, serverSpec{args: []string{"--enable-module-command", "yes"}})
-	if r := s.plainConn().do("MODULE", "UNLOAD", "shmconn"); !strings.HasPrefix(r, "-ERR Error unloading module") {
-		t.Fatalf("MODULE UNLOAD: %q", r)
-	}
-	if r := s.shmConn().do("PING"); r != "+PONG\r\n" {
-		t.Fatalf("PING after MODULE UNLOAD: %q", r)
-	}
-}
-
 func TestProtocolErrors(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	other := s.shmConn()

@@ -34,6 +34,11 @@ enum {
 	RM_CTX_FLAGS_SLAVE = 1 << 3,
 	RM_CTX_FLAGS_READONLY = 1 << 4,
 	RM_CTX_FLAGS_CLUSTER = 1 << 5,
+	// Keyspace event classes (REDISMODULE_NOTIFY_*).
+	RM_NOTIFY_GENERIC = 1 << 2,
+	RM_NOTIFY_LIST = 1 << 4,
+	RM_NOTIFY_ZSET = 1 << 7,
+	RM_NOTIFY_STREAM = 1 << 10,
 };
 
 typedef int (*rm_cmd_func)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
@@ -41,6 +46,7 @@ typedef void (*rm_info_func)(RedisModuleInfoCtx *ctx, int for_crash_report);
 typedef void (*rm_event_func)(RedisModuleCtx *ctx, rm_event e, uint64_t sub, void *data);
 typedef void (*rm_filter_func)(RedisModuleCommandFilterCtx *fctx);
 typedef void (*rm_oneshot_func)(void *data);
+typedef int (*rm_notify_func)(RedisModuleCtx *ctx, int type, const char *event, RedisModuleString *key);
 
 // All since 7.0 (the oldest server this module loads on), unless noted.
 extern int (*rm_GetApi)(const char *name, void *slot);
@@ -69,6 +75,7 @@ extern int (*rm_RegisterInfoFunc)(RedisModuleCtx *ctx, rm_info_func f);
 extern int (*rm_InfoAddSection)(RedisModuleInfoCtx *ctx, const char *name);
 extern int (*rm_InfoAddFieldULongLong)(RedisModuleInfoCtx *ctx, const char *field, unsigned long long v);
 extern int (*rm_SubscribeToServerEvent)(RedisModuleCtx *ctx, rm_event e, rm_event_func f);
+extern int (*rm_SubscribeToKeyspaceEvents)(RedisModuleCtx *ctx, int types, rm_notify_func f);
 extern RedisModuleCommandFilter *(*rm_RegisterCommandFilter)(RedisModuleCtx *ctx, rm_filter_func f, int flags);
 extern int (*rm_CommandFilterArgsCount)(RedisModuleCommandFilterCtx *fctx);
 extern RedisModuleString *(*rm_CommandFilterArgGet)(RedisModuleCommandFilterCtx *fctx, int pos);
