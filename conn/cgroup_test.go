@@ -291,7 +291,7 @@ func TestProcessUnwrittenPages(t *testing.T) {
 	}
 	t.Logf("%d conns with %d MiB rings to a listener in a %d MiB cgroup: %s", n, ring/mib, limit/mib, l.cg.stats())
 	for _, h := range peers {
-		h.publishUnwritten(t)
+		require.NoError(t, h.publishUnwritten())
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		done := 0

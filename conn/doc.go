@@ -101,9 +101,16 @@
 //	use after Close, or a call blocked when Close    net.ErrClosed
 //	  is called; Close after the first (which
 //	  returns nil)
+//	Accept after the Listener's Close, or a          net.ErrClosed (a handshake's through
+//	  handshake that Close cut off                     OnHandshakeError, counted as Closed)
 //	the peer died without closing                    syscall.ECONNRESET
 //	the peer broke the shared-memory protocol        ErrCorrupt
 //	  (counters, a truncated segment)
+//	a Write (or ReadFrom) needs a page while         ErrNoMemory; the bytes it reports went
+//	  /dev/shm is full or the memory cgroup is         through, no more; the conn stays usable:
+//	  short of headroom                                retry once memory is freed
+//	a Read (or WriteTo) of pages the peer published  ErrNoMemory: nothing consumed; retry
+//	  without writing them, short of memory so         once memory is freed
 //
 // Connecting the side socket itself fails as net.Dialer does (for example
 // syscall.ECONNREFUSED), before any handshake.

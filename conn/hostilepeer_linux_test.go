@@ -4,13 +4,18 @@ package conn
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/shmconn/shmconn/atomicx"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/segment"
 )
@@ -26,12 +31,19 @@ type hostilePeer struct{ c *Conn }
 // publishUnwritten publishes the whole free space of the ring we produce
 // into without writing a byte there: it moves the ring's tail to head +
 // capacity and wakes the reader, which then reads pages nobody ever wrote.
-func (h hostilePeer) publishUnwritten(t *testing.T) {
-	t.Helper()
+func (h hostilePeer) publishUnwritten() error {
 	ctrl := h.c.seg.Control(h.c.prodArea)
-	head := u64(t, ctrl, specHead).Load()
-	u64(t, ctrl, specTail).Store(head + uint64(h.c.prod.Cap()))
+	head, err := atomicx.Uint64At(ctrl, specHead)
+	if err != nil {
+		return err
+	}
+	tail, err := atomicx.Uint64At(ctrl, specTail)
+	if err != nil {
+		return err
+	}
+	tail.Store(head.Load() + uint64(h.c.prod.Cap()))
 	h.c.sendWake(handshake.WakeData)
+	return nil
 }
 
 // consumed reports whether the reader took everything published into the
@@ -52,6 +64,73 @@ func (h hostilePeer) punch(dir int) error {
 
 // theirs is the direction the other side produces into.
 func (h hostilePeer) theirs() int { return 1 - h.c.prodArea }
+
+func init() {
+	memoryRoles["nomem-write"] = noMemoryOnWrite
+	memoryRoles["nomem-read"] = noMemoryOnRead
+}
+
+// noMemoryOnWrite mounts a 140 KiB /dev/shm of its own, where a Write that
+// reaches a page /dev/shm cannot hold fails with ErrNoMemory and the conn
+// carries bytes again once memory is freed (see writeCannotCommit). It
+// runs in a mount namespace of its own.
+func noMemoryOnWrite(string) error {
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=140k"); err != nil {
+		fmt.Println("skip: cannot mount a private /dev/shm:", err)
+		return nil
+	}
+	return writeCannotCommit()
+}
+
+// noMemoryOnRead mounts a /dev/shm of its own, sets up a conn over TCP (a
+// named segment there), fills /dev/shm, and publishes a whole ring the
+// reader's peer never wrote: reading those pages would commit them, and
+// nothing is left to commit. The reader's Read and WriteTo must fail with
+// ErrNoMemory, consuming nothing, and once memory is freed the Read must
+// take the ring (zeros: nobody wrote it). It runs in a mount namespace of
+// its own.
+func noMemoryOnRead(string) error {
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m"); err != nil {
+		fmt.Println("skip: cannot mount a private /dev/shm:", err)
+		return nil
+	}
+	const ring = 64 << 10
+	w, r, done, err := pairInFullDevShm(ring, 0)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := (hostilePeer{w}).publishUnwritten(); err != nil {
+		return err
+	}
+	ctrl := w.seg.Control(w.prodArea)
+	head := binary.LittleEndian.Uint64(ctrl[specHead:])
+	consumedNothing := func(call string, n int64, err error) error {
+		if !errors.Is(err, ErrNoMemory) || n != 0 || binary.LittleEndian.Uint64(ctrl[specHead:]) != head {
+			return fmt.Errorf("%s of unwritten pages in a full /dev/shm: %d bytes, %v; want ErrNoMemory, consuming nothing", call, n, err)
+		}
+		fmt.Printf("%s of unwritten pages: %v\n", call, err)
+		return nil
+	}
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := r.Read(make([]byte, ring))
+	if err := consumedNothing("read", int64(n), err); err != nil {
+		return err
+	}
+	n64, err := r.WriteTo(io.Discard)
+	if err := consumedNothing("writeto", n64, err); err != nil {
+		return err
+	}
+	if err := os.Remove(devShmFiller); err != nil {
+		return err
+	}
+	got := make([]byte, ring)
+	if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, make([]byte, ring)) || binary.LittleEndian.Uint64(ctrl[specHead:]) != head+ring {
+		return fmt.Errorf("read after freeing memory: %v", err)
+	}
+	fmt.Println("recovered: the ring was read once memory was freed")
+	return nil
+}
 
 // TestReadChecksEachPageOnce: a reader commits the pages of the peer's
 // ring that are not in memory before it reads them, each page once, and
@@ -75,7 +154,7 @@ func TestReadChecksEachPageOnce(t *testing.T) {
 	h := hostilePeer{a}
 	before, err := b.seg.Resident()
 	require.NoError(t, err)
-	h.publishUnwritten(t)
+	require.NoError(t, h.publishUnwritten())
 	got = make([]byte, ring)
 	_, err = io.ReadFull(b, got)
 	require.NoError(t, err)
