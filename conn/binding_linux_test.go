@@ -169,6 +169,60 @@ func requireMismatchOnBothSides(t *testing.T, o bindingOutcome, noFallback bool)
 	require.ErrorIs(t, o.listenReson, ErrSegmentMismatch)
 }
 
+// TestProcessOtherUIDDialer: a dialer of another uid (nobody) that can
+// reach our unix socket is refused by AuthorizePeer's default rule, and
+// one that dials our TCP listener cannot open the segment file (mode
+// 0600) and gets the plain fallback on both sides, carrying the stream.
+func TestProcessOtherUIDDialer(t *testing.T) {
+	t.Run("unix", func(t *testing.T) {
+		dir, err := os.MkdirTemp("", "shmconn-uid-")
+		require.NoError(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		require.NoError(t, os.Chmod(dir, 0o755))
+		drops := make(chan error, 1)
+		addr := filepath.Join(dir, "s.sock")
+		ln, err := (&ListenConfig{OnHandshakeError: func(_ net.Addr, err error) { drops <- err }}).Listen(t.Context(), "unix", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		// The socket's permissions let anyone in: the rule must not.
+		require.NoError(t, os.Chmod(addr, 0o777))
+		accepted := acceptAsync(ln)
+		p := startPeerAs(t, nobody, "dial-fallback", addr)
+		require.True(t, p.lines.Scan(), "the dialer's outcome")
+		require.Contains(t, p.lines.Text(), "failed: ")
+		require.ErrorIs(t, receive(t, drops, "the listener's refusal"), ErrPeerNotAllowed)
+		p.wait(t)
+		select {
+		case r := <-accepted:
+			t.Fatalf("accepted a dialer of another uid: %v, %v", r.c, r.err)
+		default:
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		t.Setenv(envNet, "tcp")
+		ln, events := listenRecording(t, ListenConfig{RingSize: MinRingSize})
+		accepted := acceptAsync(ln)
+		p := startPeerAs(t, nobody, "dial-fallback", ln.Addr().String())
+		p.expect(t, "plain")
+		r := receive(t, accepted, "the accepted conn")
+		require.NoError(t, r.err)
+		defer r.c.Close()
+		_, shared := r.c.(*Conn)
+		require.False(t, shared, "shared memory with another uid")
+		reason := receive(t, events.fallbacks, "the listener's fallback reason")
+		require.ErrorIs(t, reason, errDialerPlain)
+		msg := []byte("over the side socket")
+		_, err := r.c.Write(msg)
+		require.NoError(t, err)
+		require.NoError(t, r.c.(interface{ CloseWrite() error }).CloseWrite())
+		got, err := io.ReadAll(r.c)
+		require.NoError(t, err)
+		require.Equal(t, msg, got, "the echo through the fallback")
+		p.wait(t)
+		require.Empty(t, testutil.SegmentFiles())
+	})
+}
+
 // TestProcessSplicerGetsNoSegment puts a process of another uid between
 // our dialer and our listener over TCP, relaying the handshake: the
 // listener's reply names a segment the dialer can map. Both sides must
