@@ -116,8 +116,10 @@ func TestErrorTable(t *testing.T) {
 		}},
 		{"Listener got a client that is not a Dialer", func(t *testing.T) {
 			addr, errs := dropped(t, ListenConfig{})
+			start := time.Now()
 			rawClient(t, addr, []byte("GET / HTTP/1.1\r\n\r\n"))
 			requireIs(t, receive(t, errs, "the drop"), ErrNotShmconn, ErrHandshake)
+			require.Less(t, time.Since(start), DefaultHandshakeTimeout/2, "dropped at its first byte that differs from the magic, not at the deadline")
 		}},
 		{"the peer speaks another handshake version", func(t *testing.T) {
 			_, err := quick.Dial("unix", fakeListener(t, failedReply(handshake.StatusRefused, handshake.Version+1)))

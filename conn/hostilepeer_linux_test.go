@@ -167,3 +167,50 @@ func TestReadChecksEachPageOnce(t *testing.T) {
 	require.Equal(t, make([]byte, ring-len(msg)), got[:ring-len(msg)], "bytes nobody wrote read as zeros")
 	require.Equal(t, msg, got[ring-len(msg):])
 }
+
+// TestSideSocketFlood: a peer that floods the side socket with bytes of
+// every value, wake-ups among them, costs us reads of the socket and no
+// wrong decision: Reads with nothing published find nothing at their
+// deadlines, the bytes published after the flood arrive once and in
+// order, and our Writes reach the peer.
+func TestSideSocketFlood(t *testing.T) {
+	c, p := acceptRaw(t, ListenConfig{RingSize: MinRingSize})
+	flood := make([]byte, 256<<10)
+	for i := range flood {
+		flood[i] = byte(i)
+	}
+	flooded := make(chan error, 1)
+	go func() {
+		_, err := p.side.Write(flood)
+		flooded <- err
+	}()
+	// Only a waiting call reads the side socket: wait until it took the
+	// whole flood.
+	reads := 0
+	for deadline := time.Now().Add(10 * time.Second); ; reads++ {
+		require.True(t, time.Now().Before(deadline), "the flood was never read")
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+		n, err := c.Read(make([]byte, 10))
+		require.Zero(t, n, "a Read found bytes nobody published")
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		select {
+		case err := <-flooded:
+			require.NoError(t, err)
+		default:
+			continue
+		}
+		break
+	}
+	t.Logf("the flood took %d Reads that found nothing", reads+1)
+	msg := []byte("published after the flood")
+	p.publish(t, msg)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	got := make([]byte, len(msg))
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	_, err = c.Write([]byte("ours"))
+	require.NoError(t, err)
+	require.EqualValues(t, 4, u64(t, p.in(), specTail).Load())
+	require.Equal(t, "ours", string(p.seg.Data(1)[:4]))
+}

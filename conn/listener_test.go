@@ -58,6 +58,44 @@ func TestMaxConns(t *testing.T) {
 	conns[1].Close()
 }
 
+// TestMaxPendingHandshakes: silent clients hold at most
+// MaxPendingHandshakes handshake slots, each until HandshakeTimeout. With
+// a slot free an honest client is served at once; with all held it waits
+// in the kernel's backlog until a silent one is dropped, and is served
+// then.
+func TestMaxPendingHandshakes(t *testing.T) {
+	const timeout = time.Second
+	for _, silent := range []int{1, 2} {
+		lc := ListenConfig{MaxPendingHandshakes: 2, HandshakeTimeout: timeout}
+		ln, err := lc.Listen(context.Background(), "unix", listenAddr(t, "unix"))
+		require.NoError(t, err)
+		defer ln.Close()
+		serveConns(ln, echo)
+		addr := ln.Addr().String()
+		start := time.Now()
+		for range silent {
+			c, err := net.Dial("unix", addr)
+			require.NoError(t, err)
+			defer c.Close()
+		}
+		require.Eventually(t, func() bool {
+			ln.mu.Lock()
+			defer ln.mu.Unlock()
+			return len(ln.raw) == silent
+		}, 5*time.Second, time.Millisecond, "the silent clients never held their slots")
+		c, err := (&Dialer{Timeout: 10 * time.Second}).Dial("unix", addr)
+		require.NoError(t, err)
+		took := time.Since(start)
+		c.Close()
+		t.Logf("%d silent clients, 2 slots: served after %v", silent, took)
+		if silent < 2 {
+			require.Less(t, took, timeout, "served behind silent clients although a slot was free")
+		} else {
+			require.GreaterOrEqual(t, took, timeout*9/10, "served while silent clients held every slot")
+		}
+	}
+}
+
 // TestMaxConnsDropped: a conn dropped without Close gives its MaxConns slot
 // back once collected, a shared one and a plain one (AcceptPlain) alike.
 // The plain one did not (found by an adversarial review): its socket was
