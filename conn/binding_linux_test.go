@@ -298,7 +298,8 @@ func TestSwappedSegmentFile(t *testing.T) {
 
 // TestBindingAcrossAddressForms: a dual-stack listener sees an IPv4
 // dialer's addresses in their IPv4-mapped form; the binding still holds,
-// and memory is shared, over IPv4 and IPv6 alike.
+// and memory is shared, over IPv4 and IPv6 alike; once the dial returns,
+// the segment's file is gone.
 func TestBindingAcrossAddressForms(t *testing.T) {
 	ln, err := Listen("tcp", "[::]:0")
 	if err != nil {
@@ -314,6 +315,9 @@ func TestBindingAcrossAddressForms(t *testing.T) {
 			continue
 		}
 		require.NoError(t, err, host)
+		// The listener unlinked the segment file at the dialer's ack,
+		// before its confirmation let the dial return.
+		require.Empty(t, testutil.SegmentFiles(), "a segment file outlived the handshake")
 		r := <-accepted
 		require.NoError(t, r.err)
 		_, shared := r.c.(*Conn)
