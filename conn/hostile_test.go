@@ -215,6 +215,35 @@ func TestCorruptPeer(t *testing.T) {
 	}
 }
 
+// TestPeerCannotMoveOurCounters: our counters live in private memory and
+// are only stored into the segment, so a peer that scribbles over them
+// changes nothing we do: our next Write publishes right after our last,
+// and our next Read starts where our last ended.
+func TestPeerCannotMoveOurCounters(t *testing.T) {
+	c, p := acceptRaw(t, ListenConfig{RingSize: MinRingSize})
+	// c produces into the ring p consumes (p.in) and consumes p.out.
+	_, err := c.Write([]byte("abc"))
+	require.NoError(t, err)
+	u64(t, p.in(), specTail).Store(0) // take our bytes back
+	_, err = c.Write([]byte("def"))
+	require.NoError(t, err)
+	require.EqualValues(t, 6, u64(t, p.in(), specTail).Load(), "our tail")
+	require.Equal(t, "abcdef", string(p.seg.Data(1)[:6]))
+
+	p.publish(t, []byte("xyz"))
+	got := make([]byte, 3)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, "xyz", string(got))
+	u64(t, p.out(), specHead).Store(0) // make us read them again
+	p.publish(t, []byte("123"))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	buf := make([]byte, 10)
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "123", string(buf[:n]), "our Read starts where our last ended")
+}
+
 // TestTruncatedSegment truncates the shared file under a live conn, which
 // makes every touch of the mapping raise SIGBUS, and checks the calls fail
 // with ErrCorrupt instead of killing the process.
