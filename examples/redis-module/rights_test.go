@@ -133,6 +133,68 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
+// TestRequestBoundsBeforeAuth: where AUTH is required, a client that has
+// not authenticated gets Redis's tighter bounds (10 elements, 16 KiB an
+// argument) over shm as over the socket, and proto-max-bulk-len is the
+// server's; the server goes on serving other clients.
+func TestRequestBoundsBeforeAuth(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret", "--proto-max-bulk-len", "1mb"}})
+	other := s.shmConn()
+	if r := other.do("AUTH", "secret"); r != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", r)
+	}
+	for _, tc := range []struct{ req, want string }{
+		{"*11\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"},
+		{"*1\r\n$16385\r\n", "-ERR Protocol error: unauthenticated bulk length\r\n"},
+	} {
+		want := s.plainConn()
+		want.send([]byte(tc.req))
+		if w := want.read(); w != tc.want {
+			t.Fatalf("%q over the socket: %q, want %q", tc.req, w, tc.want)
+		}
+		c := s.shmConn()
+		c.send([]byte(tc.req))
+		if r := c.read(); r != tc.want {
+			t.Errorf("%q over shm: %q, want %q", tc.req, r, tc.want)
+		}
+		if r := other.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("another client after %q: %q", tc.req, r)
+		}
+	}
+	// Past proto-max-bulk-len, authenticated.
+	const req, wantReply = "*1\r\n$1048577\r\n", "-ERR Protocol error: invalid bulk length\r\n"
+	for name, c := range map[string]*rawConn{"socket": s.plainConn(), "shm": s.shmConn()} {
+		if r := c.do("AUTH", "secret"); r != "+OK\r\n" {
+			t.Fatalf("AUTH over the %s: %q", name, r)
+		}
+		c.send([]byte(req))
+		if r := c.read(); r != wantReply {
+			t.Errorf("a bulk past proto-max-bulk-len over the %s: %q, want %q", name, r, wantReply)
+		}
+	}
+	if r := other.do("PING"); r != "+PONG\r\n" {
+		t.Fatalf("another client after a bulk past proto-max-bulk-len: %q", r)
+	}
+}
+
+// TestUnsupportedCommandsRefused: the commands the module does not carry
+// (WATCH, the SUBSCRIBE family, MONITOR, WAIT) get an error saying so,
+// and the conn goes on.
+func TestUnsupportedCommandsRefused(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	c := s.shmConn()
+	for _, args := range [][]string{
+		{"WATCH", "k"}, {"SUBSCRIBE", "ch"}, {"PSUBSCRIBE", "ch*"}, {"SSUBSCRIBE", "ch"}, {"MONITOR"}, {"WAIT", "0", "0"},
+	} {
+		if r := c.do(args...); !strings.HasPrefix(r, "-ERR ") || !strings.Contains(r, "not supported over shmconn") {
+			t.Errorf("%q: %q", args, r)
+		}
+		if r := c.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("PING after %q: %q", args, r)
+		}
+	}
+}
+
 func TestBlockingWaits(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	c := s.shmConn()
