@@ -296,7 +296,7 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 	switch {
 	case !c.authed && !ci.flags["no_auth"]:
 		return errNoAuth
-	case name == "debug" && cfg.debugCmd == "no", name == "module" && cfg.moduleCmd == "no":
+	case name == "debug" && cfg.debugCmd == "no", name == "module" && cfg.moduleCmd == "no" && protectedModuleSub[lower(cmd.arg(1))]:
 		opt := "enable-" + name + "-command"
 		return fmt.Sprintf("-ERR %s command not allowed. If the %s option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n", strings.ToUpper(name), opt)
 	case ci.flags["noscript"] && ci.writes() && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
@@ -304,6 +304,11 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 	}
 	return ""
 }
+
+// protectedModuleSub: the MODULE subcommands enable-module-command
+// guards (Redis's PROTECTED flag, which COMMAND INFO does not show); MODULE
+// LIST is served to anyone its ACL lets run it.
+var protectedModuleSub = map[string]bool{"load": true, "loadex": true, "unload": true}
 
 func arityOK(ci *cmdInfo, cmd *command) bool {
 	n := cmd.argc()

@@ -97,14 +97,23 @@ func TestOOM(t *testing.T) {
 	}
 }
 
-func TestDebugRefused(t *testing.T) {
-	s := startServer(t, serverSpec{args: []string{"--enable-debug-command", "no"}})
-	want := s.plainConn().do("DEBUG", "DIGEST")
-	if !strings.HasPrefix(want, "-ERR DEBUG command not allowed") {
-		t.Fatalf("the socket: %q", want)
+// TestDebugAndModuleRefused: DEBUG and MODULE's protected subcommands are
+// refused over shm where enable-debug-command and enable-module-command
+// refuse them to a socket client, with the same error; and only those:
+// MODULE LIST, which they do not guard, is not refused for their sake.
+func TestDebugAndModuleRefused(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--enable-debug-command", "no", "--enable-module-command", "no"}})
+	for _, args := range [][]string{{"DEBUG", "DIGEST"}, {"MODULE", "LOAD", "/nonexistent.so"}, {"MODULE", "UNLOAD", "shmconn"}} {
+		want := s.plainConn().do(args...)
+		if !strings.HasPrefix(want, "-ERR "+args[0]+" command not allowed") {
+			t.Fatalf("%q over the socket: %q", args, want)
+		}
+		if r := s.shmConn().do(args...); r != want {
+			t.Errorf("%q over shm: %q, the socket says %q", args, r, want)
+		}
 	}
-	if r := s.shmConn().do("DEBUG", "DIGEST"); r != want {
-		t.Fatalf("DEBUG over shm: %q, the socket says %q", r, want)
+	if r := s.shmConn().do("MODULE", "LIST"); strings.Contains(r, "command not allowed") {
+		t.Errorf("MODULE LIST over shm: %q", r)
 	}
 }
 
