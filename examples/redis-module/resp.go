@@ -96,9 +96,29 @@ func readLine(r *bufio.Reader, max int, tooLong string) ([]byte, error) {
 			}
 			return nil, err
 		}
+		// Redis refuses a line as soon as more than max bytes arrive
+		// without its end; waiting for a newline instead could wait for
+		// good, with the reader's buffer (max bytes) already full.
+		if len(line) >= max && lineGoesOn(r) {
+			return nil, protoError(tooLong)
+		}
 	}
 	line = line[:len(line)-1]
 	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+// lineGoesOn reports whether the next bytes of r continue a line rather
+// than end it ("\n" or "\r\n"). It waits for one or two bytes.
+func lineGoesOn(r *bufio.Reader) bool {
+	b, err := r.Peek(1)
+	if err != nil || b[0] == '\n' {
+		return false
+	}
+	if b[0] != '\r' {
+		return true
+	}
+	b, err = r.Peek(2)
+	return err == nil && b[1] != '\n'
 }
 
 // parseInt is Redis's string2ll: an optional minus sign and decimal

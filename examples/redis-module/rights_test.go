@@ -125,6 +125,10 @@ func TestProtocolErrors(t *testing.T) {
 		{"*1\r\n$9223372036854775807\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
 		{"*1\r\n+x\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
 		{"GET \"k\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+		// Longer than 64 KiB and no end of line yet: refused at once.
+		{strings.Repeat("a", 70<<10), "-ERR Protocol error: too big inline request\r\n"},
+		{"*" + strings.Repeat("1", 70<<10), "-ERR Protocol error: too big mbulk count string\r\n"},
+		{"*1\r\n$" + strings.Repeat("1", 70<<10), "-ERR Protocol error: too big bulk count string\r\n"},
 	} {
 		c := s.shmConn()
 		want := s.plainConn()
