@@ -13,8 +13,9 @@
 // 127.0.0.1:6380 only when -unix is not given either.
 //
 // It keeps its data in memory only and supports the commands
-// redis-benchmark's default tests send, plus the common key, string,
-// list, set, hash and sorted-set commands; see commands.go. SIGINT or
+// redis-benchmark's default tests send, the common key, string, list,
+// set, hash and sorted-set commands (see commands.go), Pub/Sub, and
+// transactions (MULTI, EXEC, DISCARD, WATCH; see multi.go). SIGINT or
 // SIGTERM stop it cleanly.
 //
 // Requests have Redis's limits: at most 1,048,576 elements (Redis 6's
