@@ -74,7 +74,9 @@ func commandHelp(c *client, topic string, out io.Writer) {
 	slices.Sort(names)
 	for _, n := range names {
 		d := docs[n]
-		fmt.Fprintf(out, "\r\n  \x1b[1m%s\x1b[0m\r\n", strings.ToUpper(n))
+		// The grey part is the real one's synopsis of the arguments,
+		// which this one leaves empty.
+		fmt.Fprintf(out, "\r\n  \x1b[1m%s\x1b[0m \x1b[90m\x1b[0m\r\n", strings.ToUpper(n))
 		for _, k := range []string{"summary", "since", "group"} {
 			fmt.Fprintf(out, "  \x1b[33m%s:\x1b[0m %s\r\n", k, d[k])
 		}

@@ -396,6 +396,9 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 		}
 		if isSubscribe(args) {
 			if code, back := readMessages(ctx, c, std, format, raw, rep); !back {
+				if ctx.Err() != nil {
+					return 0 // Ctrl-C leaves the real redis-cli's prompt with status 0
+				}
 				return code
 			}
 			continue

@@ -163,20 +163,21 @@ func cmdGetEx(r *request) {
 	var expireAt int64
 	var hasTTL, persist bool
 	for i := 2; i < len(r.args); i++ {
-		switch opt := strings.ToUpper(string(r.args[i])); {
-		case opt == "PERSIST" && !hasTTL && !persist:
+		opt := strings.ToUpper(string(r.args[i]))
+		if opt == "PERSIST" && !hasTTL && !persist {
 			persist = true
-		case isExpiryOption(opt) && !hasTTL && !persist && i+1 < len(r.args):
-			i++
-			at, ok := expiryArg(r, opt, r.args[i])
-			if !ok {
-				return
-			}
-			expireAt, hasTTL = at, true
-		default:
+			continue
+		}
+		if !isExpiryOption(opt) || hasTTL || persist || i+1 == len(r.args) {
 			r.w.WriteError(errSyntax)
 			return
 		}
+		i++
+		var ok bool
+		if expireAt, ok = expiryArg(r, opt, r.args[i]); !ok {
+			return
+		}
+		hasTTL = true
 	}
 	v, exists, ok := lookupAs[string](r, r.args[1])
 	switch {
