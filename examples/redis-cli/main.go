@@ -13,7 +13,12 @@
 // last argument from standard input; -3 speaks RESP3 (HELLO 3 first);
 // --pipe sends standard input as raw protocol and counts the replies.
 // When the server goes away the prompt stays, shows "not connected>" and
-// reconnects on the next command, as redis-cli's does.
+// reconnects on the next command, as redis-cli's does. At the prompt,
+// help and clear are answered without the server (help on a command
+// comes from the server's COMMAND DOCS). SUBSCRIBE and PSUBSCRIBE print
+// "Reading messages..." (unless the output is raw) and then every message
+// as it comes, until Ctrl-C, as the real redis-cli does. -h without a
+// host, like --help, prints the usage.
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
 // shared memory; the server must listen with a shmconn Listener (as
