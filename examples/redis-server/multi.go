@@ -88,7 +88,7 @@ func cmdExec(r *request) {
 	default:
 		w.WriteArray(len(tx.queued))
 		for _, args := range tx.queued {
-			srv.runLocked(sess, nil, lookupCommand(args[0]), args, w, true)
+			srv.runCommand(sess, nil, lookupCommand(args[0]), args, w, true)
 		}
 	}
 }

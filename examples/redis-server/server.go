@@ -250,10 +250,10 @@ func (s *Server) exec(sess *session, c redcon.Conn, args [][]byte, w *redcon.Wri
 		// Pub/Sub commands write to other clients under their own locks,
 		// never under the store's; see pubsub.go. WAIT sleeps.
 		s.mu.Unlock()
-		s.runLocked(sess, c, cmd, args, w, false)
+		s.runCommand(sess, c, cmd, args, w, false)
 		return
 	}
-	s.runLocked(sess, c, cmd, args, w, false)
+	s.runCommand(sess, c, cmd, args, w, false)
 	after := sess.afterExec
 	sess.afterExec = nil
 	s.mu.Unlock()
@@ -281,10 +281,10 @@ func (s *Server) refusal(sess *session, cmd *command, args [][]byte) string {
 	return ""
 }
 
-// runLocked runs one checked command, under the server's mutex unless
+// runCommand runs one checked command, under the server's mutex unless
 // the command is flagged to run without it; inExec says it runs as part
 // of EXEC, which holds the mutex throughout.
-func (s *Server) runLocked(sess *session, c redcon.Conn, cmd *command, args [][]byte, w *redcon.Writer, inExec bool) {
+func (s *Server) runCommand(sess *session, c redcon.Conn, cmd *command, args [][]byte, w *redcon.Writer, inExec bool) {
 	prev := sess.req // EXEC's own, while it runs its queue
 	defer func() { sess.req = prev }()
 	sess.req = request{srv: s, sess: sess, conn: c, cmd: cmd, args: args, w: w, inExec: inExec}
