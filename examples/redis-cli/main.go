@@ -13,7 +13,12 @@
 // last argument from standard input; -3 speaks RESP3 (HELLO 3 first);
 // --pipe sends standard input as raw protocol and counts the replies.
 // When the server goes away the prompt stays, shows "not connected>" and
-// reconnects on the next command, as redis-cli's does.
+// reconnects on the next command, as redis-cli's does. At the prompt,
+// help and clear are answered without the server (help on a command
+// comes from the server's COMMAND DOCS). SUBSCRIBE and PSUBSCRIBE print
+// "Reading messages..." (unless the output is raw) and then every message
+// as it comes, until Ctrl-C, as the real redis-cli does. -h without a
+// host, like --help, prints the usage.
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
 // shared memory; the server must listen with a shmconn Listener, as
@@ -95,54 +100,93 @@ type options struct {
 // this one follows, and what it is.
 const version = "redis-cli 7.0.0 (shmconn examples/redis-cli)"
 
-// errUsageShown is parseFlags's answer to --help, which is no error.
+// errUsageShown is parseFlags's answer to --help, or to -h without a
+// host, which are no error.
 var errUsageShown = errors.New("usage shown")
 
-func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
-	var o options
+// usage is what --help prints, in the real redis-cli's layout: one-letter
+// flags with one dash, the others with two, as it spells them (Go's flag
+// package takes either).
+const usage = `Usage: redis-cli [OPTIONS] [cmd [arg [arg ...]]]
+  -h <hostname>      Server hostname (default: 127.0.0.1).
+  -p <port>          Server port (default: 6380).
+  -s <socket>        Server socket (overrides hostname and port).
+  -r <repeat>        Execute specified command N times.
+  -i <interval>      When -r is used, waits <interval> seconds per command.
+                     It is possible to specify sub-second times like -i 0.1.
+                     This interval is also used in --latency-history.
+  -n <db>            Database number.
+  -3                 Start session in RESP3 protocol mode.
+  -x                 Read last argument from STDIN.
+  --shm              Talk to the server over shared memory (a shmconn Dialer);
+                     the server must listen with a shmconn Listener.
+  --wait <policy>    With --shm, how to wait for replies: adaptive (default)
+                     or spin.
+  --raw              Use raw formatting for replies (default when STDOUT is
+                     not a tty).
+  --no-raw           Force formatted output even when STDOUT is not a tty.
+  --latency          Enter a special mode continuously sampling latency.
+                     If you use this mode in an interactive session it runs
+                     forever displaying real-time stats. Otherwise if --raw is
+                     specified, or if you redirect the output to a non
+                     TTY, it samples the latency for 1 second (you can use
+                     -i to change the interval), then produces a single output
+                     and exits.
+  --latency-history  Like --latency but tracking latency changes over time.
+                     Default time interval is 15 sec. Change it using -i.
+  --latency-sample-rate <ms> Milliseconds between latency samples (default: 10);
+                     0 sends PINGs back to back.
+  --pipe             Transfer raw Redis protocol from stdin to server.
+  --help             Output this help and exit.
+  --version          Output version and exit.
+
+When no command is given, redis-cli starts in interactive mode.
+Type "help" in interactive mode for information on available commands
+and settings.
+`
+
+// newFlagSet defines the flags into o; wait receives --wait.
+func newFlagSet(o *options, wait *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("redis-cli", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nUsage: redis-cli [OPTIONS] [cmd [arg [arg ...]]]\n", version)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&o.host, "h", "127.0.0.1", "server `hostname`")
-	fs.IntVar(&o.port, "p", 6380, "server `port`")
-	fs.StringVar(&o.socket, "s", "", "server unix `socket` path (overrides -h and -p)")
-	fs.BoolVar(&o.shm, "shm", false, "talk to the server over shared memory (a shmconn Dialer)")
+	fs.SetOutput(io.Discard) // parseFlags reports errors itself
+	fs.StringVar(&o.host, "h", "127.0.0.1", "")
+	fs.IntVar(&o.port, "p", 6380, "")
+	fs.StringVar(&o.socket, "s", "", "")
+	fs.BoolVar(&o.shm, "shm", false, "")
 	// Adaptive by default: a spinning client beside a spinning server
 	// makes two spinners, which on a two-CPU host share a CPU with
 	// everything else (measured: --latency average 1.1-1.8 ms with spin,
 	// 0.37-0.45 ms adaptive, against a spinning example server).
-	wait := fs.String("wait", "adaptive", "with --shm, how to wait for replies: adaptive or spin")
-	fs.IntVar(&o.db, "n", 0, "database `number`")
-	fs.IntVar(&o.repeat, "r", 1, "run the command `N` times")
-	fs.Float64Var(&o.interval, "i", 0, "wait `seconds` between commands with -r; the --latency-history range")
-	fs.BoolVar(&o.raw, "raw", false, "print replies bare even on a terminal")
-	fs.BoolVar(&o.noRaw, "no-raw", false, "print replies formatted even when not on a terminal")
-	fs.BoolVar(&o.latency, "latency", false, "measure PING round trips continuously")
-	fs.BoolVar(&o.history, "latency-history", false, "like --latency, starting a new line every 15 s (-i)")
-	fs.IntVar(&o.sampleMS, "latency-sample-rate", int(defaultSampleEvery/time.Millisecond), "`milliseconds` between latency samples; 0 sends PINGs back to back")
-	fs.BoolVar(&o.stdinArg, "x", false, "read the last argument from standard input")
-	fs.BoolVar(&o.pipe, "pipe", false, "send standard input (raw Redis protocol) to the server and count the replies")
-	fs.BoolVar(&o.resp3, "3", false, "speak RESP3 (send HELLO 3 first)")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	for _, a := range args {
-		if a == "--" || !strings.HasPrefix(a, "-") {
-			break
-		}
-		if a == "--help" || a == "-help" {
-			// Asked for, usage goes to standard output and is no error.
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil, errUsageShown
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	var err error
+	fs.StringVar(wait, "wait", "adaptive", "")
+	fs.IntVar(&o.db, "n", 0, "")
+	fs.IntVar(&o.repeat, "r", 1, "")
+	fs.Float64Var(&o.interval, "i", 0, "")
+	fs.BoolVar(&o.raw, "raw", false, "")
+	fs.BoolVar(&o.noRaw, "no-raw", false, "")
+	fs.BoolVar(&o.latency, "latency", false, "")
+	fs.BoolVar(&o.history, "latency-history", false, "")
+	fs.IntVar(&o.sampleMS, "latency-sample-rate", int(defaultSampleEvery/time.Millisecond), "")
+	fs.BoolVar(&o.stdinArg, "x", false, "")
+	fs.BoolVar(&o.pipe, "pipe", false, "")
+	fs.BoolVar(&o.resp3, "3", false, "")
+	fs.BoolVar(&o.version, "version", false, "")
+	return fs
+}
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
+	var o options
+	var wait string
+	fs := newFlagSet(&o, &wait)
+	err := fs.Parse(args)
 	switch {
+	case errors.Is(err, flag.ErrHelp) || err != nil && err.Error() == "flag needs an argument: -h":
+		// As the real redis-cli: --help, and -h as the last option, print
+		// the usage to standard output and exit 0.
+		fmt.Fprintf(stdout, "%s\n\n%s", version, usage)
+		return nil, errUsageShown
+	case err != nil:
+		fmt.Fprintf(stderr, "redis-cli: %v\n\n%s", err, usage)
+		return nil, err
 	case o.sampleMS < 0:
 		err = fmt.Errorf("--latency-sample-rate %d: must not be negative", o.sampleMS)
 	case o.interval < 0:
@@ -150,7 +194,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	case o.repeat < 1:
 		err = fmt.Errorf("-r %d: must be at least 1", o.repeat)
 	default:
-		o.wait, err = conn.ParseWaitPolicy(*wait)
+		o.wait, err = conn.ParseWaitPolicy(wait)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "redis-cli:", err)
@@ -192,26 +236,14 @@ func run(ctx context.Context, args []string, std stdio) int {
 	// Ctrl-C closes the connection, which ends a call waiting on it.
 	defer context.AfterFunc(ctx, func() { c.close() })()
 	defer c.close()
-	format := FormatRaw
-	if std.outTTY && !o.raw || o.noRaw {
+	format, raw := FormatRaw, !(std.outTTY && !o.raw || o.noRaw)
+	if !raw {
 		format = FormatTTY
 	}
 
 	switch {
 	case o.latency || o.history:
-		cfg := latencyConfig{
-			history:  o.history,
-			every:    time.Duration(o.sampleMS) * time.Millisecond,
-			interval: time.Duration(o.interval * float64(time.Second)),
-			tty:      std.outTTY && !o.raw || o.noRaw,
-		}
-		if cfg.interval == 0 {
-			cfg.interval = defaultRawInterval
-			if cfg.history {
-				cfg.interval = defaultHistoryInterval
-			}
-		}
-		if err := latencyMode(ctx, c, std.out, cfg); err != nil {
+		if err := latencyMode(ctx, c, std.out, o.latencyConfig(!raw)); err != nil {
 			fmt.Fprintln(std.err, err)
 			return 1
 		}
@@ -219,20 +251,47 @@ func run(ctx context.Context, args []string, std stdio) int {
 	case o.pipe:
 		return pipeMode(ctx, c, std)
 	case len(o.args) > 0:
-		for i := range o.repeat {
-			if i > 0 && o.interval > 0 {
-				time.Sleep(time.Duration(o.interval * float64(time.Second)))
-			}
-			rep, err := c.do(o.args...)
-			if err != nil {
-				return ioError(ctx, std, err)
-			}
-			io.WriteString(std.out, formatFor(o.args, rep, format))
-		}
-		return 0
+		return commandMode(ctx, c, o, std, format, raw)
 	default:
-		return prompt(ctx, c, o, std, format)
+		return prompt(ctx, c, o, std, format, raw)
 	}
+}
+
+// commandMode runs the command given on the command line, -r times.
+func commandMode(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string, raw bool) int {
+	for i := range o.repeat {
+		if i > 0 && o.interval > 0 {
+			time.Sleep(time.Duration(o.interval * float64(time.Second)))
+		}
+		rep, err := c.do(o.args...)
+		if err != nil {
+			return ioError(ctx, std, err)
+		}
+		if isSubscribe(o.args) {
+			code, _ := readMessages(ctx, c, std, format, raw, rep)
+			return code
+		}
+		io.WriteString(std.out, formatFor(o.args, rep, format))
+	}
+	return 0
+}
+
+// latencyConfig is the flags' configuration of --latency and
+// --latency-history.
+func (o *options) latencyConfig(tty bool) latencyConfig {
+	cfg := latencyConfig{
+		history:  o.history,
+		every:    time.Duration(o.sampleMS) * time.Millisecond,
+		interval: time.Duration(o.interval * float64(time.Second)),
+		tty:      tty,
+	}
+	if cfg.interval == 0 {
+		cfg.interval = defaultRawInterval
+		if cfg.history {
+			cfg.interval = defaultHistoryInterval
+		}
+	}
+	return cfg
 }
 
 // connect dials and then, as redis-cli does, says HELLO 3 for -3 and
@@ -295,39 +354,14 @@ func verbatimCommand(args []string) bool {
 
 // prompt reads commands line by line, showing a prompt on a terminal,
 // until end of input, "quit", "exit" or Ctrl-C.
-func prompt(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string) int {
+func prompt(ctx context.Context, c *client, o *options, std stdio, format func(Reply) string, raw bool) int {
 	defer func() { c.close() }() // the last conn, after reconnects
-	// Lines are read in their own goroutine so that Ctrl-C ends the prompt
-	// without waiting for a line.
-	lines := make(chan string)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(std.in)
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-done:
-				return
-			}
-		}
-	}()
+	lines, stop := readLines(std.in)
+	defer stop()
 	db := o.db
 	for {
 		if std.inTTY {
-			p := o.addr()
-			if o.socket != "" {
-				p = "redis " + p // as redis-cli shows a socket
-			}
-			if db != 0 {
-				p += fmt.Sprintf("[%d]", db)
-			}
-			if !c.connected() {
-				p = "not connected"
-			}
-			fmt.Fprint(std.out, p+"> ")
+			fmt.Fprint(std.out, o.prompt(db, c.connected()))
 		}
 		var line string
 		var ok bool
@@ -350,6 +384,8 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 			continue
 		case strings.EqualFold(args[0], "quit") || strings.EqualFold(args[0], "exit"):
 			return 0
+		case localCommand(c, args, std.out):
+			continue
 		}
 		rep, err := c.doOrReconnect(ctx, o, db, args)
 		if err != nil {
@@ -364,8 +400,53 @@ func prompt(ctx context.Context, c *client, o *options, std stdio, format func(R
 		if strings.EqualFold(args[0], "select") && len(args) == 2 && rep.Kind == Status {
 			db, _ = strconv.Atoi(args[1])
 		}
+		if isSubscribe(args) {
+			if code, back := readMessages(ctx, c, std, format, raw, rep); !back {
+				if ctx.Err() != nil {
+					return 0 // Ctrl-C leaves the real redis-cli's prompt with status 0
+				}
+				return code
+			}
+			continue
+		}
 		io.WriteString(std.out, formatFor(args, rep, format))
 	}
+}
+
+// readLines reads lines from in in a goroutine of its own, so that Ctrl-C
+// ends the prompt without waiting for a line; stop ends it.
+func readLines(in io.Reader) (lines <-chan string, stop func()) {
+	ch := make(chan string)
+	done := make(chan struct{})
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			select {
+			case ch <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ch, func() { close(done) }
+}
+
+// prompt is the prompt redis-cli shows: the address, the database if not
+// 0, or "not connected".
+func (o *options) prompt(db int, connected bool) string {
+	if !connected {
+		return "not connected> "
+	}
+	p := o.addr()
+	if o.socket != "" {
+		p = "redis " + p // as redis-cli shows a socket
+	}
+	if db != 0 {
+		p += fmt.Sprintf("[%d]", db)
+	}
+	return p + "> "
 }
 
 // ioError reports a failed exchange with the server and returns the exit
@@ -442,6 +523,11 @@ func (c *client) exchange(req []byte) (Reply, error) {
 	if _, err := nc.Write(req); err != nil {
 		return Reply{}, err
 	}
+	return c.read()
+}
+
+// read reads one reply.
+func (c *client) read() (Reply, error) {
 	rep, err := ReadReply(c.r)
 	if err == io.EOF {
 		err = errors.New("Server closed the connection")

@@ -17,6 +17,7 @@ const (
 	flagStale
 	flagFast
 	flagSubscribed // allowed while a RESP2 client has subscriptions
+	flagUnlocked   // runs without the store's lock: it may sleep
 )
 
 var flagNames = []struct {
@@ -109,6 +110,16 @@ var commandMeta = map[string]struct {
 	"punsubscribe": {flagPubSub | flagSubscribed | flagNoScript | flagLoading | flagStale, "pubsub", "Stops listening to messages published to channels that match one or more patterns."},
 	"publish":      {flagPubSub | flagLoading | flagStale | flagFast, "pubsub", "Posts a message to a channel."},
 	"pubsub":       {flagPubSub | flagLoading | flagStale, "pubsub", "A container for Pub/Sub commands."},
+
+	"multi":   {flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Starts a transaction."},
+	"exec":    {flagNoScript | flagLoading | flagStale, "transactions", "Executes all commands in a transaction."},
+	"discard": {flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Discards a transaction."},
+	"watch":   {flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Monitors changes to keys to determine the execution of a transaction."},
+	"unwatch": {flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Forgets about watched keys of a transaction."},
+	"getex":   {flagWrite | flagFast, "string", "Returns the string value of a key after setting its expiration time."},
+	"lpos":    {flagReadOnly, "list", "Returns the index of matching elements in a list."},
+	"object":  {0, "generic", "A container for object introspection commands."},
+	"wait":    {flagNoScript | flagUnlocked, "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."},
 }
 
 // describeCommands attaches commandMeta to the command table; a command

@@ -48,16 +48,10 @@ func cmdSet(r *request) {
 			get = true
 		case opt == "KEEPTTL" && !hasTTL:
 			keepTTL = true
-		case (opt == "EX" || opt == "PX" || opt == "EXAT" || opt == "PXAT") && !keepTTL && !hasTTL && i+1 < len(r.args):
+		case isExpiryOption(opt) && !keepTTL && !hasTTL && i+1 < len(r.args):
 			i++
-			n, ok := parseInt(r.args[i])
+			at, ok := expiryArg(r, opt, r.args[i])
 			if !ok {
-				r.w.WriteError(errNotInt)
-				return
-			}
-			at, ok := expiryTime(r.srv.store.nowMS(), n, opt)
-			if !ok {
-				r.w.WriteError("ERR invalid expire time in 'set' command")
 				return
 			}
 			expireAt, hasTTL = at, true
@@ -100,6 +94,26 @@ func cmdSet(r *request) {
 		d.expires[key] = prevTTL
 	}
 	reply()
+}
+
+func isExpiryOption(opt string) bool {
+	return opt == "EX" || opt == "PX" || opt == "EXAT" || opt == "PXAT"
+}
+
+// expiryArg parses the argument of SET's or GETEX's EX, PX, EXAT or PXAT
+// option into unix milliseconds; when it is not valid it writes Redis's
+// error and returns false.
+func expiryArg(r *request, opt string, arg []byte) (int64, bool) {
+	n, ok := parseInt(arg)
+	if !ok {
+		r.w.WriteError(errNotInt)
+		return 0, false
+	}
+	at, ok := expiryTime(r.srv.store.nowMS(), n, opt)
+	if !ok {
+		r.w.WriteError("ERR invalid expire time in '" + r.cmd.name + "' command")
+	}
+	return at, ok
 }
 
 // expiryTime turns an EX/PX/EXAT/PXAT argument into unix milliseconds;

@@ -156,3 +156,140 @@ func cmdStrLen(r *request) {
 		r.w.WriteInt(len(v))
 	}
 }
+
+// cmdGetEx is GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]: GET that
+// also sets or removes the key's expiry.
+func cmdGetEx(r *request) {
+	var expireAt int64
+	var hasTTL, persist bool
+	for i := 2; i < len(r.args); i++ {
+		opt := strings.ToUpper(string(r.args[i]))
+		if opt == "PERSIST" && !hasTTL && !persist {
+			persist = true
+			continue
+		}
+		if !isExpiryOption(opt) || hasTTL || persist || i+1 == len(r.args) {
+			r.w.WriteError(errSyntax)
+			return
+		}
+		i++
+		var ok bool
+		if expireAt, ok = expiryArg(r, opt, r.args[i]); !ok {
+			return
+		}
+		hasTTL = true
+	}
+	v, exists, ok := lookupAs[string](r, r.args[1])
+	switch {
+	case !ok:
+		return
+	case !exists:
+		r.w.WriteNull()
+		return
+	}
+	r.w.WriteBulkString(v)
+	d, key := r.db(), string(r.args[1])
+	switch {
+	case hasTTL && expireAt <= r.srv.store.nowMS():
+		d.del(key) // a time in the past deletes the key, after the reply's value
+	case hasTTL:
+		d.expires[key] = expireAt
+	case persist:
+		delete(d.expires, key)
+	}
+}
+
+// lposOptions are LPOS's RANK, COUNT and MAXLEN.
+type lposOptions struct {
+	rank, count, maxLen int64 // count -1: not given
+}
+
+// parseLPos parses LPOS's options; when they are not valid it writes
+// Redis's error and returns false.
+func parseLPos(r *request) (lposOptions, bool) {
+	o := lposOptions{rank: 1, count: -1}
+	for i := 3; i < len(r.args); i += 2 {
+		opt := strings.ToUpper(string(r.args[i]))
+		if opt != "RANK" && opt != "COUNT" && opt != "MAXLEN" || i+1 >= len(r.args) {
+			r.w.WriteError(errSyntax)
+			return o, false
+		}
+		n, ok := parseInt(r.args[i+1])
+		msg := ""
+		switch {
+		case !ok:
+			msg = errNotInt
+		case opt == "RANK" && n == 0:
+			msg = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
+		case opt != "RANK" && n < 0:
+			msg = "ERR " + opt + " can't be negative"
+		case opt == "RANK":
+			o.rank = n
+		case opt == "COUNT":
+			o.count = n
+		default:
+			o.maxLen = n
+		}
+		if msg != "" {
+			r.w.WriteError(msg)
+			return o, false
+		}
+	}
+	return o, true
+}
+
+// cmdLPos is LPOS key element [RANK rank] [COUNT count] [MAXLEN len]: the
+// indexes of the elements equal to element, from the rank-th match on
+// (counting from the tail for a negative rank), looking at no more than
+// len elements (0: all). Without COUNT the first such index or nil.
+func cmdLPos(r *request) {
+	o, ok := parseLPos(r)
+	if !ok {
+		return
+	}
+	l, exists, ok := lookupAs[*list](r, r.args[1])
+	if !ok {
+		return
+	}
+	var found []int
+	if exists {
+		found = l.positions(string(r.args[2]), o)
+	}
+	if o.count >= 0 {
+		r.w.WriteArray(len(found))
+		for _, i := range found {
+			r.w.WriteInt(i)
+		}
+	} else if len(found) > 0 {
+		r.w.WriteInt(found[0])
+	} else {
+		r.w.WriteNull()
+	}
+}
+
+// positions finds LPOS's matches.
+func (l *list) positions(elem string, o lposOptions) []int {
+	n, i, step, skip := l.len(), 0, 1, o.rank-1
+	if o.rank < 0 {
+		i, step, skip = n-1, -1, -o.rank-1
+	}
+	want := o.count
+	if want <= 0 {
+		want = int64(n) // COUNT 0: all; no COUNT: stop after the first
+		if o.count < 0 {
+			want = 1
+		}
+	}
+	var found []int
+	for seen := int64(0); i >= 0 && i < n && (o.maxLen == 0 || seen < o.maxLen) && int64(len(found)) < want; i, seen = i+step, seen+1 {
+		if l.at(i) != elem {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		found = append(found, i)
+	}
+	return found
+}

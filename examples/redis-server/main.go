@@ -9,9 +9,13 @@
 //
 //	redis-server [-addr host:port] [-unix path] [-wait spin|adaptive] [-proto-max-bulk-len bytes]
 //
+// It listens on TCP only when asked: on -addr if given, else on
+// 127.0.0.1:6380 only when -unix is not given either.
+//
 // It keeps its data in memory only and supports the commands
-// redis-benchmark's default tests send, plus the common key, string,
-// list, set, hash and sorted-set commands; see commands.go. SIGINT or
+// redis-benchmark's default tests send, the common key, string, list,
+// set, hash and sorted-set commands (see commands.go), Pub/Sub, and
+// transactions (MULTI, EXEC, DISCARD, WATCH; see multi.go). SIGINT or
 // SIGTERM stop it cleanly.
 //
 // Requests have Redis's limits: at most 1,048,576 elements (Redis 6's
@@ -57,8 +61,8 @@ const shutdownTimeout = 2 * time.Second
 func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("redis-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:6380", "TCP `host:port` to listen on; port 0 picks a free port, empty turns TCP off")
-	unixPath := fs.String("unix", "", "unix socket `path` to listen on as well")
+	addr := fs.String("addr", defaultAddr, "TCP `host:port` to listen on; port 0 picks a free port; without -addr, -unix turns TCP off")
+	unixPath := fs.String("unix", "", "unix socket `path` to listen on")
 	waitName := fs.String("wait", "spin", "how shared-memory clients wait: spin (lowest latency, one busy core) or adaptive")
 	maxBulkLen := fs.Int64("proto-max-bulk-len", defaultMaxBulkLen, "the longest bulk string a request may carry, in `bytes`, from 1 MiB to 1 GiB")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +70,9 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 			return 0 // usage asked for, and shown
 		}
 		return 2
+	}
+	if *unixPath != "" && !flagSet(fs, "addr") {
+		*addr = "" // TCP only when asked
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "redis-server: unexpected arguments %q\n", fs.Args())
@@ -145,6 +152,17 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
 	}
 	srv.Close(shutdownTimeout)
 	return code
+}
+
+// defaultAddr is where the server listens when given neither -addr nor
+// -unix: beside a real Redis on its default port 6379.
+const defaultAddr = "127.0.0.1:6380"
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // listenUnix listens on a unix socket at path, first removing a socket

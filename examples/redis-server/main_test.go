@@ -445,3 +445,59 @@ func TestInfoShmconn(t *testing.T) {
 	require.Regexp(t, `shm_bytes_written:[1-9]\d*\r\n`, info)
 	t.Logf("redis-cli -p %s INFO shmconn:\n%s", port, info)
 }
+
+// TestTCPOnlyWhenAsked checks that -unix alone listens on the socket only,
+// and that -addr beside it adds TCP.
+func TestTCPOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string // networks listened on
+	}{
+		{[]string{"-unix", socketPath(t)}, []string{"unix"}},
+		{[]string{"-unix", socketPath(t), "-addr", "127.0.0.1:0"}, []string{"tcp", "unix"}},
+	} {
+		sigs := make(chan os.Signal, 1)
+		stdout := &syncWriter{ready: make(chan struct{})}
+		done := make(chan int, 1)
+		go func() { done <- run(tc.args, sigs, stdout, io.Discard) }()
+		select {
+		case <-stdout.ready:
+		case code := <-done:
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		sigs <- syscall.SIGTERM
+		require.Equal(t, 0, <-done)
+		var got []string
+		for _, l := range strings.Split(stdout.String(), "\n") {
+			var network, addr string
+			if _, err := fmt.Sscanf(l, "listening on %s %s", &network, &addr); err == nil {
+				got = append(got, network)
+			}
+		}
+		require.Equal(t, tc.want, got, "%v: %s", tc.args, stdout.String())
+	}
+}
+
+// syncWriter collects output written by another goroutine and closes
+// ready at the server's ready line.
+type syncWriter struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	ready chan struct{}
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if strings.Contains(w.b.String(), "Ready to accept connections\n") && !isClosed(w.ready) {
+		close(w.ready)
+	}
+	return len(p), nil
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

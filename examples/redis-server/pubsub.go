@@ -201,15 +201,42 @@ func cmdUnsubscribe(r *request) {
 // many received it. It never waits for a subscriber's socket.
 func cmdPublish(r *request) {
 	channel, msg := string(r.args[1]), r.args[2]
-	ps := &r.srv.pubsub
+	t := r.srv.pubsub.targets(channel)
+	r.w.WriteInt(r.srv.deliver(r.sess, channel, msg, t))
+}
+
+// publishAfterExec is PUBLISH run by EXEC, which holds the server's
+// mutex: the receivers are counted now, and the message is delivered
+// once EXEC lets go of the mutex, because delivering takes subscribers'
+// locks, which come before the server's.
+func publishAfterExec(r *request) {
+	channel, msg, sess, srv := string(r.args[1]), r.args[2], r.sess, r.srv
+	t := srv.pubsub.targets(channel)
+	n := 0
+	for _, patterns := range t.frames {
+		n += len(patterns)
+	}
+	r.w.WriteInt(n)
+	sess.afterExec = append(sess.afterExec, func() { srv.deliver(sess, channel, msg, t) })
+}
+
+// publishTargets are the receivers of one PUBLISH.
+type publishTargets struct {
+	frames map[*subscriber][]string // per subscriber, its patterns that match; "" for the channel
+	order  []*subscriber
+}
+
+// targets lists the subscribers of channel and of the patterns that
+// match it.
+func (ps *pubsub) targets(channel string) publishTargets {
 	ps.mu.Lock()
-	frames := map[*subscriber][]string{} // per subscriber, its patterns that match; "" for the channel
-	var order []*subscriber
+	defer ps.mu.Unlock()
+	t := publishTargets{frames: map[*subscriber][]string{}}
 	add := func(sub *subscriber, pattern string) {
-		if _, ok := frames[sub]; !ok {
-			order = append(order, sub)
+		if _, ok := t.frames[sub]; !ok {
+			t.order = append(t.order, sub)
 		}
-		frames[sub] = append(frames[sub], pattern)
+		t.frames[sub] = append(t.frames[sub], pattern)
 	}
 	for sub := range ps.channels[channel] {
 		add(sub, "")
@@ -221,14 +248,18 @@ func cmdPublish(r *request) {
 			}
 		}
 	}
-	ps.mu.Unlock()
+	return t
+}
 
+// deliver queues msg for its targets and returns how many frames went
+// out. sess is the publisher.
+func (s *Server) deliver(sess *session, channel string, msg []byte, t publishTargets) int {
+	ps := &s.pubsub
 	// A subscriber's own PUBLISH runs in its serveSubscriber, which holds
 	// its lock: it writes to itself without taking it, and lets go of it
 	// while it writes to the others, any of which may be waiting for it
-	// in a PUBLISH of its own. Taking it waited forever (found by an
-	// adversarial review).
-	self := r.sess.sub
+	// in a PUBLISH of its own.
+	self := sess.sub
 	if self == nil || !self.executing {
 		self = nil
 	}
@@ -238,24 +269,24 @@ func cmdPublish(r *request) {
 			sub.mu.Lock()
 			defer sub.mu.Unlock()
 		}
-		received += sub.writeMessage(ps, channel, msg, frames[sub])
+		received += sub.writeMessage(ps, channel, msg, t.frames[sub])
 		sub.queueOut(ps)
 	}
-	if self != nil && frames[self] != nil {
+	if self != nil && t.frames[self] != nil {
 		deliver(self)
 	}
 	if self != nil {
 		self.mu.Unlock()
 	}
-	for _, sub := range order {
+	for _, sub := range t.order {
 		if sub != self {
 			deliver(sub)
 		}
 	}
 	if self != nil {
-		self.mu.Lock() // before the reply: r.w is self.w
+		self.mu.Lock() // before the reply: the caller writes to self.w
 	}
-	r.w.WriteInt(received)
+	return received
 }
 
 // writeMessage writes to sub.w, under sub.mu, the message's frames for

@@ -141,6 +141,10 @@ type session struct {
 
 	sub *subscriber // set once, under pubsub.mu, when the client subscribes
 
+	tx        *transaction // between MULTI and EXEC or DISCARD; the handler's own
+	watch     *watchState  // guarded by Server.mu
+	afterExec []func()     // what EXEC left to do once the mutex is let go (its PUBLISHes)
+
 	quit bool // close after replying
 	req  request
 }
@@ -184,6 +188,9 @@ func (s *Server) closed(c redcon.Conn, err error) {
 
 // clientGone forgets a client that disconnected.
 func (s *Server) clientGone(sess *session) {
+	s.mu.Lock()
+	s.store.unwatch(sess)
+	s.mu.Unlock()
 	s.sessions.Delete(sess.id)
 	if sess.shm {
 		s.shmClients.Add(-1)
@@ -207,6 +214,8 @@ type request struct {
 	cmd  *command
 	args [][]byte // args[0] is the command name
 	w    *redcon.Writer
+
+	inExec bool // run by EXEC, under the server's mutex
 }
 
 func (r *request) db() *db { return &r.srv.store.dbs[r.sess.db] }
@@ -216,39 +225,78 @@ func (r *request) arityError() {
 }
 
 // exec runs one command and writes its reply to w. c is the client's
-// redcon conn, or nil once it is detached.
+// redcon conn, or nil once it is detached. Between MULTI and EXEC the
+// command is queued instead (see multi.go).
 func (s *Server) exec(sess *session, c redcon.Conn, args [][]byte, w *redcon.Writer) {
 	if len(args) == 0 {
 		return // an empty line or "*0": Redis ignores it too
 	}
 	cmd := lookupCommand(args[0])
-	if cmd == nil {
-		w.WriteError(unknownCommand(args))
+	if msg := s.refusal(sess, cmd, args); msg != "" {
+		if sess.tx != nil {
+			sess.tx.failed = true // as Redis: EXEC will answer EXECABORT
+		}
+		w.WriteError(msg)
 		return
 	}
-	sess.req = request{srv: s, sess: sess, conn: c, cmd: cmd, args: args, w: w}
-	defer func() { sess.req = request{} }()
-	r := &sess.req
-	if n := len(args); cmd.arity > 0 && n != cmd.arity || n < -cmd.arity {
-		r.arityError()
-		return
-	}
-	if s.inSubscribedMode(sess) && !cmd.has(flagSubscribed) {
-		w.WriteError(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name))
+	if sess.tx != nil && !txControl[cmd.name] {
+		sess.tx.queue(args, w)
 		return
 	}
 	s.mu.Lock()
 	s.commands++
 	sess.lastActive, sess.lastCmd = time.Now(), cmd.name
-	if cmd.has(flagPubSub) {
+	if cmd.has(flagPubSub | flagUnlocked) {
 		// Pub/Sub commands write to other clients under their own locks,
-		// never under the store's; see pubsub.go.
+		// never under the store's; see pubsub.go. WAIT sleeps.
 		s.mu.Unlock()
-		cmd.run(r)
+		s.runCommand(sess, c, cmd, args, w, false)
+		return
+	}
+	s.runCommand(sess, c, cmd, args, w, false)
+	after := sess.afterExec
+	sess.afterExec = nil
+	s.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
+}
+
+// refusal is the error for a command that cannot run as sent: unknown,
+// with the wrong number of arguments, not allowed in subscribed mode or
+// in a transaction; "" if it can run.
+func (s *Server) refusal(sess *session, cmd *command, args [][]byte) string {
+	switch n := len(args); {
+	case cmd == nil:
+		return unknownCommand(args)
+	case cmd.arity > 0 && n != cmd.arity || n < -cmd.arity:
+		return "ERR wrong number of arguments for '" + cmd.name + "' command"
+	case s.inSubscribedMode(sess) && !cmd.has(flagSubscribed):
+		return fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name)
+	case sess.tx != nil && cmd.has(flagPubSub) && cmd.name != "publish" && cmd.name != "pubsub":
+		// A subscription leaves redcon's loop (pubsub.go), which cannot
+		// happen halfway through EXEC; Redis queues it.
+		return "ERR Command not allowed inside a transaction"
+	}
+	return ""
+}
+
+// runCommand runs one checked command, under the server's mutex unless
+// the command is flagged to run without it; inExec says it runs as part
+// of EXEC, which holds the mutex throughout.
+func (s *Server) runCommand(sess *session, c redcon.Conn, cmd *command, args [][]byte, w *redcon.Writer, inExec bool) {
+	prev := sess.req // EXEC's own, while it runs its queue
+	defer func() { sess.req = prev }()
+	sess.req = request{srv: s, sess: sess, conn: c, cmd: cmd, args: args, w: w, inExec: inExec}
+	r := &sess.req
+	if inExec && cmd.name == "publish" {
+		publishAfterExec(r)
 		return
 	}
 	cmd.run(r)
-	s.mu.Unlock()
+	if cmd.has(flagWrite) {
+		r.touchKeys()
+	}
 }
 
 // unknownCommand is Redis's error for a command it does not know, quoting
@@ -360,6 +408,16 @@ func init() {
 		{"punsubscribe", -1, 0, 0, 0, cmdUnsubscribe},
 		{"publish", 3, 0, 0, 0, cmdPublish},
 		{"pubsub", -2, 0, 0, 0, cmdPubSub},
+
+		{"multi", 1, 0, 0, 0, cmdMulti},
+		{"exec", 1, 0, 0, 0, cmdExec},
+		{"discard", 1, 0, 0, 0, cmdDiscard},
+		{"watch", -2, 1, -1, 1, cmdWatch},
+		{"unwatch", 1, 0, 0, 0, cmdUnwatch},
+		{"getex", -2, 1, 1, 1, cmdGetEx},
+		{"lpos", -3, 1, 1, 1, cmdLPos},
+		{"object", -2, 0, 0, 0, cmdObject},
+		{"wait", 3, 0, 0, 0, cmdWait},
 	} {
 		commands[c.name] = &command{commandSpec: c}
 	}
@@ -450,6 +508,7 @@ func flushMode(r *request) bool {
 func cmdFlushAll(r *request) {
 	if flushMode(r) {
 		for i := range r.srv.store.dbs {
+			r.srv.store.touchAll(&r.srv.store.dbs[i])
 			r.srv.store.dbs[i].flush()
 		}
 		r.w.WriteString("OK")
@@ -458,6 +517,7 @@ func cmdFlushAll(r *request) {
 
 func cmdFlushDB(r *request) {
 	if flushMode(r) {
+		r.srv.store.touchAll(r.db())
 		r.db().flush()
 		r.w.WriteString("OK")
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,4 +194,68 @@ func TestQuitClosesConn(t *testing.T) {
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF, "read after QUIT")
 	require.Eventually(t, func() bool { return srv.clients.Load() == 0 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// TestGoRedisTransactions runs go-redis's TxPipeline (MULTI ... EXEC) and
+// its optimistic-locking Watch over shared memory and a plain socket:
+// clients that each read a counter, and write it back plus one in a
+// transaction under WATCH, retrying when EXEC aborts, count every
+// increment exactly once, which needs EXEC to be atomic and WATCH to see
+// every change in between.
+func TestGoRedisTransactions(t *testing.T) {
+	_, sock := startInProcess(t)
+	ctx := context.Background()
+	for _, shm := range []bool{true, false} {
+		rdb := newClient(t, "unix", sock, shm, 2)
+		key := fmt.Sprintf("tx:%v:", shm)
+		cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key+"a", "1", 0)
+			p.Incr(ctx, key+"a")
+			p.Get(ctx, key+"a")
+			return nil
+		})
+		require.NoError(t, err)
+		require.Len(t, cmds, 3)
+		require.Equal(t, "2", cmds[2].(*redis.StringCmd).Val())
+
+		const workers, each = 4, 25
+		var wg sync.WaitGroup
+		var aborts atomic.Int64
+		for range workers {
+			wg.Go(func() {
+				for range each {
+					if err := incrWatched(ctx, rdb, key+"n", &aborts); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		n, err := rdb.Get(ctx, key+"n").Int()
+		require.NoError(t, err)
+		require.Equal(t, workers*each, n, "increments lost (%d aborted EXECs)", aborts.Load())
+	}
+}
+
+// incrWatched adds one to the integer at key by a read, then a write in
+// MULTI/EXEC under WATCH, retrying while EXEC aborts.
+func incrWatched(ctx context.Context, rdb *redis.Client, key string, aborts *atomic.Int64) error {
+	for {
+		err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Get(ctx, key).Int()
+			if err != nil && err != redis.Nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, n+1, 0)
+				return nil
+			})
+			return err
+		}, key)
+		if err != redis.TxFailedErr {
+			return err
+		}
+		aborts.Add(1)
+	}
 }

@@ -27,6 +27,8 @@ type Store struct {
 	dbs     [numDBs]db
 	now     func() time.Time // the clock; tests replace it
 	expired int64            // keys deleted because they expired
+
+	watchers map[watchKey]map[*watchState]struct{} // the clients that WATCH each key; see multi.go
 }
 
 // db is one logical database. Invariant: every key of expires is a key of
@@ -46,7 +48,7 @@ type (
 
 // NewStore returns an empty store on the system clock.
 func NewStore() *Store {
-	s := &Store{now: time.Now}
+	s := &Store{now: time.Now, watchers: map[watchKey]map[*watchState]struct{}{}}
 	for i := range s.dbs {
 		s.dbs[i] = db{data: map[string]any{}, expires: map[string]int64{}}
 	}
@@ -65,6 +67,7 @@ func (s *Store) lookup(d *db, key []byte) (any, bool) {
 	if at, ok := d.expires[string(key)]; ok && at <= s.nowMS() {
 		d.del(string(key))
 		s.expired++
+		s.touch(d, string(key))
 		return nil, false
 	}
 	return v, true
@@ -111,6 +114,7 @@ func (s *Store) sweep() {
 				if at <= now {
 					d.del(k)
 					s.expired++
+					s.touch(d, k)
 					expired++
 				}
 			}
