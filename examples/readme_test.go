@@ -24,6 +24,9 @@ package examples
 // run program is a string in that program's source, and every name in a go
 // test -run pattern is a test function of those packages. Paths are from the
 // repository root, in every README.
+//
+// Links: a relative link names a file of the repository, and its #anchor a
+// heading of that file.
 
 import (
 	"context"
@@ -43,6 +46,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // blockTimeout bounds one run of one block.
@@ -567,4 +571,83 @@ func packageStrings(dir string) (map[string]bool, error) {
 		})
 	}
 	return strs, nil
+}
+
+// TestREADMELinks checks that every relative link of a README.md names a
+// file or directory of the repository, and that every #anchor names a
+// heading of the file it points into (as GitHub makes anchors of headings).
+func TestREADMELinks(t *testing.T) {
+	root := repoRoot(t)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || d.Name() != "README.md" {
+			return nil
+		}
+		md, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, m := range link.FindAllStringSubmatch(string(md), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			dest := path
+			if file != "" {
+				dest = filepath.Join(filepath.Dir(path), file)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link %s: %v", rel, target, err)
+					continue
+				}
+			}
+			if anchor != "" && !slices.Contains(headingAnchors(t, dest), anchor) {
+				t.Errorf("%s: link %s: no such heading", rel, target)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of a
+// markdown file: lower case, punctuation other than - and _ dropped,
+// spaces made -.
+func headingAnchors(t *testing.T, path string) []string {
+	t.Helper()
+	md, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anchors []string
+	inCode := false
+	for _, line := range strings.Split(string(md), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		anchors = append(anchors, b.String())
+	}
+	return anchors
 }
