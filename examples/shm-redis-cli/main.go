@@ -22,9 +22,10 @@
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
 // shared memory; the server must listen with a shmconn Listener, as
-// examples/shm-redis-server does and a redis-server with examples/redis-module
-// loaded does on the module's socket (-s). Without --shm it is an ordinary TCP or
-// unix socket client, usable against any Redis.
+// examples/shm-redis-server does and a redis-server with
+// examples/redis-module loaded does on the module's socket (-s). Without
+// --shm it is an ordinary TCP or unix socket client, usable against any
+// Redis.
 //
 // --latency sends PING every 10 ms (--latency-sample-rate, 0 for back to
 // back) and shows min, max and average round trips in milliseconds, plus
