@@ -60,7 +60,7 @@ func Example() {
 // net/http runs over shared memory when the server serves on a Listener
 // and the client's Transport dials with a Dialer: DialContext has the
 // signature Transport.DialContext takes. (go-redis takes the same in
-// Options.Dialer; the example module shows it in examples/redis-server.)
+// Options.Dialer; the example module shows it in examples/shm-redis-server.)
 func ExampleDialer_DialContext_httpTransport() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)

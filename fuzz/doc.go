@@ -14,8 +14,8 @@
 // requests, checked against a simple model and against what redcon then
 // parses, and redis-cli's reading of replies:
 //
-//	go test ./examples/redis-server -run '^$' -fuzz FuzzRequestConn -fuzztime 1m
-//	go test ./examples/redis-cli -run '^$' -fuzz FuzzReadReply -fuzztime 1m
+//	go test ./examples/shm-redis-server -run '^$' -fuzz FuzzRequestConn -fuzztime 1m
+//	go test ./examples/shm-redis-cli -run '^$' -fuzz FuzzReadReply -fuzztime 1m
 //
 // Inputs that once found a bug stay in testdata/fuzz as regression tests,
 // which plain `go test ./fuzz` runs.

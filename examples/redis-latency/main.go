@@ -53,7 +53,7 @@ func main() {
 		every   = flag.Duration("interval", 10*time.Millisecond, "time between sparse requests")
 		pngPath = flag.String("png", filepath.Join(os.TempDir(), "shmconn-latency.png"), "where to write the bar chart (empty: none)")
 		wait    = flag.String("wait", "spin", "server wait policy: spin or adaptive")
-		server  = flag.String("server", "", "path of a built examples/redis-server (default: build it)")
+		server  = flag.String("server", "", "path of a built examples/shm-redis-server (default: build it)")
 		command = flag.String("cmd", "ping", "command to time: ping, or get (of a small key set first)")
 		load    = flag.Int("load", 0, "busy `processes` to run while measuring, e.g. $(nproc) for one per CPU")
 		targets = flag.Bool("module-targets", false, "check the Redis module's targets against a real redis-server instead; exit 1 if any fails")
@@ -130,8 +130,8 @@ func run(ctx context.Context, cfg config) error {
 	bin := cfg.server
 	if bin == "" {
 		bin = filepath.Join(dir, "redis-server")
-		fmt.Fprintln(os.Stderr, "building examples/redis-server ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shmconn/shmconn/examples/redis-server")
+		fmt.Fprintln(os.Stderr, "building examples/shm-redis-server ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shmconn/shmconn/examples/shm-redis-server")
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("building the example server: %w", err)

@@ -19,7 +19,7 @@ import (
 func build(t *testing.T, dir string) (demo, server string) {
 	t.Helper()
 	demo, server = filepath.Join(dir, "redis-latency"), filepath.Join(dir, "redis-server")
-	for _, b := range [][2]string{{demo, "."}, {server, "../redis-server"}} {
+	for _, b := range [][2]string{{demo, "."}, {server, "../shm-redis-server"}} {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)

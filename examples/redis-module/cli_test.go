@@ -14,14 +14,14 @@ import (
 // avg in ms, then the sample count.
 var rawLatency = regexp.MustCompile(`^\d+\.?\d* \d+\.?\d* \d+\.?\d* (\d+)\n$`)
 
-// TestRedisCLI: examples/redis-cli --shm -s <module socket> runs commands
+// TestRedisCLI: examples/shm-redis-cli --shm -s <module socket> runs commands
 // (with -n and -3) and --latency against a real redis-server through the
 // module, and its clients really use shared memory.
 func TestRedisCLI(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	bin := filepath.Join(t.TempDir(), "redis-cli")
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "../redis-cli").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool, "build", "-o", bin, "../shm-redis-cli").CombinedOutput(); err != nil {
 		t.Fatalf("building redis-cli: %v\n%s", err, out)
 	}
 	cli := func(args ...string) string {

@@ -9,8 +9,8 @@ import (
 
 // A write over shm must reach socket clients as promptly as a socket
 // write: the module wakes the server's event loop after it. Without that
-// the server sees the write at its next timer tick (1/hz, 100 ms). The
-// issue's target (a median of 5 ms or less) is the benchmark's to report;
+// the server sees the write at its next timer tick (1/hz, 100 ms). Its
+// target (a median of 5 ms or less) is the benchmark's to report;
 // this machine is shared and noisy, so the test asserts a generous bound.
 const wakeBound = 20 * time.Millisecond
 

@@ -24,7 +24,7 @@ import (
 	"github.com/shmconn/shmconn/internal/testutil"
 )
 
-// serverBin is examples/redis-server, built by TestMain; empty if it
+// serverBin is examples/shm-redis-server, built by TestMain; empty if it
 // could not be built.
 var serverBin string
 
@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	if goTool, err := exec.LookPath("go"); err == nil {
 		bin := filepath.Join(dir, "redis-server")
-		out, err := exec.Command(goTool, "build", "-o", bin, "../redis-server").CombinedOutput()
+		out, err := exec.Command(goTool, "build", "-o", bin, "../shm-redis-server").CombinedOutput()
 		if err != nil {
 			fmt.Printf("building redis-server: %v\n%s", err, out)
 			os.Exit(1)
@@ -71,7 +71,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is examples/redis-server running as another process.
+// server is examples/shm-redis-server running as another process.
 type server struct {
 	host, port string
 	sock       string
@@ -82,7 +82,7 @@ type server struct {
 func startServer(t *testing.T) *server {
 	t.Helper()
 	if serverBin == "" {
-		t.Skip("no go command to build examples/redis-server with")
+		t.Skip("no go command to build examples/shm-redis-server with")
 	}
 	dir, err := os.MkdirTemp("", "redis-cli-test")
 	require.NoError(t, err)
@@ -437,7 +437,7 @@ func TestFlagsLikeRealCLI(t *testing.T) {
 // back the next command reconnects.
 func TestPromptReconnects(t *testing.T) {
 	if serverBin == "" {
-		t.Skip("no go command to build examples/redis-server with")
+		t.Skip("no go command to build examples/shm-redis-server with")
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "r.sock")

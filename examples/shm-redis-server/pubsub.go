@@ -22,9 +22,9 @@ import (
 // publisher ever waits for a subscriber's socket: a subscriber that reads
 // slowly, or pauses, is sent everything in time, as by Redis, and one
 // whose queue passes Redis's Pub/Sub output limits (pubsubLimits) is
-// dropped. (Writing synchronously, with deadlines, either stalled the
-// publishers behind a slow reader or dropped readers that paused for a
-// second; found by adversarial reviews.) Lock order: subscriber.mu, then
+// dropped. (Writing synchronously, with deadlines, would either stall the
+// publishers behind a slow reader or drop readers that pause for a
+// second.) Lock order: subscriber.mu, then
 // Server.mu or pubsub.mu; PUBLISH takes pubsub.mu alone to list the
 // receivers, and a subscriber's own PUBLISH lets go of its subscriber.mu
 // before it takes another's.
@@ -61,12 +61,11 @@ func (ps *pubsub) leaveIdle() time.Duration {
 // is still owed (the reply to its QUIT, say) while it takes some of it at
 // least every pubsubLimits.leaveIdle: one that stopped reading must not
 // keep its goroutines, and one that reads, however slowly, gets it all (a
-// deadline for the whole of it cut off a reader of 2.5 MB/s with 6 MB
-// owed, found by an adversarial review). The bound is generous because
-// both transports hand space back in batches (a quarter ring; a quarter
-// of a socket's buffer), so a reader of 40 KiB/s frees nothing for over a
-// second (found by the next). A write under way when it starts to leave
-// may take up to twice that.
+// deadline for the whole of it would cut off a reader of 2.5 MB/s with
+// 6 MB owed). The bound is generous because both transports hand space
+// back in batches (a quarter ring; a quarter of a socket's buffer), so a
+// reader of 40 KiB/s frees nothing for over a second. A write under way
+// when it starts to leave may take up to twice that.
 
 // leaveChunk is what a leaving subscriber's writer writes with one
 // leaveIdle deadline.
@@ -293,8 +292,8 @@ func (s *Server) deliver(sess *session, channel string, msg []byte, t publishTar
 // the patterns given ("" for the channel itself), in Redis's order, of
 // those subscriptions sub still holds, and returns how many it wrote. A
 // subscription dropped since the PUBLISH listed it gets nothing: its
-// UNSUBSCRIBE's reply may have gone out, and a message after it broke a
-// RESP2 client's replies (found by an adversarial review).
+// UNSUBSCRIBE's reply may have gone out, and a message after it would
+// break a RESP2 client's replies.
 func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patterns []string) int {
 	if sub.done {
 		return 0
@@ -345,8 +344,7 @@ func (sub *subscriber) queueOut(ps *pubsub) {
 	ps.mu.Unlock()
 	// The limits are a subscriber's: a client that has unsubscribed from
 	// everything is an ordinary one again, without limits, as in Redis
-	// (they dropped one that read a large value after, found by an
-	// adversarial review).
+	// (else one that reads a large value after would be dropped).
 	queued := len(sub.out) + sub.inFlight
 	switch {
 	case !subscribed || queued <= lim.soft:
@@ -368,8 +366,8 @@ func (sub *subscriber) queueOut(ps *pubsub) {
 
 // writeChunk bounds what writeSubscriber takes from the queue for one
 // write: what it has taken counts against the limits until the write
-// returns, and taking the whole queue at once counted a backlog that was
-// mostly sent as unsent (found by an adversarial review).
+// returns, and taking the whole queue at once would count a backlog that
+// was mostly sent as unsent.
 const writeChunk = 64 << 10
 
 // writeSubscriber writes what is queued for sub until its conn fails, or
@@ -377,7 +375,7 @@ const writeChunk = 64 << 10
 // leaves, each write has a leaveIdle deadline (serveSubscriber sets one
 // for a write under way), and a write that times out having written
 // nothing cuts it off. Any other failure ends the client: its output
-// would pile up with nobody writing it (found by an adversarial review).
+// would pile up with nobody writing it.
 func (s *Server) writeSubscriber(sub *subscriber) {
 	defer s.handlers.Done()
 	defer close(sub.writerEnd)
@@ -568,7 +566,7 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.mu.Lock()
 		if sub.done {
 			// Dropped: redcon may hold more of its pipeline, which must
-			// not run (it did, found by an adversarial review).
+			// not run.
 			sub.mu.Unlock()
 			break
 		}
@@ -577,8 +575,8 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.executing = false
 		sub.queueOut(&s.pubsub)
 		// Nothing after the reply to QUIT, as in Redis: a message queued
-		// between it and the subscriber leaving the registry followed
-		// the +OK (found by an adversarial review).
+		// between it and the subscriber leaving the registry would follow
+		// the +OK.
 		sub.done = sub.done || sub.sess.quit
 		sub.mu.Unlock()
 	}

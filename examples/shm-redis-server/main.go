@@ -1,13 +1,13 @@
-// Command redis-server is a small Redis-protocol server whose clients may
+// Command shm-redis-server is a small Redis-protocol server whose clients may
 // talk to it over shared memory.
 //
 // Each address it listens on serves both kinds of client: one that opens
-// with the shmconn handshake (redis-cli --shm from this repository, or
+// with the shmconn handshake (shm-redis-cli --shm from this repository, or
 // go-redis with a conn.Dialer) gets its bytes carried through shared
 // memory; any other (the real redis-cli and redis-benchmark) is served as
 // an ordinary socket client.
 //
-//	redis-server [-addr host:port] [-unix path] [-wait spin|adaptive] [-proto-max-bulk-len bytes]
+//	shm-redis-server [-addr host:port] [-unix path] [-wait spin|adaptive] [-proto-max-bulk-len bytes]
 //
 // It listens on TCP only when asked: on -addr if given, else on
 // 127.0.0.1:6380 only when -unix is not given either.
@@ -59,7 +59,7 @@ const shutdownTimeout = 2 * time.Second
 // run serves until a signal arrives on sigs or a listener fails, and
 // returns the exit code.
 func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("redis-server", flag.ContinueOnError)
+	fs := flag.NewFlagSet("shm-redis-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultAddr, "TCP `host:port` to listen on; port 0 picks a free port; without -addr, -unix turns TCP off")
 	unixPath := fs.String("unix", "", "unix socket `path` to listen on")

@@ -1,9 +1,9 @@
-// Command redis-cli is a small redis-cli that can talk to a server over
+// Command shm-redis-cli is a small redis-cli that can talk to a server over
 // shared memory.
 //
-//	redis-cli [-h host] [-p port] [-s socket] [--shm] [-n db] [-3] [-x] [cmd [arg ...]]
-//	redis-cli [--shm] --latency | --latency-history [-i seconds] [--latency-sample-rate ms]
-//	redis-cli --pipe < commands.resp
+//	shm-redis-cli [-h host] [-p port] [-s socket] [--shm] [-n db] [-3] [-x] [cmd [arg ...]]
+//	shm-redis-cli [--shm] --latency | --latency-history [-i seconds] [--latency-sample-rate ms]
+//	shm-redis-cli --pipe < commands.resp
 //
 // With a command it runs it and prints the reply; without one it reads
 // commands from a prompt (or from standard input). Replies print as
@@ -22,9 +22,10 @@
 //
 // --shm connects through a shmconn Dialer, so the bytes travel through
 // shared memory; the server must listen with a shmconn Listener, as
-// examples/redis-server does and a redis-server with examples/redis-module
-// loaded does on the module's socket (-s). Without --shm it is an ordinary TCP or
-// unix socket client, usable against any Redis.
+// examples/shm-redis-server does and a redis-server with
+// examples/redis-module loaded does on the module's socket (-s). Without
+// --shm it is an ordinary TCP or unix socket client, usable against any
+// Redis.
 //
 // --latency sends PING every 10 ms (--latency-sample-rate, 0 for back to
 // back) and shows min, max and average round trips in milliseconds, plus
@@ -98,7 +99,7 @@ type options struct {
 
 // version is what --version prints: the Redis version whose redis-cli
 // this one follows, and what it is.
-const version = "redis-cli 7.0.0 (shmconn examples/redis-cli)"
+const version = "redis-cli 7.0.0 (shmconn examples/shm-redis-cli)"
 
 // errUsageShown is parseFlags's answer to --help, or to -h without a
 // host, which are no error.
