@@ -45,7 +45,7 @@ const pollSideEvery = time.Millisecond
 type sideState struct {
 	holder   atomic.Pointer[waiter] // the waiter whose call reads the side now
 	deadline int64                  // read deadline set on the side (deadline.at units); guarded by sideMu
-	lastPoll atomic.Int64           // spin clock of the last pollSide, for the leader
+	lastPoll atomic.Int64           // when the leader last ran pollSide: monotonic nanoseconds since epoch
 }
 
 // otherWaiter returns the waiter of the other direction.

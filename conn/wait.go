@@ -128,7 +128,7 @@ type waiter struct {
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
 	stop := func() bool {
-		if t := time.Now().UnixNano(); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
+		if t := int64(time.Since(epoch)); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
 			c.sideRd.lastPoll.Store(t)
 			c.pollSide()
 		}

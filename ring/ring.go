@@ -65,14 +65,15 @@
 //
 // A consumer may return space in batches (SetReleaseBatch): it then stores
 // head only once a batch has been read, and WakeWriter, with nothing
-// stored since its last call, loads nothing either. The Dekker argument
+// stored since its last call, loads only readerClosed (a line the
+// producer seldom writes) and issues no barrier. The Dekker argument
 // still holds for every store it makes; what a producer gives up is a
 // view of the last partial batch, which bounds how much it may wait for.
 //
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
 // A plain sync/atomic Store would not do for them: under the race detector
-// it is only a release store, which once broke the protocol (a hang in a
-// -race test).
+// it is only a release store, too weak for the Dekker pattern (a -race
+// run of TestNoLostWakeups hangs with it).
 //
 // # Hostile peers
 //
@@ -241,9 +242,12 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 // the load could be satisfied while the counter still sits in this core's
 // store buffer, and a peer parking at that moment would miss the counter
 // while we miss its flag. The fence is an atomic add on a word of the
-// caller's own, so it costs a locked instruction on a line no other core
-// touches. The plain load before the CompareAndSwap keeps the common case
-// (nobody waiting) to a read of a line that is usually already shared.
+// caller's own, in private memory (not the shared block), so it costs a
+// locked instruction on a line the peer's process never touches; the
+// line also holds the caller's private counter, which only a watcher
+// goroutine of the caller's own process reads (HasSpace, Pending). The
+// plain load before the CompareAndSwap keeps the common case (nobody
+// waiting) to a read of a line that is usually already shared.
 func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
 	fence.Add(1)
 	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
@@ -604,9 +608,10 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 // WakeWriter must be called after bytes are consumed or after Close. It
 // reports whether the producer had parked (and this call claimed the flag),
 // in which case the caller must send it one wake-up. When no space was
-// returned since the last call (see SetReleaseBatch) it reads nothing: a
-// producer that parked since then saw the same head as before, and the
-// batch that will wake it is still to come (after Close it always looks).
+// returned since the last call (see SetReleaseBatch) it loads only
+// readerClosed, not writerWaiting, and issues no barrier: a producer that
+// parked since then saw the same head as before, and the batch that will
+// wake it is still to come (after Close it always looks).
 func (c *Consumer) WakeWriter() bool {
 	if !c.stored && c.s.readerClosed.Load() == 0 {
 		return false
