@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -201,6 +202,7 @@ func closeAll(conns []net.Conn) {
 type echoServer struct {
 	mu       sync.Mutex
 	conns    []net.Conn
+	closing  map[net.Conn]bool // marked under mu before Close: resident skips them
 	wg       sync.WaitGroup
 	writeErr chan error // Write errors seen by the echoes, if anyone listens
 	readErr  chan error // Read errors but io.EOF and closing, likewise
@@ -212,7 +214,7 @@ func serveEcho(ln net.Listener) *echoServer { return serveConnsOf(ln, true) }
 func serveSink(ln net.Listener) *echoServer { return serveConnsOf(ln, false) }
 
 func serveConnsOf(ln net.Listener, echo bool) *echoServer {
-	s := &echoServer{writeErr: make(chan error, 10000), readErr: make(chan error, 10000)}
+	s := &echoServer{closing: map[net.Conn]bool{}, writeErr: make(chan error, 10000), readErr: make(chan error, 10000)}
 	report := func(ch chan error, err error) {
 		select {
 		case ch <- err:
@@ -233,7 +235,12 @@ func serveConnsOf(ln net.Listener, echo bool) *echoServer {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				defer c.Close()
+				defer func() {
+					s.mu.Lock()
+					s.closing[c] = true
+					s.mu.Unlock()
+					c.Close()
+				}()
 				buf := make([]byte, 512)
 				for {
 					n, err := c.Read(buf)
@@ -268,14 +275,15 @@ func (s *echoServer) shared() (shared, all int) {
 	return shared, len(s.conns)
 }
 
-// resident sums the committed shared memory of the accepted conns.
+// resident sums the committed shared memory of the accepted conns that
+// are not closing (holding mu keeps them mapped meanwhile).
 func (s *echoServer) resident(t testing.TB) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := 0
 	for _, c := range s.conns {
-		if sc, ok := c.(*Conn); ok {
-			n, err := sc.seg.Resident()
+		if sc, ok := c.(*Conn); ok && !s.closing[c] {
+			n, err := segResident(sc.seg)
 			require.NoError(t, err)
 			total += n
 		}
@@ -1014,4 +1022,13 @@ func devShmFree() (int, error) {
 	var st unix.Statfs_t
 	err := unix.Statfs("/dev/shm", &st)
 	return int(st.Bavail) * int(st.Bsize), err
+}
+
+// segResident returns how many bytes of seg are backed by memory now: its
+// first page (header and control blocks) and both data areas, which
+// follow it in one mapping.
+func segResident(seg *segment.Segment) (int, error) {
+	ctrl := seg.Control(0)
+	page := unsafe.Add(unsafe.Pointer(unsafe.SliceData(ctrl)), -int(uintptr(unsafe.Pointer(unsafe.SliceData(ctrl)))%segment.PageSize))
+	return testutil.Resident(unsafe.Slice((*byte)(page), segment.PageSize), seg.Data(0), seg.Data(1))
 }

@@ -308,7 +308,7 @@ func testKillUnblocks(t *testing.T, policy WaitPolicy, wrapped, readAlone bool) 
 		var raw net.Listener
 		raw, err = net.Listen("unix", addr)
 		require.NoError(t, err)
-		ln, err = lc.NewListener(wrapListener{raw})
+		ln, err = lc.newListener(wrapListener{raw})
 	} else {
 		ln, err = lc.Listen(context.Background(), "unix", addr)
 	}

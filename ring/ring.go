@@ -125,10 +125,12 @@ var (
 	// ErrCapacity means the memory given does not hold a control block
 	// and a power-of-two data area within [MinCapacity, MaxCapacity].
 	ErrCapacity = errors.New("ring: invalid capacity")
-	// ErrCommit means Commit or Release was asked for more bytes than the
-	// last Reserve or Peek handed out.
-	ErrCommit = errors.New("ring: commit or release beyond what was reserved")
 )
+
+// errCommit means Commit or Release was asked for more bytes than the last
+// Reserve or Peek handed out: a bug of the caller's, which no caller
+// handles apart from other errors.
+var errCommit = errors.New("ring: commit or release beyond what was reserved")
 
 // Size returns the bytes of memory a ring with the given data capacity
 // needs, or an error if capacity is not a power of two in range.
@@ -369,7 +371,7 @@ func (p *Producer) Commit(n int) error {
 		return p.err
 	}
 	if n < 0 || n > p.reserved {
-		return fmt.Errorf("%w: commit %d of %d", ErrCommit, n, p.reserved)
+		return fmt.Errorf("%w: commit %d of %d", errCommit, n, p.reserved)
 	}
 	p.reserved = 0
 	if n > 0 {
@@ -576,7 +578,7 @@ func (c *Consumer) Release(n int) error {
 		return c.err
 	}
 	if n < 0 || n > c.peeked {
-		return fmt.Errorf("%w: release %d of %d", ErrCommit, n, c.peeked)
+		return fmt.Errorf("%w: release %d of %d", errCommit, n, c.peeked)
 	}
 	c.peeked -= n
 	if n > 0 {
