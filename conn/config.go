@@ -79,8 +79,8 @@ func (p *WaitPolicy) UnmarshalText(b []byte) error {
 
 // UnmarshalJSON sets the policy from a JSON string, its name as
 // UnmarshalText takes it, or from a JSON number, 0 (WaitAdaptive) or 1
-// (WaitSpin): configs written before WaitPolicy had a text form hold the
-// number, and encoding/json hands UnmarshalText strings only. null leaves
+// (WaitSpin), the constant's value, which a config that stores the policy
+// as an integer holds (encoding/json hands UnmarshalText strings only). null leaves
 // the policy unchanged, as encoding/json does for other types. Anything
 // else is an error wrapping ErrConfig. Encoding needs no MarshalJSON:
 // encoding/json writes the name through MarshalText.

@@ -66,13 +66,9 @@ type Conn struct {
 	lateDone sync.WaitGroup // sendLate goroutines
 
 	// ReadFrom and WriteTo run the user's Read or Write while holding
-	// their side's lock, for as long as that takes: Close
-	// must not wait for them (see userCode).
-	userMu   sync.Mutex
-	inUser   int  // calls inside the user's code, and Close until it marked the rings; guarded by userMu
-	inUserW  bool // one of them is a ReadFrom, holding the write side; guarded by userMu
-	closing  bool // Close has begun: no call enters the user's code; guarded by userMu
-	finishBy bool // Close left the unmapping to the last call out; guarded by userMu
+	// their direction's lock, for as long as that takes: Close must not
+	// wait for them.
+	userCalls userCalls
 
 	shutWrite atomic.Bool // CloseWrite was called; read by Write's loop and its waiter
 	shutRead  atomic.Bool // CloseRead was called; read by Read's loop and its waiter
@@ -526,13 +522,7 @@ func (c *Conn) Close() error {
 	}
 	c.cleanup.Stop()
 	c.pokeSide() // a call parked reading the side socket sees done
-	c.userMu.Lock()
-	c.closing = true // from here on no call enters the user's code
-	writeHeld := c.inUserW
-	// Close counts itself among the calls in the user's code until it has
-	// marked the rings, so that none of them unmaps before that.
-	c.inUser++
-	c.userMu.Unlock()
+	writeHeld := c.userCalls.beginClose()
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). This
 	// is done under the write mutex: a Write still copying (a blocked one
@@ -553,12 +543,7 @@ func (c *Conn) Close() error {
 	// not the caller's concern: the socket is ours alone and carried only
 	// wake-ups.
 	c.side.Close()
-	c.userMu.Lock()
-	c.inUser--
-	last := c.inUser == 0
-	c.finishBy = !last
-	c.userMu.Unlock()
-	if !last {
+	if !c.userCalls.endClose() {
 		// A ReadFrom or WriteTo is inside the user's Read or Write,
 		// holding its side's lock: the last of them out unmaps
 		// (finishClose).
@@ -588,27 +573,16 @@ func (c *Conn) finishClose() error {
 }
 
 // userCode runs f, the user's Read or Write on a buffer of ours (ReadFrom,
-// writing, or WriteTo), unless Close has begun. If Close ran meanwhile and this was
-// the last such call, it sets *finish: the caller must then drop what f
-// returned and call finishClose once it has released its side's lock.
+// writing, or WriteTo), unless Close has begun. If Close ran meanwhile and
+// this was the last such call, it sets *finish: the caller must then drop
+// what f returned and call finishClose once it has released its
+// direction's lock.
 func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int, error) {
-	c.userMu.Lock()
-	if c.closing {
-		c.userMu.Unlock()
+	if !c.userCalls.enter(writing) {
 		return 0, net.ErrClosed
 	}
-	c.inUser++
-	c.inUserW = c.inUserW || writing
-	c.userMu.Unlock()
 	defer func() {
-		c.userMu.Lock()
-		defer c.userMu.Unlock()
-		c.inUser--
-		if writing {
-			c.inUserW = false
-		}
-		if c.inUser == 0 && c.finishBy {
-			c.finishBy = false
+		if c.userCalls.leave(writing) {
 			*finish = true
 		}
 	}()

@@ -60,11 +60,7 @@
 // gives its CPU to any thread waiting for it every 20 us, since the
 // kernel often wakes the peer on the spinner's CPU. Both spin only
 // briefly on a contended host, where a spinner loses the kernel's
-// wake-up preference and would be slower than a socket. A conn whose side
-// socket hides its descriptor (one from a listener that wraps its conns)
-// waits as WaitAdaptive does under either policy: a spinning leader
-// watches for its peer's death by reading the side socket without
-// waiting, which takes the descriptor.
+// wake-up preference and would be slower than a socket.
 //
 // # Errors
 //

@@ -106,7 +106,7 @@ func parseHello(raw net.Conn, hello []byte) (handshake.Hello, error) {
 		return h, handshakeError("reading hello", err)
 	}
 	if h.Version != handshake.Version {
-		raw.Write(handshake.AppendRefusal(nil, h.Version))
+		raw.Write(handshake.AppendRefusal(nil))
 		return h, handshakeErrorOf(ErrVersion, "reading hello", fmt.Errorf("the dialer speaks version %d, we speak %d", h.Version, handshake.Version))
 	}
 	return h, nil

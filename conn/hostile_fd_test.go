@@ -25,16 +25,16 @@ import (
 // truncated under us, and every descriptor that arrived is closed.
 func TestHostileListenerDescriptors(t *testing.T) {
 	victim := filepath.Join(t.TempDir(), "victim")
-	require.NoError(t, os.WriteFile(victim, make([]byte, segment.TotalSize(MinRingSize)), 0o600))
+	require.NoError(t, os.WriteFile(victim, make([]byte, segmentSize(MinRingSize)), 0o600))
 	good, err := segment.CreateAnonymous(MinRingSize)
 	require.NoError(t, err)
 	defer good.Close()
 	unsealed, err := unix.MemfdCreate("unsealed", unix.MFD_CLOEXEC)
 	require.NoError(t, err)
 	defer unix.Close(unsealed)
-	require.NoError(t, unix.Ftruncate(unsealed, int64(segment.TotalSize(MinRingSize))))
+	require.NoError(t, unix.Ftruncate(unsealed, int64(segmentSize(MinRingSize))))
 	// Give it the header of the good one, so only the seals differ.
-	hdr := make([]byte, segment.HeaderSize)
+	hdr := make([]byte, segment.PageSize)
 	_, err = unix.Pread(good.FD(), hdr, 0)
 	require.NoError(t, err)
 	_, err = unix.Pwrite(unsealed, hdr, 0)
@@ -84,7 +84,7 @@ func TestHostileListenerDescriptors(t *testing.T) {
 	}
 	b, err := os.ReadFile(victim)
 	require.NoError(t, err)
-	require.Equal(t, make([]byte, segment.TotalSize(MinRingSize)), b, "the regular file was written")
+	require.Equal(t, make([]byte, segmentSize(MinRingSize)), b, "the regular file was written")
 }
 
 // fakeDescriptorListener answers one dialer with reply and the descriptors
@@ -117,3 +117,7 @@ func fakeDescriptorListener(t *testing.T, reply handshake.Reply, fds []int) stri
 	}()
 	return addr
 }
+
+// segmentSize is the file size of a segment with rings of the given size
+// (SPEC.md section 3): a first page, then the two data areas.
+func segmentSize(ring int) int { return segment.PageSize + 2*ring }

@@ -58,7 +58,6 @@ func TestHostileClients(t *testing.T) {
 		{name: "unknown flags", send: hello(handshake.Version, 0x8000, 0)},
 		{name: "not hex", send: append(hello(handshake.Version, 0, 0)[:12], "0000000g\r\n"...)},
 		{name: "no line end", send: append(hello(handshake.Version, 0, 0)[:20], 0, 0)},
-		{name: "version 1", send: append([]byte{0, 'S', 'H', 'M', 1, 0, 0, 0}, make([]byte, 8)...), readReply: true},
 		{name: "not a dialer", send: []byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f}},
 		{name: "huge ring", send: hello(handshake.Version, 0, 0xffffffff), readReply: true},
 		{name: "vanish before ack", send: hello(handshake.Version, 0, 0), readReply: true},

@@ -152,13 +152,13 @@ func TestReadChecksEachPageOnce(t *testing.T) {
 
 	// A whole ring published unwritten: two pages nobody wrote.
 	h := hostilePeer{a}
-	before, err := b.seg.Resident()
+	before, err := segResident(b.seg)
 	require.NoError(t, err)
 	require.NoError(t, h.publishUnwritten())
 	got = make([]byte, ring)
 	_, err = io.ReadFull(b, got)
 	require.NoError(t, err)
-	after, err := b.seg.Resident()
+	after, err := segResident(b.seg)
 	require.NoError(t, err)
 	require.Equal(t, 2*segment.PageSize, after-before, "the reader committed the two pages nobody wrote")
 	require.Zero(t, b.checked.left, "every page checked")

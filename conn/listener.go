@@ -79,7 +79,7 @@ type ListenConfig struct {
 	// NetListenConfig, if set, makes the side socket's listener in
 	// Listen: for a Control function (socket options such as
 	// SO_REUSEPORT), KeepAlive and the like. nil means a zero
-	// net.ListenConfig. NewListener does not use it.
+	// net.ListenConfig.
 	NetListenConfig *net.ListenConfig
 }
 
@@ -155,9 +155,9 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (*L
 	return lc.serve(ln, ringCap), nil
 }
 
-// NewListener wraps an existing listener, such as one inherited from a
-// supervisor. The Listener owns ln from then on.
-func (lc *ListenConfig) NewListener(ln net.Listener) (*Listener, error) {
+// newListener wraps an existing listener (tests wrap theirs to hide the
+// side socket's descriptor). The Listener owns ln from then on.
+func (lc *ListenConfig) newListener(ln net.Listener) (*Listener, error) {
 	ringCap, err := lc.validate()
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: ln.Addr().Network(), Addr: ln.Addr(), Err: err}

@@ -273,8 +273,8 @@ func TestProcessEchoListener(t *testing.T) {
 // with a Read alone (a WaitSpin leader must see the death itself, where a
 // follower parked on the side socket would tell it), and a Read alone on a
 // conn whose side socket hides its descriptor (from a listener that wraps
-// its conns), which a WaitSpin leader could not watch and spun on after
-// the peer's death (found by an adversarial review).
+// its conns), which a WaitSpin leader cannot watch, so it must not spin
+// on after the peer's death.
 func TestProcessKillUnblocks(t *testing.T) {
 	for _, policy := range []WaitPolicy{WaitAdaptive, WaitSpin} {
 		for _, v := range []struct {
@@ -308,7 +308,7 @@ func testKillUnblocks(t *testing.T, policy WaitPolicy, wrapped, readAlone bool) 
 		var raw net.Listener
 		raw, err = net.Listen("unix", addr)
 		require.NoError(t, err)
-		ln, err = lc.NewListener(wrapListener{raw})
+		ln, err = lc.newListener(wrapListener{raw})
 	} else {
 		ln, err = lc.Listen(context.Background(), "unix", addr)
 	}

@@ -16,7 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests for the failures of issue 10, one per row of its table.
+// Tests of failures at the edges of a conn: a server that is not a
+// listener, a plain client's first bytes, a peer that stops reading its
+// side socket, CloseWrite beside a blocked Write, a sticky io.EOF, dial
+// timeouts.
 
 // serveRaw serves handle, which speaks whatever the test wants, on a
 // fresh unix socket and returns its path.

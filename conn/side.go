@@ -18,9 +18,13 @@ import (
 // parked reader or writer; never blocks), parkOnSide (park a call until
 // a wake-up for it, its deadline, close or the peer's end), pokeSide (make
 // the parked call look again), pollSide (a spinning call's look for the
-// peer's end) and peerEnded. Another carrier (a futex on the shared page,
-// an eventfd passed at the handshake) replaces this file and nothing
-// else; the decision to wake at all (the ring's waiting flags) and how
+// peer's end) and peerEnded. Beside these the rest of the package reads
+// four of the carrier's fields: side (the socket itself, for addresses,
+// Close and the handshake), rawSide (nil: WaitSpin cannot poll, see
+// await), and peerDead and peerGone (the peer's end, which Read, Write
+// and block look at). Another carrier (a futex on the shared page, an
+// eventfd passed at the handshake) replaces this file and those fields'
+// uses; the decision to wake at all (the ring's waiting flags) and how
 // long to spin first (package spin) are not the carrier's.
 //
 // The side socket carries wake-up bytes and, by its end-of-file, the
@@ -45,7 +49,7 @@ const pollSideEvery = time.Millisecond
 type sideState struct {
 	holder   atomic.Pointer[waiter] // the waiter whose call reads the side now
 	deadline int64                  // read deadline set on the side (deadline.at units); guarded by sideMu
-	lastPoll atomic.Int64           // spin clock of the last pollSide, for the leader
+	lastPoll atomic.Int64           // when the leader last ran pollSide: monotonic nanoseconds since epoch
 }
 
 // otherWaiter returns the waiter of the other direction.

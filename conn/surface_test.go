@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -408,4 +409,13 @@ func TestCloseBesideBlockedCopy(t *testing.T) {
 		t.Fatal("memory not released after the last copy returned")
 	}
 	require.ErrorIs(t, c1.Close(), net.ErrClosed)
+}
+
+// TestWaitAdaptiveTimes: WaitAdaptive's documentation states its spin
+// windows in microseconds; they must be the ones package spin uses.
+func TestWaitAdaptiveTimes(t *testing.T) {
+	require.Equal(t, 50*time.Microsecond, spin.BaseSpin, "the window")
+	require.Equal(t, 250*time.Microsecond, spin.MaxSpin, "the stretched window")
+	require.Equal(t, 5*time.Microsecond, spin.ContendedSpin, "contended")
+	require.Equal(t, 50*time.Microsecond, spin.ContendedBurstSpin, "contended, back to back")
 }

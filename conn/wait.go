@@ -14,20 +14,28 @@ import (
 
 // WaitPolicy says how a Read with nothing to read, or a Write into a full
 // ring, waits for the peer. Its text form is its name, "adaptive" or
-// "spin", for flags and configs; in JSON it also reads the numbers 0 and 1
-// that configs written before the text form hold (see UnmarshalJSON).
+// "spin", for flags and configs; in JSON it also reads its integer
+// values, 0 and 1 (see UnmarshalJSON).
 type WaitPolicy int
 
 const (
-	// WaitAdaptive spins for a short window (AdaptiveSpin, stretched up
-	// to MaxAdaptiveSpin when this direction's recent waits were that
-	// short), yielding only to goroutines that wait for a P, then parks on
-	// Go's netpoller until the peer sends a wake-up. Back-to-back traffic
-	// stays in the spin window and never touches the kernel; an idle conn
-	// costs no CPU and no OS thread. The peer pays for a wake-up (a
-	// one-byte write on the side socket) only when this side has actually
-	// parked. On a contended host it spins only ContendedSpin (or
-	// ContendedBurstSpin during back-to-back traffic). It is the
+	// WaitAdaptive spins for a short window (50 us: longer than a round
+	// trip through a peer that answers at once, much shorter than the
+	// tens of microseconds a kernel wake-up of an idle CPU costs;
+	// stretched up to 250 us when this direction's recent waits were a
+	// little longer, as for a response its peer computes after a kernel
+	// wake-up), yielding only to goroutines that wait for a P, then parks
+	// on Go's netpoller until the peer sends a wake-up. Back-to-back
+	// traffic stays in the spin window and never touches the kernel; an
+	// idle conn costs no CPU and no OS thread. The peer pays for a
+	// wake-up (a one-byte write on the side socket) only when this side
+	// has actually parked. On a contended host (its spinners lose a
+	// quarter of their time to other threads) it spins only 5 us, so the
+	// kernel still favours it when it wakes, or 50 us right after a wait
+	// that ended within 5 us (back-to-back traffic, whose peer is
+	// running). All are times, not loop counts: the pause hint's cost
+	// differs several-fold between CPUs. Under WaitSpin the same window
+	// comes before a call hands over to the process's leader. It is the
 	// zero value.
 	WaitAdaptive WaitPolicy = iota
 	// WaitSpin does not park on the kernel while the host has CPUs to
@@ -52,12 +60,7 @@ const (
 	// thread, so do not wait with WaitSpin from one. On a contended host
 	// (the spinner loses much of its time to other threads) spinning
 	// would make it slower than a socket, so it then waits as
-	// WaitAdaptive does until the contention has passed. So does a conn
-	// whose side socket hides its descriptor (from a listener that wraps
-	// its conns, as netutil.LimitListener does): the leader
-	// notices a peer's death by reading the side socket without waiting,
-	// which needs the descriptor (syscall.Conn); without it the leader
-	// would spin on after its peer died.
+	// WaitAdaptive does until the contention has passed.
 	WaitSpin
 )
 
@@ -90,26 +93,6 @@ func (p WaitPolicy) validate() error {
 	return nil
 }
 
-// AdaptiveSpin is the least a waiting call spins before it parks (or,
-// under WaitSpin, before it hands over to the process's leader) on an
-// uncontended host: longer than a round trip through a peer that answers
-// at once, much shorter than the tens of microseconds a kernel wake-up of
-// an idle CPU costs. A direction whose recent waits were a little longer
-// (a response its peer computes after a kernel wake-up) spins up to
-// MaxAdaptiveSpin, which saves its own kernel wake-up; on a contended host
-// (its spinners lose a quarter of their time to other threads) a call
-// spins only ContendedSpin, so the kernel still favours it when it wakes,
-// or ContendedBurstSpin right after a wait that ended within
-// ContendedSpin (back-to-back traffic, whose peer is running). All are
-// times, not loop counts: the pause hint's cost differs several-fold
-// between CPUs.
-const (
-	AdaptiveSpin       = spin.BaseSpin
-	MaxAdaptiveSpin    = spin.MaxSpin
-	ContendedSpin      = spin.ContendedSpin
-	ContendedBurstSpin = spin.ContendedBurstSpin
-)
-
 // waiter is one direction's waiting state; it is used under that
 // direction's mutex.
 type waiter struct {
@@ -128,7 +111,7 @@ type waiter struct {
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
 	stop := func() bool {
-		if t := time.Now().UnixNano(); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
+		if t := int64(time.Since(epoch)); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
 			c.sideRd.lastPoll.Store(t)
 			c.pollSide()
 		}
@@ -210,7 +193,8 @@ func (c *Conn) await(w *waiter) error {
 		// Straight to the process's poller: the lead is free when the
 		// call that held it has returned, as a request handler's has.
 		// (Without rawSide a leader could not look at the side socket
-		// as it spins, and would miss the peer's death: see WaitSpin.)
+		// as it spins, and would miss the peer's death; only a
+		// side socket that hides its descriptor has none.)
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			trace.Mark(trace.Ready)
 			return nil

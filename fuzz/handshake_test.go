@@ -15,7 +15,7 @@ func FuzzParseHello(f *testing.F) {
 	f.Add(handshake.AppendHello(nil, handshake.Hello{Version: 9, Flags: 0xffff, RingSize: 0xffffffff}))
 	f.Add([]byte("*1\r\n$4\r\nPING\r\n"))
 	f.Add([]byte{0, 'S', 'H', 'M'})
-	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0}) // version 1
+	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0}) // a magic opened by a zero byte
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f})                      // PostgreSQL's SSLRequest
 	f.Add([]byte("\xffSHM0002000100040000\r\n"))                        // version 2
 	f.Add([]byte("\xffSHM0003000300040000\r\n"))
@@ -51,7 +51,7 @@ func FuzzParseReply(f *testing.F) {
 	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), 2, 0, 0, 0xff, 0, 0, 0, 0))
 	f.Add(bytes.Replace(good, []byte("shmconn-123"), []byte("../../etc/x"), 1))
 	f.Add(append(append([]byte{}, handshake.ReplyMagic[:]...), handshake.Version+1, 0, 9, 200, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff))
-	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, handshake.StatusRefused, 0}) // version 1's refusal
+	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, handshake.StatusRefused, 0}) // another magic
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := handshake.ParseReply(b)
 		r2, err2 := handshake.ReadReply(bytes.NewReader(b))

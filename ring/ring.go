@@ -65,14 +65,15 @@
 //
 // A consumer may return space in batches (SetReleaseBatch): it then stores
 // head only once a batch has been read, and WakeWriter, with nothing
-// stored since its last call, loads nothing either. The Dekker argument
+// stored since its last call, loads only readerClosed (a line the
+// producer seldom writes) and issues no barrier. The Dekker argument
 // still holds for every store it makes; what a producer gives up is a
 // view of the last partial batch, which bounds how much it may wait for.
 //
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
 // A plain sync/atomic Store would not do for them: under the race detector
-// it is only a release store, which once broke the protocol (a hang in a
-// -race test).
+// it is only a release store, too weak for the Dekker pattern (a -race
+// run of TestNoLostWakeups hangs with it).
 //
 // # Hostile peers
 //
@@ -124,10 +125,12 @@ var (
 	// ErrCapacity means the memory given does not hold a control block
 	// and a power-of-two data area within [MinCapacity, MaxCapacity].
 	ErrCapacity = errors.New("ring: invalid capacity")
-	// ErrCommit means Commit or Release was asked for more bytes than the
-	// last Reserve or Peek handed out.
-	ErrCommit = errors.New("ring: commit or release beyond what was reserved")
 )
+
+// errCommit means Commit or Release was asked for more bytes than the last
+// Reserve or Peek handed out: a bug of the caller's, which no caller
+// handles apart from other errors.
+var errCommit = errors.New("ring: commit or release beyond what was reserved")
 
 // Size returns the bytes of memory a ring with the given data capacity
 // needs, or an error if capacity is not a power of two in range.
@@ -241,9 +244,12 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 // the load could be satisfied while the counter still sits in this core's
 // store buffer, and a peer parking at that moment would miss the counter
 // while we miss its flag. The fence is an atomic add on a word of the
-// caller's own, so it costs a locked instruction on a line no other core
-// touches. The plain load before the CompareAndSwap keeps the common case
-// (nobody waiting) to a read of a line that is usually already shared.
+// caller's own, in private memory (not the shared block), so it costs a
+// locked instruction on a line the peer's process never touches; the
+// line also holds the caller's private counter, which only a watcher
+// goroutine of the caller's own process reads (HasSpace, Pending). The
+// plain load before the CompareAndSwap keeps the common case (nobody
+// waiting) to a read of a line that is usually already shared.
 func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
 	fence.Add(1)
 	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
@@ -365,7 +371,7 @@ func (p *Producer) Commit(n int) error {
 		return p.err
 	}
 	if n < 0 || n > p.reserved {
-		return fmt.Errorf("%w: commit %d of %d", ErrCommit, n, p.reserved)
+		return fmt.Errorf("%w: commit %d of %d", errCommit, n, p.reserved)
 	}
 	p.reserved = 0
 	if n > 0 {
@@ -572,7 +578,7 @@ func (c *Consumer) Release(n int) error {
 		return c.err
 	}
 	if n < 0 || n > c.peeked {
-		return fmt.Errorf("%w: release %d of %d", ErrCommit, n, c.peeked)
+		return fmt.Errorf("%w: release %d of %d", errCommit, n, c.peeked)
 	}
 	c.peeked -= n
 	if n > 0 {
@@ -604,9 +610,10 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 // WakeWriter must be called after bytes are consumed or after Close. It
 // reports whether the producer had parked (and this call claimed the flag),
 // in which case the caller must send it one wake-up. When no space was
-// returned since the last call (see SetReleaseBatch) it reads nothing: a
-// producer that parked since then saw the same head as before, and the
-// batch that will wake it is still to come (after Close it always looks).
+// returned since the last call (see SetReleaseBatch) it loads only
+// readerClosed, not writerWaiting, and issues no barrier: a producer that
+// parked since then saw the same head as before, and the batch that will
+// wake it is still to come (after Close it always looks).
 func (c *Consumer) WakeWriter() bool {
 	if !c.stored && c.s.readerClosed.Load() == 0 {
 		return false

@@ -159,8 +159,8 @@ func TestRingModel(t *testing.T) {
 					t.Fatal(err)
 				}
 				m.buf = append(m.buf, r[:n]...)
-				if err := p.Commit(1); !errors.Is(err, ErrCommit) {
-					t.Fatalf("second Commit = %v, want ErrCommit", err)
+				if err := p.Commit(1); !errors.Is(err, errCommit) {
+					t.Fatalf("second Commit = %v, want errCommit", err)
 				}
 			},
 			"Read": func(t *rapid.T) {
@@ -191,8 +191,8 @@ func TestRingModel(t *testing.T) {
 					t.Fatal(err)
 				}
 				m.buf = m.buf[n:]
-				if err := c.Release(len(r) - n + 1); !errors.Is(err, ErrCommit) {
-					t.Fatalf("over-Release = %v, want ErrCommit", err)
+				if err := c.Release(len(r) - n + 1); !errors.Is(err, errCommit) {
+					t.Fatalf("over-Release = %v, want errCommit", err)
 				}
 			},
 			"": func(t *rapid.T) {
@@ -495,8 +495,8 @@ func TestReleaseInParts(t *testing.T) {
 	if err := c.Release(4); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Release(1); !errors.Is(err, ErrCommit) {
-		t.Fatalf("Release past the region = %v, want ErrCommit", err)
+	if err := c.Release(1); !errors.Is(err, errCommit) {
+		t.Fatalf("Release past the region = %v, want errCommit", err)
 	}
 	if n, err := c.Len(); n != 0 || err != nil {
 		t.Fatalf("Len = %d, %v after releasing everything", n, err)

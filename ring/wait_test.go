@@ -10,7 +10,7 @@ import (
 // when WakeReader says so (and the other way round when the ring is full).
 // A lost wake-up leaves one side parked forever, which the timeout turns
 // into a failure. Run under -race too: the race detector's atomics are
-// weaker than the normal build's, which once broke this protocol.
+// weaker than the normal build's, and the protocol must hold under both.
 // Parked sides never look again on their own: a wake-up must come
 // through the flags. The channels have room for one token, and the sender
 // never blocks on them.

@@ -34,42 +34,41 @@ import (
 )
 
 // Layout of the first page. Offsets are pinned by a test; changing any of
-// them requires a new Version.
+// them requires a new version.
 const (
 	offMagic      = 0   // [8]byte magic
-	offVersion    = 8   // uint32 little-endian Version
-	offHeaderSize = 12  // uint32 HeaderSize
+	offVersion    = 8   // uint32 little-endian version
+	offHeaderSize = 12  // uint32 headerSize
 	offDataSize   = 16  // uint64 size of each data area
 	offRegions    = 24  // uint32 number of directions (2)
 	offCreatorPID = 28  // uint32 pid of the creating process, 0 for a memfd
 	offToken      = 32  // [TokenSize]byte random token
 	offConfirmed  = 48  // uint32 set to 1 by the creator once it found the opener's binding
-	offBinding    = 256 // [BindingSize]byte: the opener's binding record, zero-padded
+	offBinding    = 256 // [bindingSize]byte: the opener's binding record, zero-padded
 
 	// offControl is where the first control block starts: on a cache-line
 	// boundary of its own, after the header that never changes.
 	offControl = 512
 
-	// HeaderSize is the first page: header and control blocks. It is a
+	// headerSize is the first page: header and control blocks. It is a
 	// page so the data areas start page-aligned and a data area's first
 	// write commits exactly one page.
-	HeaderSize = 4096
+	headerSize = 4096
 	// ControlSize is the size of each direction's control block.
 	ControlSize = 512
-	// Regions is the number of directions.
-	Regions = 2
+	// regions is the number of directions.
+	regions = 2
 	// TokenSize is the length of the random token in the header.
 	TokenSize = 16
-	// BindingSize is the room in the header for the opener's binding
+	// bindingSize is the room in the header for the opener's binding
 	// record (see Bind).
-	BindingSize = 256
-	// Version is the layout version written and accepted by this package.
-	// Version 1 put each control block in front of its data area; version
-	// 2 had no binding record.
-	Version = 3
-	// MaxDataSize bounds a data area, so a hostile size cannot make us map
+	bindingSize = 256
+	// version is the layout version written and accepted by this package;
+	// a header of another version is refused (ErrHeader).
+	version = 3
+	// maxDataSize bounds a data area, so a hostile size cannot make us map
 	// absurd amounts of memory.
-	MaxDataSize = 1 << 30
+	maxDataSize = 1 << 30
 	// PageSize is the unit data areas come in, and the unit of Commit.
 	PageSize = 4096
 )
@@ -103,14 +102,15 @@ var (
 	ErrSize = errors.New("segment: invalid data size")
 	// ErrClosed means the segment was already closed.
 	ErrClosed = errors.New("segment: closed")
-	// ErrTruncated means the file was truncated under the mapping (only a
-	// named segment can be, by a process of our uid before it was
-	// unlinked).
-	ErrTruncated = errors.New("segment: file truncated under the mapping")
 	// ErrNoMemory means shared memory could not be created or a page of it
 	// committed: /dev/shm is full, or the memory cgroup is at its limit.
 	ErrNoMemory = errors.New("segment: out of shared memory")
 )
+
+// errTruncated means the file was truncated under the mapping (only a
+// named segment can be, by a process of our uid before it was unlinked).
+// Callers see it as a failed Commit; none tells it from other failures.
+var errTruncated = errors.New("segment: file truncated under the mapping")
 
 // ValidName reports whether name has the exact shape of names Create
 // makes. Anything else (a path, "..", an empty string, a long name) is
@@ -157,30 +157,30 @@ func newName(pid int) (string, error) {
 }
 
 func checkDataSize(size int) error {
-	if size <= 0 || size > MaxDataSize || size%PageSize != 0 {
-		return fmt.Errorf("%w: %d (want a positive multiple of %d up to %d)", ErrSize, size, PageSize, MaxDataSize)
+	if size <= 0 || size > maxDataSize || size%PageSize != 0 {
+		return fmt.Errorf("%w: %d (want a positive multiple of %d up to %d)", ErrSize, size, PageSize, maxDataSize)
 	}
 	return nil
 }
 
-// TotalSize returns the file size of a segment with the given data area
+// totalSize returns the file size of a segment with the given data area
 // size.
-func TotalSize(dataSize int) int { return HeaderSize + Regions*dataSize }
+func totalSize(dataSize int) int { return headerSize + regions*dataSize }
 
 func writeHeader(mem []byte, dataSize, pid int, token Token) {
 	copy(mem[offMagic:], magic)
-	binary.LittleEndian.PutUint32(mem[offVersion:], Version)
-	binary.LittleEndian.PutUint32(mem[offHeaderSize:], HeaderSize)
+	binary.LittleEndian.PutUint32(mem[offVersion:], version)
+	binary.LittleEndian.PutUint32(mem[offHeaderSize:], headerSize)
 	binary.LittleEndian.PutUint64(mem[offDataSize:], uint64(dataSize))
-	binary.LittleEndian.PutUint32(mem[offRegions:], Regions)
+	binary.LittleEndian.PutUint32(mem[offRegions:], regions)
 	binary.LittleEndian.PutUint32(mem[offCreatorPID:], uint32(pid))
 	copy(mem[offToken:], token[:])
 }
 
 // checkHeader validates a header read from a file the other process
-// created. mem must be at least HeaderSize long.
+// created. mem must be at least headerSize long.
 func checkHeader(mem []byte, dataSize int, token Token) error {
-	if len(mem) < HeaderSize {
+	if len(mem) < headerSize {
 		return fmt.Errorf("%w: %d bytes", ErrHeader, len(mem))
 	}
 	var tok Token
@@ -188,13 +188,13 @@ func checkHeader(mem []byte, dataSize int, token Token) error {
 	switch {
 	case string(mem[offMagic:offMagic+len(magic)]) != magic:
 		return fmt.Errorf("%w: bad magic", ErrHeader)
-	case binary.LittleEndian.Uint32(mem[offVersion:]) != Version:
-		return fmt.Errorf("%w: version %d, want %d", ErrHeader, binary.LittleEndian.Uint32(mem[offVersion:]), Version)
-	case binary.LittleEndian.Uint32(mem[offHeaderSize:]) != HeaderSize:
+	case binary.LittleEndian.Uint32(mem[offVersion:]) != version:
+		return fmt.Errorf("%w: version %d, want %d", ErrHeader, binary.LittleEndian.Uint32(mem[offVersion:]), version)
+	case binary.LittleEndian.Uint32(mem[offHeaderSize:]) != headerSize:
 		return fmt.Errorf("%w: header size %d", ErrHeader, binary.LittleEndian.Uint32(mem[offHeaderSize:]))
 	case binary.LittleEndian.Uint64(mem[offDataSize:]) != uint64(dataSize):
 		return fmt.Errorf("%w: data size %d, want %d", ErrHeader, binary.LittleEndian.Uint64(mem[offDataSize:]), dataSize)
-	case binary.LittleEndian.Uint32(mem[offRegions:]) != Regions:
+	case binary.LittleEndian.Uint32(mem[offRegions:]) != regions:
 		return fmt.Errorf("%w: %d regions", ErrHeader, binary.LittleEndian.Uint32(mem[offRegions:]))
 	case tok != token:
 		return fmt.Errorf("%w: token mismatch", ErrHeader)
@@ -208,10 +208,10 @@ const confirmedMark = 1
 
 // putBinding writes rec, zero-padded, into the binding record's room.
 func putBinding(mem, rec []byte) error {
-	if len(rec) > BindingSize {
+	if len(rec) > bindingSize {
 		return fmt.Errorf("%w: binding record of %d bytes", ErrSize, len(rec))
 	}
-	area := mem[offBinding : offBinding+BindingSize]
+	area := mem[offBinding : offBinding+bindingSize]
 	clear(area[copy(area, rec):])
 	return nil
 }
@@ -219,10 +219,10 @@ func putBinding(mem, rec []byte) error {
 // holdsBinding reports whether the binding record's room holds exactly
 // rec, zero-padded.
 func holdsBinding(mem, rec []byte) bool {
-	if len(rec) > BindingSize {
+	if len(rec) > bindingSize {
 		return false
 	}
-	area := mem[offBinding : offBinding+BindingSize]
+	area := mem[offBinding : offBinding+bindingSize]
 	for _, b := range area[len(rec):] {
 		if b != 0 {
 			return false
@@ -274,7 +274,7 @@ func (s *Segment) DataSize() int { return s.dataSize }
 // first page). Direction 0 carries bytes from the opener to the creator,
 // direction 1 the other way.
 func (s *Segment) Control(i int) []byte {
-	if i < 0 || i >= Regions || s.mem == nil {
+	if i < 0 || i >= regions || s.mem == nil {
 		return nil
 	}
 	off := offControl + i*ControlSize
@@ -285,9 +285,9 @@ func (s *Segment) Control(i int) []byte {
 // first written; call Commit before writing a page for the first time, so
 // running out of memory is an error rather than a SIGBUS.
 func (s *Segment) Data(i int) []byte {
-	if i < 0 || i >= Regions || s.mem == nil {
+	if i < 0 || i >= regions || s.mem == nil {
 		return nil
 	}
-	off := HeaderSize + i*s.dataSize
+	off := headerSize + i*s.dataSize
 	return s.mem[off : off+s.dataSize : off+s.dataSize]
 }

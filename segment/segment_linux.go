@@ -145,7 +145,7 @@ func newSegmentToken(dataSize int) (Token, error) {
 // and writes the header. Writing the header commits the first page, so a
 // full /dev/shm or memory cgroup shows here, as an error.
 func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
-	size := TotalSize(dataSize)
+	size := totalSize(dataSize)
 	if err := checkRoom(fd, size); err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func createOn(fd, dataSize, pid int, token Token) (*Segment, error) {
 		return nil, err
 	}
 	s := &Segment{token: token, dataSize: dataSize, mem: m, plat: platform{fd: -1, created: true}}
-	if err := s.commit(m[:HeaderSize]); err != nil {
+	if err := s.commit(m[:headerSize]); err != nil {
 		s.unmap()
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func Open(name string, dataSize int, token Token) (*Segment, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	size := TotalSize(dataSize)
+	size := totalSize(dataSize)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(size) {
 		return nil, fmt.Errorf("%w: %s is not a regular file of %d bytes", ErrHeader, path, size)
 	}
@@ -261,7 +261,7 @@ func Map(fd int, dataSize int, token Token) (*Segment, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, os.NewSyscallError("fstat", err)
 	}
-	size := TotalSize(dataSize)
+	size := totalSize(dataSize)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(size) {
 		return nil, fmt.Errorf("%w: descriptor is not a regular file of %d bytes", ErrHeader, size)
 	}
@@ -285,7 +285,7 @@ func Map(fd int, dataSize int, token Token) (*Segment, error) {
 
 // mapChecked maps fd and checks its header.
 func mapChecked(fd, dataSize int, token Token) (*Segment, error) {
-	m, err := mapFile(fd, TotalSize(dataSize))
+	m, err := mapFile(fd, totalSize(dataSize))
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +313,7 @@ func writeMappedHeader(m []byte, dataSize, pid int, token Token) (err error) {
 	return nil
 }
 
-// Bind writes the opener's binding record rec (at most BindingSize
+// Bind writes the opener's binding record rec (at most bindingSize
 // bytes): how the opener sees the connection over which the segment was
 // offered. The creator checks it with ConfirmBinding, so that the two
 // know they share this very file over that very connection: a file
@@ -490,7 +490,7 @@ func (s *Segment) populate(b []byte, advice int) error {
 		// Touching the page would have raised SIGBUS: the file system
 		// refused a page (ENOSPC), or a named file was truncated.
 		if s.truncated(len(b)) {
-			return ErrTruncated
+			return errTruncated
 		}
 		return fmt.Errorf("%w: a page cannot be committed (tmpfs full?)", ErrNoMemory)
 	}
@@ -512,27 +512,6 @@ func (s *Segment) truncated(n int) bool {
 	}
 	var st unix.Statfs_t
 	return unix.Statfs(shmdir.Path(), &st) == nil && st.Bavail*uint64(st.Bsize) >= uint64(n)
-}
-
-// Resident returns how many bytes of the segment are backed by memory
-// now: the pages committed by either side. It is for measurements, and
-// may be called from any goroutine, even during Close.
-func (s *Segment) Resident() (int, error) {
-	s.plat.mu.Lock()
-	defer s.plat.mu.Unlock()
-	if s.mem == nil {
-		return 0, ErrClosed
-	}
-	vec := make([]byte, (len(s.mem)+PageSize-1)/PageSize)
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&s.mem[0])), uintptr(len(s.mem)), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return 0, os.NewSyscallError("mincore", errno)
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	return n * PageSize, nil
 }
 
 // Unlink gives up the way another process could still reach the segment:

@@ -35,9 +35,6 @@ func (s *Segment) CommitAbsent(i, off, n int) error { return errors.ErrUnsupport
 // Release returns errors.ErrUnsupported on this platform.
 func (s *Segment) Release(i, off, n int) error { return errors.ErrUnsupported }
 
-// Resident returns errors.ErrUnsupported on this platform.
-func (s *Segment) Resident() (int, error) { return 0, errors.ErrUnsupported }
-
 // Unlink returns errors.ErrUnsupported on this platform.
 func (s *Segment) Unlink() error { return errors.ErrUnsupported }
 

@@ -36,8 +36,9 @@ func TestHeaderLayout(t *testing.T) {
 	require.Equal(t, []int{0, 8, 12, 16, 24, 28, 32, 48, 256, 512}, []int{offMagic, offVersion, offHeaderSize, offDataSize, offRegions, offCreatorPID, offToken, offConfirmed, offBinding, offControl})
 	require.LessOrEqual(t, offToken+TokenSize, offConfirmed)
 	require.LessOrEqual(t, offConfirmed+4, offBinding)
-	require.LessOrEqual(t, offBinding+BindingSize, offControl)
-	require.LessOrEqual(t, offControl+Regions*ControlSize, HeaderSize, "control blocks share the first page")
+	require.LessOrEqual(t, offBinding+bindingSize, offControl)
+	require.Equal(t, 256, bindingSize, "SPEC.md: the binding record's room")
+	require.LessOrEqual(t, offControl+regions*ControlSize, headerSize, "control blocks share the first page")
 }
 
 func TestCreateOpenUnlink(t *testing.T) {
@@ -48,7 +49,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
-	require.EqualValues(t, TotalSize(dataSize), st.Size())
+	require.EqualValues(t, totalSize(dataSize), st.Size())
 	require.Equal(t, -1, c.FD())
 	require.False(t, c.Sealed(), "a named file can be truncated")
 
@@ -69,7 +70,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 func checkShared(t *testing.T, c, o *Segment) {
 	t.Helper()
 	size := c.DataSize()
-	for i := range Regions {
+	for i := range regions {
 		require.NoError(t, c.Commit(i, 0, size))
 		c.Data(i)[0] = byte(10 + i)
 		c.Data(i)[size-1] = byte(20 + i)
@@ -195,7 +196,7 @@ func TestRelease(t *testing.T) {
 
 func residentPages(t *testing.T, s *Segment) int {
 	t.Helper()
-	n, err := s.Resident()
+	n, err := testutil.Resident(s.mem)
 	require.NoError(t, err)
 	return n / PageSize
 }
@@ -314,7 +315,7 @@ func TestOpenRefuses(t *testing.T) {
 			require.ErrorIs(t, err, ErrHeader)
 		})
 	}
-	for _, size := range []int{0, -PageSize, MaxDataSize + PageSize, 100, 1024} {
+	for _, size := range []int{0, -PageSize, maxDataSize + PageSize, 100, 1024} {
 		_, err := Create(size)
 		require.ErrorIs(t, err, ErrSize, "%d", size)
 	}
@@ -324,12 +325,12 @@ func TestRemoveStale(t *testing.T) {
 	dir := useDir(t)
 	// A dead creator: pid 0x7ffffffe is above any real pid_max.
 	dead := "shmconn-2147483646-0123456789abcdef"
-	hdr := make([]byte, HeaderSize)
+	hdr := make([]byte, headerSize)
 	writeHeader(hdr, PageSize, 2147483646, Token{})
 	require.NoError(t, os.WriteFile(filepath.Join(dir, dead), hdr, 0o600))
 	// Same shape but not our magic: not ours, left alone.
 	foreign := "shmconn-2147483646-fedcba9876543210"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, foreign), make([]byte, HeaderSize), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, foreign), make([]byte, headerSize), 0o600))
 	// A live creator (us, through our own Create) is left alone.
 	live, err := Create(PageSize)
 	require.NoError(t, err)
@@ -407,7 +408,7 @@ func TestRemoveStaleSkipsFIFO(t *testing.T) {
 // or checking it (the opener).
 func TestHeaderOfTruncatedFile(t *testing.T) {
 	m := testutil.TruncatedMapping(t)
-	require.GreaterOrEqual(t, len(m), HeaderSize)
+	require.GreaterOrEqual(t, len(m), headerSize)
 	require.ErrorIs(t, writeMappedHeader(m, PageSize, os.Getpid(), Token{}), ErrHeader)
 	require.ErrorIs(t, checkMapped(m, PageSize, Token{}), ErrHeader)
 }
@@ -451,8 +452,8 @@ func TestSealedAgainstPunching(t *testing.T) {
 	require.NoError(t, err)
 	defer o.Close()
 	require.ErrorIs(t, unix.Madvise(o.Data(0), unix.MADV_REMOVE), unix.EPERM)
-	require.ErrorIs(t, unix.Fallocate(peer, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, int64(TotalSize(dataSize))), unix.EPERM)
-	_, err = unix.Mmap(peer, 0, TotalSize(dataSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	require.ErrorIs(t, unix.Fallocate(peer, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, int64(totalSize(dataSize))), unix.EPERM)
+	_, err = unix.Mmap(peer, 0, totalSize(dataSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	require.Error(t, err, "a writable mapping made after the seal")
 	require.Equal(t, 1+dataSize/PageSize, residentPages(t, c))
 	require.NoError(t, c.Unlink())
@@ -512,8 +513,8 @@ func memfdWithSeals(t *testing.T, dataSize int, token Token, seals int) int {
 	}
 	fd, err := unix.MemfdCreate("shmconn-test", flags)
 	require.NoError(t, err)
-	require.NoError(t, unix.Ftruncate(fd, int64(TotalSize(dataSize))))
-	hdr := make([]byte, HeaderSize)
+	require.NoError(t, unix.Ftruncate(fd, int64(totalSize(dataSize))))
+	hdr := make([]byte, headerSize)
 	writeHeader(hdr, dataSize, 0, token)
 	_, err = unix.Pwrite(fd, hdr, 0)
 	require.NoError(t, err)
@@ -535,7 +536,7 @@ func TestBinding(t *testing.T) {
 	require.NoError(t, err)
 	defer o.Close()
 
-	require.ErrorIs(t, o.Bind(make([]byte, BindingSize+1)), ErrSize)
+	require.ErrorIs(t, o.Bind(make([]byte, bindingSize+1)), ErrSize)
 	ok, err := c.ConfirmBinding([]byte("ours"))
 	require.NoError(t, err)
 	require.False(t, ok, "confirmed a binding nobody wrote")

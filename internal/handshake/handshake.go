@@ -24,10 +24,6 @@ import (
 // (Redis does) would stop at a zero byte and never answer.
 var Magic = [4]byte{0xff, 'S', 'H', 'M'}
 
-// magicV1 opened version 1's hellos and replies; a listener still
-// recognises a version-1 dialer by it, to refuse it clearly.
-var magicV1 = [4]byte{0, 'S', 'H', 'M'}
-
 // ReplyMagic opens every reply. It differs from Magic so that a server
 // that echoes what it reads is never taken for a listener.
 var ReplyMagic = [4]byte{0, 's', 'h', 'm'}
@@ -39,15 +35,13 @@ var ReplyMagic = [4]byte{0, 's', 'h', 'm'}
 // server learns it at once instead of after a timeout.
 var helloEnd = [2]byte{'\r', '\n'}
 
-// Version is the protocol version this package speaks. Version 1 had a
-// binary hello of 16 bytes opened by magicV1, which it used for replies
-// too; version 2 had no binding record and no confirmation.
+// Version is the protocol version this package speaks. A peer of another
+// version is refused with ErrVersion (see AppendRefusal, ReadReply).
 const Version = 3
 
 // Sizes of the messages.
 const (
 	HelloSize      = 22
-	helloV1Size    = 16
 	replyFixedSize = 32
 	// MaxReplySize bounds a reply: the fixed part and the longest name.
 	MaxReplySize = replyFixedSize + segment.MaxNameLen
@@ -172,27 +166,14 @@ func AppendHello(b []byte, h Hello) []byte {
 }
 
 // ParseHello decodes a hello. The version is returned as sent, for the
-// caller to refuse (a version-1 hello, 16 bytes opened by magicV1, reads
-// as Version 1); in a hello of this version a reserved flag bit set is an
-// error.
+// caller to refuse; in a hello of this version a reserved flag bit set is
+// an error.
 func ParseHello(b []byte) (Hello, error) {
-	if len(b) == helloV1Size && [4]byte(b[:4]) == magicV1 {
-		// Version 1's format, read only to refuse it: it cannot carry
-		// this version.
-		v := binary.LittleEndian.Uint16(b[4:])
-		if v == Version {
-			return Hello{}, fmt.Errorf("%w: version %d in a version-1 hello", ErrProtocol, v)
-		}
-		return Hello{Version: v}, nil
-	}
 	if len(b) != HelloSize {
 		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrProtocol, len(b))
 	}
 	if err := CheckHelloPrefix(b); err != nil {
 		return Hello{}, err
-	}
-	if [4]byte(b) != Magic {
-		return Hello{}, fmt.Errorf("%w: version 1's magic on a hello of %d bytes", ErrProtocol, len(b))
 	}
 	var h Hello
 	fields := []*uint64{new(uint64), new(uint64), new(uint64)}
@@ -231,12 +212,12 @@ func parseHex(b []byte) (uint64, error) {
 }
 
 // CheckHelloPrefix reports whether b, the first bytes read from a client,
-// can still be the start of a hello (of this version or version 1):
-// ErrNotShmconn as soon as one byte of the magic differs. Once the magic
-// is complete the client is a dialer, whatever follows.
+// can still be the start of a hello: ErrNotShmconn as soon as one byte of
+// the magic differs. Once the magic is complete the client is a dialer,
+// whatever follows.
 func CheckHelloPrefix(b []byte) error {
 	n := min(len(b), len(Magic))
-	if string(b[:n]) != string(Magic[:n]) && string(b[:n]) != string(magicV1[:n]) {
+	if string(b[:n]) != string(Magic[:n]) {
 		return fmt.Errorf("%w: it sent %q", ErrNotShmconn, b[:n])
 	}
 	return nil
@@ -245,16 +226,12 @@ func CheckHelloPrefix(b []byte) error {
 // ReadHello fills b[n:] from r, b[:n] having been read before, checking
 // each byte of the magic as it arrives, so a client that does not speak
 // shmconn is told apart at once. Pass a b shorter than a hello to read
-// only that much (the magic, say). A version-1 hello is shorter: once
-// its magic is in, reading stops at its end. It returns how much of b is
-// filled.
+// only that much (the magic, say). Until the magic is complete it reads
+// no byte past it. It returns how much of b is filled.
 func ReadHello(r io.Reader, b []byte, n int) (int, error) {
 	n, err := readChecked(r, b[:min(len(b), len(Magic))], n, CheckHelloPrefix)
 	if err != nil || n == len(b) {
 		return n, err
-	}
-	if [4]byte(b) == magicV1 {
-		b = b[:min(len(b), helloV1Size)]
 	}
 	return readChecked(r, b, n, CheckHelloPrefix)
 }
@@ -306,23 +283,17 @@ func appendReply(b []byte, magic [4]byte, r Reply) []byte {
 	return append(b, r.Name...)
 }
 
-// AppendRefusal encodes the reply refusing a hello of version v. A
-// version-1 dialer expects its replies to start with magicV1, so it gets
-// one that does and can report the mismatch.
-func AppendRefusal(b []byte, v uint16) []byte {
-	magic := ReplyMagic
-	if v == 1 {
-		magic = magicV1
-	}
-	return appendReply(b, magic, Reply{Version: Version, Status: StatusRefused})
+// AppendRefusal encodes the reply refusing a hello of another version:
+// our version, status refused, so the dialer can report the mismatch.
+func AppendRefusal(b []byte) []byte {
+	return appendReply(b, ReplyMagic, Reply{Version: Version, Status: StatusRefused})
 }
 
 // checkReplyPrefix reports whether b, the first bytes of a reply, can
-// still be one (of this version or version 1): ErrNotShmconn as soon as
-// one byte of the magic differs.
+// still be one: ErrNotShmconn as soon as one byte of the magic differs.
 func checkReplyPrefix(b []byte) error {
 	n := min(len(b), len(ReplyMagic))
-	if string(b[:n]) == string(ReplyMagic[:n]) || string(b[:n]) == string(magicV1[:n]) {
+	if string(b[:n]) == string(ReplyMagic[:n]) {
 		return nil
 	}
 	if n == len(Magic) && [4]byte(b) == Magic {
@@ -362,7 +333,10 @@ func ReadReply(r io.Reader) (Reply, error) {
 
 // ParseReply decodes a whole reply from b, which must hold exactly one.
 func ParseReply(b []byte) (Reply, error) {
-	if len(b) >= replyVersionEnd && checkReplyPrefix(b[:replyVersionEnd]) == nil {
+	if err := checkReplyPrefix(b[:min(len(b), replyVersionEnd)]); err != nil {
+		return Reply{}, err
+	}
+	if len(b) >= replyVersionEnd {
 		if v, err := replyVersion(b[:replyVersionEnd]); err != nil {
 			return Reply{Version: v}, err
 		}
@@ -383,14 +357,10 @@ func ParseReply(b []byte) (Reply, error) {
 
 // replyVersion reads the version of a reply from its first bytes (the
 // magic, checked, and the version) and refuses any but ours: another
-// version's reply is not held to our version's rules beyond that. A
-// version-1 reply has version 1's magic.
+// version's reply is not held to our version's rules beyond that.
 func replyVersion(b []byte) (uint16, error) {
 	v := binary.LittleEndian.Uint16(b[len(ReplyMagic):])
-	switch {
-	case [4]byte(b) == magicV1 && v == Version:
-		return v, fmt.Errorf("%w: version %d with version 1's magic", ErrProtocol, v)
-	case [4]byte(b) == magicV1 || v != Version:
+	if v != Version {
 		return v, fmt.Errorf("%w: the listener speaks version %d, we speak %d", ErrVersion, v, Version)
 	}
 	return v, nil
