@@ -61,8 +61,8 @@ func procField(t testing.TB, path, field string) int64 {
 }
 
 // connCount is how many conns the memory tests open: 1000 (100 with
-// -short), or SHMCONN_TEST_CONNS (10000 is the heavy run BENCHMARKS.md
-// shows; without -race, whose detector allows 8128 goroutines).
+// -short), or SHMCONN_TEST_CONNS (10000 for a heavy run, without -race,
+// whose detector allows 8128 goroutines).
 func connCount(t *testing.T) int {
 	if s := os.Getenv("SHMCONN_TEST_CONNS"); s != "" {
 		n, err := strconv.Atoi(s)
