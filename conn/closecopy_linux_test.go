@@ -33,8 +33,8 @@ func segmentMappingSize(t *testing.T) int {
 // marked the rings closed before the segment is unmapped, whoever unmaps
 // it. A goroutine keeps mapping fresh memory of the segment's size, which
 // the kernel hands out where a segment was just unmapped: a closed flag
-// written late shows there as a non-zero byte. (Found by an adversarial
-// review; before the fix this test failed within 150-3000 rounds.)
+// written late shows there as a non-zero byte. (A flag written late shows
+// within 150-3000 iterations.)
 func TestCloseBesideEchoTouchesNoFreedMemory(t *testing.T) {
 	rounds := 3000
 	if testing.Short() {

@@ -18,7 +18,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestWriteToCountOnClose: a WriteTo whose conn is closed while its writer
 // is taking bytes returns net.ErrClosed and, as ever, how many bytes the
-// writer took. It returned 0 (found by an adversarial review).
+// writer took, not 0.
 func TestWriteToCountOnClose(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
 		t.Run(network, func(t *testing.T) {

@@ -98,9 +98,8 @@ func TestMaxPendingHandshakes(t *testing.T) {
 
 // TestMaxConnsDropped: a conn dropped without Close gives its MaxConns slot
 // back once collected, a shared one and a plain one (AcceptPlain) alike.
-// The plain one did not (found by an adversarial review): its socket was
-// closed by the runtime's finalizer, but at the bound the listener
-// accepted nobody again.
+// The plain one's socket is closed by the runtime's finalizer; its slot
+// must come back too, or at the bound the listener accepts nobody again.
 func TestMaxConnsDropped(t *testing.T) {
 	for _, kind := range []string{"shared", "plain"} {
 		t.Run(kind, func(t *testing.T) {
@@ -305,8 +304,7 @@ func TestAcceptPlain(t *testing.T) {
 	check(c, "", "plain ")
 	// One that says nothing and shuts its writing side at once, to read
 	// a banner (nc -N < /dev/null): the end of its stream is no hello
-	// either. It was dropped as a handshake error (found by an
-	// adversarial review).
+	// either, and must not count as a handshake error.
 	c, err = net.Dial("tcp", addr)
 	require.NoError(t, err)
 	require.NoError(t, c.(*net.TCPConn).CloseWrite())

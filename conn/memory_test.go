@@ -790,8 +790,8 @@ func TestCommitSteps(t *testing.T) {
 }
 
 // testCommitSteps writes 64-byte messages with Write, or with ReadFrom
-// from a reader of one message (which once committed 64 KiB for a few
-// bytes, found by an adversarial review).
+// from a reader of one message (which must not commit 64 KiB for a few
+// bytes).
 func testCommitSteps(t *testing.T, readFrom bool) {
 	const ring = 4 * maxCommitStep
 	a, b := newPair(t, "unix", ListenConfig{RingSize: ring}, Dialer{RingSize: ring})
@@ -827,8 +827,7 @@ func testCommitSteps(t *testing.T, readFrom bool) {
 // TestEmptyCopyCommits: a ReadFrom whose reader gives nothing commits at
 // most the step a one-byte Write would (it must commit before it reads,
 // see TestCopyOutOfMemory), and none while committed memory is left. A
-// copy once committed 64 KiB for a few bytes (found by an adversarial
-// review).
+// copy must not commit 64 KiB for a few bytes.
 func TestEmptyCopyCommits(t *testing.T) {
 	a, b := newPair(t, "unix", ListenConfig{}, Dialer{})
 	empty := func() {
@@ -858,9 +857,8 @@ func TestEmptyCopyCommits(t *testing.T) {
 // TestCopyOutOfMemory: a ReadFrom that runs out of shared memory (a full
 // /dev/shm) stops with ErrNoMemory having lost none of the bytes it took
 // from its reader: they reached the peer, in order, and the conn goes on
-// once memory is freed. Bytes read before their memory was committed were
-// lost: 32 KiB from the middle of the stream (found by an adversarial
-// review).
+// once memory is freed: no byte is read before its memory is committed
+// (that lost 32 KiB from the middle of the stream).
 //
 // copyOutOfMemory is its peer, run in a /dev/shm of its own.
 func TestCopyOutOfMemory(t *testing.T) {

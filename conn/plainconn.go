@@ -112,8 +112,7 @@ func droppedPlain(r plainResources) {
 // be, promoted from the socket, stop using c once they have loaded the
 // socket, and a conn whose last use is a blocked Read or Write would be
 // collected under it, its cleanup closing the socket in the middle of the
-// call (found by an adversarial review); a last SetDeadline or CloseWrite
-// could fail as on a closed conn.
+// call; a last SetDeadline or CloseWrite could fail as on a closed conn.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	runtime.KeepAlive(c)

@@ -26,7 +26,7 @@ import (
 	"github.com/shmconn/shmconn/internal/testutil"
 )
 
-// Cross-process tests of issue 10: a hostile truncator of /dev/shm, and
+// Cross-process reliability tests: a hostile truncator of /dev/shm, and
 // processes out of file descriptors. playReliabilityPeer plays their
 // peers' roles.
 func playReliabilityPeer(role, addr string) (bool, error) {

@@ -273,8 +273,8 @@ func TestProcessEchoListener(t *testing.T) {
 // with a Read alone (a WaitSpin leader must see the death itself, where a
 // follower parked on the side socket would tell it), and a Read alone on a
 // conn whose side socket hides its descriptor (from a listener that wraps
-// its conns), which a WaitSpin leader could not watch and spun on after
-// the peer's death (found by an adversarial review).
+// its conns), which a WaitSpin leader cannot watch: such a conn must not
+// spin on after the peer's death.
 func TestProcessKillUnblocks(t *testing.T) {
 	for _, policy := range []WaitPolicy{WaitAdaptive, WaitSpin} {
 		for _, v := range []struct {

@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests for the failures of issue 10, one per row of its table.
+// Reliability tests, one per failure a conn must not show: to a peer that
+// is not shmconn or stalls, beside a blocked call, at EOF, at a dial's
+// timeout.
 
 // serveRaw serves handle, which speaks whatever the test wants, on a
 // fresh unix socket and returns its path.

@@ -14,8 +14,7 @@ import (
 // waits for) and whole, and beyond, through a ring of the least size,
 // with Write, ReadFrom and WriteTo under both wait policies, the reader
 // taking random amounts: every byte must arrive once, in order, and no
-// side may wait for space or data that never comes. (Adapted from the
-// probes of an adversarial review of the release batching.)
+// side may wait for space or data that never comes.
 func TestWriteSizesAroundBatches(t *testing.T) {
 	for _, pol := range []WaitPolicy{WaitAdaptive, WaitSpin} {
 		for _, mode := range []string{"rw", "readfrom", "writeto"} {

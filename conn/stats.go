@@ -148,7 +148,7 @@ func (b *byteCount) load(mu *dirLock) uint64 {
 // with it. Only the conn's cleanup may call it: the runtime orders a
 // cleanup after every use of what it was registered for, so reading
 // pending there is no race, where any other goroutine's read would be one
-// (a Snapshot's was, found by an adversarial review under -race).
+// (a Snapshot's, for one).
 func (b *byteCount) collected() uint64 { return b.published.Load() + b.pending }
 
 // addPublishedTo adds the published traffic of a collected conn, whose
@@ -213,9 +213,8 @@ func (cs *Counters) Snapshot() Stats {
 			c.statsInto(&st)
 		} else {
 			// Collected, its cleanup (connDropped) still to come: its
-			// traffic must not drop out of the totals meanwhile (it did,
-			// found by an adversarial review). What it left pending
-			// shows once the cleanup has run.
+			// traffic must not drop out of the totals meanwhile. What it
+			// left pending shows once the cleanup has run.
 			s.addPublishedTo(&st)
 		}
 	}
@@ -251,8 +250,7 @@ func (cs *Counters) connClosed(c *Conn) {
 
 // connDropped moves the traffic of a conn collected without Close (see
 // dropped) into the totals, as connClosed does for a closed one, what its
-// last calls left pending included (it was lost, found by an adversarial
-// review).
+// last calls left pending included.
 func (cs *Counters) connDropped(w weak.Pointer[Conn]) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()

@@ -184,8 +184,7 @@ func (r *pieces) Read(b []byte) (int, error) {
 
 // TestStatsDuringCopy: a ReadFrom or WriteTo that waits in the caller's
 // reader or writer shows the bytes it moved so far. Stats held them back
-// until the copy returned (found by an adversarial review): an idle proxy
-// showed no traffic.
+// until the copy returned, and an idle proxy showed no traffic.
 func TestStatsDuringCopy(t *testing.T) {
 	t.Run("ReadFrom", func(t *testing.T) {
 		a, b := newPair(t, "unix", ListenConfig{}, Dialer{})
@@ -242,9 +241,9 @@ func (w *gatedWriter) Write(b []byte) (int, error) {
 // TestStatsDroppedConn: the listener's totals keep the traffic of a conn
 // dropped without Close once it is collected, as they keep a closed one's,
 // and never go down meanwhile: a counter since the listener started must
-// not. They went back to 0 after the collection (found by an adversarial
-// review), then dipped between the collection and the conn's cleanup and
-// lost what its last calls had not published yet (found by the next).
+// not: neither back to 0 after the collection, nor a dip between the
+// collection and the conn's cleanup that loses what its last calls had
+// not published yet.
 func TestStatsDroppedConn(t *testing.T) {
 	for _, seen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("snapshot-before=%v", seen), func(t *testing.T) {
@@ -301,7 +300,7 @@ func TestStatsDroppedConn(t *testing.T) {
 // conn is collected, and the live set ends empty. Run under -race it
 // checks that a snapshot reads nothing of a collected conn that its last
 // calls wrote without the race detector seeing an order (a snapshot read
-// its pending counts, found by an adversarial review).
+// its pending counts).
 func TestCountersSharedAndDropped(t *testing.T) {
 	ln, err := Listen("unix", listenAddr(t, "unix"))
 	require.NoError(t, err)

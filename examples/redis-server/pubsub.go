@@ -24,7 +24,7 @@ import (
 // whose queue passes Redis's Pub/Sub output limits (pubsubLimits) is
 // dropped. (Writing synchronously, with deadlines, either stalled the
 // publishers behind a slow reader or dropped readers that paused for a
-// second; found by adversarial reviews.) Lock order: subscriber.mu, then
+// second.) Lock order: subscriber.mu, then
 // Server.mu or pubsub.mu; PUBLISH takes pubsub.mu alone to list the
 // receivers, and a subscriber's own PUBLISH lets go of its subscriber.mu
 // before it takes another's.
@@ -62,7 +62,7 @@ func (ps *pubsub) leaveIdle() time.Duration {
 // least every pubsubLimits.leaveIdle: one that stopped reading must not
 // keep its goroutines, and one that reads, however slowly, gets it all (a
 // deadline for the whole of it cut off a reader of 2.5 MB/s with 6 MB
-// owed, found by an adversarial review). The bound is generous because
+// owed). The bound is generous because
 // both transports hand space back in batches (a quarter ring; a quarter
 // of a socket's buffer), so a reader of 40 KiB/s frees nothing for over a
 // second (found by the next). A write under way when it starts to leave
@@ -294,7 +294,7 @@ func (s *Server) deliver(sess *session, channel string, msg []byte, t publishTar
 // those subscriptions sub still holds, and returns how many it wrote. A
 // subscription dropped since the PUBLISH listed it gets nothing: its
 // UNSUBSCRIBE's reply may have gone out, and a message after it broke a
-// RESP2 client's replies (found by an adversarial review).
+// RESP2 client's replies.
 func (sub *subscriber) writeMessage(ps *pubsub, channel string, msg []byte, patterns []string) int {
 	if sub.done {
 		return 0
@@ -345,8 +345,7 @@ func (sub *subscriber) queueOut(ps *pubsub) {
 	ps.mu.Unlock()
 	// The limits are a subscriber's: a client that has unsubscribed from
 	// everything is an ordinary one again, without limits, as in Redis
-	// (they dropped one that read a large value after, found by an
-	// adversarial review).
+	// (they would drop one that reads a large value after).
 	queued := len(sub.out) + sub.inFlight
 	switch {
 	case !subscribed || queued <= lim.soft:
@@ -369,7 +368,7 @@ func (sub *subscriber) queueOut(ps *pubsub) {
 // writeChunk bounds what writeSubscriber takes from the queue for one
 // write: what it has taken counts against the limits until the write
 // returns, and taking the whole queue at once counted a backlog that was
-// mostly sent as unsent (found by an adversarial review).
+// mostly sent as unsent.
 const writeChunk = 64 << 10
 
 // writeSubscriber writes what is queued for sub until its conn fails, or
@@ -377,7 +376,7 @@ const writeChunk = 64 << 10
 // leaves, each write has a leaveIdle deadline (serveSubscriber sets one
 // for a write under way), and a write that times out having written
 // nothing cuts it off. Any other failure ends the client: its output
-// would pile up with nobody writing it (found by an adversarial review).
+// would pile up with nobody writing it.
 func (s *Server) writeSubscriber(sub *subscriber) {
 	defer s.handlers.Done()
 	defer close(sub.writerEnd)
@@ -568,7 +567,7 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.mu.Lock()
 		if sub.done {
 			// Dropped: redcon may hold more of its pipeline, which must
-			// not run (it did, found by an adversarial review).
+			// not run.
 			sub.mu.Unlock()
 			break
 		}
@@ -577,8 +576,8 @@ func (s *Server) serveSubscriber(sub *subscriber) {
 		sub.executing = false
 		sub.queueOut(&s.pubsub)
 		// Nothing after the reply to QUIT, as in Redis: a message queued
-		// between it and the subscriber leaving the registry followed
-		// the +OK (found by an adversarial review).
+		// between it and the subscriber leaving the registry would
+		// follow the +OK.
 		sub.done = sub.done || sub.sess.quit
 		sub.mu.Unlock()
 	}
