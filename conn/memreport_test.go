@@ -17,17 +17,17 @@ import (
 )
 
 // TestMemoryReport prints the memory table of BENCHMARKS.md: what 1000
-// conns between two processes cost in shared memory and in each process's
-// resident memory, idle after one 64-byte echo and after streaming 256 KiB
-// each way through each, over shared memory and over a unix socket. It
-// runs only when asked:
+// conns (connCount's) between two processes cost in shared memory and in
+// each process's resident memory, idle after one 64-byte echo and after
+// streaming 256 KiB each way through each, over shared memory and over a
+// unix socket. It runs only when asked:
 //
 //	SHMCONN_MEMORY_REPORT=1 go test -run TestMemoryReport -v ./conn
 func TestMemoryReport(t *testing.T) {
 	if os.Getenv("SHMCONN_MEMORY_REPORT") == "" {
 		t.Skip("set SHMCONN_MEMORY_REPORT=1 to print the memory table")
 	}
-	const n = 1000
+	n := connCount(t)
 	fmt.Printf("%d conns, listener and dialer in two processes; per conn:\n\n", n)
 	fmt.Println("| transport | state | Shmem (/proc/meminfo) | listener RSS | dialer RSS | of which shared (both) |")
 	fmt.Println("|---|---|---|---|---|---|")

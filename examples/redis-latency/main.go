@@ -22,6 +22,9 @@
 // checks the module's targets instead, against one real redis-server with
 // the module (wait spin) beside its unix socket: it prints each PASS or
 // FAIL with its figures and exits 1 if any fails.
+//
+// -json prints the figures as one JSON object on stdout instead of the
+// table or the verdicts (no target is judged then), for scripts/bench.
 package main
 
 import (
@@ -57,6 +60,7 @@ func main() {
 		command = flag.String("cmd", "ping", "command to time: ping, or get (of a small key set first)")
 		load    = flag.Int("load", 0, "busy `processes` to run while measuring, e.g. $(nproc) for one per CPU")
 		targets = flag.Bool("module-targets", false, "check the Redis module's targets against a real redis-server instead; exit 1 if any fails")
+		asJSON  = flag.Bool("json", false, "print the figures as JSON on stdout instead of the table or the verdicts; judge no target")
 	)
 	flag.Parse()
 	if os.Getenv(busyEnv) == "1" {
@@ -64,7 +68,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command, load: *load}
+	cfg := config{samples: *samples, dense: *dense, interval: *every, png: *pngPath, wait: *wait, server: *server, cmd: *command, load: *load, json: *asJSON}
 	var err error
 	failed := false
 	if *targets {
@@ -103,6 +107,7 @@ type config struct {
 	cmd            string
 	value          string // what GET reads; "" is "bar"
 	load           int
+	json           bool // figures as JSON on stdout, no table, no verdicts
 }
 
 // result is one transport's measurements, in nanoseconds.
@@ -184,10 +189,27 @@ func run(ctx context.Context, cfg config) error {
 		results = append(results, res)
 	}
 	bar.finish()
-	printTable(os.Stdout, results, cfg)
-	printDialerStats(os.Stdout, "example server", shm.Stats())
+	stats := map[string]conn.Stats{"example server": shm.Stats()}
 	if len(targets) == 6 {
-		printDialerStats(os.Stdout, "real redis-server", realShm.Stats())
+		stats["real redis-server"] = realShm.Stats()
+	}
+	return report(cfg, results, stats)
+}
+
+// report prints the table and each shared-memory client's counters (or,
+// with -json, the figures) and draws the chart.
+func report(cfg config, results []result, stats map[string]conn.Stats) error {
+	if cfg.json {
+		if err := writeJSON(os.Stdout, newDemoFigures(cfg, results, stats)); err != nil {
+			return err
+		}
+	} else {
+		printTable(os.Stdout, results, cfg)
+		for _, server := range []string{"example server", "real redis-server"} {
+			if st, ok := stats[server]; ok {
+				printDialerStats(os.Stdout, server, st)
+			}
+		}
 	}
 	if cfg.png != "" {
 		info := chartInfo{
@@ -199,7 +221,11 @@ func run(ctx context.Context, cfg config) error {
 		if err := drawChart(cfg.png, results, info); err != nil {
 			return err
 		}
-		fmt.Printf("\nchart written to %s\n", cfg.png)
+		w := os.Stdout
+		if cfg.json {
+			w = os.Stderr // stdout holds the JSON alone
+		}
+		fmt.Fprintf(w, "\nchart written to %s\n", cfg.png)
 	}
 	return nil
 }

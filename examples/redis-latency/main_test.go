@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,6 +184,103 @@ func TestModuleTargets(t *testing.T) {
 		}
 	}
 	checkNothingLeft(t, dir)
+}
+
+// TestDemoJSON runs a short demo with -json: stdout must be the figures
+// and nothing else, a row per transport with as many samples as asked,
+// and the shared-memory clients must have had shared memory.
+func TestDemoJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	demo, server := build(t, dir)
+	var f demoFigures
+	runJSON(t, &f, demo, "-json", "-server", server, "-samples", "10", "-interval", "2ms", "-dense", "200", "-png", "")
+	want := []string{"tcp", "unix socket", "shared memory"}
+	servers := []string{"example server"}
+	if realRedisInstalled() {
+		want = append(want, "redis-server tcp", "redis-server unix socket", "redis-server shm (module)")
+		servers = append(servers, "real redis-server")
+	}
+	var got []string
+	for _, r := range f.Rows {
+		got = append(got, r.Transport)
+		checkHist(t, r.Transport+" sparse", r.Sparse, 10)
+		checkHist(t, r.Transport+" back to back", r.Dense, 200)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transports %q, want %q", got, want)
+	}
+	if f.Command != "PING" || f.IntervalNs != int64(2*time.Millisecond) {
+		t.Errorf("command %q, interval %v", f.Command, time.Duration(f.IntervalNs))
+	}
+	got = nil
+	for _, d := range f.Shm {
+		got = append(got, d.Server)
+		if d.SharedConns != 1 || d.Fallbacks != 0 {
+			t.Errorf("%s's shared-memory client: %d conns over shared memory, %d fell back; want 1 and 0", d.Server, d.SharedConns, d.Fallbacks)
+		}
+	}
+	if !slices.Equal(got, servers) {
+		t.Errorf("shared-memory clients of %q, want %q", got, servers)
+	}
+}
+
+// TestModuleTargetsJSON runs -module-targets -json briefly: the figures of
+// all four measurements, exit 0 whatever they are.
+func TestModuleTargetsJSON(t *testing.T) {
+	if testing.Short() || !realRedisInstalled() {
+		t.Skip("builds the module and runs redis-server; skipped in -short mode or without redis-server")
+	}
+	dir := t.TempDir()
+	demo, _ := build(t, dir)
+	var f moduleFigures
+	runJSON(t, &f, demo, "-module-targets", "-json", "-samples", "20", "-dense", "100")
+	want := []string{"GET, one per ms", "GET, back to back", "pipeline of 1000 GETs", "GET, one per ms, redis-benchmark -c 10 on the socket"}
+	counts := []int64{20, 100, pipelines, 20}
+	if _, err := exec.LookPath("redis-benchmark"); err != nil {
+		want, counts = want[:3], counts[:3]
+	}
+	var got []string
+	for i, r := range f.Rows {
+		got = append(got, r.Measure)
+		if i < len(counts) {
+			checkHist(t, r.Measure+" socket", r.Socket, counts[i])
+			checkHist(t, r.Measure+" shm", r.Shm, counts[i])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("measures %q, want %q", got, want)
+	}
+	checkNothingLeft(t, dir)
+}
+
+// runJSON runs the demo with args, which must exit 0 and print one JSON
+// object, decoded into v, and nothing else on stdout.
+func runJSON(t *testing.T, v any, demo string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(demo, args...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%q: %v\nstdout:\n%s\nstderr:\n%s", args, err, &out, &stderr)
+	}
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("stdout is not the figures' JSON: %v\n%s", err, out.String())
+	}
+	if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) > 0 || out.Len() > 0 {
+		t.Errorf("stdout has more than the JSON object: %q", string(rest)+out.String())
+	}
+}
+
+func checkHist(t *testing.T, what string, h histFigures, n int64) {
+	t.Helper()
+	if h.N != n || h.P50Ns <= 0 || h.P99Ns < h.P50Ns || h.MaxNs < h.P99Ns {
+		t.Errorf("%s: %+v, want %d samples with ordered figures", what, h, n)
+	}
 }
 
 // busyProcesses counts processes running the binary at path with the

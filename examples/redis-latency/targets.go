@@ -28,14 +28,17 @@ const (
 	targetSamples = 3000 // sparse samples per transport unless -samples says otherwise
 )
 
-// verdict is one target's outcome and the figures behind it.
+// verdict is one target's outcome and the figures behind it: what was
+// measured over the socket and over the module (nil when it could not be).
 type verdict struct {
-	pass bool
-	text string
+	pass      bool
+	text      string
+	measure   string
+	sock, shm *hdrhistogram.Histogram
 }
 
 // runModuleTargets measures the targets and prints a PASS or FAIL line for
-// each; failed is true when any fails.
+// each (with -json, the figures instead); failed is true when any fails.
 func runModuleTargets(ctx context.Context, cfg config) (failed bool, err error) {
 	dir, err := os.MkdirTemp("", "redis-latency-")
 	if err != nil {
@@ -51,8 +54,16 @@ func runModuleTargets(ctx context.Context, cfg config) (failed bool, err error) 
 		return false, err
 	}
 	defer r.child.stop()
-	fmt.Printf("module targets: go-redis GET of a 100-byte value, one redis-server beside the module (wait spin); %s\n", machine())
+	if !cfg.json {
+		fmt.Printf("module targets: go-redis GET of a 100-byte value, one redis-server beside the module (wait spin); %s\n", machine())
+	}
 	verdicts, err := measureTargets(ctx, r, cfg)
+	if cfg.json {
+		if err != nil {
+			return false, err
+		}
+		return false, writeJSON(os.Stdout, newModuleFigures(verdicts))
+	}
 	for _, v := range verdicts {
 		status := "PASS"
 		if !v.pass {
@@ -96,13 +107,13 @@ func sparseVerdict(sock, shm *hdrhistogram.Histogram) verdict {
 	ratio := p50(sock) / p50(shm)
 	return verdict{ratio >= sparseRatio && p99(shm) <= p99(sock), fmt.Sprintf(
 		"one request per ms: p50 %.0fx lower (socket %.1f us, shm %.1f us: %.1fx), p99 no higher (socket %.1f us, shm %.1f us)",
-		sparseRatio, p50(sock), p50(shm), ratio, p99(sock), p99(shm))}
+		sparseRatio, p50(sock), p50(shm), ratio, p99(sock), p99(shm)), "GET, one per ms", sock, shm}
 }
 
 func denseVerdict(sock, shm *hdrhistogram.Histogram) verdict {
 	ratio := p50(sock) / p50(shm)
 	return verdict{ratio >= denseRatio, fmt.Sprintf("back to back: p50 %.0fx lower (socket %.1f us, shm %.1f us: %.1fx)",
-		denseRatio, p50(sock), p50(shm), ratio)}
+		denseRatio, p50(sock), p50(shm), ratio), "GET, back to back", sock, shm}
 }
 
 // pipelineVerdict times pipelines of 1000 GETs over each transport and
@@ -118,7 +129,7 @@ func pipelineVerdict(ctx context.Context, sock, shm *redis.Options) (verdict, er
 	}
 	ratio := p50(m) / p50(s)
 	return verdict{ratio <= pipelineRatio, fmt.Sprintf("a pipeline of %d GETs: no slower than %.1fx the socket (median of %d: socket %.0f us, shm %.0f us: %.2fx)",
-		pipelineLen, pipelineRatio, pipelines, p50(s), p50(m), ratio)}, nil
+		pipelineLen, pipelineRatio, pipelines, p50(s), p50(m), ratio), fmt.Sprintf("pipeline of %d GETs", pipelineLen), s, m}, nil
 }
 
 func pipelineTimes(ctx context.Context, opts *redis.Options) (*hdrhistogram.Histogram, error) {
@@ -147,7 +158,7 @@ func loadedVerdict(ctx context.Context, r *realRedis, sock, shm *redis.Options, 
 	const what = "with redis-benchmark -c " + loadClients + " on the socket: shm GET p50 no higher than the socket's"
 	bench, err := exec.LookPath("redis-benchmark")
 	if err != nil {
-		return verdict{false, what + ": redis-benchmark is not installed"}, nil
+		return verdict{pass: false, text: what + ": redis-benchmark is not installed"}, nil
 	}
 	load := exec.Command(bench, "-s", r.sock, "-c", loadClients, "-t", "get", "-d", "100", "-l", "-q")
 	dieWithParent(load)
@@ -164,5 +175,6 @@ func loadedVerdict(ctx context.Context, r *realRedis, sock, shm *redis.Options, 
 	if err != nil {
 		return verdict{}, err
 	}
-	return verdict{p50(m.sparse) <= p50(s.sparse), fmt.Sprintf("%s (socket %.1f us, shm %.1f us)", what, p50(s.sparse), p50(m.sparse))}, nil
+	return verdict{p50(m.sparse) <= p50(s.sparse), fmt.Sprintf("%s (socket %.1f us, shm %.1f us)", what, p50(s.sparse), p50(m.sparse)),
+		"GET, one per ms, redis-benchmark -c " + loadClients + " on the socket", s.sparse, m.sparse}, nil
 }

@@ -23,10 +23,10 @@ import (
 func TestAnalyze(t *testing.T) {
 	us := func(v int64) int64 { return 1_000_000_000 + v*1000 }
 	var c, s trace.Log
-	// Round 1: published at 1, the server sees it at 2, its Read returns
+	// Round trip 1: published at 1, the server sees it at 2, its Read returns
 	// at 3, its Write is entered at 4 and publishes the echo at 5; the
 	// client sees the echo at 6 and returns at 7.
-	// Round 2 (from 1000): the server's spinner is off its CPU from 1002
+	// Round trip 2 (from 1000): the server's spinner is off its CPU from 1002
 	// to 1020, sees the bytes at 1021, echoes at 1022 (no stamps of its
 	// Read's return or Write's entry: those steps are unknown); the client
 	// parks and is woken at 1030, returns at 1031.

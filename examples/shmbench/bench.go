@@ -33,6 +33,7 @@ type bench struct {
 	seq      int
 
 	res results
+	fig figures // every row, for -json
 }
 
 // results are the figures the targets compare; a missing entry or a nil

@@ -31,6 +31,7 @@ func (b *bench) idle(ctx context.Context) error {
 				return fmt.Errorf("%s, %d conns: %w", t.label(b.cfg.wait), n, err)
 			}
 			rows = append(rows, f)
+			b.fig.Idle = append(b.fig.Idle, newIdleRow(f))
 			if t.network == "shm" {
 				if n == 1 {
 					b.res.idlePair = f

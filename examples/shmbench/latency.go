@@ -131,6 +131,7 @@ func (b *bench) latencyTable(ctx context.Context, ts []transport, n, warmup int,
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		b.res.latency[sample{interval, t}] = rows[i]
+		b.fig.Latency = append(b.fig.Latency, newLatencyRow(interval, rows[i]))
 	}
 	floor, unix := b.res.latency[sample{interval, floorT}], b.res.latency[sample{interval, unixT}]
 	p50 := func(l *latency) time.Duration { return l.p50 }

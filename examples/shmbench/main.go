@@ -8,6 +8,7 @@
 //	go run ./examples/shmbench -load cpu            # the same with one busy process per CPU
 //	go run ./examples/shmbench -quick               # a few seconds, as the tests run it; no targets
 //	go run ./examples/shmbench -parts dense,sparse -intervals 1ms -sparse-n 5000
+//	go run ./examples/shmbench -json                # the figures as JSON, for scripts/bench; no targets
 //
 // The command is the client. It re-executes itself as the server process
 // (and, to measure idle CPU, as an idle client as well), one per transport
@@ -46,6 +47,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,6 +106,7 @@ type config struct {
 	ringN        int           // ring: messages per run
 	load         int           // busy processes running for the whole run
 	quick        bool          // a short run: figures too few to judge targets on
+	json         bool          // print the figures as JSON instead of the tables; no targets
 	verbose      bool
 }
 
@@ -134,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.idleConns, "idle-conns", 1000, "idle: conns to one server in the many-conns case")
 	fs.DurationVar(&c.settle, "settle", 500*time.Millisecond, "idle: wait after setup before measuring")
 	fs.IntVar(&c.ringN, "ring-n", 2000000, "ring: messages per run")
+	fs.BoolVar(&c.json, "json", false, "print the figures as one JSON object on stdout instead of the tables; targets are not judged")
 	fs.BoolVar(&c.verbose, "v", false, "log child processes to stderr")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -249,7 +253,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	raiseFileLimit()
-	b, err := newBench(cfg, stdout, stderr)
+	tables := stdout
+	if cfg.json {
+		tables = io.Discard
+	}
+	b, err := newBench(cfg, tables, stderr)
 	if err != nil {
 		return err
 	}
@@ -275,6 +283,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return fmt.Errorf("%s: %w", p, err)
 		}
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(&b.fig)
 	}
 	return b.targets()
 }

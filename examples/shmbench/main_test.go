@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -141,6 +142,66 @@ func TestPartsAndFlags(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-h"}, &out, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp (which main exits 0 on)", err)
+	}
+}
+
+// TestJSON runs every part with -json and small counts: stdout must be
+// one JSON object and nothing else, with a row for every transport of
+// every table, each with figures, and no target judged.
+func TestJSON(t *testing.T) {
+	var out, stderr bytes.Buffer
+	args := []string{"-quick", "-json", "-n", "200", "-intervals", "1ms", "-sparse-n", "5", "-stream-for", "20ms", "-stream-rounds", "2",
+		"-multi-for", "50ms", "-conns", "2", "-idle-conns", "3", "-idle-for", "50ms", "-settle", "10ms", "-ring-n", "1000"}
+	if err := run(context.Background(), args, &out, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	dec := json.NewDecoder(&out)
+	dec.DisallowUnknownFields()
+	var fig figures
+	if err := dec.Decode(&fig); err != nil {
+		t.Fatalf("stdout is not the figures' JSON: %v", err)
+	}
+	if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
+		t.Errorf("stdout has more than the JSON object: %q", rest)
+	}
+	var latency []string
+	for _, r := range fig.Latency {
+		latency = append(latency, fmt.Sprintf("%v %s", time.Duration(r.IntervalNs), r.Transport))
+		if r.N <= 0 || r.P50Ns <= 0 || r.P99Ns < r.P50Ns || r.P999Ns < r.P99Ns || r.MaxNs < r.P999Ns || r.Rate <= 0 {
+			t.Errorf("latency row %+v: missing or disordered figures", r)
+		}
+	}
+	wantLatency := []string{"0s floor", "0s shm adaptive", "0s shm server spin, client adaptive", "0s unix", "0s tcp",
+		"1ms floor", "1ms shm server spin, client adaptive", "1ms shm server spin, client adaptive, +8 idle conns", "1ms shm adaptive", "1ms unix", "1ms tcp"}
+	if !slices.Equal(latency, wantLatency) {
+		t.Errorf("latency rows %q, want %q", latency, wantLatency)
+	}
+	checkThroughput(t, "stream", fig.Stream, []string{"floor", "shm adaptive", "unix", "tcp"}, 2)
+	checkThroughput(t, "multi", fig.Multi, []string{"shm adaptive", "unix", "tcp"}, 1)
+	checkThroughput(t, "ring", fig.Ring, []string{"ring", "chan []byte"}, ringRuns)
+	var idle []string
+	for _, r := range fig.Idle {
+		idle = append(idle, fmt.Sprintf("%s x%d", r.Transport, r.Conns))
+		if r.ClientThreads <= 0 || r.ServerThreads <= 0 || r.ClientCPU < 0 || r.ServerCPU < 0 {
+			t.Errorf("idle row %+v: missing figures", r)
+		}
+	}
+	if want := []string{"shm adaptive x1", "unix x1", "shm adaptive x3", "unix x3"}; !slices.Equal(idle, want) {
+		t.Errorf("idle rows %q, want %q", idle, want)
+	}
+}
+
+func checkThroughput(t *testing.T, table string, rows []throughputRow, transports []string, values int) {
+	t.Helper()
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Transport)
+		if len(r.Values) != values || slices.ContainsFunc(r.Values, func(v float64) bool { return !(v > 0) }) {
+			t.Errorf("%s row %q: values %v, want %d positive", table, r.Transport, r.Values, values)
+		}
+	}
+	if !slices.Equal(got, transports) {
+		t.Errorf("%s rows %q, want %q", table, got, transports)
 	}
 }
 

@@ -41,6 +41,7 @@ func (b *bench) ring(ctx context.Context) error {
 		chanMBs = append(chanMBs, mbs(b.cfg.ringN, size, chanStream(b.cfg.ringN, size)))
 	}
 	b.res.ringMBs, b.res.chanMBs = median(ringMBs), median(chanMBs)
+	b.fig.Ring = []throughputRow{{"ring", ringMBs}, {"chan []byte", chanMBs}}
 	tw := b.table()
 	fmt.Fprintln(tw, "queue\tMB/s (median)\tmin\tmax\tns/message\tvs chan\t")
 	for _, r := range []struct {

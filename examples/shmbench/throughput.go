@@ -45,6 +45,7 @@ func (b *bench) stream(ctx context.Context) error {
 	}
 	for i, t := range ts {
 		b.res.stream[t] = median(mbs[i])
+		b.fig.Stream = append(b.fig.Stream, throughputRow{t.label(b.cfg.wait), mbs[i]})
 	}
 	floor, unix := b.res.stream[floorT], b.res.stream[unixT]
 	tw := b.table()
@@ -162,6 +163,7 @@ func (b *bench) multi(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", t.label(b.cfg.wait), err)
 			}
 			rows = append(rows, row{t, t.label(b.cfg.wait), rate})
+			b.fig.Multi = append(b.fig.Multi, throughputRow{t.label(b.cfg.wait), []float64{rate}})
 			return nil
 		})
 		if err != nil {

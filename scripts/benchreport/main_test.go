@@ -1,0 +1,92 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmconn/shmconn/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyMain(m) }
+
+// TestSplice replaces what lies between the markers and nothing else, and
+// refuses a file without exactly one pair in order.
+func TestSplice(t *testing.T) {
+	doc := "# B\n\ntext\n" + beginMarker + "\nold\ntables\n" + endMarker + "\nmore text\n"
+	got, err := splice(doc, "new\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# B\n\ntext\n" + beginMarker + "\nnew\n" + endMarker + "\nmore text\n"; got != want {
+		t.Errorf("spliced:\n%s\nwant:\n%s", got, want)
+	}
+	if again, err := splice(got, "new\n"); err != nil || again != got {
+		t.Errorf("splicing the same section again changed the file (%v):\n%s", err, again)
+	}
+	for _, bad := range []string{
+		"no markers\n",
+		beginMarker + "\n",
+		endMarker + "\n" + beginMarker + "\n",
+		beginMarker + "\n" + endMarker + "\n" + beginMarker + "\n" + endMarker + "\n",
+		"text " + beginMarker + " text\n" + endMarker + "\n",
+	} {
+		if _, err := splice(bad, "x\n"); err == nil {
+			t.Errorf("splice accepted %q", bad)
+		}
+	}
+}
+
+// TestSpread: median over an odd and an even count, and the cell's range.
+func TestSpread(t *testing.T) {
+	if m := (spread{3, 1, 2}).median(); m != 2 {
+		t.Errorf("median of 3 1 2: %v", m)
+	}
+	if m := (spread{4, 1, 3, 2}).median(); m != 2.5 {
+		t.Errorf("median of 4 1 3 2: %v", m)
+	}
+	if c := (spread{2000, 1500, 9000}).cell(us, ""); c != "2.00 (1.50-9.00)" {
+		t.Errorf("cell: %q", c)
+	}
+	if c := (spread{0.5}).cell(ratio, "x"); c != "0.50x" {
+		t.Errorf("one run's cell: %q", c)
+	}
+	if c := (spread{}).cell(ratio, "x"); c != "-" {
+		t.Errorf("empty cell: %q", c)
+	}
+}
+
+// TestLatencyTable takes each ratio within a run: two runs whose floor and
+// shm both doubled give the same ratio twice, no range.
+func TestLatencyTable(t *testing.T) {
+	run := func(floor, shm, unix float64) shmbenchFigures {
+		return shmbenchFigures{Latency: []latencyRow{
+			{Transport: "floor", P50Ns: floor, P99Ns: floor, P999Ns: floor},
+			{Transport: "shm", P50Ns: shm, P99Ns: shm, P999Ns: shm},
+			{Transport: "unix", P50Ns: unix, P99Ns: unix, P999Ns: unix},
+			{IntervalNs: int64(time.Millisecond), Transport: "shm", P50Ns: 1, P99Ns: 1, P999Ns: 1},
+		}}
+	}
+	tb := latencyTable([]shmbenchFigures{run(100, 200, 20000), run(200, 400, 20000)}, 0, true)
+	if len(tb.rows) != 3 {
+		t.Fatalf("%d rows, want 3: %v", len(tb.rows), tb.rows)
+	}
+	want := []string{"shm", "0.30 (0.20-0.40)", "0.30 (0.20-0.40)", "0.30 (0.20-0.40)", "2.00x (2.00-2.00)", "0.015x (0.010-0.020)", "0.015x (0.010-0.020)"}
+	if got := tb.rows[1]; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("shm row %q, want %q", got, want)
+	}
+	if got := tb.rows[0][4]; got != "-" {
+		t.Errorf("the floor's ratio to itself: %q, want -", got)
+	}
+}
+
+// TestCPUModel reads the model name and the hypervisor flag.
+func TestCPUModel(t *testing.T) {
+	info := "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse hypervisor lm\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n"
+	if got := cpuModel(info); got != "AMD EPYC (virtual machine)" {
+		t.Errorf("cpuModel: %q", got)
+	}
+	if got := cpuModel("model name : Xeon\nflags : fpu hypervisorx\n"); got != "Xeon" {
+		t.Errorf("cpuModel without the flag: %q", got)
+	}
+}
