@@ -153,3 +153,54 @@ func TestBlockingWaits(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestACLChangesApplyAtOnce: ACL changes reach an shm client that already
+// authenticated, at its next command, in a pipeline too: a revoked command
+// and key pattern are refused, a granted one runs, and a deleted user ends
+// the conn, as Redis ends a socket client of a deleted user.
+func TestACLChangesApplyAtOnce(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	admin := s.plainConn()
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get", "+set"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c := s.shmConn()
+	if r := c.do("AUTH", "app", "pw"); r != "+OK\r\n" {
+		t.Fatalf("AUTH app: %q", r)
+	}
+	if r := c.do("SET", "app:1", "v"); r != "+OK\r\n" {
+		t.Fatalf("SET before the change: %q", r)
+	}
+	if r := admin.do("ACL", "SETUSER", "app", "-set", "+del"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	if r := c.do("SET", "app:1", "w"); r != "-NOPERM this user has no permissions to run the 'set' command\r\n" {
+		t.Fatalf("SET after ACL SETUSER -set: %q", r)
+	}
+	if r := c.do("DEL", "app:2"); r != ":0\r\n" {
+		t.Fatalf("DEL after ACL SETUSER +del: %q", r)
+	}
+	if r := admin.do("ACL", "SETUSER", "app", "resetkeys", "~other:*"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c.send(encode(encode(nil, "GET", "app:1"), "GET", "other:1"))
+	if r := c.read(); r != "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n" {
+		t.Fatalf("GET app:1 after resetkeys: %q", r)
+	}
+	if r := c.read(); r != "$-1\r\n" {
+		t.Fatalf("GET other:1 after ~other:*: %q", r)
+	}
+	if r := admin.do("ACL", "DELUSER", "app"); r != ":1\r\n" {
+		t.Fatal(r)
+	}
+	// Recreated with no rights: the conn must not run as the old user.
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c.send(encode(nil, "GET", "other:1"))
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.r.ReadString('\n')
+	if err == nil && !strings.HasPrefix(line, "-") {
+		t.Fatalf("GET after the user was deleted and recreated without rights: %q", line)
+	}
+}
