@@ -189,6 +189,13 @@ long long shm_pause_left(int write, long long now) {
 	return end - now;
 }
 
+// pause_left is shm_pause_left now; it reads the clock only while paused.
+static long long pause_left(int write) {
+	if (__atomic_load_n(&g_pause_end_ms, __ATOMIC_SEQ_CST) == 0)
+		return 0;
+	return shm_pause_left(write, now_ms());
+}
+
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
 	if (load_api(ctx) != RM_OK || rm_IsModuleNameBusy("shmconn"))
 		return RM_ERR;
@@ -224,9 +231,14 @@ void shm_unlock(void) { rm_ThreadSafeContextUnlock(g_ctx); }
 RedisModuleCtx *shm_ctx_new(void) { return rm_GetDetachedThreadSafeContext(g_ctx); }
 void shm_ctx_free(RedisModuleCtx *ctx) { rm_FreeThreadSafeContext(ctx); }
 
-// make_argv turns argc arguments laid end to end in buf into strings.
-static RedisModuleString **make_argv(const char *buf, const size_t *lens, int argc) {
-	RedisModuleString **v = malloc(sizeof(*v) * (size_t)argc);
+// Requests of up to argv_stack arguments, and names shorter than
+// name_stack bytes, are laid out on the stack: no allocation per command.
+enum { argv_stack = 16, name_stack = 64 };
+
+// make_argv turns argc arguments laid end to end in buf into strings, in
+// stack (argv_stack entries) when they fit.
+static RedisModuleString **make_argv(const char *buf, const size_t *lens, int argc, RedisModuleString **stack) {
+	RedisModuleString **v = argc <= argv_stack ? stack : malloc(sizeof(*v) * (size_t)argc);
 	if (!v)
 		return NULL;
 	for (int i = 0; i < argc; buf += lens[i], i++)
@@ -234,19 +246,22 @@ static RedisModuleString **make_argv(const char *buf, const size_t *lens, int ar
 	return v;
 }
 
-static void free_argv(RedisModuleString **v, int argc) {
+static void free_argv(RedisModuleString **v, int argc, RedisModuleString **stack) {
 	for (int i = 0; i < argc; i++)
 		rm_FreeString(NULL, v[i]);
-	free(v);
+	if (v != stack)
+		free(v);
 }
 
-// shm_call runs one command (argc >= 1 arguments laid end to end in buf)
-// through RM_Call under the lock, as user (NULL: unrestricted). fmt must be
-// "v" followed by RM_Call's flag characters.
-int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
-             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
-	char *name = malloc(lens[0] + 1);
-	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1);
+// call_locked runs one command (argc >= 1 arguments laid end to end in buf)
+// through RM_Call, as user (NULL: unrestricted). Under the lock. fmt must
+// be "v" followed by RM_Call's flag characters.
+static int call_locked(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+                       const size_t *lens, int argc, RedisModuleCallReply **reply) {
+	char stack_name[name_stack];
+	RedisModuleString *stack_argv[argv_stack];
+	char *name = lens[0] < name_stack ? stack_name : malloc(lens[0] + 1);
+	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1, stack_argv);
 	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
 	int rc = SHM_CALL_NOREPLY;
 	if (!name || !v) {
@@ -259,18 +274,66 @@ int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, cons
 		rm_SetContextUser(ctx, u);
 		*reply = rm_Call(ctx, name, fmt, v, (size_t)(argc - 1));
 		rm_SetContextUser(ctx, NULL);
-		if (*reply) {
-			*proto = rm_CallReplyProto(*reply, plen);
+		if (*reply)
 			rc = SHM_CALL_OK;
-		}
 	}
 	int saved = errno;
 	if (u)
 		rm_FreeModuleUser(u);
 	if (v)
-		free_argv(v, argc - 1);
-	free(name);
+		free_argv(v, argc - 1, stack_argv);
+	if (name != stack_name)
+		free(name);
 	errno = saved;
+	return rc;
+}
+
+// shm_call: call_locked, and the reply's RESP bytes in *proto.
+int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
+	int rc = call_locked(ctx, user, fmt, buf, lens, argc, reply);
+	if (rc == SHM_CALL_OK)
+		*proto = rm_CallReplyProto(*reply, plen);
+	return rc;
+}
+
+static long long pause_left(int write);
+static void wake_noop(void *data);
+
+// shm_run runs one command as shm_call does, in one call from Go: it takes
+// the lock, returns SHM_CALL_PAUSED with the milliseconds left in res->len
+// while CLIENT PAUSE holds the command (write: it may write), copies the
+// reply's RESP bytes into out when they fit in outcap, or else into
+// res->big (malloc'd, for the caller to free), frees the reply, releases
+// the lock and, after a write (wake), wakes the main thread (shm_wake).
+int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
+            int argc, int write, int wake, char *out, size_t outcap, shm_result *res) {
+	res->big = NULL;
+	res->err = 0;
+	rm_ThreadSafeContextLock(g_ctx);
+	long long left = pause_left(write);
+	if (left > 0) {
+		rm_ThreadSafeContextUnlock(g_ctx);
+		res->len = (size_t)left;
+		return SHM_CALL_PAUSED;
+	}
+	RedisModuleCallReply *reply = NULL;
+	int rc = call_locked(ctx, user, fmt, buf, lens, argc, &reply);
+	if (rc == SHM_CALL_OK) {
+		const char *proto = rm_CallReplyProto(reply, &res->len);
+		if (res->len > outcap && !(out = res->big = malloc(res->len))) {
+			rc = SHM_CALL_NOREPLY;
+			errno = ENOMEM;
+		} else {
+			memcpy(out, proto, res->len);
+		}
+		rm_FreeCallReply(reply);
+	}
+	if (rc == SHM_CALL_NOREPLY)
+		res->err = errno;
+	rm_ThreadSafeContextUnlock(g_ctx);
+	if (rc == SHM_CALL_OK && wake)
+		rm_EventLoopAddOneShot(wake_noop, NULL);
 	return rc;
 }
 
@@ -281,11 +344,12 @@ int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, 
 	RedisModuleUser *u = rm_GetModuleUserFromUserName(user);
 	if (!u)
 		return ESRCH;
-	RedisModuleString **v = make_argv(buf, lens, argc);
+	RedisModuleString *stack[argv_stack];
+	RedisModuleString **v = make_argv(buf, lens, argc, stack);
 	int rc = ENOMEM;
 	if (v) {
 		rc = rm_ACLCheckCommandPermissions(u, v, argc) == RM_OK ? 0 : errno;
-		free_argv(v, argc);
+		free_argv(v, argc, stack);
 	}
 	rm_FreeModuleUser(u);
 	return rc;
