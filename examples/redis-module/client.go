@@ -27,6 +27,7 @@ type client struct {
 	ctx     rmCtx    // its own thread-safe context: database, id
 	userStr rmString // the ACL user its commands run as
 	run     runner   // for rmRun
+	req     command  // the request being served (reused: queue keeps a copy)
 
 	// Written under the server lock.
 	id     uint64
@@ -123,7 +124,7 @@ func (c *client) serveOne() bool {
 			c.nc.SetReadDeadline(time.Now().Add(cfg.timeout))
 		}
 	}
-	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed})
+	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed}, &c.req)
 	if waited {
 		// Once per batch of requests: CLIENT LIST's idle counts seconds.
 		c.lastUsed.Store(time.Now().UnixNano())

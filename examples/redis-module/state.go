@@ -249,7 +249,7 @@ func (c *client) queue(cmd *command) bool {
 		c.reply(r)
 		return true
 	}
-	c.multi = append(c.multi, cmd)
+	c.multi = append(c.multi, cmd.clone())
 	c.reply("+QUEUED\r\n")
 	return true
 }
