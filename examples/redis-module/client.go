@@ -129,12 +129,12 @@ func (c *client) serveOne() bool {
 		// Once per batch of requests: CLIENT LIST's idle counts seconds.
 		c.lastUsed.Store(time.Now().UnixNano())
 	}
-	var pe protoError
-	if errors.As(err, &pe) {
-		c.w.WriteString("-ERR " + pe.Error() + "\r\n")
-		return false
-	}
 	if err != nil {
+		// Only here: errors.As's target escapes, an allocation per request.
+		var pe protoError
+		if errors.As(err, &pe) {
+			c.w.WriteString("-ERR " + pe.Error() + "\r\n")
+		}
 		return false
 	}
 	ok := c.dispatch(cmd)
