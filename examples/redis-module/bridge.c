@@ -145,10 +145,20 @@ static int arg_is(RedisModuleCommandFilterCtx *f, int pos, const char *want) {
 
 static long long now_ms(void);
 
-// Sees every command before it runs, on the main thread: records CLIENT
-// PAUSE and UNPAUSE so that shm clients are held as socket clients are.
+// Counts the commands that may change or free ACL users: every ACL command,
+// and EXEC, which may run ACL commands queued earlier. Written by
+// on_command before such a command runs, read by conn_user, both under the
+// lock.
+static unsigned long long g_acl_gen;
+
+// Sees every command before it runs (from a client, a MULTI queue, or
+// RM_Call), under the lock: records CLIENT PAUSE and UNPAUSE so that shm
+// clients are held as socket clients are, and counts what may change ACL
+// users in g_acl_gen.
 static void on_command(RedisModuleCommandFilterCtx *f) {
 	int argc = rm_CommandFilterArgsCount(f);
+	if (argc >= 1 && (arg_is(f, 0, "acl") || arg_is(f, 0, "exec")))
+		__atomic_add_fetch(&g_acl_gen, 1, __ATOMIC_SEQ_CST);
 	if (argc < 2 || !arg_is(f, 0, "client"))
 		return;
 	if (argc == 2 && arg_is(f, 1, "unpause")) {
@@ -254,19 +264,19 @@ static void free_argv(RedisModuleString **v, int argc, RedisModuleString **stack
 }
 
 // call_locked runs one command (argc >= 1 arguments laid end to end in buf)
-// through RM_Call, as user (NULL: unrestricted). Under the lock. fmt must
-// be "v" followed by RM_Call's flag characters.
-static int call_locked(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+// through RM_Call, as user u if as_user (a NULL u: the user is gone), or
+// else unrestricted. Under the lock. fmt must be "v" followed by RM_Call's
+// flag characters.
+static int call_locked(RedisModuleCtx *ctx, RedisModuleUser *u, int as_user, const char *fmt, const char *buf,
                        const size_t *lens, int argc, RedisModuleCallReply **reply) {
 	char stack_name[name_stack];
 	RedisModuleString *stack_argv[argv_stack];
 	char *name = lens[0] < name_stack ? stack_name : malloc(lens[0] + 1);
 	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1, stack_argv);
-	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
 	int rc = SHM_CALL_NOREPLY;
 	if (!name || !v) {
 		errno = ENOMEM;
-	} else if (user && !u) {
+	} else if (as_user && !u) {
 		rc = SHM_CALL_NOUSER;
 	} else {
 		memcpy(name, buf, lens[0]);
@@ -278,8 +288,6 @@ static int call_locked(RedisModuleCtx *ctx, RedisModuleString *user, const char 
 			rc = SHM_CALL_OK;
 	}
 	int saved = errno;
-	if (u)
-		rm_FreeModuleUser(u);
 	if (v)
 		free_argv(v, argc - 1, stack_argv);
 	if (name != stack_name)
@@ -288,26 +296,54 @@ static int call_locked(RedisModuleCtx *ctx, RedisModuleString *user, const char 
 	return rc;
 }
 
-// shm_call: call_locked, and the reply's RESP bytes in *proto.
+// shm_call runs one command through RM_Call under the lock as call_locked
+// does, as user (NULL: unrestricted), and gives the reply's RESP bytes in
+// *proto.
 int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
              const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
-	int rc = call_locked(ctx, user, fmt, buf, lens, argc, reply);
+	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
+	int rc = call_locked(ctx, u, user != NULL, fmt, buf, lens, argc, reply);
+	int saved = errno;
+	if (u)
+		rm_FreeModuleUser(u);
+	errno = saved;
 	if (rc == SHM_CALL_OK)
 		*proto = rm_CallReplyProto(*reply, plen);
 	return rc;
 }
 
+// conn_user is the conn's ACL user named name, looked up again whenever an
+// ACL command or an EXEC ran since the last lookup (on_command counts them
+// in g_acl_gen before they run): a user that ACL DELUSER or ACL LOAD freed
+// is never used, and ACL SETUSER changes a user in place. Under the lock.
+static RedisModuleUser *conn_user(shm_conn *conn, RedisModuleString *name) {
+	unsigned long long gen = __atomic_load_n(&g_acl_gen, __ATOMIC_SEQ_CST);
+	if (conn->user && conn->user_gen == gen)
+		return conn->user;
+	shm_conn_forget_user(conn);
+	conn->user = rm_GetModuleUserFromUserName(name);
+	conn->user_gen = gen;
+	return conn->user;
+}
+
+void shm_conn_forget_user(shm_conn *conn) {
+	if (conn->user)
+		rm_FreeModuleUser(conn->user);
+	conn->user = NULL;
+}
+
 static long long pause_left(int write);
 static void wake_noop(void *data);
 
-// shm_run runs one command as shm_call does, in one call from Go: it takes
-// the lock, returns SHM_CALL_PAUSED with the milliseconds left in res->len
-// while CLIENT PAUSE holds the command (write: it may write), copies the
-// reply's RESP bytes into out when they fit in outcap, or else into
-// res->big (malloc'd, for the caller to free), frees the reply, releases
-// the lock and, after a write (wake), wakes the main thread (shm_wake).
+// shm_run runs one command as shm_call does, in one call from Go, for the
+// conn res (whose cached user it uses: conn_user): it takes the lock,
+// returns SHM_CALL_PAUSED with the milliseconds left in res->len while
+// CLIENT PAUSE holds the command (write: it may write), copies the reply's
+// RESP bytes into out when they fit in outcap, or else into res->big
+// (malloc'd, for the caller to free), frees the reply, releases the lock
+// and, after a write (wake), wakes the main thread (shm_wake).
 int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
-            int argc, int write, int wake, char *out, size_t outcap, shm_result *res) {
+            int argc, int write, int wake, char *out, size_t outcap, shm_conn *res) {
 	res->big = NULL;
 	res->err = 0;
 	rm_ThreadSafeContextLock(g_ctx);
@@ -318,7 +354,7 @@ int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const
 		return SHM_CALL_PAUSED;
 	}
 	RedisModuleCallReply *reply = NULL;
-	int rc = call_locked(ctx, user, fmt, buf, lens, argc, &reply);
+	int rc = call_locked(ctx, user ? conn_user(res, user) : NULL, user != NULL, fmt, buf, lens, argc, &reply);
 	if (rc == SHM_CALL_OK) {
 		const char *proto = rm_CallReplyProto(reply, &res->len);
 		if (res->len > outcap && !(out = res->big = malloc(res->len))) {

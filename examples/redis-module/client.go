@@ -73,25 +73,26 @@ func (c *client) serve() {
 // start sets the client up as Redis sets up a new connection: database 0,
 // RESP2, the default user, authenticated if that user needs no password.
 func (c *client) start() {
+	c.run = newRunner()
 	c.ctx = newCtx()
 	c.id = clientID(c.ctx)
 	c.resp = 2
 	c.setUser("default")
 	c.authed = c.m.defaultNoPass()
 	c.lastUsed.Store(time.Now().UnixNano())
-	c.run = newRunner()
 }
 
 func (c *client) free() {
 	lockServer()
 	freeString(c.userStr)
 	freeCtx(c.ctx)
-	unlockServer()
 	c.run.free()
+	unlockServer()
 }
 
 // setUser: under the lock.
 func (c *client) setUser(name string) {
+	c.run.forgetUser()
 	freeString(c.userStr)
 	c.user, c.userStr = name, newString(name)
 }

@@ -116,19 +116,28 @@ func rmCall(ctx rmCtx, user rmString, flags string, cmd *command) callResult {
 	return res
 }
 
-// runner holds what rmRun reuses for each of a conn's commands: the
-// arguments' lengths and, in C memory, the result (an out parameter in Go
-// memory would escape to the heap at every call).
+// runner holds what runner.call reuses for each of a conn's commands: the
+// arguments' lengths and, in C memory, shm_run's conn state (its result,
+// which as an out parameter in Go memory would escape to the heap at
+// every call, and the conn's ACL user as last looked up).
 type runner struct {
 	lens []C.size_t
-	res  *C.shm_result
+	res  *C.shm_conn
 }
 
 func newRunner() runner {
-	return runner{res: (*C.shm_result)(C.calloc(1, C.sizeof_shm_result))}
+	return runner{res: (*C.shm_conn)(C.calloc(1, C.sizeof_shm_conn))}
 }
 
-func (r *runner) free() { C.free(unsafe.Pointer(r.res)) }
+// forgetUser drops the cached ACL user: the conn runs as another one now.
+// Under the lock.
+func (r *runner) forgetUser() { C.shm_conn_forget_user(r.res) }
+
+// free: under the lock.
+func (r *runner) free() {
+	r.forgetUser()
+	C.free(unsafe.Pointer(r.res))
+}
 
 // The outcomes of runner.call.
 const (
