@@ -26,7 +26,7 @@ type client struct {
 
 	ctx     rmCtx    // its own thread-safe context: database, id
 	userStr rmString // the ACL user its commands run as
-	run     runner   // for rmRun
+	run     runner   // its state for runner.call (shm_run)
 	req     command  // the request being served (reused: queue keeps a copy)
 
 	// Written under the server lock.
@@ -251,7 +251,7 @@ const minReplyRoom = 4 << 10
 // runFast runs a command that needs nothing under the lock but RM_Call
 // and CLIENT PAUSE's check (not CLIENT or SELECT, which change the conn,
 // not a blocking command, not one refuse checks READONLY for), with one
-// cgo call (rmRun) that takes the lock, runs it, copies the reply into
+// cgo call (runner.call) that takes the lock, runs it, copies the reply into
 // the write buffer and lets go. It makes exec's checks and replies as
 // exec does.
 func (c *client) runFast(cmd *command, ci *cmdInfo) bool {

@@ -165,7 +165,7 @@ func (r runResult) free() {
 // call runs cmd as shm_run does (one cgo call: lock, CLIENT PAUSE's check,
 // RM_Call as user with the format fmt, the reply copied into out when it
 // fits, unlock, and a wake-up of the main thread after a write when wake).
-// The caller must not hold the lock.
+// The caller must not hold the lock, nor serverLock.
 func (r *runner) call(ctx rmCtx, user rmString, fmt *C.char, cmd *command, write, wake bool, out []byte) runResult {
 	r.lens = r.lens[:0]
 	prev := 0
@@ -181,8 +181,13 @@ func (r *runner) call(ctx rmCtx, user rmString, fmt *C.char, cmd *command, write
 	if cap(out) > 0 {
 		outp = (*C.char)(unsafe.Pointer(&out[:1][0]))
 	}
+	// shm_run takes and releases the server lock itself, so the goroutine
+	// need not stay on its thread; serverLock still keeps waiting conns off
+	// OS threads.
+	serverLock.Lock()
 	rc := C.shm_run(ctx, user, fmt, (*C.char)(unsafe.Pointer(&data[0])), &r.lens[0], C.int(cmd.argc()),
 		cBool(write), cBool(wake), outp, C.size_t(cap(out)), r.res)
+	serverLock.Unlock()
 	res := runResult{status: int(rc)}
 	switch rc {
 	case callOK:
