@@ -157,9 +157,13 @@ static unsigned long long g_acl_gen;
 // users in g_acl_gen.
 static void on_command(RedisModuleCommandFilterCtx *f) {
 	int argc = rm_CommandFilterArgsCount(f);
-	if (argc >= 1 && (arg_is(f, 0, "acl") || arg_is(f, 0, "exec")))
+	if (argc < 1)
+		return;
+	size_t n;
+	const char *name = rm_StringPtrLen(rm_CommandFilterArgGet(f, 0), &n);
+	if ((n == 3 && strncasecmp(name, "acl", 3) == 0) || (n == 4 && strncasecmp(name, "exec", 4) == 0))
 		__atomic_add_fetch(&g_acl_gen, 1, __ATOMIC_SEQ_CST);
-	if (argc < 2 || !arg_is(f, 0, "client"))
+	if (argc < 2 || n != 6 || strncasecmp(name, "client", 6) != 0)
 		return;
 	if (argc == 2 && arg_is(f, 1, "unpause")) {
 		__atomic_store_n(&g_pause_end_ms, 0, __ATOMIC_SEQ_CST);
@@ -170,7 +174,6 @@ static void on_command(RedisModuleCommandFilterCtx *f) {
 	int all = argc == 3 || arg_is(f, 3, "all");
 	if (argc == 4 && !all && !arg_is(f, 3, "write"))
 		return;
-	size_t n;
 	const char *p = rm_StringPtrLen(rm_CommandFilterArgGet(f, 2), &n);
 	char num[24];
 	if (n == 0 || n >= sizeof num)
