@@ -139,7 +139,7 @@ func (c *client) serveOne() bool {
 		return false
 	}
 	ok := c.dispatch(cmd)
-	if errors.Is(c.werr, errOutputLimit) || isTimeout(c.werr) {
+	if c.werr != nil && (errors.Is(c.werr, errOutputLimit) || isTimeout(c.werr)) {
 		logWarning(fmt.Sprintf("shmconn: client id=%d closed for overcoming of output buffer limits", c.id))
 	}
 	return ok && c.werr == nil

@@ -217,6 +217,13 @@ func readBulk(r *bufio.Reader, lim limits, cmd *command) error {
 	case int64(len(cmd.data))+n > lim.maxQuery:
 		return errQueryLimit
 	}
+	if int64(r.Buffered()) >= n+2 { // the usual case: the bulk and its CRLF are buffered
+		b, _ := r.Peek(int(n))
+		cmd.data = append(cmd.data, b...)
+		cmd.ends = append(cmd.ends, len(cmd.data))
+		_, err = r.Discard(int(n) + 2)
+		return err
+	}
 	// Grow as bytes arrive, so that a length alone commits no memory.
 	start := len(cmd.data)
 	for int64(len(cmd.data)-start) < n {
