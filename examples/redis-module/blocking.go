@@ -77,6 +77,10 @@ type blocking struct {
 	deadline time.Time // zero: wait for ever
 }
 
+// blockingCommands are the commands blockingTimeout looks at.
+var blockingCommands = map[string]bool{"blpop": true, "brpop": true, "brpoplpush": true, "blmove": true,
+	"bzpopmin": true, "bzpopmax": true, "blmpop": true, "bzmpop": true, "xread": true, "xreadgroup": true}
+
 // blockingTimeout says whether cmd blocks, and for how long; nil when it
 // does not block or its timeout is malformed (the command itself then
 // answers with Redis's error).

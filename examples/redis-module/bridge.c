@@ -145,11 +145,25 @@ static int arg_is(RedisModuleCommandFilterCtx *f, int pos, const char *want) {
 
 static long long now_ms(void);
 
-// Sees every command before it runs, on the main thread: records CLIENT
-// PAUSE and UNPAUSE so that shm clients are held as socket clients are.
+// Counts the commands that may change or free ACL users: every ACL command,
+// and EXEC, which may run ACL commands queued earlier. Written by
+// on_command before such a command runs, read by conn_user, both under the
+// lock.
+static unsigned long long g_acl_gen;
+
+// Sees every command before it runs (from a client, a MULTI queue, or
+// RM_Call), under the lock: records CLIENT PAUSE and UNPAUSE so that shm
+// clients are held as socket clients are, and counts what may change ACL
+// users in g_acl_gen.
 static void on_command(RedisModuleCommandFilterCtx *f) {
 	int argc = rm_CommandFilterArgsCount(f);
-	if (argc < 2 || !arg_is(f, 0, "client"))
+	if (argc < 1)
+		return;
+	size_t n;
+	const char *name = rm_StringPtrLen(rm_CommandFilterArgGet(f, 0), &n);
+	if ((n == 3 && strncasecmp(name, "acl", 3) == 0) || (n == 4 && strncasecmp(name, "exec", 4) == 0))
+		__atomic_add_fetch(&g_acl_gen, 1, __ATOMIC_SEQ_CST);
+	if (argc < 2 || n != 6 || strncasecmp(name, "client", 6) != 0)
 		return;
 	if (argc == 2 && arg_is(f, 1, "unpause")) {
 		__atomic_store_n(&g_pause_end_ms, 0, __ATOMIC_SEQ_CST);
@@ -160,7 +174,6 @@ static void on_command(RedisModuleCommandFilterCtx *f) {
 	int all = argc == 3 || arg_is(f, 3, "all");
 	if (argc == 4 && !all && !arg_is(f, 3, "write"))
 		return;
-	size_t n;
 	const char *p = rm_StringPtrLen(rm_CommandFilterArgGet(f, 2), &n);
 	char num[24];
 	if (n == 0 || n >= sizeof num)
@@ -187,6 +200,13 @@ long long shm_pause_left(int write, long long now) {
 	if (end <= now || (!write && !__atomic_load_n(&g_pause_all, __ATOMIC_SEQ_CST)))
 		return 0;
 	return end - now;
+}
+
+// pause_left is shm_pause_left now; it reads the clock only while paused.
+static long long pause_left(int write) {
+	if (__atomic_load_n(&g_pause_end_ms, __ATOMIC_SEQ_CST) == 0)
+		return 0;
+	return shm_pause_left(write, now_ms());
 }
 
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -224,9 +244,14 @@ void shm_unlock(void) { rm_ThreadSafeContextUnlock(g_ctx); }
 RedisModuleCtx *shm_ctx_new(void) { return rm_GetDetachedThreadSafeContext(g_ctx); }
 void shm_ctx_free(RedisModuleCtx *ctx) { rm_FreeThreadSafeContext(ctx); }
 
-// make_argv turns argc arguments laid end to end in buf into strings.
-static RedisModuleString **make_argv(const char *buf, const size_t *lens, int argc) {
-	RedisModuleString **v = malloc(sizeof(*v) * (size_t)argc);
+// Requests of up to argv_stack arguments, and names shorter than
+// name_stack bytes, are laid out on the stack: no allocation per command.
+enum { argv_stack = 16, name_stack = 64 };
+
+// make_argv turns argc arguments laid end to end in buf into strings, in
+// stack (argv_stack entries) when they fit.
+static RedisModuleString **make_argv(const char *buf, const size_t *lens, int argc, RedisModuleString **stack) {
+	RedisModuleString **v = argc <= argv_stack ? stack : malloc(sizeof(*v) * (size_t)argc);
 	if (!v)
 		return NULL;
 	for (int i = 0; i < argc; buf += lens[i], i++)
@@ -234,24 +259,27 @@ static RedisModuleString **make_argv(const char *buf, const size_t *lens, int ar
 	return v;
 }
 
-static void free_argv(RedisModuleString **v, int argc) {
+static void free_argv(RedisModuleString **v, int argc, RedisModuleString **stack) {
 	for (int i = 0; i < argc; i++)
 		rm_FreeString(NULL, v[i]);
-	free(v);
+	if (v != stack)
+		free(v);
 }
 
-// shm_call runs one command (argc >= 1 arguments laid end to end in buf)
-// through RM_Call under the lock, as user (NULL: unrestricted). fmt must be
-// "v" followed by RM_Call's flag characters.
-int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
-             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
-	char *name = malloc(lens[0] + 1);
-	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1);
-	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
+// call_locked runs one command (argc >= 1 arguments laid end to end in buf)
+// through RM_Call, as user u if as_user (a NULL u: the user is gone), or
+// else unrestricted. Under the lock. fmt must be "v" followed by RM_Call's
+// flag characters.
+static int call_locked(RedisModuleCtx *ctx, RedisModuleUser *u, int as_user, const char *fmt, const char *buf,
+                       const size_t *lens, int argc, RedisModuleCallReply **reply) {
+	char stack_name[name_stack];
+	RedisModuleString *stack_argv[argv_stack];
+	char *name = lens[0] < name_stack ? stack_name : malloc(lens[0] + 1);
+	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1, stack_argv);
 	int rc = SHM_CALL_NOREPLY;
 	if (!name || !v) {
 		errno = ENOMEM;
-	} else if (user && !u) {
+	} else if (as_user && !u) {
 		rc = SHM_CALL_NOUSER;
 	} else {
 		memcpy(name, buf, lens[0]);
@@ -259,18 +287,92 @@ int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, cons
 		rm_SetContextUser(ctx, u);
 		*reply = rm_Call(ctx, name, fmt, v, (size_t)(argc - 1));
 		rm_SetContextUser(ctx, NULL);
-		if (*reply) {
-			*proto = rm_CallReplyProto(*reply, plen);
+		if (*reply)
 			rc = SHM_CALL_OK;
-		}
 	}
+	int saved = errno;
+	if (v)
+		free_argv(v, argc - 1, stack_argv);
+	if (name != stack_name)
+		free(name);
+	errno = saved;
+	return rc;
+}
+
+// shm_call runs one command through RM_Call under the lock as call_locked
+// does, as user (NULL: unrestricted), and gives the reply's RESP bytes in
+// *proto.
+int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
+             const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen) {
+	RedisModuleUser *u = user ? rm_GetModuleUserFromUserName(user) : NULL;
+	int rc = call_locked(ctx, u, user != NULL, fmt, buf, lens, argc, reply);
 	int saved = errno;
 	if (u)
 		rm_FreeModuleUser(u);
-	if (v)
-		free_argv(v, argc - 1);
-	free(name);
 	errno = saved;
+	if (rc == SHM_CALL_OK)
+		*proto = rm_CallReplyProto(*reply, plen);
+	return rc;
+}
+
+// conn_user is the conn's ACL user named name, looked up again whenever an
+// ACL command or an EXEC ran since the last lookup (on_command counts them
+// in g_acl_gen before they run): a user that ACL DELUSER or ACL LOAD freed
+// is never used, and ACL SETUSER changes a user in place. Under the lock.
+static RedisModuleUser *conn_user(shm_conn *conn, RedisModuleString *name) {
+	unsigned long long gen = __atomic_load_n(&g_acl_gen, __ATOMIC_SEQ_CST);
+	if (conn->user && conn->user_gen == gen)
+		return conn->user;
+	shm_conn_forget_user(conn);
+	conn->user = rm_GetModuleUserFromUserName(name);
+	conn->user_gen = gen;
+	return conn->user;
+}
+
+void shm_conn_forget_user(shm_conn *conn) {
+	if (conn->user)
+		rm_FreeModuleUser(conn->user);
+	conn->user = NULL;
+}
+
+static long long pause_left(int write);
+static void wake_noop(void *data);
+
+// shm_run runs one command as shm_call does, in one call from Go, for the
+// conn res (whose cached user it uses: conn_user): it takes the lock,
+// returns SHM_CALL_PAUSED with the milliseconds left in res->len while
+// CLIENT PAUSE holds the command (write: it may write), copies the reply's
+// RESP bytes into out when they fit in outcap, or else into res->big
+// (malloc'd, for the caller to free), frees the reply, releases the lock
+// and, after a write (wake), wakes the main thread (shm_wake).
+int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
+            int argc, int write, int wake, char *out, size_t outcap, shm_conn *res) {
+	res->big = NULL;
+	res->err = 0;
+	rm_ThreadSafeContextLock(g_ctx);
+	long long left = pause_left(write);
+	if (left > 0) {
+		rm_ThreadSafeContextUnlock(g_ctx);
+		res->len = (size_t)left;
+		return SHM_CALL_PAUSED;
+	}
+	RedisModuleCallReply *reply = NULL;
+	int rc = call_locked(ctx, user ? conn_user(res, user) : NULL, user != NULL, fmt, buf, lens, argc, &reply);
+	if (rc == SHM_CALL_OK) {
+		const char *proto = rm_CallReplyProto(reply, &res->len);
+		if (res->len > outcap && !(out = res->big = malloc(res->len))) {
+			rc = SHM_CALL_NOREPLY;
+			errno = ENOMEM;
+		} else {
+			memcpy(out, proto, res->len);
+		}
+		rm_FreeCallReply(reply);
+	}
+	if (rc == SHM_CALL_NOREPLY)
+		res->err = errno;
+	rm_ThreadSafeContextUnlock(g_ctx);
+	if (rc == SHM_CALL_OK && wake)
+		rm_EventLoopAddOneShot(wake_noop, NULL);
 	return rc;
 }
 
@@ -281,11 +383,12 @@ int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, 
 	RedisModuleUser *u = rm_GetModuleUserFromUserName(user);
 	if (!u)
 		return ESRCH;
-	RedisModuleString **v = make_argv(buf, lens, argc);
+	RedisModuleString *stack[argv_stack];
+	RedisModuleString **v = make_argv(buf, lens, argc, stack);
 	int rc = ENOMEM;
 	if (v) {
 		rc = rm_ACLCheckCommandPermissions(u, v, argc) == RM_OK ? 0 : errno;
-		free_argv(v, argc);
+		free_argv(v, argc, stack);
 	}
 	rm_FreeModuleUser(u);
 	return rc;

@@ -12,7 +12,19 @@ enum {
 	SHM_CALL_OK = 0,      // *reply holds the reply
 	SHM_CALL_NOREPLY = 1, // RM_Call refused without a reply; errno says why
 	SHM_CALL_NOUSER = 2,  // the conn's ACL user no longer exists
+	SHM_CALL_PAUSED = 3,  // shm_run: CLIENT PAUSE holds the command
 };
+
+// A conn's state for shm_run: what shm_run gives besides its result, and
+// the conn's ACL user as last looked up.
+typedef struct {
+	char *big;  // the reply, when it did not fit the caller's buffer (malloc'd)
+	size_t len; // the reply's length; SHM_CALL_PAUSED: milliseconds left
+	int err;    // SHM_CALL_NOREPLY: the errno
+
+	RedisModuleUser *user;       // NULL: to be looked up
+	unsigned long long user_gen; // g_acl_gen when user was looked up
+} shm_conn;
 
 int shm_has_api(const char *name);
 void shm_lock(void);
@@ -21,6 +33,9 @@ RedisModuleCtx *shm_ctx_new(void);
 void shm_ctx_free(RedisModuleCtx *ctx);
 int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
              const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen);
+int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
+            int argc, int write, int wake, char *out, size_t outcap, shm_conn *res);
+void shm_conn_forget_user(shm_conn *conn);
 int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, int argc);
 void shm_reply_free(RedisModuleCallReply *r);
 RedisModuleString *shm_string(const char *p, size_t len);

@@ -10,7 +10,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // client is one shm conn. Its goroutine owns it; the fields SHMCONN.CLIENTS
@@ -24,16 +26,20 @@ type client struct {
 
 	ctx     rmCtx    // its own thread-safe context: database, id
 	userStr rmString // the ACL user its commands run as
+	run     runner   // its state for runner.call (shm_run)
+	req     command  // the request being served (reused: queue keeps a copy)
 
 	// Written under the server lock.
-	id       uint64
-	user     string
-	authed   bool
-	db       int
-	resp     int
-	name     string
-	lastCmd  string
-	lastUsed time.Time
+	id     uint64
+	user   string
+	authed bool
+	db     int
+	resp   int
+	name   string
+
+	// Written without the lock (the goroutine stores, the main thread loads).
+	lastCmd  atomic.Pointer[string]
+	lastUsed atomic.Int64 // unix nanoseconds
 
 	multi      []*command // queued commands; nil: not in MULTI
 	multiDirty bool       // a queued command was refused: EXEC aborts
@@ -46,6 +52,8 @@ const (
 	errExecAbort   = "-EXECABORT Transaction discarded because of previous errors.\r\n"
 	errNotInMulti  = "-ERR Command not allowed inside a transaction\r\n"
 	errUnsupported = "-ERR %s is not supported over shmconn; use a socket connection\r\n"
+	errUserDeleted = "-ERR your ACL user was deleted\r\n"
+	errCallRefused = "-ERR shmconn: RedisModule_Call refused: %v\r\n"
 )
 
 func (c *client) serve() {
@@ -65,23 +73,26 @@ func (c *client) serve() {
 // start sets the client up as Redis sets up a new connection: database 0,
 // RESP2, the default user, authenticated if that user needs no password.
 func (c *client) start() {
+	c.run = newRunner()
 	c.ctx = newCtx()
 	c.id = clientID(c.ctx)
 	c.resp = 2
 	c.setUser("default")
 	c.authed = c.m.defaultNoPass()
-	c.lastUsed = time.Now()
+	c.lastUsed.Store(time.Now().UnixNano())
 }
 
 func (c *client) free() {
 	lockServer()
 	freeString(c.userStr)
 	freeCtx(c.ctx)
+	c.run.free()
 	unlockServer()
 }
 
 // setUser: under the lock.
 func (c *client) setUser(name string) {
+	c.run.forgetUser()
 	freeString(c.userStr)
 	c.user, c.userStr = name, newString(name)
 }
@@ -105,7 +116,8 @@ func (m *module) defaultNoPass() bool {
 // serveOne reads and answers one request; false ends the conn.
 func (c *client) serveOne() bool {
 	cfg := c.m.cfg.Load()
-	if c.r.Buffered() == 0 {
+	waited := c.r.Buffered() == 0
+	if waited {
 		if err := c.w.Flush(); err != nil {
 			return false
 		}
@@ -113,17 +125,21 @@ func (c *client) serveOne() bool {
 			c.nc.SetReadDeadline(time.Now().Add(cfg.timeout))
 		}
 	}
-	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed})
-	var pe protoError
-	if errors.As(err, &pe) {
-		c.w.WriteString("-ERR " + pe.Error() + "\r\n")
-		return false
+	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed}, &c.req)
+	if waited {
+		// Once per batch of requests: CLIENT LIST's idle counts seconds.
+		c.lastUsed.Store(time.Now().UnixNano())
 	}
 	if err != nil {
+		// Only here: errors.As's target escapes, an allocation per request.
+		var pe protoError
+		if errors.As(err, &pe) {
+			c.w.WriteString("-ERR " + pe.Error() + "\r\n")
+		}
 		return false
 	}
 	ok := c.dispatch(cmd)
-	if errors.Is(c.werr, errOutputLimit) || isTimeout(c.werr) {
+	if c.werr != nil && (errors.Is(c.werr, errOutputLimit) || isTimeout(c.werr)) {
 		logWarning(fmt.Sprintf("shmconn: client id=%d closed for overcoming of output buffer limits", c.id))
 	}
 	return ok && c.werr == nil
@@ -137,41 +153,55 @@ var errOutputLimit = errors.New("output exceeds client-output-buffer-limit's har
 // more than the hard limit ends the conn at once, as Redis ends a socket
 // client; more than the soft limit must shrink to it within the soft time.
 func (c *client) reply(s string) {
+	// Only read from: the bytes are copied into the write buffer or the conn.
+	c.replyBytes(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// replyBytes is reply for a reply in b, which may lie in the write
+// buffer's free space (bufio.Writer.AvailableBuffer).
+func (c *client) replyBytes(b []byte) {
 	if c.werr != nil {
 		return
 	}
 	lim := c.m.cfg.Load().out
-	pending := c.w.Buffered() + len(s)
+	pending := c.w.Buffered() + len(b)
 	switch {
 	case lim.hard > 0 && pending > lim.hard:
 		c.werr = errOutputLimit
 	case lim.soft > 0 && pending > lim.soft:
-		c.werr = c.writeOverSoft(s, lim)
+		c.werr = c.writeOverSoft(b, lim)
 	default:
-		_, c.werr = c.w.WriteString(s)
+		_, c.werr = c.w.Write(b)
 	}
 }
 
 // writeOverSoft writes what lies beyond the soft limit under a deadline of
-// the soft time, then the rest as usual.
-func (c *client) writeOverSoft(s string, lim outputLimit) error {
+// the soft time, then the rest as usual. (Flush leaves the buffer's free
+// space as it is, and Write copies with memmove: b may lie there.)
+func (c *client) writeOverSoft(b []byte, lim outputLimit) error {
 	c.nc.SetWriteDeadline(time.Now().Add(lim.softTime))
 	err := c.w.Flush()
-	if over := len(s) - lim.soft; err == nil && over > 0 {
-		_, err = c.nc.Write([]byte(s[:over]))
-		s = s[over:]
+	if over := len(b) - lim.soft; err == nil && over > 0 {
+		_, err = c.nc.Write(b[:over])
+		b = b[over:]
 	}
 	c.nc.SetWriteDeadline(time.Time{})
 	if err != nil {
 		return err
 	}
-	_, err = c.w.WriteString(s)
+	_, err = c.w.Write(b)
 	return err
 }
 
 // dispatch answers one command; false ends the conn.
 func (c *client) dispatch(cmd *command) bool {
-	name := lower(cmd.arg(0))
+	ci := c.m.cachedCommand(cmd.arg(0))
+	var name string
+	if ci != nil {
+		name = ci.name
+	} else {
+		name = lower(cmd.arg(0))
+	}
 	switch name {
 	case "quit":
 		c.reply("+OK\r\n")
@@ -196,18 +226,61 @@ func (c *client) dispatch(cmd *command) bool {
 		c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
 		return true
 	}
-	return c.runOne(cmd)
+	return c.runOne(cmd, ci)
 }
 
 // runOne runs a command outside a transaction, waiting out CLIENT PAUSE,
-// and, for a blocking command, its timeout.
-func (c *client) runOne(cmd *command) bool {
+// and, for a blocking command, its timeout. ci: the command's cached
+// cmdInfo, or nil.
+func (c *client) runOne(cmd *command, ci *cmdInfo) bool {
+	if ci != nil && !ci.blocking && ci.name != "client" && ci.name != "select" && !(ci.noscript && ci.write) {
+		return c.runFast(cmd, ci)
+	}
 	if b := c.blockingTimeout(cmd); b != nil {
 		return c.runBlocking(cmd, b)
 	}
 	reply, ok := c.runPaused([]*command{cmd}, false)
 	c.reply(string(reply))
 	return ok
+}
+
+// minReplyRoom: the write buffer is flushed before a command when it has
+// less room than this, so that most replies go straight into it.
+const minReplyRoom = 4 << 10
+
+// runFast runs a command that needs nothing under the lock but RM_Call
+// and CLIENT PAUSE's check (not CLIENT or SELECT, which change the conn,
+// not a blocking command, not one refuse checks READONLY for), with one
+// cgo call (runner.call) that takes the lock, runs it, copies the reply into
+// the write buffer and lets go. It makes exec's checks and replies as
+// exec does.
+func (c *client) runFast(cmd *command, ci *cmdInfo) bool {
+	c.lastCmd.Store(&ci.name)
+	if r := c.refuse(ci.name, ci, cmd); r != "" {
+		c.reply(r)
+		return true
+	}
+	if c.w.Available() < minReplyRoom && c.werr == nil {
+		c.werr = c.w.Flush()
+	}
+	out := c.w.AvailableBuffer()
+	for {
+		res := c.run.call(c.ctx, c.userStr, callFmt(ci, c.resp), cmd, ci.write, ci.write || ci.container, out[:cap(out)])
+		switch res.status {
+		case callPaused:
+			time.Sleep(min(res.paused, 10*time.Millisecond))
+			continue
+		case callNoUser:
+			c.reply(errUserDeleted)
+			return false
+		case callNoReply:
+			c.reply(fmt.Sprintf(errCallRefused, res.errno))
+			return true
+		}
+		c.replyBytes(c.translate(res.reply, ci, cmd))
+		res.free()
+		return true
+	}
 }
 
 // runPaused runs cmds under one lock, after any CLIENT PAUSE that holds
@@ -249,14 +322,14 @@ func (c *client) runLocked(cmds []*command, tx bool) (out []byte, wrote, ok bool
 		r, w, alive := c.exec(cmd)
 		out, wrote, ok = append(out, r...), wrote || w, ok && alive
 	}
-	c.lastUsed = time.Now()
+	c.lastUsed.Store(time.Now().UnixNano())
 	return out, wrote, ok
 }
 
 // exec runs one command under the lock, with a socket client's checks.
 func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 	name := lower(cmd.arg(0))
-	c.lastCmd = name
+	c.lastCmd.Store(&name)
 	if bytes.IndexByte(cmd.arg(0), 0) >= 0 {
 		return unknownCommand(cmd), false, true
 	}
@@ -274,9 +347,9 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 	res := rmCall(c.ctx, c.userStr, c.callFlags(ci), cmd)
 	switch {
 	case res.noUser:
-		return []byte("-ERR your ACL user was deleted\r\n"), false, false
+		return []byte(errUserDeleted), false, false
 	case res.reply == nil:
-		return []byte(fmt.Sprintf("-ERR shmconn: RedisModule_Call refused: %v\r\n", res.errno)), false, true
+		return []byte(fmt.Sprintf(errCallRefused, res.errno)), false, true
 	}
 	if name == "select" && string(res.reply) == "+OK\r\n" {
 		c.db, _ = strconv.Atoi(string(cmd.arg(1)))
@@ -294,12 +367,12 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 	}
 	cfg := c.m.cfg.Load()
 	switch {
-	case !c.authed && !ci.flags["no_auth"]:
+	case !c.authed && !ci.noAuth:
 		return errNoAuth
 	case name == "debug" && cfg.debugCmd == "no", name == "module" && cfg.moduleCmd == "no" && protectedModuleSub[lower(cmd.arg(1))]:
 		opt := "enable-" + name + "-command"
 		return fmt.Sprintf("-ERR %s command not allowed. If the %s option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n", strings.ToUpper(name), opt)
-	case ci.flags["noscript"] && ci.writes() && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
+	case ci.noscript && ci.write && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
 		return "-READONLY You can't write against a read only replica.\r\n"
 	}
 	return ""
@@ -327,7 +400,7 @@ func arityOK(ci *cmdInfo, cmd *command) bool {
 //	3  a RESP3 reply, after HELLO 3
 func (c *client) callFlags(ci *cmdInfo) string {
 	f := "!ECM"
-	if ci == nil || !ci.flags["noscript"] {
+	if ci == nil || !ci.noscript {
 		f += "S"
 	}
 	if c.resp == 3 {

@@ -8,10 +8,11 @@
 // Each shm client gets what a socket client has: its commands run through
 // RedisModule_Call on a thread-safe context under the server lock (one
 // command, or one MULTI/EXEC transaction, per lock), as the client's ACL
-// user (AUTH, HELLO), in its database (SELECT), with its protocol (RESP2
-// or RESP3), and the reply's RESP bytes go back as Redis wrote them. The
-// rules a socket client meets apply: NOAUTH, NOPERM, READONLY on a
-// read-only replica, OOM under maxmemory, MISCONF, CLIENT PAUSE,
+// user (AUTH, HELLO; ACL changes apply from its next command, and a
+// deleted user ends the conn), in its database (SELECT), with its
+// protocol (RESP2 or RESP3), and the reply's RESP bytes go back as Redis
+// wrote them. The rules a socket client meets apply: NOAUTH, NOPERM,
+// READONLY on a read-only replica, OOM under maxmemory, MISCONF, CLIENT PAUSE,
 // enable-debug-command, maxclients, the idle timeout and the normal class
 // of client-output-buffer-limit (a client holds at most one reply: it
 // reads its next request once that reply is written). Blocking commands

@@ -31,9 +31,9 @@ type module struct {
 	accepted atomic.Uint64 // clients accepted
 	refused  atomic.Uint64 // clients refused at maxclients
 
-	mu      sync.Mutex // guards clients and cmds; never held while waiting for the server lock
+	mu      sync.Mutex // guards clients and writes to cmds; never held while waiting for the server lock
 	clients map[*client]struct{}
-	cmds    map[string]*cmdInfo
+	cmds    atomic.Pointer[map[string]*cmdInfo] // replaced, never changed: read without a lock
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -69,8 +69,8 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &module{opts: o, clients: map[*client]struct{}{}, cmds: map[string]*cmdInfo{},
-		closing: make(chan struct{})}
+	m := &module{opts: o, clients: map[*client]struct{}{}, closing: make(chan struct{})}
+	m.cmds.Store(&map[string]*cmdInfo{})
 	cfg, err := m.readConfig(loadCtx)
 	if err != nil {
 		return nil, err
@@ -297,24 +297,26 @@ func (m *module) clientList() []byte {
 }
 
 // cmdInfo is what COMMAND INFO says of a command, as far as the module
-// needs it.
+// needs it. Immutable once cached.
 type cmdInfo struct {
+	name      string // lower case
 	arity     int
 	flags     map[string]bool
 	container bool // it has subcommands (CONFIG, CLIENT, ...)
+	// Read per command, so kept out of the map:
+	write    bool // it may write or replicate (CLIENT PAUSE WRITE holds it; the main thread is woken after it)
+	noAuth   bool // it runs before AUTH
+	noscript bool // a script may not run it
+	blocking bool // it may block (blockingTimeout says whether this call does)
 }
 
-// writes: the command may write or replicate (CLIENT PAUSE WRITE holds it;
-// the main thread is woken after it).
-func (ci *cmdInfo) writes() bool { return ci.flags["write"] || ci.flags["may_replicate"] }
+// writes: the command may write or replicate.
+func (ci *cmdInfo) writes() bool { return ci.write }
 
 // command looks a command up, caching what COMMAND INFO says. Under the
 // lock. nil: no such command.
 func (m *module) command(name string) *cmdInfo {
-	m.mu.Lock()
-	ci := m.cmds[name]
-	m.mu.Unlock()
-	if ci != nil {
+	if ci := (*m.cmds.Load())[name]; ci != nil {
 		return ci
 	}
 	res := rmCall(m.ctx, nil, "", newCommand("COMMAND", "INFO", name))
@@ -323,15 +325,40 @@ func (m *module) command(name string) *cmdInfo {
 		return nil
 	}
 	e := v.arr[0].arr
-	ci = &cmdInfo{arity: int(e[1].num), flags: map[string]bool{}}
+	ci := &cmdInfo{name: name, arity: int(e[1].num), flags: map[string]bool{}}
 	for _, f := range e[2].arr {
 		ci.flags[string(f.str)] = true
 	}
 	ci.container = len(e) > 9 && len(e[9].arr) > 0
+	ci.write = ci.flags["write"] || ci.flags["may_replicate"]
+	ci.noAuth, ci.noscript = ci.flags["no_auth"], ci.flags["noscript"]
+	ci.blocking = blockingCommands[name]
 	m.mu.Lock()
-	m.cmds[name] = ci
+	old := *m.cmds.Load()
+	cmds := make(map[string]*cmdInfo, len(old)+1)
+	for k, v := range old {
+		cmds[k] = v
+	}
+	cmds[name] = ci
+	m.cmds.Store(&cmds)
 	m.mu.Unlock()
 	return ci
+}
+
+// cachedCommand is the cached cmdInfo of the command named name (any
+// case), or nil if none is cached yet. It needs no lock.
+func (m *module) cachedCommand(name []byte) *cmdInfo {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return nil
+	}
+	for i, ch := range name {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	return (*m.cmds.Load())[string(buf[:len(name)])]
 }
 
 func newCommand(args ...string) *command {

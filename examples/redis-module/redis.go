@@ -116,6 +116,125 @@ func rmCall(ctx rmCtx, user rmString, flags string, cmd *command) callResult {
 	return res
 }
 
+// runner holds what runner.call reuses for each of a conn's commands: the
+// arguments' lengths and, in C memory, shm_run's conn state (its result,
+// which as an out parameter in Go memory would escape to the heap at
+// every call, and the conn's ACL user as last looked up).
+type runner struct {
+	lens []C.size_t
+	res  *C.shm_conn
+}
+
+func newRunner() runner {
+	return runner{res: (*C.shm_conn)(C.calloc(1, C.sizeof_shm_conn))}
+}
+
+// forgetUser drops the cached ACL user: the conn runs as another one now.
+// Under the lock.
+func (r *runner) forgetUser() { C.shm_conn_forget_user(r.res) }
+
+// free: under the lock.
+func (r *runner) free() {
+	r.forgetUser()
+	C.free(unsafe.Pointer(r.res))
+}
+
+// The outcomes of runner.call.
+const (
+	callOK      = C.SHM_CALL_OK
+	callNoReply = C.SHM_CALL_NOREPLY
+	callNoUser  = C.SHM_CALL_NOUSER
+	callPaused  = C.SHM_CALL_PAUSED
+)
+
+// runResult is what one runner.call gave.
+type runResult struct {
+	status int
+	reply  []byte         // callOK: the reply's RESP bytes, in out or in big
+	big    unsafe.Pointer // C memory holding reply when out was too small; free frees it
+	paused time.Duration  // callPaused: how long CLIENT PAUSE still holds the command
+	errno  syscall.Errno  // callNoReply: why
+}
+
+func (r runResult) free() {
+	if r.big != nil {
+		C.free(r.big)
+	}
+}
+
+// call runs cmd as shm_run does (one cgo call: lock, CLIENT PAUSE's check,
+// RM_Call as user with the format fmt, the reply copied into out when it
+// fits, unlock, and a wake-up of the main thread after a write when wake).
+// The caller must not hold the lock, nor serverLock.
+func (r *runner) call(ctx rmCtx, user rmString, fmt *C.char, cmd *command, write, wake bool, out []byte) runResult {
+	r.lens = r.lens[:0]
+	prev := 0
+	for _, end := range cmd.ends {
+		r.lens = append(r.lens, C.size_t(end-prev))
+		prev = end
+	}
+	data := cmd.data
+	if len(data) == 0 {
+		data = emptyArg
+	}
+	var outp *C.char
+	if cap(out) > 0 {
+		outp = (*C.char)(unsafe.Pointer(&out[:1][0]))
+	}
+	// shm_run takes and releases the server lock itself, so the goroutine
+	// need not stay on its thread; serverLock still keeps waiting conns off
+	// OS threads.
+	serverLock.Lock()
+	rc := C.shm_run(ctx, user, fmt, (*C.char)(unsafe.Pointer(&data[0])), &r.lens[0], C.int(cmd.argc()),
+		cBool(write), cBool(wake), outp, C.size_t(cap(out)), r.res)
+	serverLock.Unlock()
+	res := runResult{status: int(rc)}
+	switch rc {
+	case callOK:
+		n := int(r.res.len)
+		if r.res.big != nil {
+			res.big = unsafe.Pointer(r.res.big)
+			res.reply = unsafe.Slice((*byte)(res.big), n)
+		} else {
+			res.reply = out[:n]
+		}
+	case callPaused:
+		res.paused = time.Duration(r.res.len) * time.Millisecond
+	case callNoReply:
+		res.errno = syscall.Errno(r.res.err)
+	}
+	return res
+}
+
+// emptyArg gives C a valid pointer for a command of empty arguments.
+var emptyArg = []byte{0}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// callFmts are RM_Call's formats for callFlags's four outcomes, made once:
+// [noscript][RESP3].
+var callFmts = [2][2]*C.char{
+	{C.CString("v!ECMS"), C.CString("v!ECMS3")},
+	{C.CString("v!ECM"), C.CString("v!ECM3")},
+}
+
+// callFmt is "v" and callFlags(ci) as a C string, for a cached command.
+func callFmt(ci *cmdInfo, resp int) *C.char {
+	n, r := 0, 0
+	if ci.noscript {
+		n = 1
+	}
+	if resp == 3 {
+		r = 1
+	}
+	return callFmts[n][r]
+}
+
 // aclCheck asks whether user may run cmd, for the commands the module
 // answers itself. Under the lock.
 func aclCheck(user rmString, cmd *command) syscall.Errno {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -51,60 +52,96 @@ func (c *command) arg(i int) []byte {
 	return c.data[start:c.ends[i]]
 }
 
+// reset empties c for reuse, keeping its memory unless a large request
+// grew it (an idle conn should not hold a large buffer).
+func (c *command) reset() {
+	if cap(c.data) > maxKeptRequest {
+		c.data = nil
+	}
+	if cap(c.ends) > 1024 {
+		c.ends = nil
+	}
+	c.data, c.ends = c.data[:0], c.ends[:0]
+}
+
+// maxKeptRequest: a conn keeps a request's buffer for the next if it is no
+// larger.
+const maxKeptRequest = 64 << 10
+
+func (c *command) clone() *command {
+	return &command{data: bytes.Clone(c.data), ends: append([]int(nil), c.ends...)}
+}
+
 func (c *command) push(b []byte) {
 	c.data = append(c.data, b...)
 	c.ends = append(c.ends, len(c.data))
 }
 
-// readCommand reads one request, multibulk or inline, within lim. Empty
-// requests (an empty line, "*0") are skipped, as Redis skips them. A
-// malformed or oversized one returns a protoError.
-func readCommand(r *bufio.Reader, lim limits) (*command, error) {
+// readCommand reads one request, multibulk or inline, within lim, into
+// cmd (reset first; nil: a new one). Empty requests (an empty line, "*0")
+// are skipped, as Redis skips them. A malformed or oversized one returns a
+// protoError.
+func readCommand(r *bufio.Reader, lim limits, cmd *command) (*command, error) {
+	if cmd == nil {
+		cmd = &command{}
+	}
 	for {
+		cmd.reset()
 		b, err := r.Peek(1)
 		if err != nil {
 			return nil, err
 		}
-		var cmd *command
 		if b[0] == '*' {
-			cmd, err = readMultibulk(r, lim)
+			err = readMultibulk(r, lim, cmd)
 		} else {
-			cmd, err = readInline(r)
+			err = readInline(r, cmd)
 		}
-		if err != nil || cmd.argc() > 0 {
-			return cmd, err
+		if err != nil {
+			return nil, err
+		}
+		if cmd.argc() > 0 {
+			return cmd, nil
 		}
 	}
 }
 
 // readLine reads a line ending in "\n" (without it, and without a "\r"
-// before it) of at most max bytes; tooLong names a longer one.
+// before it) of at most max bytes; tooLong names a longer one. The line
+// may lie in r's buffer: it is valid until the next read from r.
 func readLine(r *bufio.Reader, max int, tooLong string) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > max+2 {
+	chunk, err := r.ReadSlice('\n')
+	if err == nil { // the usual case: a whole line in the buffer, no copy
+		if len(chunk) > max+2 {
 			return nil, protoError(tooLong)
 		}
-		if err == nil {
-			break
-		}
-		if err != bufio.ErrBufferFull {
-			if err == io.EOF && len(line) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
+		return trimEOL(chunk), nil
+	}
+	line := bytes.Clone(chunk)
+	for err == bufio.ErrBufferFull {
 		// Redis refuses a line as soon as more than max bytes arrive
 		// without its end; waiting for a newline instead could wait for
 		// good, with the reader's buffer (max bytes) already full.
-		if len(line) >= max && lineGoesOn(r) {
+		if len(line) > max+2 || len(line) >= max && lineGoesOn(r) {
 			return nil, protoError(tooLong)
 		}
+		chunk, err = r.ReadSlice('\n')
+		line = append(line, chunk...)
 	}
-	line = line[:len(line)-1]
-	return bytes.TrimSuffix(line, []byte("\r")), nil
+	if len(line) > max+2 {
+		return nil, protoError(tooLong)
+	}
+	if err != nil {
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return trimEOL(line), nil
+}
+
+// trimEOL drops a line's "\n", and a "\r" before it.
+func trimEOL(line []byte) []byte {
+	return bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
 }
 
 // lineGoesOn reports whether the next bytes of r continue a line rather
@@ -127,34 +164,53 @@ func parseInt(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 || (len(b) > 1 && b[0] == '0') || b[0] == '+' {
 		return 0, false
 	}
-	if b[0] == '-' && (len(b) == 1 || b[1] == '0') {
+	neg := b[0] == '-'
+	if neg && (len(b) == 1 || b[1] == '0') {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	return n, err == nil
+	if neg {
+		b = b[1:]
+	}
+	// Accumulate the magnitude as uint64: it holds -math.MinInt64.
+	var u uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' || u > (math.MaxUint64-9)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(ch-'0')
+	}
+	switch {
+	case neg && u <= 1<<63:
+		return -int64(u), true
+	case !neg && u < 1<<63:
+		return int64(u), true
+	}
+	return 0, false
 }
 
-func readMultibulk(r *bufio.Reader, lim limits) (*command, error) {
+func readMultibulk(r *bufio.Reader, lim limits, cmd *command) error {
 	line, err := readLine(r, maxInline, "too big mbulk count string")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n, ok := parseInt(line[1:])
 	switch {
 	case !ok || n > maxMultibulk:
-		return nil, protoError("invalid multibulk length")
+		return protoError("invalid multibulk length")
 	case lim.unauth && n > maxUnauthMultiLen:
-		return nil, protoError("unauthenticated multibulk length")
+		return protoError("unauthenticated multibulk length")
 	case n <= 0:
-		return &command{}, nil // Redis skips "*0" and "*-1"
+		return nil // Redis skips "*0" and "*-1"
 	}
-	cmd := &command{ends: make([]int, 0, min(n, 64))}
+	if cap(cmd.ends) < int(min(n, 64)) {
+		cmd.ends = make([]int, 0, min(n, 64))
+	}
 	for i := int64(0); i < n; i++ {
 		if err := readBulk(r, lim, cmd); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return cmd, nil
+	return nil
 }
 
 func readBulk(r *bufio.Reader, lim limits, cmd *command) error {
@@ -178,6 +234,13 @@ func readBulk(r *bufio.Reader, lim limits, cmd *command) error {
 	case int64(len(cmd.data))+n > lim.maxQuery:
 		return errQueryLimit
 	}
+	if int64(r.Buffered()) >= n+2 { // the usual case: the bulk and its CRLF are buffered
+		b, _ := r.Peek(int(n))
+		cmd.data = append(cmd.data, b...)
+		cmd.ends = append(cmd.ends, len(cmd.data))
+		_, err = r.Discard(int(n) + 2)
+		return err
+	}
 	// Grow as bytes arrive, so that a length alone commits no memory.
 	start := len(cmd.data)
 	for int64(len(cmd.data)-start) < n {
@@ -189,8 +252,7 @@ func readBulk(r *bufio.Reader, lim limits, cmd *command) error {
 		}
 	}
 	cmd.ends = append(cmd.ends, len(cmd.data))
-	var crlf [2]byte // Redis skips the two bytes after a bulk unchecked
-	_, err = io.ReadFull(r, crlf[:])
+	_, err = r.Discard(2) // Redis skips the two bytes after a bulk unchecked
 	return unexpected(err)
 }
 
@@ -201,20 +263,19 @@ func unexpected(err error) error {
 	return err
 }
 
-func readInline(r *bufio.Reader) (*command, error) {
+func readInline(r *bufio.Reader, cmd *command) error {
 	line, err := readLine(r, maxInline, "too big inline request")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	args, ok := splitArgs(line)
 	if !ok {
-		return nil, protoError("unbalanced quotes in request")
+		return protoError("unbalanced quotes in request")
 	}
-	cmd := &command{}
 	for _, a := range args {
 		cmd.push(a)
 	}
-	return cmd, nil
+	return nil
 }
 
 // splitArgs splits an inline request as Redis's sdssplitargs does:

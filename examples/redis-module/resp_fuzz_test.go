@@ -32,8 +32,9 @@ func FuzzReadCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bufio.NewReader(bytes.NewReader(in))
 		argBytes := 0
+		var reused *command
 		for {
-			cmd, err := readCommand(r, lim)
+			cmd, err := readCommand(r, lim, reused)
 			if err != nil {
 				checkReadError(t, err)
 				return
@@ -45,13 +46,14 @@ func FuzzReadCommand(f *testing.F) {
 			if argBytes > len(in) {
 				t.Fatalf("%d argument bytes from %d input bytes", argBytes, len(in))
 			}
-			again, err := readCommand(bufio.NewReader(bytes.NewReader(encodeCommand(cmd))), lim)
+			again, err := readCommand(bufio.NewReader(bytes.NewReader(encodeCommand(cmd))), lim, nil)
 			if err != nil {
 				t.Fatalf("re-encoded request refused: %v", err)
 			}
 			if !bytes.Equal(again.data, cmd.data) || !equalInts(again.ends, cmd.ends) {
 				t.Fatalf("round trip changed the request: %q %v, then %q %v", cmd.data, cmd.ends, again.data, again.ends)
 			}
+			reused = cmd
 		}
 	})
 }

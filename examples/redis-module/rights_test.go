@@ -228,3 +228,100 @@ func TestBlockingWaits(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestACLChangesApplyAtOnce: ACL changes reach an shm client that already
+// authenticated, at its next command, in a pipeline too: a revoked command
+// and key pattern are refused, a granted one runs, and a deleted user ends
+// the conn, as Redis ends a socket client of a deleted user.
+func TestACLChangesApplyAtOnce(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	admin := s.plainConn()
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get", "+set"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c := s.shmConn()
+	if r := c.do("AUTH", "app", "pw"); r != "+OK\r\n" {
+		t.Fatalf("AUTH app: %q", r)
+	}
+	if r := c.do("SET", "app:1", "v"); r != "+OK\r\n" {
+		t.Fatalf("SET before the change: %q", r)
+	}
+	if r := admin.do("ACL", "SETUSER", "app", "-set", "+del"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	if r := c.do("SET", "app:1", "w"); r != "-NOPERM this user has no permissions to run the 'set' command\r\n" {
+		t.Fatalf("SET after ACL SETUSER -set: %q", r)
+	}
+	if r := c.do("DEL", "app:2"); r != ":0\r\n" {
+		t.Fatalf("DEL after ACL SETUSER +del: %q", r)
+	}
+	if r := admin.do("ACL", "SETUSER", "app", "resetkeys", "~other:*"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c.send(encode(encode(nil, "GET", "app:1"), "GET", "other:1"))
+	if r := c.read(); r != "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n" {
+		t.Fatalf("GET app:1 after resetkeys: %q", r)
+	}
+	if r := c.read(); r != "$-1\r\n" {
+		t.Fatalf("GET other:1 after ~other:*: %q", r)
+	}
+	c2 := s.shmConn()
+	if r := c2.do("AUTH", "app", "pw"); r != "+OK\r\n" {
+		t.Fatalf("AUTH app: %q", r)
+	}
+	if r := admin.do("ACL", "DELUSER", "app"); r != ":1\r\n" {
+		t.Fatal(r)
+	}
+	deletedNext(t, c, "after ACL DELUSER")
+	// Recreated with no rights: a conn must not run as the old user.
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	refusedNext(t, c2, "after the user was deleted and recreated without rights")
+
+	// The same inside a transaction, which ACL commands reach only at EXEC.
+	if r := admin.do("ACL", "SETUSER", "tx", "on", ">pw", "~*", "+get"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	c = s.shmConn()
+	if r := c.do("AUTH", "tx", "pw"); r != "+OK\r\n" {
+		t.Fatalf("AUTH tx: %q", r)
+	}
+	if r := c.do("GET", "k"); r != "$-1\r\n" {
+		t.Fatalf("GET as tx: %q", r)
+	}
+	admin.do("MULTI")
+	admin.do("ACL", "DELUSER", "tx")
+	if r := c.do("GET", "k"); r != "$-1\r\n" { // queued, not run yet
+		t.Fatalf("GET as tx before EXEC: %q", r)
+	}
+	if r := admin.do("EXEC"); r != "*1\r\n:1\r\n" {
+		t.Fatalf("EXEC: %q", r)
+	}
+	deletedNext(t, c, "after a transaction deleted the user")
+}
+
+// deletedNext sends GET to c, whose user was deleted, and fails unless it
+// is refused as such and the conn ends. (A user pointer kept past its
+// deletion would read freed memory here, and answer otherwise.)
+func deletedNext(t *testing.T, c *rawConn, when string) {
+	t.Helper()
+	if r := c.do("GET", "k"); r != errUserDeleted {
+		t.Fatalf("GET %s: %q", when, r)
+	}
+	if _, err := c.r.ReadByte(); err == nil {
+		t.Fatalf("the conn stays open %s", when)
+	}
+}
+
+// refusedNext sends GET to c and fails unless it is refused (an error
+// reply, or the conn closed).
+func refusedNext(t *testing.T, c *rawConn, when string) {
+	t.Helper()
+	c.send(encode(nil, "GET", "other:1"))
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.r.ReadString('\n')
+	if err == nil && !strings.HasPrefix(line, "-") {
+		t.Fatalf("GET %s: %q", when, line)
+	}
+}

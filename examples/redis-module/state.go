@@ -217,7 +217,7 @@ func (c *client) checkHandled(cmd *command) string {
 	if !arityOK(ci, cmd) {
 		return fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", lower(cmd.arg(0)))
 	}
-	if !c.authed && !ci.flags["no_auth"] {
+	if !c.authed && !ci.noAuth {
 		return errNoAuth
 	}
 	if aclCheck(c.userStr, cmd) != 0 {
@@ -238,7 +238,7 @@ func (c *client) queue(cmd *command) bool {
 		r = string(unknownCommand(cmd))
 	case !arityOK(ci, cmd):
 		r = fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", name)
-	case !c.authed && !ci.flags["no_auth"]:
+	case !c.authed && !ci.noAuth:
 		r = errNoAuth
 	case ci.flags["no_multi"] || ci.flags["pubsub"] && name != "publish" && name != "spublish":
 		r = errNotInMulti
@@ -249,7 +249,7 @@ func (c *client) queue(cmd *command) bool {
 		c.reply(r)
 		return true
 	}
-	c.multi = append(c.multi, cmd)
+	c.multi = append(c.multi, cmd.clone())
 	c.reply("+QUEUED\r\n")
 	return true
 }
@@ -323,7 +323,11 @@ func (c *client) appendInfo(b []byte) []byte {
 		flags = "x"
 	}
 	addr := c.m.opts.socket
+	lastCmd := ""
+	if p := c.lastCmd.Load(); p != nil {
+		lastCmd = *p
+	}
 	return fmt.Appendf(b, "id=%d addr=%s:0 laddr=%s:0 fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d transport=shmconn\n",
-		c.id, addr, addr, c.name, int(now.Sub(c.created).Seconds()), int(now.Sub(c.lastUsed).Seconds()),
-		flags, c.db, multi, c.lastCmd, c.user, c.resp)
+		c.id, addr, addr, c.name, int(now.Sub(c.created).Seconds()), int(now.Sub(time.Unix(0, c.lastUsed.Load())).Seconds()),
+		flags, c.db, multi, lastCmd, c.user, c.resp)
 }
