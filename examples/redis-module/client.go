@@ -233,7 +233,7 @@ func (c *client) dispatch(cmd *command) bool {
 // and, for a blocking command, its timeout. ci: the command's cached
 // cmdInfo, or nil.
 func (c *client) runOne(cmd *command, ci *cmdInfo) bool {
-	if ci != nil && !ci.blocking && ci.name != "client" && ci.name != "select" && !(ci.noscript && ci.write) {
+	if sc := ci.forCall(cmd); ci != nil && !ci.blocking && ci.name != "client" && ci.name != "select" && !(sc.noscript && sc.write) {
 		return c.runFast(cmd, ci)
 	}
 	if b := c.blockingTimeout(cmd); b != nil {
@@ -265,7 +265,8 @@ func (c *client) runFast(cmd *command, ci *cmdInfo) bool {
 	}
 	out := c.w.AvailableBuffer()
 	for {
-		res := c.run.call(c.ctx, c.userStr, callFmt(ci, c.resp), cmd, ci.write, ci.write || ci.container, out[:cap(out)])
+		sc := ci.forCall(cmd)
+		res := c.run.call(c.ctx, c.userStr, callFmt(sc, c.resp), cmd, sc.write, ci.write || ci.container, out[:cap(out)])
 		switch res.status {
 		case callPaused:
 			time.Sleep(min(res.paused, 10*time.Millisecond))
@@ -344,7 +345,7 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 			}
 		}
 	}
-	res := rmCall(c.ctx, c.userStr, c.callFlags(ci), cmd)
+	res := rmCall(c.ctx, c.userStr, c.callFlags(ci.forCall(cmd)), cmd)
 	switch {
 	case res.noUser:
 		return []byte(errUserDeleted), false, false
@@ -372,7 +373,7 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 	case name == "debug" && cfg.debugCmd == "no", name == "module" && cfg.moduleCmd == "no" && protectedModuleSub[lower(cmd.arg(1))]:
 		opt := "enable-" + name + "-command"
 		return fmt.Sprintf("-ERR %s command not allowed. If the %s option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n", strings.ToUpper(name), opt)
-	case ci.noscript && ci.write && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
+	case ci.forCall(cmd).noscript && ci.forCall(cmd).write && ctxFlags(c.ctx)&(flagSlave|flagReadonly) == flagSlave|flagReadonly:
 		return "-READONLY You can't write against a read only replica.\r\n"
 	}
 	return ""

@@ -308,6 +308,21 @@ type cmdInfo struct {
 	noAuth   bool // it runs before AUTH
 	noscript bool // a script may not run it
 	blocking bool // it may block (blockingTimeout says whether this call does)
+	// A container's subcommands by name (lower case), each with flags of
+	// its own: MODULE LIST may run in a script where MODULE LOAD may not.
+	subs map[string]*cmdInfo
+}
+
+// forCall is the cmdInfo whose flags apply to cmd: its subcommand's for a
+// container command, else ci itself (also for nil).
+func (ci *cmdInfo) forCall(cmd *command) *cmdInfo {
+	if ci == nil || !ci.container || cmd.argc() < 2 {
+		return ci
+	}
+	if sub := ci.subs[lower(cmd.arg(1))]; sub != nil {
+		return sub
+	}
+	return ci
 }
 
 // writes: the command may write or replicate.
@@ -324,15 +339,7 @@ func (m *module) command(name string) *cmdInfo {
 	if err != nil || len(v.arr) != 1 || len(v.arr[0].arr) < 3 {
 		return nil
 	}
-	e := v.arr[0].arr
-	ci := &cmdInfo{name: name, arity: int(e[1].num), flags: map[string]bool{}}
-	for _, f := range e[2].arr {
-		ci.flags[string(f.str)] = true
-	}
-	ci.container = len(e) > 9 && len(e[9].arr) > 0
-	ci.write = ci.flags["write"] || ci.flags["may_replicate"]
-	ci.noAuth, ci.noscript = ci.flags["no_auth"], ci.flags["noscript"]
-	ci.blocking = blockingCommands[name]
+	ci := parseCmdInfo(name, v.arr[0].arr)
 	m.mu.Lock()
 	old := *m.cmds.Load()
 	cmds := make(map[string]*cmdInfo, len(old)+1)
@@ -342,6 +349,29 @@ func (m *module) command(name string) *cmdInfo {
 	cmds[name] = ci
 	m.cmds.Store(&cmds)
 	m.mu.Unlock()
+	return ci
+}
+
+// parseCmdInfo reads one entry of COMMAND INFO's reply (at least its
+// name, arity and flags), subcommands included.
+func parseCmdInfo(name string, e []value) *cmdInfo {
+	ci := &cmdInfo{name: name, arity: int(e[1].num), flags: map[string]bool{}}
+	for _, f := range e[2].arr {
+		ci.flags[string(f.str)] = true
+	}
+	ci.container = len(e) > 9 && len(e[9].arr) > 0
+	ci.write = ci.flags["write"] || ci.flags["may_replicate"]
+	ci.noAuth, ci.noscript = ci.flags["no_auth"], ci.flags["noscript"]
+	ci.blocking = blockingCommands[name]
+	if ci.container {
+		ci.subs = make(map[string]*cmdInfo, len(e[9].arr))
+		for _, sub := range e[9].arr {
+			full := strings.ToLower(string(sub.arr[0].str)) // "module|list"
+			if len(sub.arr) >= 3 && strings.HasPrefix(full, name+"|") {
+				ci.subs[full[len(name)+1:]] = parseCmdInfo(full, sub.arr)
+			}
+		}
+	}
 	return ci
 }
 

@@ -325,3 +325,31 @@ func refusedNext(t *testing.T, c *rawConn, when string) {
 		t.Fatalf("GET %s: %q", when, line)
 	}
 }
+
+// TestSubcommandsLikeSocket: a container command's subcommands run with
+// their own flags, as on the socket: MODULE LIST or CONFIG GET may run
+// where MODULE LOAD or CONFIG SET may not (script mode refused them when
+// the module took the container's flags).
+func TestSubcommandsLikeSocket(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	plain, shm := s.plainConn(), s.shmConn()
+	for _, args := range [][]string{
+		{"SET", "k", "v"},
+		{"MODULE", "LIST"},
+		{"CONFIG", "GET", "maxmemory-policy"},
+		{"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"},
+		{"COMMAND", "COUNT"},
+		{"OBJECT", "ENCODING", "k"},
+		{"ACL", "WHOAMI"},
+		{"SCRIPT", "EXISTS", "0000000000000000000000000000000000000000"},
+		{"FUNCTION", "LIST"},
+		{"SLOWLOG", "LEN"},
+		{"LATENCY", "LATEST"},
+		{"MEMORY", "USAGE", "nokey"},
+	} {
+		want, got := plain.do(args...), shm.do(args...)
+		if got != want {
+			t.Errorf("%v over shm: %q, over the socket: %q", args, got, want)
+		}
+	}
+}
