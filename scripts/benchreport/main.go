@@ -12,7 +12,7 @@
 //	scripts/bench -quick -o x.md     # tiny counts, one run, well under a minute: tests this program, not the code
 //
 // It builds examples/shmbench, examples/redis-latency and
-// examples/redis-server once, then runs, in turns so that a slow spell of
+// examples/shm-redis-server once, then runs, in turns so that a slow spell of
 // the host spreads over all of them: shmbench on the idle host, shmbench
 // with one busy process per CPU, the Redis demo, and the real redis-server
 // through the Redis module against its unix socket (when redis-server is

@@ -87,7 +87,7 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		res.noModule = "redis-server is not installed"
 	}
-	server, err := r.tool(ctx, "redis-server")
+	server, err := r.tool(ctx, "shm-redis-server")
 	if err != nil {
 		return nil, err
 	}
