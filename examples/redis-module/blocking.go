@@ -133,8 +133,14 @@ func (c *client) runBlocking(cmd *command, b *blocking) bool {
 	for {
 		changed := c.m.keys.next() // before the run: a change during it counts
 		reply, ok := c.runPaused([]*command{cmd}, false)
-		if !ok || !isEmpty(reply) || (!b.deadline.IsZero() && time.Now().After(b.deadline)) {
+		if !ok || !isEmpty(reply) {
 			c.reply(string(reply))
+			return ok
+		}
+		if !b.deadline.IsZero() && time.Now().After(b.deadline) {
+			// Redis answers every timed-out blocking command with a null
+			// array (BLMOVE too, whose non-blocking run gives a null bulk).
+			c.reply(string(nullArray(c.resp)))
 			return ok
 		}
 		if !c.alive() {
@@ -156,6 +162,13 @@ func (b *blocking) wait(changed <-chan struct{}, pause time.Duration) {
 	case <-changed:
 	case <-t.C:
 	}
+}
+
+func nullArray(resp int) []byte {
+	if resp == 3 {
+		return []byte("_\r\n")
+	}
+	return []byte("*-1\r\n")
 }
 
 // isEmpty: the null a blocking command answers with when it times out.

@@ -335,15 +335,23 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 		return unknownCommand(cmd), false, true
 	}
 	ci := c.m.command(name)
-	if ci != nil {
-		if r := c.refuse(name, ci, cmd); r != "" {
-			return []byte(r), false, true
+	if ci == nil {
+		// Not RM_Call: it would run a command the module knows nothing of
+		// without the checks refuse makes (NOAUTH first of all).
+		return unknownCommand(cmd), false, true
+	}
+	if r := c.refuse(name, ci, cmd); r != "" {
+		return []byte(r), false, true
+	}
+	switch name {
+	case "client":
+		if r, handled := c.clientCommand(cmd); handled {
+			return r, false, true
 		}
-		if name == "client" {
-			if r, handled := c.clientCommand(cmd); handled {
-				return r, false, true
-			}
-		}
+	case "auth": // queued in MULTI: they change the conn, not RM_Call's client
+		return []byte(c.authLocked(cmd)), false, true
+	case "hello":
+		return []byte(c.helloLocked(cmd)), false, true
 	}
 	res := rmCall(c.ctx, c.userStr, c.callFlags(ci.forCall(cmd)), cmd)
 	switch {
@@ -356,7 +364,7 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 		c.db, _ = strconv.Atoi(string(cmd.arg(1)))
 		selectDB(c.ctx, c.db)
 	}
-	return c.translate(res.reply, ci, cmd), ci == nil || ci.writes() || ci.container, true
+	return c.translate(res.reply, ci, cmd), ci.writes() || ci.container, true
 }
 
 // refuse applies the checks RM_Call does not make for a socket client:

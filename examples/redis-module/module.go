@@ -76,13 +76,17 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 		return nil, err
 	}
 	m.cfg.Store(cfg)
+	m.ctx = newCtx()
+	if m.command("get") == nil {
+		freeCtx(m.ctx)
+		return nil, errors.New("COMMAND INFO does not answer (is COMMAND renamed?): the module needs it to check each command as Redis does")
+	}
 	if m.keys, err = newKeyChanges(); err != nil {
 		return nil, err
 	}
 	if m.ln, err = listen(o); err != nil {
 		return nil, err
 	}
-	m.ctx = newCtx()
 	go m.acceptLoop()
 	go m.refreshConfig()
 	return m, nil

@@ -19,14 +19,19 @@ func (c *client) auth(cmd *command) {
 		c.queue(cmd)
 		return
 	}
+	lockServer()
+	r := c.authLocked(cmd)
+	unlockServer()
+	c.reply(r)
+}
+
+// authLocked is AUTH [user] pass, under the lock (also from EXEC).
+func (c *client) authLocked(cmd *command) string {
 	user := "default"
 	if cmd.argc() == 3 {
 		user = string(cmd.arg(1))
 	}
-	lockServer()
-	r := c.authenticate(user, cmd)
-	unlockServer()
-	c.reply(r)
+	return c.authenticate(user, cmd)
 }
 
 // authenticate: under the lock.
@@ -39,18 +44,29 @@ func (c *client) authenticate(user string, cmd *command) string {
 	return string(res.reply)
 }
 
-// hello: HELLO [protover [AUTH user pass] [SETNAME name]].
+// hello: HELLO [protover [AUTH user pass] [SETNAME name]]. In MULTI it
+// is queued, as Redis queues it, and runs at EXEC.
 func (c *client) hello(cmd *command) {
+	if c.multi != nil {
+		c.queue(cmd)
+		return
+	}
+	lockServer()
+	r := c.helloLocked(cmd)
+	unlockServer()
+	c.reply(r)
+}
+
+// helloLocked answers HELLO under the lock (also from EXEC).
+func (c *client) helloLocked(cmd *command) string {
 	ver := c.resp
 	if cmd.argc() >= 2 {
 		n, ok := parseInt(cmd.arg(1))
 		if !ok {
-			c.reply("-ERR Protocol version is not an integer or out of range\r\n")
-			return
+			return "-ERR Protocol version is not an integer or out of range\r\n"
 		}
 		if n < 2 || n > 3 {
-			c.reply("-NOPROTO unsupported protocol version\r\n")
-			return
+			return "-NOPROTO unsupported protocol version\r\n"
 		}
 		ver = int(n)
 	}
@@ -66,31 +82,25 @@ func (c *client) hello(cmd *command) {
 			name, setName = string(cmd.arg(i+1)), true
 			i++
 		default:
-			c.reply(fmt.Sprintf("-ERR Syntax error in HELLO option '%s'\r\n", cmd.arg(i)))
-			return
+			return fmt.Sprintf("-ERR Syntax error in HELLO option '%s'\r\n", cmd.arg(i))
 		}
 	}
-	lockServer()
-	defer unlockServer()
 	if authCmd != nil {
 		if r := c.authenticate(string(authCmd.arg(1)), authCmd); r != "+OK\r\n" {
-			c.reply(r)
-			return
+			return r
 		}
 	}
 	if !c.authed {
-		c.reply("-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n")
-		return
+		return "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"
 	}
 	if setName {
 		if r := validName(name); r != "" {
-			c.reply(r)
-			return
+			return r
 		}
 		c.name = name
 	}
 	c.resp = ver
-	c.reply(c.helloReply())
+	return c.helloReply()
 }
 
 // helloReply is HELLO's map, in the conn's protocol. Under the lock.

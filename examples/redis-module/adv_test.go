@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmconn/shmconn/conn"
+)
+
+// Adversarial inputs over shm, each answered as the socket answers it.
+
+// helloID is the conn id in HELLO's reply, which differs between conns.
+var helloID = regexp.MustCompile(`id\r\n:[0-9]+`)
+
+// sameOnBoth sends raw request bytes to a plain and an shm conn of s and
+// checks that the replies (n of them) are the same.
+func sameOnBoth(t *testing.T, s *server, req string, n int) {
+	t.Helper()
+	p, m := s.plainConn(), s.shmConn()
+	p.send([]byte(req))
+	m.send([]byte(req))
+	for i := range n {
+		want, got := helloID.ReplaceAllString(p.read(), "id:N"), helloID.ReplaceAllString(m.read(), "id:N")
+		if got != want {
+			t.Errorf("%q reply %d: shm %q, socket %q", req, i, got, want)
+		}
+	}
+}
+
+func TestAdvUnknownCommandLikeSocket(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	sameOnBoth(t, s, "*2\r\n$3\r\nFOO\r\n$1\r\na\r\n", 1)
+	sameOnBoth(t, s, "*1\r\n$0\r\n\r\n", 1)
+	sameOnBoth(t, s, "*1\r\n$0\r\n\r\nPING\r\n", 2)
+}
+
+// With COMMAND renamed away the module cannot learn what a command needs
+// (NOAUTH, DEBUG's protection, READONLY), and an unauthenticated shm
+// client ran any command: the module now refuses to load.
+func TestAdvRenamedCommandRefusesLoad(t *testing.T) {
+	so := moduleSO(t)
+	dir := t.TempDir()
+	shm := filepath.Join(dir, "shm.sock")
+	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", filepath.Join(dir, "plain.sock"),
+		"--dir", dir, "--save", "", "--requirepass", "secret", "--rename-command", "COMMAND", "",
+		"--loadmodule", so, "unixsocket", shm)
+	done := make(chan error, 1)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// It loaded: an unauthenticated shm client must not get to write.
+		defer func() { cmd.Process.Kill(); <-done }()
+		nc, err := conn.Dial("unix", shm)
+		if err != nil {
+			t.Fatalf("redis-server runs, but: %v", err)
+		}
+		defer nc.Close()
+		c := newRaw(t, nc)
+		t.Fatalf("redis-server loaded the module with COMMAND renamed; SET before AUTH: %q", c.do("SET", "k", "v"))
+	}
+	if !strings.Contains(out.String(), "COMMAND renamed") {
+		t.Errorf("redis-server's output does not say why: %s", out.String())
+	}
+}
+
+func TestAdvUnknownCommandBeforeAuth(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	sameOnBoth(t, s, "FOO bar\r\n*1\r\n$0\r\n\r\nGET k\r\n", 3)
+}
+
+// AUTH and HELLO are queued in MULTI, as on the socket, and at EXEC change
+// the conn (its user, protocol, name), not RM_Call's client: a conn
+// that AUTHs to a lesser user in a transaction runs as that user after.
+func TestAdvAuthAndHelloInMulti(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	s.query("ACL", "SETUSER", "app", "on", ">pw", "~*", "+get", "+acl|whoami", "+multi", "+exec", "+hello", "+client|getname")
+	sameOnBoth(t, s, "MULTI\r\nAUTH app pw\r\nEXEC\r\nACL WHOAMI\r\nSET k v\r\n", 5)
+	sameOnBoth(t, s, "MULTI\r\nAUTH app wrong\r\nEXEC\r\nACL WHOAMI\r\n", 4)
+	sameOnBoth(t, s, "MULTI\r\nHELLO 3 SETNAME me\r\nGET nokey\r\nEXEC\r\nGET nokey\r\nCLIENT GETNAME\r\n", 6)
+	sameOnBoth(t, s, "MULTI\r\nHELLO 4\r\nHELLO\r\nEXEC\r\n", 4)
+}
+
+// A blocking command that times out answers with a null array, BLMOVE and
+// BRPOPLPUSH included, in RESP2 and RESP3.
+func TestAdvBlockingTimeoutReply(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	req := "BLMOVE a b LEFT RIGHT 0.01\r\nBRPOPLPUSH a b 0.01\r\nBLPOP a 0.01\r\nBZPOPMIN z 0.01\r\nBLMPOP 0.01 1 a LEFT\r\nXREAD BLOCK 10 STREAMS s 0\r\n"
+	sameOnBoth(t, s, req, 6)
+	sameOnBoth(t, s, "HELLO 3\r\n"+req, 7)
+}
