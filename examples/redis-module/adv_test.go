@@ -98,3 +98,28 @@ func TestAdvBlockingTimeoutReply(t *testing.T) {
 	sameOnBoth(t, s, req, 6)
 	sameOnBoth(t, s, "HELLO 3\r\n"+req, 7)
 }
+
+// SYNC and PSYNC through RM_Call crash redis-server (its client cannot
+// become a replica): they are refused, and the server serves on.
+func TestAdvReplicationCommandsRefused(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	c := s.shmConn()
+	for _, args := range [][]string{{"SYNC"}, {"PSYNC", "?", "-1"}, {"psync", "x", "0"}} {
+		want := "-ERR " + strings.ToUpper(args[0]) + " is not supported over shmconn; use a socket connection\r\n"
+		if r := c.do(args...); r != want {
+			t.Errorf("%q: %q, want %q", args, r, want)
+		}
+	}
+	if r := c.do("MULTI"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	if r := c.do("SYNC"); r != "-ERR Command not allowed inside a transaction\r\n" {
+		t.Errorf("SYNC in MULTI: %q", r)
+	}
+	if r := c.do("DISCARD"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	if r := s.query("PING"); r != "+PONG\r\n" {
+		t.Fatalf("PING over the socket: %q", r)
+	}
+}

@@ -222,7 +222,8 @@ func (c *client) dispatch(cmd *command) bool {
 		return c.queue(cmd)
 	}
 	switch name {
-	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait":
+	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait",
+		"sync", "psync": // RM_Call's client cannot become a replica: redis-server crashes
 		c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
 		return true
 	}

@@ -19,8 +19,8 @@
 // (BLPOP and family, BZPOPMIN, BLMOVE, XREAD and XREADGROUP with BLOCK)
 // wait for their timeout by running their non-blocking form again each
 // time a list, sorted set or stream changes (a keyspace event wakes them;
-// a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family and MONITOR are refused
-// with an error saying so.
+// a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family, MONITOR, SYNC and
+// PSYNC are refused with an error saying so.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the
 // shm clients in CLIENT LIST's format. MODULE UNLOAD is refused: a Go
