@@ -123,3 +123,20 @@ func TestAdvReplicationCommandsRefused(t *testing.T) {
 		t.Fatalf("PING over the socket: %q", r)
 	}
 }
+
+// A command the ACL user may not run is refused when MULTI queues it, as
+// on the socket, so EXEC discards the whole transaction (over shm the rest
+// used to run); a refused EXEC discards it too.
+func TestAdvACLInMulti(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	s.query("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "&ch", "+get", "+set", "+multi", "+exec", "+discard", "+publish", "+client|id")
+	s.query("ACL", "SETUSER", "m", "on", ">pw", "~*", "+multi", "+set", "+get")
+	for _, req := range []string{
+		"AUTH app pw\r\nMULTI\r\nSET other v\r\nSET app:1 v\r\nEXEC\r\nGET app:1\r\n",
+		"AUTH app pw\r\nMULTI\r\nPUBLISH other m\r\nPUBLISH ch m\r\nDEL app:1\r\nCLIENT ID\r\nCLIENT SETNAME x\r\nEXEC\r\n",
+		"AUTH m pw\r\nMULTI\r\nSET k v\r\nEXEC\r\nSET k2 v\r\nGET k2\r\n",
+		"AUTH m pw\r\nEXEC\r\nMULTI\r\nMULTI\r\nDISCARD\r\nSET k3 v\r\nEXEC\r\n",
+	} {
+		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
+	}
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -188,6 +189,15 @@ func (c *client) transaction(name string, cmd *command) bool {
 		return true
 	}
 	if r := c.checkHandled(cmd); r != "" {
+		// As processCommand's rejectCommand: a refused command marks the
+		// transaction, and a refused EXEC discards it.
+		switch {
+		case name == "exec":
+			c.multi, c.multiDirty = nil, false
+			r = "-EXECABORT Transaction discarded because of: " + r[1:]
+		case c.multi != nil:
+			c.multiDirty = true
+		}
 		c.reply(r)
 		return true
 	}
@@ -252,6 +262,8 @@ func (c *client) queue(cmd *command) bool {
 		r = errNoAuth
 	case ci.flags["no_multi"] || ci.flags["pubsub"] && name != "publish" && name != "spublish":
 		r = errNotInMulti
+	case aclCheck(c.userStr, cmd) == syscall.EACCES: // as Redis checks ACLs before it queues
+		r = c.noPerm(cmd, ci)
 	}
 	unlockServer()
 	if r != "" {
@@ -262,6 +274,25 @@ func (c *client) queue(cmd *command) bool {
 	c.multi = append(c.multi, cmd.clone())
 	c.reply("+QUEUED\r\n")
 	return true
+}
+
+// noPerm is the NOPERM error a socket client gets for a command its ACL
+// user may not run, as ACL DRYRUN words the reason. Under the lock.
+func (c *client) noPerm(cmd *command, ci *cmdInfo) string {
+	dry := newCommand("ACL", "DRYRUN", c.user)
+	for i := range cmd.argc() {
+		dry.push(cmd.arg(i))
+	}
+	why := string(rmCall(c.m.ctx, nil, "", dry).reply)
+	switch {
+	case strings.Contains(why, " key"):
+		why = "keys"
+	case strings.Contains(why, " channel"):
+		why = "channel"
+	default:
+		why = "command"
+	}
+	return string(c.translate([]byte("-ERR acl verification failed, "+why+".\r\n"), ci, cmd))
 }
 
 // clientCommand answers the CLIENT subcommands about the conn itself.
