@@ -42,11 +42,25 @@ func TestAdvUnknownCommandLikeSocket(t *testing.T) {
 // (NOAUTH, DEBUG's protection, READONLY), and an unauthenticated shm
 // client ran any command: the module now refuses to load.
 func TestAdvRenamedCommandRefusesLoad(t *testing.T) {
+	refusesLoad(t, "COMMAND", "", "COMMAND renamed")
+}
+
+// The module learns of ACL changes by the commands' names: with ACL
+// renamed, MYACL DELUSER freed a user a conn still used, and
+// redis-server crashed at the conn's next command.
+func TestAdvRenamedACLRefusesLoad(t *testing.T) {
+	refusesLoad(t, "ACL", "myacl", "ACL is renamed")
+	refusesLoad(t, "EXEC", "myexec", "EXEC is renamed")
+}
+
+// refusesLoad starts redis-server with name renamed to as and checks that
+// the module refuses to load, saying why (a log line holding why).
+func refusesLoad(t *testing.T, name, as, why string) {
 	so := moduleSO(t)
 	dir := t.TempDir()
 	shm := filepath.Join(dir, "shm.sock")
 	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", filepath.Join(dir, "plain.sock"),
-		"--dir", dir, "--save", "", "--requirepass", "secret", "--rename-command", "COMMAND", "",
+		"--dir", dir, "--save", "", "--requirepass", "secret", "--rename-command", name, as,
 		"--loadmodule", so, "unixsocket", shm)
 	done := make(chan error, 1)
 	var out strings.Builder
@@ -66,9 +80,9 @@ func TestAdvRenamedCommandRefusesLoad(t *testing.T) {
 		}
 		defer nc.Close()
 		c := newRaw(t, nc)
-		t.Fatalf("redis-server loaded the module with COMMAND renamed; SET before AUTH: %q", c.do("SET", "k", "v"))
+		t.Fatalf("redis-server loaded the module with %s renamed; SET before AUTH: %q", name, c.do("SET", "k", "v"))
 	}
-	if !strings.Contains(out.String(), "COMMAND renamed") {
+	if !strings.Contains(out.String(), why) {
 		t.Errorf("redis-server's output does not say why: %s", out.String())
 	}
 }
