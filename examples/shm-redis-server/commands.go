@@ -24,14 +24,20 @@ var nullArray = []byte("*-1\r\n")
 // runs with the server's mutex held, the arity already checked.
 
 func cmdGet(r *request) {
-	v, exists, ok := lookupAs[string](r, r.args[1])
-	switch {
-	case !ok:
-	case !exists:
-		r.w.WriteNull()
-	default:
+	if v, ok := existingString(r); ok {
 		r.w.WriteBulkString(v)
 	}
+}
+
+// existingString looks up the string at the request's key, r.args[1], and
+// answers for GET and its kin when there is none: WRONGTYPE, or null for a
+// missing key. ok means v is there to answer with.
+func existingString(r *request) (v string, ok bool) {
+	v, exists, ok := lookupAs[string](r, r.args[1])
+	if ok && !exists {
+		r.w.WriteNull()
+	}
+	return v, ok && exists
 }
 
 // cmdSet is SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
@@ -262,6 +268,29 @@ func typeName(v any) string {
 func cmdExpire(r *request)  { expire(r, 1000) }
 func cmdPExpire(r *request) { expire(r, 1) }
 
+// updateCond is the NX, XX, GT and LT options of EXPIRE and ZADD: update
+// only what does not exist, only what does, only to a greater value, only
+// to a lesser one.
+type updateCond struct{ nx, xx, gt, lt bool }
+
+// parse sets the option a names, in any case, and reports whether it
+// named one.
+func (c *updateCond) parse(a []byte) bool {
+	switch strings.ToUpper(string(a)) {
+	case "NX":
+		c.nx = true
+	case "XX":
+		c.xx = true
+	case "GT":
+		c.gt = true
+	case "LT":
+		c.lt = true
+	default:
+		return false
+	}
+	return true
+}
+
 // expire is EXPIRE and PEXPIRE: key n [NX|XX|GT|LT], n in unit ms.
 func expire(r *request, unit int64) {
 	n, ok := parseInt(r.args[2])
@@ -269,22 +298,14 @@ func expire(r *request, unit int64) {
 		r.w.WriteError(errNotInt)
 		return
 	}
-	var nx, xx, gt, lt bool
+	var c updateCond
 	for _, a := range r.args[3:] {
-		switch opt := strings.ToUpper(string(a)); opt {
-		case "NX":
-			nx = true
-		case "XX":
-			xx = true
-		case "GT":
-			gt = true
-		case "LT":
-			lt = true
-		default:
+		if !c.parse(a) {
 			r.w.WriteError("ERR Unsupported option " + string(a))
 			return
 		}
 	}
+	nx, xx, gt, lt := c.nx, c.xx, c.gt, c.lt
 	switch {
 	case nx && (xx || gt || lt):
 		r.w.WriteError("ERR NX and XX, GT or LT options at the same time are not compatible")
@@ -356,13 +377,9 @@ func cmdLPush(r *request) { push(r, true) }
 func cmdRPush(r *request) { push(r, false) }
 
 func push(r *request, front bool) {
-	l, exists, ok := lookupAs[*list](r, r.args[1])
+	l, ok := lookupOrCreate(r, func() *list { return &list{} })
 	if !ok {
 		return
-	}
-	if !exists {
-		l = &list{}
-		r.db().put(string(r.args[1]), l)
 	}
 	for _, v := range r.args[2:] {
 		if front {
@@ -383,14 +400,9 @@ func pop(r *request, front bool) {
 		r.arityError()
 		return
 	}
-	count := int64(-1) // none given: reply with one element, not an array
-	if len(r.args) == 3 {
-		n, ok := parseInt(r.args[2])
-		if !ok || n < 0 {
-			r.w.WriteError(errNotPositive)
-			return
-		}
-		count = n
+	count, ok := popCount(r)
+	if !ok {
+		return
 	}
 	l, exists, ok := lookupAs[*list](r, r.args[1])
 	switch {
@@ -407,15 +419,7 @@ func pop(r *request, front bool) {
 	if front {
 		next = l.popFront
 	}
-	if count < 0 {
-		r.w.WriteBulkString(next())
-	} else {
-		n := int(min(count, int64(l.len())))
-		r.w.WriteArray(n)
-		for range n {
-			r.w.WriteBulkString(next())
-		}
-	}
+	writePopped(r, count, l.len(), next)
 	if l.len() == 0 {
 		r.db().del(string(r.args[1]))
 	}
@@ -462,13 +466,9 @@ func cmdLLen(r *request) {
 // Sets.
 
 func cmdSAdd(r *request) {
-	s, exists, ok := lookupAs[set](r, r.args[1])
+	s, ok := lookupOrCreate(r, func() set { return set{} })
 	if !ok {
 		return
-	}
-	if !exists {
-		s = set{}
-		r.db().put(string(r.args[1]), s)
 	}
 	n := 0
 	for _, m := range r.args[2:] {
@@ -527,20 +527,44 @@ func cmdSMembers(r *request) {
 	}
 }
 
+// popCount parses the count of LPOP, RPOP and SPOP, r.args[2]: -1 when
+// none is given (reply with one element, not an array). Like Redis it
+// answers a count that is not a number as out of range.
+func popCount(r *request) (int64, bool) {
+	if len(r.args) < 3 {
+		return -1, true
+	}
+	n, ok := parseInt(r.args[2])
+	if !ok || n < 0 {
+		r.w.WriteError(errNotPositive)
+		return 0, false
+	}
+	return n, true
+}
+
+// writePopped answers a pop of count elements (-1: one, not in an array)
+// from a collection of size elements, removing each with next.
+func writePopped(r *request, count int64, size int, next func() string) {
+	if count < 0 {
+		r.w.WriteBulkString(next())
+		return
+	}
+	n := int(min(count, int64(size)))
+	r.w.WriteArray(n)
+	for range n {
+		r.w.WriteBulkString(next())
+	}
+}
+
 // cmdSPop is SPOP key [count].
 func cmdSPop(r *request) {
 	if len(r.args) > 3 {
 		r.w.WriteError(errSyntax)
 		return
 	}
-	count := int64(-1)
-	if len(r.args) == 3 {
-		n, ok := parseInt(r.args[2])
-		if !ok || n < 0 {
-			r.w.WriteError(errNotPositive)
-			return
-		}
-		count = n
+	count, ok := popCount(r)
+	if !ok {
+		return
 	}
 	s, exists, ok := lookupAs[set](r, r.args[1])
 	switch {
@@ -550,19 +574,11 @@ func cmdSPop(r *request) {
 		r.w.WriteNull()
 		return
 	}
-	if count < 0 {
+	writePopped(r, count, len(s), func() string {
 		m := randomMember(s)
 		delete(s, m)
-		r.w.WriteBulkString(m)
-	} else {
-		n := int(min(count, int64(len(s))))
-		r.w.WriteArray(n)
-		for range n {
-			m := randomMember(s)
-			delete(s, m)
-			r.w.WriteBulkString(m)
-		}
-	}
+		return m
+	})
 	if exists && len(s) == 0 {
 		r.db().del(string(r.args[1]))
 	}
@@ -575,13 +591,9 @@ func cmdHSet(r *request) {
 		r.arityError()
 		return
 	}
-	h, exists, ok := lookupAs[hash](r, r.args[1])
+	h, ok := lookupOrCreate(r, func() hash { return hash{} })
 	if !ok {
 		return
-	}
-	if !exists {
-		h = hash{}
-		r.db().put(string(r.args[1]), h)
 	}
 	n := 0
 	for i := 2; i < len(r.args); i += 2 {
@@ -626,27 +638,22 @@ func cmdHLen(r *request) {
 
 // cmdZAdd is ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...].
 func cmdZAdd(r *request) {
-	var nx, xx, gt, lt, ch, incr bool
+	var c updateCond
+	var ch, incr bool
 	i := 2
 flags:
 	for ; i < len(r.args); i++ {
-		switch strings.ToUpper(string(r.args[i])) {
-		case "NX":
-			nx = true
-		case "XX":
-			xx = true
-		case "GT":
-			gt = true
-		case "LT":
-			lt = true
-		case "CH":
+		switch {
+		case c.parse(r.args[i]):
+		case strings.EqualFold(string(r.args[i]), "CH"):
 			ch = true
-		case "INCR":
+		case strings.EqualFold(string(r.args[i]), "INCR"):
 			incr = true
 		default:
 			break flags
 		}
 	}
+	nx, xx, gt, lt := c.nx, c.xx, c.gt, c.lt
 	pairs := r.args[i:]
 	switch {
 	case len(pairs) == 0 || len(pairs)%2 != 0:
@@ -823,6 +830,17 @@ func lookupAs[T any](r *request, key []byte) (v T, exists, ok bool) {
 		r.w.WriteError(errWrongType)
 	}
 	return v, true, ok
+}
+
+// lookupOrCreate is lookupAs for the request's key, r.args[1], that stores
+// a new value made by create when the key does not exist.
+func lookupOrCreate[T any](r *request, create func() T) (v T, ok bool) {
+	v, exists, ok := lookupAs[T](r, r.args[1])
+	if ok && !exists {
+		v = create()
+		r.db().put(string(r.args[1]), v)
+	}
+	return v, ok
 }
 
 // parseInt parses a base-10 int64 as strictly as Redis does: no sign but

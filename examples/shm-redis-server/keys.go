@@ -126,12 +126,7 @@ func cmdGetSet(r *request) {
 
 // cmdGetDel is GETDEL key: GET, then delete the key.
 func cmdGetDel(r *request) {
-	v, exists, ok := lookupAs[string](r, r.args[1])
-	switch {
-	case !ok:
-	case !exists:
-		r.w.WriteNull()
-	default:
+	if v, ok := existingString(r); ok {
 		r.db().del(string(r.args[1]))
 		r.w.WriteBulkString(v)
 	}
@@ -179,12 +174,8 @@ func cmdGetEx(r *request) {
 		}
 		hasTTL = true
 	}
-	v, exists, ok := lookupAs[string](r, r.args[1])
-	switch {
-	case !ok:
-		return
-	case !exists:
-		r.w.WriteNull()
+	v, ok := existingString(r)
+	if !ok {
 		return
 	}
 	r.w.WriteBulkString(v)

@@ -312,116 +312,122 @@ func unknownCommand(args [][]byte) string {
 	return fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], quoted)
 }
 
-// command describes a command as COMMAND INFO does: arity is the number
-// of arguments including the name, negative for "at least"; firstKey,
-// lastKey and step locate the keys (lastKey -1: up to the last argument).
+// command is a command table entry, described as COMMAND INFO and COMMAND
+// DOCS do: arity is the number of arguments including the name, negative
+// for "at least"; flags, group and summary follow Redis's command table.
 type command struct {
-	commandSpec
-
-	// From commandMeta.
+	name  string
+	arity int
+	keySpec
 	flags          cmdFlag
 	group, summary string
+	run            func(*request)
 }
 
-// commandSpec is a command table entry.
-type commandSpec struct {
-	name                    string
-	arity                   int
-	firstKey, lastKey, step int
-	run                     func(*request)
+// keySpec locates a command's keys: firstKey, lastKey (-1: up to the last
+// argument) and step; firstKey 0 means no keys.
+type keySpec struct{ firstKey, lastKey, step int }
+
+var (
+	noKeys   = keySpec{0, 0, 0}
+	oneKey   = keySpec{1, 1, 1}
+	allKeys  = keySpec{1, -1, 1} // every argument after the name
+	keyPairs = keySpec{1, -1, 2} // key value key value ...
+)
+
+// commandTable lists every command once.
+var commandTable = []command{
+	{"ping", -1, noKeys, flagFast | flagSubscribed | flagStale, "connection", "Returns the server's liveliness response.", cmdPing},
+	{"echo", 2, noKeys, flagFast | flagStale | flagLoading, "connection", "Returns the given string.", cmdEcho},
+	{"quit", -1, noKeys, flagFast | flagSubscribed | flagStale | flagLoading | flagNoScript, "connection", "Closes the connection.", cmdQuit},
+	{"select", 2, noKeys, flagFast | flagStale | flagLoading, "connection", "Changes the selected database.", cmdSelect},
+	{"dbsize", 1, noKeys, flagReadOnly | flagFast, "server", "Returns the number of keys in the database.", cmdDBSize},
+	{"flushall", -1, noKeys, flagWrite, "server", "Removes all keys from all databases.", cmdFlushAll},
+	{"flushdb", -1, noKeys, flagWrite, "server", "Remove all keys from the current database.", cmdFlushDB},
+	{"info", -1, noKeys, flagStale | flagLoading, "server", "Returns information and statistics about the server.", cmdInfo},
+	{"config", -2, noKeys, flagAdmin | flagStale | flagLoading | flagNoScript, "server", "A container for server configuration commands.", cmdConfig},
+	{"command", -1, noKeys, flagStale | flagLoading, "server", "Returns detailed information about all commands.", cmdCommand},
+	{"hello", -1, noKeys, flagFast | flagStale | flagLoading | flagNoScript, "connection", "Handshakes with the Redis server.", cmdHello},
+	{"client", -2, noKeys, flagStale | flagLoading | flagNoScript, "connection", "A container for client connection commands.", cmdClient},
+	{"auth", -2, noKeys, flagFast | flagStale | flagLoading | flagNoScript, "connection", "Authenticates the connection.", cmdAuth},
+	{"time", 1, noKeys, flagFast | flagStale | flagLoading, "server", "Returns the server time.", cmdTime},
+
+	{"get", 2, oneKey, flagReadOnly | flagFast, "string", "Returns the string value of a key.", cmdGet},
+	{"set", -3, oneKey, flagWrite | flagDenyOOM, "string", "Sets the string value of a key, ignoring its type.", cmdSet},
+	{"incr", 2, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Increments the integer value of a key by one.", cmdIncr},
+	{"incrby", 3, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Increments the integer value of a key by a number.", cmdIncrBy},
+	{"decr", 2, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Decrements the integer value of a key by one.", cmdDecr},
+	{"decrby", 3, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Decrements a number from the integer value of a key.", cmdDecrBy},
+	{"mget", -2, allKeys, flagReadOnly | flagFast, "string", "Atomically returns the string values of one or more keys.", cmdMGet},
+	{"mset", -3, keyPairs, flagWrite | flagDenyOOM, "string", "Atomically creates or modifies the string values of one or more keys.", cmdMSet},
+	{"del", -2, allKeys, flagWrite, "generic", "Deletes one or more keys.", cmdDel},
+	{"exists", -2, allKeys, flagReadOnly | flagFast, "generic", "Determines whether one or more keys exist.", cmdExists},
+	{"type", 2, oneKey, flagReadOnly | flagFast, "generic", "Determines the type of value stored at a key.", cmdType},
+	{"expire", -3, oneKey, flagWrite | flagFast, "generic", "Sets the expiration time of a key in seconds.", cmdExpire},
+	{"pexpire", -3, oneKey, flagWrite | flagFast, "generic", "Sets the expiration time of a key in milliseconds.", cmdPExpire},
+	{"ttl", 2, oneKey, flagReadOnly | flagFast, "generic", "Returns the expiration time in seconds of a key.", cmdTTL},
+	{"pttl", 2, oneKey, flagReadOnly | flagFast, "generic", "Returns the expiration time in milliseconds of a key.", cmdPTTL},
+	{"persist", 2, oneKey, flagWrite | flagFast, "generic", "Removes the expiration time of a key.", cmdPersist},
+
+	{"lpush", -3, oneKey, flagWrite | flagDenyOOM | flagFast, "list", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", cmdLPush},
+	{"rpush", -3, oneKey, flagWrite | flagDenyOOM | flagFast, "list", "Appends one or more elements to a list. Creates the key if it doesn't exist.", cmdRPush},
+	{"lpop", -2, oneKey, flagWrite | flagFast, "list", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", cmdLPop},
+	{"rpop", -2, oneKey, flagWrite | flagFast, "list", "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", cmdRPop},
+	{"lrange", 4, oneKey, flagReadOnly, "list", "Returns a range of elements from a list.", cmdLRange},
+	{"llen", 2, oneKey, flagReadOnly | flagFast, "list", "Returns the length of a list.", cmdLLen},
+
+	{"sadd", -3, oneKey, flagWrite | flagDenyOOM | flagFast, "set", "Adds one or more members to a set. Creates the key if it doesn't exist.", cmdSAdd},
+	{"srem", -3, oneKey, flagWrite | flagFast, "set", "Removes one or more members from a set. Deletes the set if the last member was removed.", cmdSRem},
+	{"scard", 2, oneKey, flagReadOnly | flagFast, "set", "Returns the number of members in a set.", cmdSCard},
+	{"sismember", 3, oneKey, flagReadOnly | flagFast, "set", "Determines whether a member belongs to a set.", cmdSIsMember},
+	{"smembers", 2, oneKey, flagReadOnly, "set", "Returns all members of a set.", cmdSMembers},
+	{"spop", -2, oneKey, flagWrite | flagFast, "set", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", cmdSPop},
+
+	{"hset", -4, oneKey, flagWrite | flagDenyOOM | flagFast, "hash", "Creates or modifies the value of a field in a hash.", cmdHSet},
+	{"hget", 3, oneKey, flagReadOnly | flagFast, "hash", "Returns the value of a field in a hash.", cmdHGet},
+	{"hgetall", 2, oneKey, flagReadOnly, "hash", "Returns all fields and values in a hash.", cmdHGetAll},
+	{"hdel", -3, oneKey, flagWrite | flagFast, "hash", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", cmdHDel},
+	{"hlen", 2, oneKey, flagReadOnly | flagFast, "hash", "Returns the number of fields in a hash.", cmdHLen},
+
+	{"zadd", -4, oneKey, flagWrite | flagDenyOOM | flagFast, "sorted-set", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", cmdZAdd},
+	{"zcard", 2, oneKey, flagReadOnly | flagFast, "sorted-set", "Returns the number of members in a sorted set.", cmdZCard},
+	{"zscore", 3, oneKey, flagReadOnly | flagFast, "sorted-set", "Returns the score of a member in a sorted set.", cmdZScore},
+	{"zpopmin", -2, oneKey, flagWrite | flagFast, "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", cmdZPopMin},
+	{"zrange", -4, oneKey, flagReadOnly, "sorted-set", "Returns members in a sorted set within a range of indexes.", cmdZRange},
+
+	{"keys", 2, noKeys, flagReadOnly, "generic", "Returns all key names that match a pattern.", cmdKeys},
+	{"scan", -2, noKeys, flagReadOnly, "generic", "Iterates over the key names in the database.", cmdScan},
+	{"setnx", 3, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Set the string value of a key only when the key doesn't exist.", cmdSetNX},
+	{"getset", 3, oneKey, flagWrite | flagDenyOOM | flagFast, "string", "Returns the previous string value of a key after setting it to a new value.", cmdGetSet},
+	{"getdel", 2, oneKey, flagWrite | flagFast, "string", "Returns the string value of a key after deleting the key.", cmdGetDel},
+	{"append", 3, oneKey, flagWrite | flagDenyOOM, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", cmdAppend},
+	{"strlen", 2, oneKey, flagReadOnly | flagFast, "string", "Returns the length of a string value.", cmdStrLen},
+
+	{"subscribe", -2, noKeys, flagPubSub | flagSubscribed | flagNoScript | flagLoading | flagStale, "pubsub", "Listens for messages published to channels.", cmdSubscribe},
+	{"psubscribe", -2, noKeys, flagPubSub | flagSubscribed | flagNoScript | flagLoading | flagStale, "pubsub", "Listens for messages published to channels that match one or more patterns.", cmdSubscribe},
+	{"unsubscribe", -1, noKeys, flagPubSub | flagSubscribed | flagNoScript | flagLoading | flagStale, "pubsub", "Stops listening to messages posted to channels.", cmdUnsubscribe},
+	{"punsubscribe", -1, noKeys, flagPubSub | flagSubscribed | flagNoScript | flagLoading | flagStale, "pubsub", "Stops listening to messages published to channels that match one or more patterns.", cmdUnsubscribe},
+	{"publish", 3, noKeys, flagPubSub | flagLoading | flagStale | flagFast, "pubsub", "Posts a message to a channel.", cmdPublish},
+	{"pubsub", -2, noKeys, flagPubSub | flagLoading | flagStale, "pubsub", "A container for Pub/Sub commands.", cmdPubSub},
+
+	{"multi", 1, noKeys, flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Starts a transaction.", cmdMulti},
+	{"exec", 1, noKeys, flagNoScript | flagLoading | flagStale, "transactions", "Executes all commands in a transaction.", cmdExec},
+	{"discard", 1, noKeys, flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Discards a transaction.", cmdDiscard},
+	{"watch", -2, allKeys, flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Monitors changes to keys to determine the execution of a transaction.", cmdWatch},
+	{"unwatch", 1, noKeys, flagNoScript | flagLoading | flagStale | flagFast, "transactions", "Forgets about watched keys of a transaction.", cmdUnwatch},
+	{"getex", -2, oneKey, flagWrite | flagFast, "string", "Returns the string value of a key after setting its expiration time.", cmdGetEx},
+	{"lpos", -3, oneKey, flagReadOnly, "list", "Returns the index of matching elements in a list.", cmdLPos},
+	{"object", -2, noKeys, 0, "generic", "A container for object introspection commands.", cmdObject},
+	{"wait", 3, noKeys, flagNoScript | flagUnlocked, "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", cmdWait},
 }
 
 // commands is the command table, by lower-case name.
 var commands = map[string]*command{}
 
 func init() {
-	for _, c := range []commandSpec{
-		{"ping", -1, 0, 0, 0, cmdPing},
-		{"echo", 2, 0, 0, 0, cmdEcho},
-		{"quit", -1, 0, 0, 0, cmdQuit},
-		{"select", 2, 0, 0, 0, cmdSelect},
-		{"dbsize", 1, 0, 0, 0, cmdDBSize},
-		{"flushall", -1, 0, 0, 0, cmdFlushAll},
-		{"flushdb", -1, 0, 0, 0, cmdFlushDB},
-		{"info", -1, 0, 0, 0, cmdInfo},
-		{"config", -2, 0, 0, 0, cmdConfig},
-		{"command", -1, 0, 0, 0, cmdCommand},
-		{"hello", -1, 0, 0, 0, cmdHello},
-		{"client", -2, 0, 0, 0, cmdClient},
-		{"auth", -2, 0, 0, 0, cmdAuth},
-		{"time", 1, 0, 0, 0, cmdTime},
-
-		{"get", 2, 1, 1, 1, cmdGet},
-		{"set", -3, 1, 1, 1, cmdSet},
-		{"incr", 2, 1, 1, 1, cmdIncr},
-		{"incrby", 3, 1, 1, 1, cmdIncrBy},
-		{"decr", 2, 1, 1, 1, cmdDecr},
-		{"decrby", 3, 1, 1, 1, cmdDecrBy},
-		{"mget", -2, 1, -1, 1, cmdMGet},
-		{"mset", -3, 1, -1, 2, cmdMSet},
-		{"del", -2, 1, -1, 1, cmdDel},
-		{"exists", -2, 1, -1, 1, cmdExists},
-		{"type", 2, 1, 1, 1, cmdType},
-		{"expire", -3, 1, 1, 1, cmdExpire},
-		{"pexpire", -3, 1, 1, 1, cmdPExpire},
-		{"ttl", 2, 1, 1, 1, cmdTTL},
-		{"pttl", 2, 1, 1, 1, cmdPTTL},
-		{"persist", 2, 1, 1, 1, cmdPersist},
-
-		{"lpush", -3, 1, 1, 1, cmdLPush},
-		{"rpush", -3, 1, 1, 1, cmdRPush},
-		{"lpop", -2, 1, 1, 1, cmdLPop},
-		{"rpop", -2, 1, 1, 1, cmdRPop},
-		{"lrange", 4, 1, 1, 1, cmdLRange},
-		{"llen", 2, 1, 1, 1, cmdLLen},
-
-		{"sadd", -3, 1, 1, 1, cmdSAdd},
-		{"srem", -3, 1, 1, 1, cmdSRem},
-		{"scard", 2, 1, 1, 1, cmdSCard},
-		{"sismember", 3, 1, 1, 1, cmdSIsMember},
-		{"smembers", 2, 1, 1, 1, cmdSMembers},
-		{"spop", -2, 1, 1, 1, cmdSPop},
-
-		{"hset", -4, 1, 1, 1, cmdHSet},
-		{"hget", 3, 1, 1, 1, cmdHGet},
-		{"hgetall", 2, 1, 1, 1, cmdHGetAll},
-		{"hdel", -3, 1, 1, 1, cmdHDel},
-		{"hlen", 2, 1, 1, 1, cmdHLen},
-
-		{"zadd", -4, 1, 1, 1, cmdZAdd},
-		{"zcard", 2, 1, 1, 1, cmdZCard},
-		{"zscore", 3, 1, 1, 1, cmdZScore},
-		{"zpopmin", -2, 1, 1, 1, cmdZPopMin},
-		{"zrange", -4, 1, 1, 1, cmdZRange},
-
-		{"keys", 2, 0, 0, 0, cmdKeys},
-		{"scan", -2, 0, 0, 0, cmdScan},
-		{"setnx", 3, 1, 1, 1, cmdSetNX},
-		{"getset", 3, 1, 1, 1, cmdGetSet},
-		{"getdel", 2, 1, 1, 1, cmdGetDel},
-		{"append", 3, 1, 1, 1, cmdAppend},
-		{"strlen", 2, 1, 1, 1, cmdStrLen},
-
-		{"subscribe", -2, 0, 0, 0, cmdSubscribe},
-		{"psubscribe", -2, 0, 0, 0, cmdSubscribe},
-		{"unsubscribe", -1, 0, 0, 0, cmdUnsubscribe},
-		{"punsubscribe", -1, 0, 0, 0, cmdUnsubscribe},
-		{"publish", 3, 0, 0, 0, cmdPublish},
-		{"pubsub", -2, 0, 0, 0, cmdPubSub},
-
-		{"multi", 1, 0, 0, 0, cmdMulti},
-		{"exec", 1, 0, 0, 0, cmdExec},
-		{"discard", 1, 0, 0, 0, cmdDiscard},
-		{"watch", -2, 1, -1, 1, cmdWatch},
-		{"unwatch", 1, 0, 0, 0, cmdUnwatch},
-		{"getex", -2, 1, 1, 1, cmdGetEx},
-		{"lpos", -3, 1, 1, 1, cmdLPos},
-		{"object", -2, 0, 0, 0, cmdObject},
-		{"wait", 3, 0, 0, 0, cmdWait},
-	} {
-		commands[c.name] = &command{commandSpec: c}
+	for i := range commandTable {
+		commands[commandTable[i].name] = &commandTable[i]
 	}
-	describeCommands()
 }
 
 // lookupCommand finds a command by name in any case, without allocating.

@@ -146,30 +146,24 @@ func (l *list) at(i int) string {
 }
 
 // popFront removes and returns the head; the list must not be empty.
-func (l *list) popFront() string {
-	if n := len(l.front); n > 0 {
-		v := l.front[n-1]
-		l.front[n-1] = ""
-		l.front = l.front[:n-1]
-		return v
-	}
-	v := l.back[0]
-	l.back[0] = ""
-	l.back = l.back[1:]
-	return v
-}
+func (l *list) popFront() string { return popEnd(&l.front, &l.back) }
 
 // popBack removes and returns the tail; the list must not be empty.
-func (l *list) popBack() string {
-	if n := len(l.back); n > 0 {
-		v := l.back[n-1]
-		l.back[n-1] = ""
-		l.back = l.back[:n-1]
+func (l *list) popBack() string { return popEnd(&l.back, &l.front) }
+
+// popEnd removes and returns the element at the end of the list whose
+// half is near: near's last, or far's first when near is empty. The
+// emptied slot is cleared so the string can be freed.
+func popEnd(near, far *[]string) string {
+	if n := len(*near); n > 0 {
+		v := (*near)[n-1]
+		(*near)[n-1] = ""
+		*near = (*near)[:n-1]
 		return v
 	}
-	v := l.front[0]
-	l.front[0] = ""
-	l.front = l.front[1:]
+	v := (*far)[0]
+	(*far)[0] = ""
+	*far = (*far)[1:]
 	return v
 }
 
