@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/shmconn/shmconn/conn"
 	"github.com/shmconn/shmconn/internal/testutil"
@@ -28,56 +26,19 @@ import (
 // process.
 const childEnv = "SHMCONN_REDIS_SERVER_CHILD"
 
-// childPIDs are the servers the tests started, for the leak check.
-var childPIDs struct {
-	sync.Mutex
-	pids []int
-}
-
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		main()
 		return
 	}
-	code := m.Run()
-	if code == 0 {
-		childPIDs.Lock()
-		pids := append(childPIDs.pids, os.Getpid())
-		childPIDs.Unlock()
-		if left := segmentFiles(pids...); len(left) > 0 {
-			fmt.Println("FAIL: segment files left behind:", left)
-			code = 1
-		}
-		if err := goleak.Find(); err != nil {
-			fmt.Println("FAIL: goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// segmentFiles lists the segment files made by the given processes; other
-// test binaries running at the same time make their own.
-func segmentFiles(pids ...int) []string {
-	var left []string
-	for _, f := range testutil.SegmentFiles() {
-		for _, pid := range pids {
-			if strings.HasPrefix(filepath.Base(f), fmt.Sprintf("shmconn-%d-", pid)) {
-				left = append(left, f)
-			}
-		}
-	}
-	return left
+	os.Exit(testutil.RunVerified(m))
 }
 
 // child is a server running as another process.
 type child struct {
-	cmd    *exec.Cmd
-	tcp    string // host:port, if listening on TCP
-	unix   string // socket path, if listening on one
-	mu     sync.Mutex
-	output bytes.Buffer // stderr, and stdout after the ready line
-	exited chan struct{}
+	*testutil.Child
+	tcp  string // host:port, if listening on TCP
+	unix string // socket path, if listening on one
 }
 
 // startChild starts the server with args (plus -addr 127.0.0.1:0 unless
@@ -88,98 +49,19 @@ func startChild(t *testing.T, args ...string) *child {
 	if !strings.Contains(strings.Join(args, " "), "-addr") {
 		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	}
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	c := &child{cmd: exec.Command(exe, args...), exited: make(chan struct{})}
-	c.cmd.Env = childEnviron()
-	c.cmd.Stderr = &lockedWriter{c}
-	stdout, err := c.cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, c.cmd.Start())
-	childPIDs.Lock()
-	childPIDs.pids = append(childPIDs.pids, c.cmd.Process.Pid)
-	childPIDs.Unlock()
-
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			var network, addr string
-			if _, err := fmt.Sscanf(line, "listening on %s %s", &network, &addr); err == nil {
-				if network == "tcp" {
-					c.tcp = addr
-				} else {
-					c.unix = addr
-				}
-			}
-			if line == "Ready to accept connections" {
-				break
+	tc, lines := testutil.StartChild(t, testutil.SelfCommand(t, childEnv, args...), "Ready to accept connections")
+	c := &child{Child: tc}
+	for _, line := range lines {
+		var network, addr string
+		if _, err := fmt.Sscanf(line, "listening on %s %s", &network, &addr); err == nil {
+			if network == "tcp" {
+				c.tcp = addr
+			} else {
+				c.unix = addr
 			}
 		}
-		if c.tcp != "" || c.unix != "" {
-			ready <- nil
-		} else {
-			ready <- fmt.Errorf("server exited before it was ready")
-		}
-		for sc.Scan() {
-			fmt.Fprintln(&lockedWriter{c}, sc.Text())
-		}
-		c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		c.stop(t, syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("server output:\n%s", c.out())
-		}
-	})
-	select {
-	case err := <-ready:
-		require.NoError(t, err, "server output: %s", c.out())
-	case <-time.After(20 * time.Second):
-		t.Fatal("server not ready after 20s")
 	}
 	return c
-}
-
-// childEnviron is the environment of a server child: ours, with childEnv
-// set, and without the race detector's one-second sleep at exit, which
-// would slow every stop.
-func childEnviron() []string {
-	return append(os.Environ(), childEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-}
-
-// stop sends sig and waits for the process to exit; it returns its exit
-// code (-1 if a signal killed it).
-func (c *child) stop(t *testing.T, sig os.Signal) int {
-	select {
-	case <-c.exited:
-	default:
-		c.cmd.Process.Signal(sig)
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.exited
-			t.Errorf("server did not exit within 10s of %v", sig)
-		}
-	}
-	return c.cmd.ProcessState.ExitCode()
-}
-
-func (c *child) out() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.output.String()
-}
-
-type lockedWriter struct{ c *child }
-
-func (w *lockedWriter) Write(b []byte) (int, error) {
-	w.c.mu.Lock()
-	defer w.c.mu.Unlock()
-	return w.c.output.Write(b)
 }
 
 // tool returns the path of a Redis tool, or skips the test.
@@ -316,8 +198,8 @@ func TestShutdown(t *testing.T) {
 				require.Equal(t, "+PONG\r\n", roundTrip(t, cl, "PING\r\n"))
 			}
 
-			require.Equal(t, 0, c.stop(t, sig), "exit status; output:\n%s", c.out())
-			require.Contains(t, c.out(), "shutting down")
+			require.Equal(t, 0, c.Stop(t, sig), "exit status; output:\n%s", c.Output())
+			require.Contains(t, c.Output(), "shutting down")
 			for _, cl := range []net.Conn{shm, plain} {
 				require.NoError(t, cl.SetReadDeadline(time.Now().Add(5*time.Second)))
 				_, err := cl.Read(make([]byte, 1))
@@ -325,7 +207,7 @@ func TestShutdown(t *testing.T) {
 			}
 			_, err = os.Stat(sock)
 			require.ErrorIs(t, err, os.ErrNotExist, "socket file after exit")
-			require.Empty(t, segmentFiles(c.cmd.Process.Pid))
+			require.Empty(t, testutil.SegmentFilesOf(c.Cmd.Process.Pid))
 		})
 	}
 }
@@ -344,15 +226,12 @@ func TestStaleSocketFile(t *testing.T) {
 	require.NoError(t, rdb.Ping(context.Background()).Err())
 
 	// A second server on the same path must refuse to start.
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	second := exec.Command(exe, "-addr", "", "-unix", sock)
-	second.Env = childEnviron()
+	second := testutil.SelfCommand(t, childEnv, "-addr", "", "-unix", sock)
 	out, err := second.CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "another server is listening there")
 	require.NoError(t, rdb.Ping(context.Background()).Err())
-	require.Equal(t, 0, c.stop(t, syscall.SIGTERM))
+	require.Equal(t, 0, c.Stop(t, syscall.SIGTERM))
 }
 
 // TestFlags checks the usage errors.
@@ -382,12 +261,8 @@ func TestFlags(t *testing.T) {
 // its -unix path leaves whatever is there alone: a regular file, an empty
 // directory, and a running server's socket.
 func TestFailedStartKeepsFiles(t *testing.T) {
-	exe, err := os.Executable()
-	require.NoError(t, err)
 	start := func(path string) string {
-		cmd := exec.Command(exe, "-addr", "", "-unix", path)
-		cmd.Env = childEnviron()
-		out, err := cmd.CombinedOutput()
+		out, err := testutil.SelfCommand(t, childEnv, "-addr", "", "-unix", path).CombinedOutput()
 		require.Error(t, err, "server started on %s:\n%s", path, out)
 		return string(out)
 	}
@@ -412,7 +287,7 @@ func TestFailedStartKeepsFiles(t *testing.T) {
 	require.Contains(t, start(sock), "another server is listening there")
 	rdb := newClient(t, "unix", sock, false, 2)
 	require.NoError(t, rdb.Ping(context.Background()).Err(), "the first server's socket after the second failed")
-	require.Equal(t, 0, first.stop(t, syscall.SIGTERM))
+	require.Equal(t, 0, first.Stop(t, syscall.SIGTERM))
 	_, err = os.Stat(sock)
 	require.ErrorIs(t, err, os.ErrNotExist, "the first server removes its own socket at exit")
 }

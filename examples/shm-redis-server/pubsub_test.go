@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shmconn/shmconn/conn"
+	"github.com/shmconn/shmconn/internal/testutil"
 )
 
 // realServer is a real redis-server the test started on a unix socket in
@@ -38,23 +39,12 @@ func startRealServer(t *testing.T) *realServer {
 	if err != nil {
 		t.Skip("redis-server not installed; CI installs it (apt-get install redis-server)")
 	}
-	dir, err := os.MkdirTemp("", "real-redis")
+	dir, err := os.MkdirTemp("", "real-redis") // short: a socket path has a length limit
 	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		os.RemoveAll(dir)
-	})
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond, "real redis-server never listened on %s", sock)
+	testutil.StartChild(t, exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir),
+		"Ready to accept connections")
 	return &realServer{sock: sock}
 }
 
@@ -206,9 +196,9 @@ func TestShutdownWithSubscriber(t *testing.T) {
 	_, err := ps.Receive(ctx)
 	require.NoError(t, err)
 	start := time.Now()
-	require.Equal(t, 0, c.stop(t, syscall.SIGTERM), "exit status; output:\n%s", c.out())
+	require.Equal(t, 0, c.Stop(t, syscall.SIGTERM), "exit status; output:\n%s", c.Output())
 	require.Less(t, time.Since(start), shutdownTimeout, "the server waited for the subscriber")
-	require.Empty(t, segmentFiles(c.cmd.Process.Pid))
+	require.Empty(t, testutil.SegmentFilesOf(c.Cmd.Process.Pid))
 }
 
 // Subscribers that stop reading must not hold up publishers, one that

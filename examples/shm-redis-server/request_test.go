@@ -209,9 +209,9 @@ func TestProtocolErrorFreesClient(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return connected() == "1" }, 10*time.Second, 10*time.Millisecond,
 		"the bad clients are still connected")
-	used := cpuTime(t, srv.cmd.Process.Pid)
+	used := cpuTime(t, srv.Cmd.Process.Pid)
 	time.Sleep(time.Second)
-	used = cpuTime(t, srv.cmd.Process.Pid) - used
+	used = cpuTime(t, srv.Cmd.Process.Pid) - used
 	// Idle, the server uses a few ms a second; a goroutine counting to
 	// 2^63 takes whatever share of a core it gets, which on a loaded
 	// machine may be well under a whole one, but not this little.
