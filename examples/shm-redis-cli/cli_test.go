@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,13 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/shmconn/shmconn/internal/testutil"
 )
@@ -27,12 +24,6 @@ import (
 // serverBin is examples/shm-redis-server, built by TestMain; empty if it
 // could not be built.
 var serverBin string
-
-// childPIDs are the servers the tests started, for the leak check.
-var childPIDs struct {
-	sync.Mutex
-	pids []int
-}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "redis-cli-test")
@@ -49,25 +40,8 @@ func TestMain(m *testing.M) {
 		}
 		serverBin = bin
 	}
-	code := m.Run()
+	code := testutil.RunVerified(m)
 	os.RemoveAll(dir)
-	if code == 0 {
-		childPIDs.Lock()
-		pids := append(childPIDs.pids, os.Getpid())
-		childPIDs.Unlock()
-		for _, f := range testutil.SegmentFiles() {
-			for _, pid := range pids {
-				if strings.HasPrefix(filepath.Base(f), fmt.Sprintf("shmconn-%d-", pid)) {
-					fmt.Println("FAIL: segment file left behind:", f)
-					code = 1
-				}
-			}
-		}
-		if err := goleak.Find(); err != nil {
-			fmt.Println("FAIL: goroutine leak:", err)
-			code = 1
-		}
-	}
 	os.Exit(code)
 }
 
@@ -81,63 +55,33 @@ type server struct {
 // stops it (with SIGTERM, checking for a clean exit) when the test ends.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	if serverBin == "" {
-		t.Skip("no go command to build examples/shm-redis-server with")
-	}
 	dir, err := os.MkdirTemp("", "redis-cli-test")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &server{sock: filepath.Join(dir, "redis.sock")}
-
-	cmd := exec.Command(serverBin, "-addr", "127.0.0.1:0", "-unix", s.sock, "-wait", "adaptive")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	childPIDs.Lock()
-	childPIDs.pids = append(childPIDs.pids, cmd.Process.Pid)
-	childPIDs.Unlock()
-	exited := make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var addr string
-			if _, err := fmt.Sscanf(sc.Text(), "listening on tcp %s", &addr); err == nil {
-				s.host, s.port, _ = net.SplitHostPort(addr)
-			}
-			if sc.Text() == "Ready to accept connections" {
-				close(ready)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-		cmd.Wait()
-		close(exited)
-	}()
+	c, lines := startServerProcess(t, "-addr", "127.0.0.1:0", "-unix", s.sock, "-wait", "adaptive")
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if code := cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("server exit status %d; stderr:\n%s", code, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Error("server did not stop within 10s of SIGTERM")
+		if code := c.Stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("server exit status %d; output:\n%s", code, c.Output())
 		}
 	})
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("server exited at start: %s", stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("server not ready after 20s")
+	for _, line := range lines {
+		var addr string
+		if _, err := fmt.Sscanf(line, "listening on tcp %s", &addr); err == nil {
+			s.host, s.port, _ = net.SplitHostPort(addr)
+		}
 	}
 	return s
+}
+
+// startServerProcess starts examples/shm-redis-server with args and waits
+// until it is ready; see testutil.StartChild.
+func startServerProcess(t *testing.T, args ...string) (*testutil.Child, []string) {
+	t.Helper()
+	if serverBin == "" {
+		t.Skip("no go command to build examples/shm-redis-server with")
+	}
+	return testutil.StartChild(t, exec.Command(serverBin, args...), "Ready to accept connections")
 }
 
 func (s *server) tcp() []string  { return []string{"-h", s.host, "-p", s.port} }
@@ -436,41 +380,24 @@ func TestFlagsLikeRealCLI(t *testing.T) {
 // is reported, the prompt says "not connected>", and once a server is
 // back the next command reconnects.
 func TestPromptReconnects(t *testing.T) {
-	if serverBin == "" {
-		t.Skip("no go command to build examples/shm-redis-server with")
-	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "r.sock")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(serverBin, "-addr", "", "-unix", sock, "-wait", "adaptive")
-		require.NoError(t, cmd.Start())
-		childPIDs.Lock()
-		childPIDs.pids = append(childPIDs.pids, cmd.Process.Pid)
-		childPIDs.Unlock()
-		require.Eventually(t, func() bool {
-			c, err := net.Dial("unix", sock)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, 20*time.Second, 10*time.Millisecond)
-		return cmd
+	start := func() *testutil.Child {
+		c, _ := startServerProcess(t, "-addr", "", "-unix", sock, "-wait", "adaptive")
+		return c
 	}
-	stop := func(cmd *exec.Cmd) {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
+	stop := func(c *testutil.Child) { c.Stop(t, syscall.SIGTERM) }
 	srv := start()
 	defer func() { stop(srv) }()
 
 	pr, pw := io.Pipe()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"-s", sock, "--shm", "--wait", "adaptive"}, stdio{in: pr, out: &out, err: &errOut, inTTY: true, outTTY: true})
 	}()
 	p := "redis " + sock + "> "
-	waitFor := func(s *syncBuffer, want string) {
+	waitFor := func(s *testutil.SyncBuffer, want string) {
 		t.Helper()
 		require.Eventually(t, func() bool { return strings.HasSuffix(s.String(), want) }, 20*time.Second, 5*time.Millisecond,
 			"output %q, want it to end in %q", s.String(), want)
@@ -486,22 +413,4 @@ func TestPromptReconnects(t *testing.T) {
 	waitFor(&out, "PONG\n"+p)
 	pw.Close()
 	require.Equal(t, 0, <-done)
-}
-
-// syncBuffer is a bytes.Buffer written by the cli and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

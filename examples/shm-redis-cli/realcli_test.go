@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shmconn/shmconn/internal/testutil"
 )
 
 // cliChildEnv, set in the environment, makes the test binary run this
@@ -38,11 +40,7 @@ func realCLI(t *testing.T) string {
 
 // oursCmd is this redis-cli as a command of its own.
 func oursCmd(t *testing.T, args ...string) *exec.Cmd {
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), cliChildEnv+"=1", "GORACE=atexit_sleep_ms=0")
-	return cmd
+	return testutil.SelfCommand(t, cliChildEnv, args...)
 }
 
 // subscribeRun runs cmd, a redis-cli in subscribe mode, until its output
@@ -52,7 +50,7 @@ func oursCmd(t *testing.T, args ...string) *exec.Cmd {
 // it), else its exit status.
 func subscribeRun(t *testing.T, s *server, cmd *exec.Cmd, ready int, msgs ...string) (out, end string) {
 	t.Helper()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	cmd.Stdout = &buf
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
