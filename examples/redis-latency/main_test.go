@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,9 +17,18 @@ import (
 	"github.com/shmconn/shmconn/internal/testutil"
 )
 
-// build compiles the demo and the example server into dir.
-func build(t *testing.T, dir string) (demo, server string) {
+// build compiles the demo and the example server into a fresh temp
+// directory, dir, or skips the test in -short mode, or without
+// redis-server when the test needs it.
+func build(t *testing.T, needsRedis bool) (dir, demo, server string) {
 	t.Helper()
+	switch {
+	case needsRedis && (testing.Short() || !realRedisInstalled()):
+		t.Skip("builds the module and runs redis-server; skipped in -short mode or without redis-server")
+	case testing.Short():
+		t.Skip("builds two binaries; skipped in -short mode")
+	}
+	dir = t.TempDir()
 	demo, server = filepath.Join(dir, "redis-latency"), filepath.Join(dir, "redis-server")
 	for _, b := range [][2]string{{demo, "."}, {server, "../shm-redis-server"}} {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])
@@ -28,29 +36,30 @@ func build(t *testing.T, dir string) (demo, server string) {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	return demo, server
+	return dir, demo, server
 }
 
 // serverRunning reports whether a process runs the binary at path.
-func serverRunning(path string) bool {
+func serverRunning(path string) bool { return len(processesOf(path)) > 0 }
+
+// processesOf lists the /proc directories of the processes running the
+// binary at path.
+func processesOf(path string) []string {
+	var procs []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == path {
-			return true
+		dir := filepath.Join("/proc", e.Name())
+		if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil && exe == path {
+			procs = append(procs, dir)
 		}
 	}
-	return false
+	return procs
 }
 
 // TestDemo runs a short demo across real processes and checks it prints
 // every transport, writes the chart and leaves nothing behind.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two binaries; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	demo, server := build(t, dir)
+	dir, demo, server := build(t, false)
 	png := filepath.Join(dir, "chart.png")
 	cmd := exec.Command(demo, "-server", server, "-samples", "20", "-interval", "2ms", "-dense", "500", "-png", png)
 	var out bytes.Buffer
@@ -87,11 +96,7 @@ func TestDemo(t *testing.T) {
 // written where it runs, progress without a terminal is a few plain lines,
 // and the busy processes are gone afterwards.
 func TestDemoDefaultChart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two binaries; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	demo, server := build(t, dir)
+	dir, demo, server := build(t, false)
 	clone, tmp := filepath.Join(dir, "clone"), filepath.Join(dir, "tmp")
 	for _, d := range []string{clone, tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -157,11 +162,7 @@ func checkNothingLeft(t *testing.T, dir string) {
 // line for each of the four targets and exits 0 or 1 accordingly (the
 // figures mean nothing on a shared machine), leaving nothing behind.
 func TestModuleTargets(t *testing.T) {
-	if testing.Short() || !realRedisInstalled() {
-		t.Skip("builds the module and runs redis-server; skipped in -short mode or without redis-server")
-	}
-	dir := t.TempDir()
-	demo, _ := build(t, dir)
+	dir, demo, _ := build(t, true)
 	cmd := exec.Command(demo, "-module-targets", "-samples", "50", "-dense", "300")
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	var out bytes.Buffer
@@ -190,11 +191,7 @@ func TestModuleTargets(t *testing.T) {
 // and nothing else, a row per transport with as many samples as asked,
 // and the shared-memory clients must have had shared memory.
 func TestDemoJSON(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two binaries; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	demo, server := build(t, dir)
+	_, demo, server := build(t, false)
 	var f demoFigures
 	runJSON(t, &f, demo, "-json", "-server", server, "-samples", "10", "-interval", "2ms", "-dense", "200", "-png", "")
 	want := []string{"tcp", "unix socket", "shared memory"}
@@ -230,11 +227,7 @@ func TestDemoJSON(t *testing.T) {
 // TestModuleTargetsJSON runs -module-targets -json briefly: the figures of
 // all four measurements, exit 0 whatever they are.
 func TestModuleTargetsJSON(t *testing.T) {
-	if testing.Short() || !realRedisInstalled() {
-		t.Skip("builds the module and runs redis-server; skipped in -short mode or without redis-server")
-	}
-	dir := t.TempDir()
-	demo, _ := build(t, dir)
+	dir, demo, _ := build(t, true)
 	var f moduleFigures
 	runJSON(t, &f, demo, "-module-targets", "-json", "-samples", "20", "-dense", "100")
 	want := []string{"GET, one per ms", "GET, back to back", "pipeline of 1000 GETs", "GET, one per ms, redis-benchmark -c 10 on the socket"}
@@ -287,13 +280,8 @@ func checkHist(t *testing.T, what string, h histFigures, n int64) {
 // busy-loop environment variable.
 func busyProcesses(path string) int {
 	n := 0
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || exe != path {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+	for _, dir := range processesOf(path) {
+		env, _ := os.ReadFile(filepath.Join(dir, "environ"))
 		if bytes.Contains(env, []byte(busyEnv+"=1")) {
 			n++
 		}
@@ -303,14 +291,10 @@ func busyProcesses(path string) int {
 
 // TestDemoInterrupted stops the demo with SIGINT mid-run, as Ctrl-C does.
 func TestDemoInterrupted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two binaries; skipped in -short mode")
-	}
-	dir := t.TempDir()
-	demo, server := build(t, dir)
+	dir, demo, server := build(t, false)
 	cmd := exec.Command(demo, "-server", server, "-samples", "100000", "-png", "")
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -345,23 +329,4 @@ func TestDemoInterrupted(t *testing.T) {
 	if files := testutil.SegmentFiles(); len(files) > 0 {
 		t.Errorf("segment files left: %v", files)
 	}
-}
-
-// syncBuffer is a bytes.Buffer the child's output goroutines and the test
-// may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
