@@ -249,10 +249,9 @@ func (s *Segment) Name() string { return s.name }
 // Token returns the random token in the header.
 func (s *Segment) Token() Token { return s.token }
 
-// Contains reports whether addr lies in the segment's mapping: a memory
-// fault there is the shared memory's (see package fault), one elsewhere is
-// not. It is false once the segment is closed.
-func (s *Segment) Contains(addr uintptr) bool {
+// contains reports whether addr lies in the segment's mapping. It is false
+// once the segment is closed.
+func (s *Segment) contains(addr uintptr) bool {
 	if len(s.mem) == 0 {
 		return false
 	}
@@ -260,15 +259,12 @@ func (s *Segment) Contains(addr uintptr) bool {
 	return addr >= base && addr-base < uintptr(len(s.mem))
 }
 
-// Sealed reports whether nobody can change the segment's size: it is an
+// sealed reports whether nobody can change the segment's size: it is an
 // anonymous memory file, sealed against shrinking and growing before it
 // was passed. A named file can be truncated by any process of the uid
 // until it is unlinked, and after that by any that opened it, and a touch
 // of a page past its end faults.
-func (s *Segment) Sealed() bool { return s.name == "" }
-
-// DataSize returns the size of each data area.
-func (s *Segment) DataSize() int { return s.dataSize }
+func (s *Segment) sealed() bool { return s.name == "" }
 
 // Control returns direction i's control block (ControlSize bytes, on the
 // first page). Direction 0 carries bytes from the opener to the creator,

@@ -51,7 +51,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 	require.Equal(t, fs.FileMode(0o600), st.Mode().Perm())
 	require.EqualValues(t, totalSize(dataSize), st.Size())
 	require.Equal(t, -1, c.FD())
-	require.False(t, c.Sealed(), "a named file can be truncated")
+	require.False(t, c.sealed(), "a named file can be truncated")
 
 	o, err := Open(c.Name(), dataSize, c.Token())
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestCreateOpenUnlink(t *testing.T) {
 // checkShared checks the two mappings share memory, area by area.
 func checkShared(t *testing.T, c, o *Segment) {
 	t.Helper()
-	size := c.DataSize()
+	size := c.dataSize
 	for i := range regions {
 		require.NoError(t, c.Commit(i, 0, size))
 		c.Data(i)[0] = byte(10 + i)
@@ -98,7 +98,7 @@ func TestAnonymous(t *testing.T) {
 	c, err := CreateAnonymous(dataSize)
 	require.NoError(t, err)
 	require.Empty(t, c.Name())
-	require.True(t, c.Sealed())
+	require.True(t, c.sealed())
 	fd, err := unix.Dup(c.FD()) // what the peer receives over SCM_RIGHTS
 	require.NoError(t, err)
 	o, err := Map(fd, dataSize, c.Token())
@@ -421,14 +421,14 @@ func TestContains(t *testing.T) {
 	require.NoError(t, err)
 	first := uintptr(unsafe.Pointer(&c.Control(0)[0])) - offControl // the header's first byte
 	last := uintptr(unsafe.Pointer(&c.Data(1)[dataSize-1]))
-	assert.True(t, c.Contains(first))
-	assert.True(t, c.Contains(uintptr(unsafe.Pointer(&c.Data(0)[dataSize/2]))))
-	assert.True(t, c.Contains(last))
-	assert.False(t, c.Contains(first-1))
-	assert.False(t, c.Contains(last+1))
-	assert.False(t, c.Contains(0))
+	assert.True(t, c.contains(first))
+	assert.True(t, c.contains(uintptr(unsafe.Pointer(&c.Data(0)[dataSize/2]))))
+	assert.True(t, c.contains(last))
+	assert.False(t, c.contains(first-1))
+	assert.False(t, c.contains(last+1))
+	assert.False(t, c.contains(0))
 	require.NoError(t, c.Close())
-	assert.False(t, c.Contains(first), "a closed segment claims its old address")
+	assert.False(t, c.contains(first), "a closed segment claims its old address")
 }
 
 // TestSealedAgainstPunching: once both sides have mapped an anonymous
