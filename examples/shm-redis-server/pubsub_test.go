@@ -409,8 +409,8 @@ func TestPubSubResp3SelfPublish(t *testing.T) {
 }
 
 // TestPubSubResp3CrossPublish: two RESP3 subscribers of a channel publish
-// to it at once, each then waiting for the other's lock in the old code:
-// both hung, and every later PUBLISH to the channel with them.
+// to it at once. Neither may wait for the other's lock while holding its
+// own, or both hang, and every later PUBLISH to the channel with them.
 func TestPubSubResp3CrossPublish(t *testing.T) {
 	forBothTransports(t, func(t *testing.T, _ *Server, sock string, shm bool) {
 		var wg sync.WaitGroup
