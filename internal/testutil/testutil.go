@@ -1,5 +1,6 @@
 // Package testutil holds helpers the project's tests share: leak checks for
-// segment files and goroutines.
+// segment files and goroutines, and child processes to start, wait for and
+// stop (StartChild).
 package testutil
 
 import (
