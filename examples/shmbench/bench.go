@@ -309,6 +309,9 @@ func (b *bench) header() {
 	}
 	fmt.Fprintf(b.out, "shm conns: wait %s, ring size %s; every figure below is two processes unless it says otherwise\n", b.cfg.wait, ring)
 	fmt.Fprintf(b.out, "load: %s\n", b.loadDescription())
+	if b.cfg.nice != nil {
+		fmt.Fprintf(b.out, "priority: nice %d for this process and every server and client it starts; the load keeps the command's own\n", *b.cfg.nice)
+	}
 }
 
 // loadDescription says what else runs on the host during the run.
