@@ -31,7 +31,11 @@
 //     A Loop gives its CPU away (sched_yield) after FirstOSYield, then
 //     every OSYieldInterval (every FirstOSYield while a yield shows that
 //     another thread shares the CPU), which costs well under a microsecond
-//     when nobody waits for that CPU.
+//     when nobody waits for that CPU. Once a yield showed a stranger on
+//     the CPU (a thread that kept it), it yields only every
+//     StrangerYieldInterval: on Linux each yield forfeits the rest of the
+//     spinner's time slice, and frequent ones hand a busy process far
+//     below our priority most of our CPU.
 //   - A spinner on a busy host burns its time slice, and the kernel then
 //     no longer favours it when it is woken: it loses to a socket whose
 //     reader slept. Loops account the time they lose in preemption gaps;
@@ -106,6 +110,19 @@ const (
 	// cheapest yield measured at start-up, so that the yield's own cost
 	// does not read as a shared CPU.
 	SharedYield = 3 * time.Microsecond
+	// StrangerYieldInterval is how often a spinning loop gives its CPU
+	// away while a stranger shares it: a thread that, given the CPU by a
+	// yield, kept it past PreemptGap, as a busy process does and a peer
+	// passing our bytes does not. Linux's scheduler (EEVDF, since 6.18)
+	// moves a yielding thread's virtual runtime to its deadline: each
+	// yield forfeits the rest of the thread's slice, and a thread that
+	// yields every few microseconds forfeits slice after slice until a
+	// stranger far below its priority gets most of its CPU. Measured on a
+	// 2-vCPU VM, a WaitSpin server at nice -15 beside a busy process at
+	// nice 0 lost three quarters of its spinning time that way, counted
+	// the CPUs as contended, and answered one request a millisecond in
+	// 40-60 us instead of 2. A yield every 2 ms forfeits a few percent.
+	StrangerYieldInterval = 2 * time.Millisecond
 	// PreemptGap is a gap between two clock reads of a spinning loop that
 	// means the thread was descheduled: interrupts take a few
 	// microseconds, a time slice given to another thread takes
@@ -193,6 +210,24 @@ var lastSchedPoint atomic.Int64
 // contendedUntil is the monotonic time until which the CPUs count as
 // contended.
 var contendedUntil atomic.Int64
+
+// strangerUntil is the monotonic time until which a stranger counts as
+// sharing a CPU with the process's spinners (see StrangerYieldInterval);
+// it is held for ContendedHold, as the verdict on contention is.
+var strangerUntil atomic.Int64
+
+// osYieldAfter returns when a loop that gave its CPU away at t (or began
+// at t, first) gives it away next, by what shares the CPUs.
+func osYieldAfter(t int64, first bool) int64 {
+	switch {
+	case t < strangerUntil.Load():
+		return t + int64(StrangerYieldInterval)
+	case first && !Contended():
+		return t + int64(firstOSYield)
+	default:
+		return t + int64(OSYieldInterval)
+	}
+}
 
 // MarkContended records a sign that the CPUs are contended.
 func MarkContended() { contendedUntil.Store(now() + int64(ContendedHold)) }
@@ -283,10 +318,7 @@ func (l *Loop) Next() (tick, stop bool) {
 		l.started = true
 		l.start, l.last, l.flushed = t, t, t
 		l.end, l.nextYield = t+l.budget, t+int64(YieldCheckInterval)
-		l.nextOSYield = t + int64(OSYieldInterval)
-		if !Contended() {
-			l.nextOSYield = t + int64(firstOSYield)
-		}
+		l.nextOSYield = osYieldAfter(t, true)
 		return true, false
 	}
 	if l.lostGap(t) {
@@ -300,11 +332,18 @@ func (l *Loop) Next() (tick, stop bool) {
 		// A slice given to another thread here shows as a gap at the
 		// next look, as a preemption would: it is time lost to others.
 		yieldCPU()
-		l.nextOSYield = t + int64(OSYieldInterval)
-		if t2 := now(); t2-t > int64(sharedYield) && !Contended() {
-			// Somebody shares this CPU: it may be the peer, with our
-			// bytes. Let it run often while it is there.
+		switch t2 := now(); {
+		case t2-t > int64(PreemptGap):
+			// The thread that got the CPU kept it: a stranger, whom
+			// each yield hands a slice of ours.
+			strangerUntil.Store(t2 + int64(ContendedHold))
+			l.nextOSYield = osYieldAfter(t2, false)
+		case t2-t > int64(sharedYield) && t2 >= strangerUntil.Load() && !Contended():
+			// Somebody shares this CPU briefly: it may be the peer,
+			// with our bytes. Let it run often while it is there.
 			l.nextOSYield = t2 + int64(firstOSYield)
+		default:
+			l.nextOSYield = osYieldAfter(t, false)
 		}
 	}
 	if t >= l.nextYield {

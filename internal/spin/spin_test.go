@@ -127,9 +127,11 @@ func TestContentionSeenAtFinish(t *testing.T) {
 func TestYieldSchedule(t *testing.T) {
 	calibrateOnce.Do(calibrate)
 	oldClock, oldYield, oldContended, oldShared := clock, yieldCPU, contendedUntil.Load(), sharedYield
+	oldStranger := strangerUntil.Swap(0)
 	defer func() {
 		clock, yieldCPU, sharedYield = oldClock, oldYield, oldShared
 		contendedUntil.Store(oldContended)
+		strangerUntil.Store(oldStranger)
 	}()
 	sharedYield = SharedYield // whatever a yield costs on this machine
 	const budget = 200 * time.Microsecond
@@ -264,13 +266,14 @@ func TestGapTraced(t *testing.T) {
 // uncontended, and puts back the clock, the verdict and the process's
 // spin account when t ends.
 func fakeClock(t *testing.T) *int64 {
-	oldClock, oldContended := clock, contendedUntil.Load()
+	oldClock, oldContended, oldStranger := clock, contendedUntil.Load(), strangerUntil.Swap(0)
 	spinAccount.mu.Lock()
 	oldSpun, oldLost := spinAccount.spun, spinAccount.lost
 	spinAccount.mu.Unlock()
 	t.Cleanup(func() {
 		clock = oldClock
 		contendedUntil.Store(oldContended)
+		strangerUntil.Store(oldStranger)
 		setAccount(time.Duration(oldSpun), time.Duration(oldLost))
 	})
 	contendedUntil.Store(0)
@@ -351,4 +354,124 @@ func TestSharedYieldCalibrated(t *testing.T) {
 		t.Errorf("this machine's yield: threshold %v, want in [%v, 1ms]", sharedYield, SharedYield)
 	}
 	t.Logf("threshold %v (pause %v)", sharedYield, pauseCost)
+}
+
+// eevdf models how Linux (EEVDF, kernel 6.18) shares one CPU between a
+// spinning thread and a busy stranger, on the fake clock. Each thread's
+// virtual runtime advances by its running time times 1024 over its
+// weight (29154 at nice -15, 1024 at nice 0). The kernel runs the eligible
+// thread (virtual runtime not past the weighted average) with the earliest
+// virtual deadline, a slice past its virtual runtime; the stranger, once
+// picked, runs its whole slice. sched_yield forfeits the rest of the
+// yielder's slice: its virtual runtime jumps to its deadline.
+type eevdf struct {
+	wall, ran      int64 // the fake clock; where the spinner's runtime was last updated
+	wS, wL         int64 // weights: spinner, stranger
+	vS, dS, vL, dL int64 // virtual runtimes and deadlines
+	slice          int64 // a slice in wall time at nice 0
+	lost           int64 // wall time the stranger ran
+}
+
+func newEEVDF(spinnerWeight int64) *eevdf {
+	e := &eevdf{wall: 1 << 40, wS: spinnerWeight, wL: 1024, slice: int64(1500 * time.Microsecond)}
+	e.ran = e.wall
+	e.dS, e.dL = e.slice*1024/e.wS, e.slice
+	return e
+}
+
+// update charges the spinner for its running time since the last update
+// and gives it a new deadline once it reached the old one.
+func (e *eevdf) update() {
+	e.vS += (e.wall - e.ran) * 1024 / e.wS
+	e.ran = e.wall
+	if e.vS >= e.dS {
+		e.dS = e.vS + e.slice*1024/e.wS
+	}
+}
+
+func (e *eevdf) avg() int64 { return (e.wS*e.vS + e.wL*e.vL) / (e.wS + e.wL) }
+
+// pick runs the stranger for its slice if the kernel picks it.
+func (e *eevdf) pick() {
+	avg := e.avg()
+	if e.vL <= avg && (e.vS > avg || e.dL < e.dS) {
+		e.wall += e.slice
+		e.lost += e.slice
+		e.vL += e.slice
+		e.dL = e.vL + e.slice
+		e.ran = e.wall
+	}
+}
+
+// clock is a read of the fake clock: 100 ns pass, at the end of which
+// the kernel may preempt the spinner.
+func (e *eevdf) clock() int64 {
+	e.wall += 100
+	e.update()
+	e.pick()
+	return e.wall
+}
+
+// yield is sched_yield.
+func (e *eevdf) yield() {
+	e.update()
+	if e.vS <= e.avg() {
+		e.vS = e.dS
+		e.dS += e.slice * 1024 / e.wS
+	}
+	e.pick()
+}
+
+// TestFavouredSpinnerUncontended runs a WaitSpin leader's waits for one
+// request a millisecond on a CPU shared with a busy stranger, as the
+// kernel shares it (see eevdf). At nice -15 the kernel gives the stranger
+// a few percent of the CPU, and the spinner must not count the CPUs as
+// contended: measured, a spinner that yielded every few microseconds
+// forfeited so much of its virtual time that the stranger took three
+// quarters of its CPU, the detector switched spinning off, and a request
+// at 1 ms took 40-60 us instead of 2. At the stranger's own priority the
+// spinner loses about half its time and must count them as contended.
+func TestFavouredSpinnerUncontended(t *testing.T) {
+	calibrateOnce.Do(calibrate)
+	fakeClock(t) // puts back the clock, the verdicts and the account
+	oldYield, oldPauses := yieldCPU, pausesPerCheck
+	t.Cleanup(func() { yieldCPU, pausesPerCheck = oldYield, oldPauses })
+	pausesPerCheck = 1 // one clock read a Next: the fake clock is the pace
+
+	for _, c := range []struct {
+		name          string
+		weight        int64
+		wantContended bool
+		maxShareLost  float64 // of the wall time, when not contended
+	}{
+		{"nice -15 beside a busy nice 0", 29154, false, 0.1},
+		{"nice 0 beside a busy nice 0", 1024, true, 1},
+	} {
+		e := newEEVDF(c.weight)
+		clock, yieldCPU = e.clock, e.yield
+		contendedUntil.Store(0)
+		strangerUntil.Store(0)
+		setAccount(0, 0)
+		start, contended, waits := e.wall, false, 0
+		for ; e.wall-start < int64(300*time.Millisecond) && !contended; waits++ {
+			var l Loop
+			l.Start(time.Second)
+			for begin := e.wall; e.wall-begin < int64(time.Millisecond); {
+				if _, stop := l.Next(); stop {
+					break
+				}
+			}
+			l.Finish()
+			contended = Contended()
+		}
+		share := float64(e.lost) / float64(e.wall-start)
+		switch {
+		case contended != c.wantContended:
+			t.Errorf("%s: contended %v after %d waits (%v), want %v; the stranger ran %.0f%% of the time",
+				c.name, contended, waits, time.Duration(e.wall-start), c.wantContended, 100*share)
+		case !contended && share > c.maxShareLost:
+			t.Errorf("%s: the stranger ran %.0f%% of the time, want at most %.0f%%", c.name, 100*share, 100*c.maxShareLost)
+		}
+		t.Logf("%s: contended %v after %d waits, the stranger ran %.1f%% of the time", c.name, contended, waits, 100*share)
+	}
 }
