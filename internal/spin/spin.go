@@ -38,9 +38,13 @@
 //     below our priority most of our CPU.
 //   - A spinner on a busy host burns its time slice, and the kernel then
 //     no longer favours it when it is woken: it loses to a socket whose
-//     reader slept. Loops account the time they lose in preemption gaps;
-//     when the process's spinners lose a quarter of their recent spinning
-//     time, the CPUs count as contended, and callers spin only briefly.
+//     reader slept. Loops account the time they lose in preemption gaps
+//     of a time slice or more (a thread woken for a moment takes less,
+//     and would delay a parked waiter as much); when the process's
+//     spinners lose a quarter of their recent spinning time, the CPUs
+//     count as contended, and callers spin only briefly. A process the
+//     kernel favours (a lower nice value than the busy work's) loses
+//     little, and keeps spinning.
 //     (Counting the host's runnable threads, or this process's threads'
 //     waits for a CPU, was tried and dropped: on two CPUs a spinning peer
 //     and our own runtime's threads make the host look contended when
@@ -128,13 +132,23 @@ const (
 	// microseconds, a time slice given to another thread takes
 	// milliseconds.
 	PreemptGap = 100 * time.Microsecond
+	// SliceGap is the least preemption gap that counts as time lost to
+	// another thread: a time slice given to a thread of our priority
+	// (Linux's are 0.75-3 ms, by CPU count). Shorter gaps are the kernel
+	// running a thread it woke, briefly (the peer with our bytes, a
+	// kernel worker, a short job), which happens to a favoured spinner
+	// all the time on a busy host and which a parked waiter would wait
+	// out as well: measured on a 2-vCPU VM busy with builds, a WaitSpin
+	// server at nice -15 lost 30% of its spinning time in gaps of
+	// 100-300 us, and counting them switched its spinning off.
+	SliceGap = 500 * time.Microsecond
 	// ContendedHold is how long the CPUs count as contended after a sign
 	// of it. Load comes and goes in seconds, not microseconds; holding the
 	// verdict this long bounds how often a spinner tests it the hard way
 	// (by being preempted) to a few times a second.
 	ContendedHold = 500 * time.Millisecond
 	// LostShare is the share of the process's recent spinning time lost
-	// to other threads (preemption gaps) that means the CPUs are
+	// to other threads (preemption gaps of SliceGap or more) that means the CPUs are
 	// contended. A low-priority batch job also takes a slice (a
 	// millisecond or two) from a spinner now and then, which costs a
 	// percent or two over time and is no reason to stop; a peer at our
@@ -217,13 +231,16 @@ var contendedUntil atomic.Int64
 var strangerUntil atomic.Int64
 
 // osYieldAfter returns when a loop that gave its CPU away at t (or began
-// at t, first) gives it away next, by what shares the CPUs.
+// at t, first) gives it away next, by what shares the CPUs. A wait's
+// first yield comes early even beside a stranger: a peer that shares our
+// CPU (it woke on it, or we did) gets it at once, and one forfeited slice
+// a wait costs a favoured spinner little.
 func osYieldAfter(t int64, first bool) int64 {
 	switch {
-	case t < strangerUntil.Load():
-		return t + int64(StrangerYieldInterval)
 	case first && !Contended():
 		return t + int64(firstOSYield)
+	case t < strangerUntil.Load():
+		return t + int64(StrangerYieldInterval)
 	default:
 		return t + int64(OSYieldInterval)
 	}
@@ -382,7 +399,7 @@ func (l *Loop) Finish() {
 }
 
 // lostGap accounts the time since the loop's last look at the clock as
-// lost to other threads if it is a preemption gap, and then reports
+// lost to other threads if it is a time slice given away (SliceGap), and then reports
 // whether that made the CPUs count as contended (marking them so). t
 // becomes the last look, so that a gap is counted once even when it ends
 // the spin and the caller then calls Finish, or spins on.
@@ -392,7 +409,7 @@ func (l *Loop) lostGap(t int64) bool {
 	if trace.Enabled && gap >= trace.GapMin {
 		trace.Gap(epochUnix+t-gap, epochUnix+t)
 	}
-	if gap <= int64(PreemptGap) {
+	if gap < int64(SliceGap) {
 		return false
 	}
 	l.lost += gap
