@@ -34,6 +34,9 @@ type bench struct {
 
 	res results
 	fig figures // every row, for -json
+
+	cFloorBin string // the C floor, compiled on first use; guarded by mu
+	cFloorErr error  // why it is not there
 }
 
 // results are the figures the targets compare; a missing entry or a nil
