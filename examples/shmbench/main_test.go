@@ -86,6 +86,7 @@ func TestQuick(t *testing.T) {
 		"load: none",
 		"\nfloor ", "shm adaptive", "shm server spin, client adaptive", "shm server spin, client adaptive, +8 idle conns",
 		"unix", "tcp", "p50 x floor", "x floor", "x unix", "ring/chan",
+		"parked floor, eventfd, Go", "parked floor, futex, Go", "shm adaptive p50 / parked floor p50: ",
 	} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
@@ -171,8 +172,12 @@ func TestJSON(t *testing.T) {
 			t.Errorf("latency row %+v: missing or disordered figures", r)
 		}
 	}
-	wantLatency := []string{"0s floor", "0s shm adaptive", "0s shm server spin, client adaptive", "0s unix", "0s tcp",
-		"1ms floor", "1ms shm server spin, client adaptive", "1ms shm server spin, client adaptive, +8 idle conns", "1ms shm adaptive", "1ms unix", "1ms tcp"}
+	wantLatency := []string{"0s floor", "0s shm adaptive", "0s shm server spin, client adaptive", "0s unix", "0s tcp", "1ms floor"}
+	if hasCC() {
+		wantLatency = append(wantLatency, "1ms parked floor, eventfd, C")
+	}
+	wantLatency = append(wantLatency, "1ms parked floor, eventfd, Go", "1ms parked floor, futex, Go",
+		"1ms shm server spin, client adaptive", "1ms shm server spin, client adaptive, +8 idle conns", "1ms shm adaptive", "1ms unix", "1ms tcp")
 	if !slices.Equal(latency, wantLatency) {
 		t.Errorf("latency rows %q, want %q", latency, wantLatency)
 	}
@@ -444,4 +449,73 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return kids
+}
+
+// hasCC reports whether the C floor can be compiled here.
+func hasCC() bool {
+	for _, name := range []string{"cc", "gcc"} {
+		if _, err := exec.LookPath(name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestParkedFloors runs each parked floor for a few round trips, back to
+// back and at one request per millisecond: the figures must be positive
+// and ordered, and no process, temporary file or floor memory is left
+// when the run is cleaned up. Without a C compiler the C floor must be
+// reported as skipped, with the reason.
+func TestParkedFloors(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the parked floors are Linux only")
+	}
+	b, err := newBench(config{}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.cleanup()
+	ctx := context.Background()
+	for _, tr := range parkedFloors {
+		if tr == parkedC && !hasCC() {
+			continue // TestParkedFloorWithoutCompiler covers it
+		}
+		for _, interval := range []time.Duration{0, time.Millisecond} {
+			l, err := b.measureLatency(ctx, tr, tr.network, 20, 5, interval)
+			if err != nil {
+				t.Fatalf("%s at %v: %v", tr.network, interval, err)
+			}
+			if l.n != 20 || l.p50 <= 0 || l.p99 < l.p50 || l.mx < l.p99 || l.p50 > time.Second || l.rate <= 0 {
+				t.Errorf("%s at %v: %d round trips, p50 %v, p99 %v, max %v, rate %.0f/s", tr.network, interval, l.n, l.p50, l.p99, l.mx, l.rate)
+			}
+			if interval > 0 && l.rate > 1.2e3 {
+				t.Errorf("%s: %.0f round trips a second at one a millisecond", tr.network, l.rate)
+			}
+		}
+	}
+	if pids := childrenOf(os.Getpid()); len(pids) > 0 {
+		t.Errorf("processes left running after the measurements: %v", pids)
+	}
+	b.cleanup()
+	if _, err := os.Stat(b.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run's temporary directory %s is still there (%v)", b.dir, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join("/dev/shm", floorNamePattern)); len(left) > 0 {
+		t.Errorf("floor files left: %v", left)
+	}
+}
+
+// TestParkedFloorWithoutCompiler: with no C compiler on PATH the C floor
+// is not measured, and says why.
+func TestParkedFloorWithoutCompiler(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	b, err := newBench(config{}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.cleanup()
+	_, err = b.measureLatency(context.Background(), parkedC, parkedC.network, 5, 0, 0)
+	if reason, ok := isSkip(err); !ok || (runtime.GOOS == "linux" && !strings.Contains(reason, "no C compiler")) {
+		t.Errorf("without a compiler: %v, want the row skipped for want of one", err)
+	}
 }
