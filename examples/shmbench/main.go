@@ -18,9 +18,9 @@
 //	dense   64-byte request, echo, back to back: p50/p99/p99.9 round trip
 //	sparse  the same at one request per interval (-intervals, default 1ms
 //	        and 10ms; -sparse-n 2000 and 300 round trips), the client
-//	        sleeping in between: server spinning (WaitSpin), the same with
-//	        8 more idle conns held open to that server, and the client's
-//	        policy on both ends
+//	        sleeping in between: the parked floors, server spinning
+//	        (WaitSpin), the same with 8 more idle conns held open to that
+//	        server, and the client's policy on both ends
 //	stream  one-way 64 KiB writes, read and discarded: MB/s
 //	multi   32 conns ping-ponging at once: round trips per second
 //	idle    CPU and OS threads of both processes with one idle pair, then
@@ -35,9 +35,20 @@
 // empty. The floor is the best two processes can do on this CPU at that
 // rate: a ratio to it says how much the library adds.
 //
+// The parked floors use no library either, but both processes block in
+// the kernel between messages: a C pair on eventfds (floor/floor.c,
+// compiled at run time with cc or gcc; the row is left out, with the
+// reason, without one), a Go pair on eventfds through the netpoller, and
+// a Go pair in raw futex waits on shared memory. They are what the
+// default policy's parked path is judged against: each sparse table ends
+// with its p50 over theirs.
+//
 // -load N runs N busy processes (one per CPU with -load cpu) from start
 // to end, the case of a shared host; the targets of an idle host are not
-// judged then, and those of a contended one are.
+// judged then, and those of a contended one are. -nice N sets the nice
+// value of the command and of every child it starts after the busy
+// processes: with -load cpu -nice -15 (as root) the measured pair runs
+// above the busy work, as a latency-critical pair on a busy host can.
 //
 // Percentiles come from an HDR histogram of nanoseconds. CPU is each
 // process's user+system time (getrusage) over the idle window, in percent

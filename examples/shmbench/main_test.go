@@ -128,7 +128,7 @@ func TestPartsAndFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-parts", "bogus"}, {"-wait", "sometimes"}, {"-n", "0"}, {"extra"},
 		{"-intervals", "1ms,x"}, {"-intervals", "0s"}, {"-intervals", ""}, {"-sparse-n", "100,0"},
-		{"-load", "-1"}, {"-load", "many"},
+		{"-load", "-1"}, {"-load", "many"}, {"-nice", "20"}, {"-nice", "-21"},
 	} {
 		if err := run(context.Background(), args, &out, &stderr); err == nil {
 			t.Errorf("run %q: no error", args)
@@ -518,4 +518,76 @@ func TestParkedFloorWithoutCompiler(t *testing.T) {
 	if reason, ok := isSkip(err); !ok || (runtime.GOOS == "linux" && !strings.Contains(reason, "no C compiler")) {
 		t.Errorf("without a compiler: %v, want the row skipped for want of one", err)
 	}
+}
+
+// TestNice runs the command with -load 1 -nice 5 in a process of its own
+// and, while its idle part holds its children, reads every nice value:
+// the command, the server and the idle client at 5 (every thread), the
+// busy process at the command's own. Raising a nice value needs no
+// privilege.
+func TestNice(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("-nice is Linux only")
+	}
+	own := niceOf(t, os.Getpid())
+	want := own + 5
+	if want > 19 {
+		t.Skipf("this test runs at nice %d already", own)
+	}
+	cmd := exec.Command(os.Args[0], "-quick", "-v", "-load", "1", "-nice", strconv.Itoa(want), "-parts", "idle", "-idle-for", "1m")
+	cmd.Env = append(os.Environ(), envTestMain+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pids []int // load, server, idle client
+	sc := bufio.NewScanner(stderr)
+	for len(pids) < 3 && sc.Scan() {
+		pids = append(pids, startedPIDs(sc.Text())...)
+	}
+	if len(pids) < 3 {
+		t.Fatalf("children not started: %v", sc.Err())
+	}
+	go io.Copy(io.Discard, stderr)
+	for i, pid := range append([]int{cmd.Process.Pid}, pids...) {
+		w := want
+		if i == 1 { // the busy process
+			w = own
+		}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			if n := niceOf(t, tid); n != w {
+				t.Errorf("process %d (#%d), thread %d: nice %d, want %d", pid, i, tid, n, w)
+			}
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil {
+		t.Error("the interrupted command exited 0")
+	}
+}
+
+// niceOf reads the nice value of a thread (or process) from /proc.
+func niceOf(t *testing.T, tid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// nice field 19.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	n, err := strconv.Atoi(f[19-3])
+	if err != nil {
+		t.Fatalf("/proc/%d/stat: %v", tid, err)
+	}
+	return n
 }
