@@ -379,27 +379,9 @@ func TestCancel(t *testing.T) {
 // in the middle of a measurement, and checks that it exits with 130 and
 // takes its children with it.
 func TestInterrupt(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-quick", "-v", "-parts", "idle", "-idle-for", "1m")
-	cmd.Env = append(os.Environ(), envTestMain+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // if the test fails half-way
-
 	// Wait until both children run (the idle part holds them for a
 	// minute), then interrupt.
-	var pids []int
-	sc := bufio.NewScanner(stderr)
-	for len(pids) < 2 && sc.Scan() {
-		pids = append(pids, startedPIDs(sc.Text())...)
-	}
-	if len(pids) < 2 {
-		t.Fatalf("children not started: %v", sc.Err())
-	}
+	cmd, stderr, pids := startCommand(t, 2, "-quick", "-v", "-parts", "idle", "-idle-for", "1m")
 	time.Sleep(200 * time.Millisecond)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -408,6 +390,7 @@ func TestInterrupt(t *testing.T) {
 	go func() { rest.ReadFrom(stderr) }() // drain, so the command never blocks on it
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(15 * time.Second):
@@ -534,24 +517,8 @@ func TestNice(t *testing.T) {
 	if want > 19 {
 		t.Skipf("this test runs at nice %d already", own)
 	}
-	cmd := exec.Command(os.Args[0], "-quick", "-v", "-load", "1", "-nice", strconv.Itoa(want), "-parts", "idle", "-idle-for", "1m")
-	cmd.Env = append(os.Environ(), envTestMain+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var pids []int // load, server, idle client
-	sc := bufio.NewScanner(stderr)
-	for len(pids) < 3 && sc.Scan() {
-		pids = append(pids, startedPIDs(sc.Text())...)
-	}
-	if len(pids) < 3 {
-		t.Fatalf("children not started: %v", sc.Err())
-	}
+	// The busy process, the server, the idle client.
+	cmd, stderr, pids := startCommand(t, 3, "-quick", "-v", "-load", "1", "-nice", strconv.Itoa(want), "-parts", "idle", "-idle-for", "1m")
 	go io.Copy(io.Discard, stderr)
 	for i, pid := range append([]int{cmd.Process.Pid}, pids...) {
 		w := want
@@ -590,4 +557,32 @@ func niceOf(t *testing.T, tid int) int {
 		t.Fatalf("/proc/%d/stat: %v", tid, err)
 	}
 	return n
+}
+
+// startCommand runs the command with args (-v among them) in a process
+// of its own and returns once it logged n children started, with their
+// pids and the rest of its stderr. The process is killed when t ends, if
+// it has not exited.
+func startCommand(t *testing.T, n int, args ...string) (*exec.Cmd, io.Reader, []int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envTestMain+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails half-way
+	var pids []int
+	sc := bufio.NewReader(stderr)
+	for len(pids) < n {
+		line, err := sc.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%d of %d children started: %v", len(pids), n, err)
+		}
+		pids = append(pids, startedPIDs(line)...)
+	}
+	return cmd, sc, pids
 }
