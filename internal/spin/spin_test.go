@@ -448,8 +448,8 @@ func (e *eevdf) yield() {
 func TestFavouredSpinnerUncontended(t *testing.T) {
 	calibrateOnce.Do(calibrate)
 	fakeClock(t) // puts back the clock, the verdicts and the account
-	oldYield, oldPauses := yieldCPU, pausesPerCheck
-	t.Cleanup(func() { yieldCPU, pausesPerCheck = oldYield, oldPauses })
+	oldYield, oldPauses, oldFavoured := yieldCPU, pausesPerCheck, favoured
+	t.Cleanup(func() { yieldCPU, pausesPerCheck, favoured = oldYield, oldPauses, oldFavoured })
 	pausesPerCheck = 1 // one clock read a Next: the fake clock is the pace
 
 	for _, c := range []struct {
@@ -464,6 +464,7 @@ func TestFavouredSpinnerUncontended(t *testing.T) {
 		{"nice 0 beside a busy nice 0", 1024, 0, 0, true, 1},
 	} {
 		e := newEEVDF(c.weight)
+		favoured = c.weight > 1024 // what getpriority tells the package
 		e.brief, e.briefEvery = int64(c.brief), int64(c.briefEvery)
 		e.nextBrief = e.wall + e.briefEvery
 		clock, yieldCPU = e.clock, e.yield
