@@ -31,21 +31,21 @@
 //     A Loop gives its CPU away (sched_yield) after FirstOSYield, then
 //     every OSYieldInterval (every FirstOSYield while a yield shows that
 //     another thread shares the CPU), which costs well under a microsecond
-//     when nobody waits for that CPU. In a process that runs above the
-//     default priority, once a yield showed a stranger on the CPU (a
-//     thread that kept it), a Loop yields only every
-//     StrangerYieldInterval: on Linux each yield forfeits the rest of the
-//     spinner's time slice, and frequent ones hand a busy process far
-//     below our priority most of our CPU.
+//     when nobody waits for that CPU.
 //   - A spinner on a busy host burns its time slice, and the kernel then
 //     no longer favours it when it is woken: it loses to a socket whose
 //     reader slept. Loops account the time they lose in preemption gaps
 //     of a time slice or more (a thread woken for a moment takes less,
 //     and would delay a parked waiter as much); when the process's
 //     spinners lose a quarter of their recent spinning time, the CPUs
-//     count as contended, and callers spin only briefly. A process the
-//     kernel favours (a lower nice value than the busy work's) loses
-//     little, and keeps spinning.
+//     count as contended, and callers spin only briefly. A process that
+//     runs above the busy work's priority (nice -15) still counts them
+//     contended beside a busy process on Linux 6.18: each yield forfeits
+//     the rest of the yielder's time slice (EEVDF), and the frequent
+//     yields a peer behind the spinner needs hand the busy process most
+//     of the spinner's CPU. (Yielding every 2 ms instead beside a
+//     stranger was tried: p50 under load unchanged, p99 2 ms, the wait
+//     of a peer behind the spinner.)
 //     (Counting the host's runnable threads, or this process's threads'
 //     waits for a CPU, was tried and dropped: on two CPUs a spinning peer
 //     and our own runtime's threads make the host look contended when
@@ -115,25 +115,6 @@ const (
 	// cheapest yield measured at start-up, so that the yield's own cost
 	// does not read as a shared CPU.
 	SharedYield = 3 * time.Microsecond
-	// StrangerYieldInterval is how often a spinning loop of a process
-	// that runs above the default priority (a negative nice value) gives
-	// its CPU away while a stranger shares it: a thread that, given the
-	// CPU by a yield, kept it past PreemptGap, as a busy process does and
-	// a peer passing our bytes does not. Linux's scheduler (EEVDF, 6.18)
-	// moves a yielding thread's virtual runtime to its deadline: each
-	// yield forfeits the rest of the thread's slice, and a thread that
-	// yields every few microseconds forfeits slice after slice until a
-	// stranger far below its priority gets most of its CPU. Measured on a
-	// 2-vCPU VM, a WaitSpin server at nice -15 beside a busy process at
-	// nice 0 lost three quarters of its spinning time that way, counted
-	// the CPUs as contended, and answered one request a millisecond in
-	// 40-60 us instead of 2. A yield every 2 ms forfeits a few percent.
-	// The cost: a peer that lands behind the spinner on its CPU may wait
-	// that long (a wait's first yield still comes after FirstOSYield);
-	// measured, p99 at 1 ms was 2 ms where parking gave 0.1-0.15 ms. A
-	// process at the default priority keeps the usual schedule: its
-	// yields give strangers no more than their fair share.
-	StrangerYieldInterval = 2 * time.Millisecond
 	// PreemptGap is a gap between two clock reads of a spinning loop that
 	// means the thread was descheduled: interrupts take a few
 	// microseconds, a time slice given to another thread takes
@@ -143,11 +124,12 @@ const (
 	// another thread: a time slice given to a thread of our priority
 	// (Linux's are 0.75-3 ms, by CPU count). Shorter gaps are the kernel
 	// running a thread it woke, briefly (the peer with our bytes, a
-	// kernel worker, a short job), which happens to a favoured spinner
-	// all the time on a busy host and which a parked waiter would wait
-	// out as well: measured on a 2-vCPU VM busy with builds, a WaitSpin
-	// server at nice -15 lost 30% of its spinning time in gaps of
-	// 100-300 us, and counting them switched its spinning off.
+	// kernel worker, a short job), which happens to a spinner all the
+	// time on a host busy with other work and which a parked waiter
+	// would wait out as well: measured on a 2-vCPU VM busy with builds,
+	// a WaitSpin server lost 30% of its spinning time in gaps of
+	// 100-300 us, counting them switched its spinning off, and its p50
+	// at 1 ms was 13-34 us instead of 1-2 us.
 	SliceGap = 500 * time.Microsecond
 	// ContendedHold is how long the CPUs count as contended after a sign
 	// of it. Load comes and goes in seconds, not microseconds; holding the
@@ -155,7 +137,8 @@ const (
 	// (by being preempted) to a few times a second.
 	ContendedHold = 500 * time.Millisecond
 	// LostShare is the share of the process's recent spinning time lost
-	// to other threads (preemption gaps of SliceGap or more) that means the CPUs are
+	// to other threads (preemption gaps of SliceGap or more) that means
+	// the CPUs are
 	// contended. A low-priority batch job also takes a slice (a
 	// millisecond or two) from a spinner now and then, which costs a
 	// percent or two over time and is no reason to stop; a peer at our
@@ -172,10 +155,6 @@ var (
 	pausesPerCheck int // pauses between clock reads, ~CheckInterval
 	pauseCost      time.Duration
 	sharedYield    = SharedYield // SharedYield, or more where a yield costs more
-	// favoured: the process runs above other work's default priority
-	// (a negative nice value), so a yield that hands a stranger our CPU
-	// forfeits a priority worth keeping (see StrangerYieldInterval).
-	favoured bool
 )
 
 // calibrate measures the pause hint's cost on this CPU, and the cost of
@@ -191,7 +170,6 @@ func calibrate() {
 	pauseCost = max(best/n, time.Nanosecond)
 	pausesPerCheck = int(min(max(CheckInterval/pauseCost, 1), 4096))
 	sharedYield = max(SharedYield, 4*cheapestYield())
-	favoured = aboveDefault()
 }
 
 // cheapestYield times a few yields and returns the quickest: the cost of
@@ -236,27 +214,6 @@ var lastSchedPoint atomic.Int64
 // contendedUntil is the monotonic time until which the CPUs count as
 // contended.
 var contendedUntil atomic.Int64
-
-// strangerUntil is the monotonic time until which a stranger counts as
-// sharing a CPU with the process's spinners (see StrangerYieldInterval);
-// it is held for ContendedHold, as the verdict on contention is.
-var strangerUntil atomic.Int64
-
-// osYieldAfter returns when a loop that gave its CPU away at t (or began
-// at t, first) gives it away next, by what shares the CPUs. A wait's
-// first yield comes early even beside a stranger: a peer that shares our
-// CPU (it woke on it, or we did) gets it at once, and one forfeited slice
-// a wait costs a favoured spinner little.
-func osYieldAfter(t int64, first bool) int64 {
-	switch {
-	case first && !Contended():
-		return t + int64(firstOSYield)
-	case t < strangerUntil.Load():
-		return t + int64(StrangerYieldInterval)
-	default:
-		return t + int64(OSYieldInterval)
-	}
-}
 
 // MarkContended records a sign that the CPUs are contended.
 func MarkContended() { contendedUntil.Store(now() + int64(ContendedHold)) }
@@ -347,7 +304,10 @@ func (l *Loop) Next() (tick, stop bool) {
 		l.started = true
 		l.start, l.last, l.flushed = t, t, t
 		l.end, l.nextYield = t+l.budget, t+int64(YieldCheckInterval)
-		l.nextOSYield = osYieldAfter(t, true)
+		l.nextOSYield = t + int64(OSYieldInterval)
+		if !Contended() {
+			l.nextOSYield = t + int64(firstOSYield)
+		}
 		return true, false
 	}
 	if l.lostGap(t) {
@@ -361,18 +321,11 @@ func (l *Loop) Next() (tick, stop bool) {
 		// A slice given to another thread here shows as a gap at the
 		// next look, as a preemption would: it is time lost to others.
 		yieldCPU()
-		switch t2 := now(); {
-		case t2-t > int64(PreemptGap) && favoured:
-			// The thread that got the CPU kept it: a stranger, whom
-			// each yield hands a slice of ours.
-			strangerUntil.Store(t2 + int64(ContendedHold))
-			l.nextOSYield = osYieldAfter(t2, false)
-		case t2-t > int64(sharedYield) && t2 >= strangerUntil.Load() && !Contended():
-			// Somebody shares this CPU briefly: it may be the peer,
-			// with our bytes. Let it run often while it is there.
+		l.nextOSYield = t + int64(OSYieldInterval)
+		if t2 := now(); t2-t > int64(sharedYield) && !Contended() {
+			// Somebody shares this CPU: it may be the peer, with our
+			// bytes. Let it run often while it is there.
 			l.nextOSYield = t2 + int64(firstOSYield)
-		default:
-			l.nextOSYield = osYieldAfter(t, false)
 		}
 	}
 	if t >= l.nextYield {

@@ -13,11 +13,3 @@ func osYield() { syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
 // firstOSYield is FirstOSYield here: a sched_yield with nobody waiting for
 // the CPU costs well under a microsecond.
 const firstOSYield = FirstOSYield
-
-// aboveDefault reports whether the calling thread runs at a negative nice
-// value, above other work's default. The raw getpriority returns 20 minus
-// the nice value.
-func aboveDefault() bool {
-	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
-	return err == nil && 20-p < 0
-}

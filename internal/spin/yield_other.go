@@ -12,7 +12,3 @@ func osYield() { runtime.Gosched() }
 // FirstOSYield would cost the peer's CPU; FirstOSYield's gain was
 // measured for Linux's placement of woken threads.
 const firstOSYield = OSYieldInterval
-
-// aboveDefault is for Linux, whose yield forfeits (see
-// StrangerYieldInterval); elsewhere a yield keeps its schedule.
-func aboveDefault() bool { return false }
