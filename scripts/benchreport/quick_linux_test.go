@@ -88,7 +88,7 @@ var (
 func checkSection(t *testing.T, section string) {
 	wantHeadings := []string{"Machine and run", "Round trips back to back", "Round trips at one request per 1ms",
 		"Round trips at one request per 10ms", "Streaming", "Many conns at once", "Idle conns",
-		"The ring alone, in one process", "One busy process per CPU", "Redis: the demo",
+		"The ring alone, in one process", "One busy process per CPU", "One busy process per CPU, the pair at nice -15", "Redis: the demo",
 		"Redis: the real redis-server through the module", "conn's own code", "Memory per conn"}
 	var headings []string
 	tables := map[string][]table{} // by heading
@@ -148,6 +148,13 @@ func checkSection(t *testing.T, section string) {
 		} else {
 			checkRows(t, map[string][]table{h: ts[1:]}, h, parked...)
 		}
+	}
+	if want := 2; os.Geteuid() != 0 {
+		if ts := tables["One busy process per CPU, the pair at nice -15"]; len(ts) != 0 {
+			t.Errorf("not root, yet %d tables at nice -15", len(ts))
+		}
+	} else if ts := tables["One busy process per CPU, the pair at nice -15"]; len(ts) != want {
+		t.Errorf("%d tables at nice -15, want %d (1ms, its parked floors)", len(ts), want)
 	}
 	if ts := tables["One busy process per CPU"]; len(ts) != 4 {
 		t.Errorf("%d tables under load, want 4 (back to back, 1ms, its parked floors, streaming)", len(ts))

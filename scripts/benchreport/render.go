@@ -99,6 +99,17 @@ func render(cfg config, m machine, res *results) string {
 	}
 	p("Streaming, MB/s:\n\n%s\n", streamTable(res.loaded))
 
+	p("### One busy process per CPU, the pair at nice -15\n\n`%s`: the sparse part at the same load, shmbench and the servers and clients it starts at nice -15, the busy processes at the default, "+
+		"as a latency-critical pair can run on a busy host.\n\n", c.niced)
+	if res.noNiced != "" {
+		p("Not measured: %s.\n\n", res.noNiced)
+	} else {
+		for _, d := range intervals(res.niced) {
+			p("One request per %v:\n\n%s\n", d, latencyTable(res.niced, d, false))
+			p("%s", parkedSection(res.niced, d))
+		}
+	}
+
 	p("### Redis: the demo\n\n`%s`: go-redis %s round trips, one every %v (sparse) and back to back.\n\n%s\n", c.demo, demoCommand(res.demo), demoInterval(res.demo), demoTable(res.demo))
 	if n := demoFellBack(res.demo); n > 0 {
 		p("**In %d of %d runs a shared-memory client did not get shared memory**: its row measured the socket.\n\n", n, len(res.demo))
