@@ -69,10 +69,10 @@
 // contended and parks (on Linux each of its yields forfeits the rest of
 // its time slice, which hands the busy process most of its CPU), but the
 // kernel then wakes a parked call ahead of the busy work: measured at one
-// request per millisecond with a busy process per CPU, p50 near a unix
-// socket's and p99 about 0.1 ms, where at the default priority p99 was
-// 1-2 ms. go run ./examples/shmbench -load cpu -nice=-15 measures the
-// case.
+// request per millisecond with a busy process per CPU on a 2-vCPU VM,
+// p50 near a unix socket's and p99 mostly 0.1-0.2 ms (once 0.8), where
+// at the default priority it was 0.8-2.3 ms. go run ./examples/shmbench
+// -load cpu -nice=-15 measures the case.
 //
 // # Errors
 //
