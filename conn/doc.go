@@ -70,8 +70,8 @@
 // its time slice, which hands the busy process most of its CPU), but the
 // kernel then wakes a parked call ahead of the busy work: measured at one
 // request per millisecond with a busy process per CPU on a 2-vCPU VM,
-// p50 near a unix socket's and p99 mostly 0.1-0.2 ms (once 0.8), where
-// at the default priority it was 0.8-2.3 ms. go run ./examples/shmbench
+// p50 near a unix socket's and p99 of 0.1-0.8 ms, where at the default
+// priority it was 0.8-2.3 ms. go run ./examples/shmbench
 // -load cpu -nice=-15 measures the case.
 //
 // # Errors
