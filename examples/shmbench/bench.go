@@ -34,6 +34,9 @@ type bench struct {
 
 	res results
 	fig figures // every row, for -json
+
+	cFloorBin string // the C floor, compiled on first use; guarded by mu
+	cFloorErr error  // why it is not there
 }
 
 // results are the figures the targets compare; a missing entry or a nil
@@ -309,6 +312,9 @@ func (b *bench) header() {
 	}
 	fmt.Fprintf(b.out, "shm conns: wait %s, ring size %s; every figure below is two processes unless it says otherwise\n", b.cfg.wait, ring)
 	fmt.Fprintf(b.out, "load: %s\n", b.loadDescription())
+	if b.cfg.nice != nil {
+		fmt.Fprintf(b.out, "priority: nice %d for this process and every server and client it starts; the load keeps the command's own\n", *b.cfg.nice)
+	}
 }
 
 // loadDescription says what else runs on the host during the run.

@@ -30,7 +30,7 @@ import (
 // in the terminal reaches the whole process group, and the parent, which
 // owns the measurements, decides when its children stop.
 const (
-	envRole  = "SHMBENCH_ROLE"  // "server", "idle-client", "floor" or "load"
+	envRole  = "SHMBENCH_ROLE"  // "server", "idle-client", "floor", "load" or a parked floor's server
 	envNet   = "SHMBENCH_NET"   // "shm", "unix" or "tcp"
 	envWait  = "SHMBENCH_WAIT"  // shm wait policy
 	envAddr  = "SHMBENCH_ADDR"  // listen or dial address
@@ -62,6 +62,10 @@ func runChild() int {
 		err = childFloor()
 	case "load":
 		err = childLoad()
+	case roleParkedEventfd:
+		err = childParkedEventfd()
+	case roleParkedFutex:
+		err = childParkedFutex()
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

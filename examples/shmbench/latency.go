@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -85,6 +86,11 @@ func roundTrips(ctx context.Context, rt roundTripper, label string, n, warmup in
 			h.RecordValue(min(d, histogramMax).Nanoseconds())
 		}
 	}
+	return newLatency(label, h, float64(n)/time.Since(start).Seconds()), nil
+}
+
+// newLatency summarises the round trips of h, made at rate a second.
+func newLatency(label string, h *hdrhistogram.Histogram, rate float64) *latency {
 	return &latency{
 		label: label,
 		n:     h.TotalCount(),
@@ -92,14 +98,20 @@ func roundTrips(ctx context.Context, rt roundTripper, label string, n, warmup in
 		p99:   time.Duration(h.ValueAtQuantile(99)),
 		p999:  time.Duration(h.ValueAtQuantile(99.9)),
 		mx:    time.Duration(h.Max()),
-		rate:  float64(n) / time.Since(start).Seconds(),
-	}, nil
+		rate:  rate,
+	}
 }
 
 // withRoundTripper runs f with a round tripper of transport t, against a
 // fresh server child: the floor's, or a server with t.idle idle conns
 // open to it besides the one f uses.
 func (b *bench) withRoundTripper(ctx context.Context, t transport, f func(roundTripper) error) error {
+	switch t {
+	case parkedEventfd:
+		return b.withParkedEventfd(ctx, f)
+	case parkedFutex:
+		return b.withParkedFutex(ctx, f)
+	}
 	if t.network == floorNetwork {
 		return b.withFloor(modeEcho, func(m *floorMem) error {
 			return f(&floorRoundTripper{ctx: ctx, m: m})
@@ -116,22 +128,44 @@ func (b *bench) withRoundTripper(ctx context.Context, t transport, f func(roundT
 	})
 }
 
+// measureLatency times n round trips of t after warmup, one every
+// interval (0: back to back).
+func (b *bench) measureLatency(ctx context.Context, t transport, label string, n, warmup int, interval time.Duration) (*latency, error) {
+	if t == parkedC {
+		return b.cFloorLatency(ctx, label, n, warmup, interval)
+	}
+	var l *latency
+	err := b.withRoundTripper(ctx, t, func(rt roundTripper) error {
+		var err error
+		l, err = roundTrips(ctx, rt, label, n, warmup, interval)
+		return err
+	})
+	return l, err
+}
+
 // latencyTable measures each transport in turn with a fresh server,
-// records the rows in b.res under interval, and prints the table.
+// records the rows in b.res under interval, and prints the table. A row
+// this host cannot measure (a parked floor without its compiler or OS) is
+// left out, and the table says why.
 func (b *bench) latencyTable(ctx context.Context, ts []transport, n, warmup int, interval time.Duration) error {
-	rows := make([]*latency, len(ts))
-	for i, t := range ts {
+	var rows, parked []*latency
+	var skipped []string
+	for _, t := range ts {
 		label := t.label(b.cfg.wait)
-		err := b.withRoundTripper(ctx, t, func(rt roundTripper) error {
-			var err error
-			rows[i], err = roundTrips(ctx, rt, label, n, warmup, interval)
-			return err
-		})
+		l, err := b.measureLatency(ctx, t, label, n, warmup, interval)
+		if reason, ok := isSkip(err); ok {
+			skipped = append(skipped, fmt.Sprintf("%s: not measured: %s\n", label, reason))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		b.res.latency[sample{interval, t}] = rows[i]
-		b.fig.Latency = append(b.fig.Latency, newLatencyRow(interval, rows[i]))
+		rows = append(rows, l)
+		if slices.Contains(parkedFloors, t) {
+			parked = append(parked, l)
+		}
+		b.res.latency[sample{interval, t}] = l
+		b.fig.Latency = append(b.fig.Latency, newLatencyRow(interval, l))
 	}
 	floor, unix := b.res.latency[sample{interval, floorT}], b.res.latency[sample{interval, unixT}]
 	p50 := func(l *latency) time.Duration { return l.p50 }
@@ -143,6 +177,10 @@ func (b *bench) latencyTable(ctx context.Context, ts []transport, n, warmup int,
 			vs(r, floor, p50), vs(r, unix, p50), vs(r, unix, p99))
 	}
 	tw.Flush()
+	for _, s := range skipped {
+		fmt.Fprint(b.out, s)
+	}
+	fmt.Fprint(b.out, parkedRatios(b.res.latency[sample{interval, shmT(b.cfg.wait, 0)}], parked))
 	return nil
 }
 
@@ -181,11 +219,14 @@ const idleHeld = 8
 func (b *bench) sparse(ctx context.Context) error {
 	b.section("2. Sparse round trips",
 		fmt.Sprintf("%d-byte request at a fixed interval, the client sleeping in between (req/s is the rate reached), timed after %d of warm-up. "+
-			"\"+%d idle conns\" holds %d more conns open to that server, unused, a goroutine of the server blocked in Read on each.",
-			b.cfg.size, sparseWarmup, idleHeld, idleHeld))
+			"\"+%d idle conns\" holds %d more conns open to that server, unused, a goroutine of the server blocked in Read on each. "+
+			"The parked floors block in the kernel between messages, no library: a C pair on eventfds, a Go pair on eventfds through the netpoller, "+
+			"a Go pair in raw futex waits (at most %v each) on shared memory; the default policy's parked path is judged against them.",
+			b.cfg.size, sparseWarmup, idleHeld, idleHeld, futexDoze))
 	for _, r := range b.cfg.sparse {
 		fmt.Fprintf(b.out, "\n-- one request every %v: %d round trips --\n", r.interval, r.n)
-		ts := []transport{floorT, shmT(conn.WaitSpin, 0), shmT(conn.WaitSpin, idleHeld)}
+		ts := append([]transport{floorT}, parkedFloors...)
+		ts = append(ts, shmT(conn.WaitSpin, 0), shmT(conn.WaitSpin, idleHeld))
 		if b.cfg.wait != conn.WaitSpin {
 			ts = append(ts, shmT(b.cfg.wait, 0))
 		}

@@ -18,9 +18,9 @@
 //	dense   64-byte request, echo, back to back: p50/p99/p99.9 round trip
 //	sparse  the same at one request per interval (-intervals, default 1ms
 //	        and 10ms; -sparse-n 2000 and 300 round trips), the client
-//	        sleeping in between: server spinning (WaitSpin), the same with
-//	        8 more idle conns held open to that server, and the client's
-//	        policy on both ends
+//	        sleeping in between: the parked floors, server spinning
+//	        (WaitSpin), the same with 8 more idle conns held open to that
+//	        server, and the client's policy on both ends
 //	stream  one-way 64 KiB writes, read and discarded: MB/s
 //	multi   32 conns ping-ponging at once: round trips per second
 //	idle    CPU and OS threads of both processes with one idle pair, then
@@ -35,9 +35,20 @@
 // empty. The floor is the best two processes can do on this CPU at that
 // rate: a ratio to it says how much the library adds.
 //
+// The parked floors use no library either, but both processes block in
+// the kernel between messages: a C pair on eventfds (floor/floor.c,
+// compiled at run time with cc or gcc; the row is left out, with the
+// reason, without one), a Go pair on eventfds through the netpoller, and
+// a Go pair in raw futex waits on shared memory. They are what the
+// default policy's parked path is judged against: each sparse table ends
+// with its p50 over theirs.
+//
 // -load N runs N busy processes (one per CPU with -load cpu) from start
 // to end, the case of a shared host; the targets of an idle host are not
-// judged then, and those of a contended one are.
+// judged then, and those of a contended one are. -nice N sets the nice
+// value of the command and of every child it starts after the busy
+// processes: with -load cpu -nice -15 (as root) the measured pair runs
+// above the busy work, as a latency-critical pair on a busy host can.
 //
 // Percentiles come from an HDR histogram of nanoseconds. CPU is each
 // process's user+system time (getrusage) over the idle window, in percent
@@ -105,6 +116,7 @@ type config struct {
 	settle       time.Duration // idle: wait after setup before measuring
 	ringN        int           // ring: messages per run
 	load         int           // busy processes running for the whole run
+	nice         *int          // nice value of this process and its servers and clients; nil: unchanged
 	quick        bool          // a short run: figures too few to judge targets on
 	json         bool          // print the figures as JSON instead of the tables; no targets
 	verbose      bool
@@ -122,6 +134,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	parts := fs.String("parts", strings.Join(allParts, ","), "comma-separated parts to run: "+strings.Join(allParts, ", ")+" (or all)")
 	wait := fs.String("wait", "adaptive", "wait policy of the shm clients, and of both ends in the rows that say so (adaptive or spin); dense and sparse add a spinning server")
 	load := fs.String("load", "0", "busy processes to run for the whole run, the contended case: a number, or cpu for one per CPU")
+	nice := fs.Int("nice", 0, "nice value (-20 to 19) for this process and the servers and clients it starts, not the -load processes; "+
+		"with -load cpu and a negative value, the case of a latency-critical pair on a busy host (below the current value needs root or CAP_SYS_NICE)")
 	fs.IntVar(&c.ringSize, "ringsize", 0, "shm ring size per direction in bytes (0: the library's default)")
 	fs.IntVar(&c.size, "size", 64, "request and response size in bytes (dense, sparse, multi)")
 	fs.IntVar(&c.n, "n", 200000, "dense: round trips measured per transport")
@@ -147,6 +161,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.quick {
 		setQuickDefaults(fs)
+	}
+	if flagSet(fs, "nice") {
+		if *nice < -20 || *nice > 19 {
+			return c, fmt.Errorf("-nice %d: want -20 to 19", *nice)
+		}
+		c.nice = nice
 	}
 	var err error
 	if c.wait, err = conn.ParseWaitPolicy(*wait); err != nil {
@@ -174,17 +194,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 // setQuickDefaults shrinks the counts and durations the user left alone.
 func setQuickDefaults(fs *flag.FlagSet) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, v := range map[string]string{
 		"n": "2000", "warmup": "200", "sparse-n": "100,20",
 		"stream-for": "100ms", "stream-rounds": "1", "multi-for": "200ms",
 		"idle-for": "300ms", "settle": "100ms", "ring-n": "100000",
 	} {
-		if !set[name] {
+		if !flagSet(fs, name) {
 			fs.Set(name, v)
 		}
 	}
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func parseParts(s string) ([]string, error) {
@@ -266,6 +291,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopAbort()
 	if err := b.startLoad(); err != nil {
 		return fmt.Errorf("load: %w", err)
+	}
+	// After the load has started: it keeps the nice value the command
+	// was started with, and every child started from now on inherits ours.
+	if cfg.nice != nil {
+		if err := setNice(*cfg.nice); err != nil {
+			return err
+		}
 	}
 
 	b.header()

@@ -86,6 +86,7 @@ func TestQuick(t *testing.T) {
 		"load: none",
 		"\nfloor ", "shm adaptive", "shm server spin, client adaptive", "shm server spin, client adaptive, +8 idle conns",
 		"unix", "tcp", "p50 x floor", "x floor", "x unix", "ring/chan",
+		"parked floor, eventfd, Go", "parked floor, futex, Go", "shm adaptive p50 / parked floor p50: ",
 	} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
@@ -127,7 +128,7 @@ func TestPartsAndFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-parts", "bogus"}, {"-wait", "sometimes"}, {"-n", "0"}, {"extra"},
 		{"-intervals", "1ms,x"}, {"-intervals", "0s"}, {"-intervals", ""}, {"-sparse-n", "100,0"},
-		{"-load", "-1"}, {"-load", "many"},
+		{"-load", "-1"}, {"-load", "many"}, {"-nice", "20"}, {"-nice", "-21"},
 	} {
 		if err := run(context.Background(), args, &out, &stderr); err == nil {
 			t.Errorf("run %q: no error", args)
@@ -171,8 +172,12 @@ func TestJSON(t *testing.T) {
 			t.Errorf("latency row %+v: missing or disordered figures", r)
 		}
 	}
-	wantLatency := []string{"0s floor", "0s shm adaptive", "0s shm server spin, client adaptive", "0s unix", "0s tcp",
-		"1ms floor", "1ms shm server spin, client adaptive", "1ms shm server spin, client adaptive, +8 idle conns", "1ms shm adaptive", "1ms unix", "1ms tcp"}
+	wantLatency := []string{"0s floor", "0s shm adaptive", "0s shm server spin, client adaptive", "0s unix", "0s tcp", "1ms floor"}
+	if hasCC() {
+		wantLatency = append(wantLatency, "1ms parked floor, eventfd, C")
+	}
+	wantLatency = append(wantLatency, "1ms parked floor, eventfd, Go", "1ms parked floor, futex, Go",
+		"1ms shm server spin, client adaptive", "1ms shm server spin, client adaptive, +8 idle conns", "1ms shm adaptive", "1ms unix", "1ms tcp")
 	if !slices.Equal(latency, wantLatency) {
 		t.Errorf("latency rows %q, want %q", latency, wantLatency)
 	}
@@ -374,27 +379,9 @@ func TestCancel(t *testing.T) {
 // in the middle of a measurement, and checks that it exits with 130 and
 // takes its children with it.
 func TestInterrupt(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-quick", "-v", "-parts", "idle", "-idle-for", "1m")
-	cmd.Env = append(os.Environ(), envTestMain+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() // if the test fails half-way
-
 	// Wait until both children run (the idle part holds them for a
 	// minute), then interrupt.
-	var pids []int
-	sc := bufio.NewScanner(stderr)
-	for len(pids) < 2 && sc.Scan() {
-		pids = append(pids, startedPIDs(sc.Text())...)
-	}
-	if len(pids) < 2 {
-		t.Fatalf("children not started: %v", sc.Err())
-	}
+	cmd, stderr, pids := startCommand(t, 2, "-quick", "-v", "-parts", "idle", "-idle-for", "1m")
 	time.Sleep(200 * time.Millisecond)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -403,6 +390,7 @@ func TestInterrupt(t *testing.T) {
 	go func() { rest.ReadFrom(stderr) }() // drain, so the command never blocks on it
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(15 * time.Second):
@@ -444,4 +432,157 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return kids
+}
+
+// hasCC reports whether the C floor can be compiled here.
+func hasCC() bool {
+	for _, name := range []string{"cc", "gcc"} {
+		if _, err := exec.LookPath(name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestParkedFloors runs each parked floor for a few round trips, back to
+// back and at one request per millisecond: the figures must be positive
+// and ordered, and no process, temporary file or floor memory is left
+// when the run is cleaned up. Without a C compiler the C floor must be
+// reported as skipped, with the reason.
+func TestParkedFloors(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the parked floors are Linux only")
+	}
+	b, err := newBench(config{}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.cleanup()
+	ctx := context.Background()
+	for _, tr := range parkedFloors {
+		if tr == parkedC && !hasCC() {
+			continue // TestParkedFloorWithoutCompiler covers it
+		}
+		for _, interval := range []time.Duration{0, time.Millisecond} {
+			l, err := b.measureLatency(ctx, tr, tr.network, 20, 5, interval)
+			if err != nil {
+				t.Fatalf("%s at %v: %v", tr.network, interval, err)
+			}
+			if l.n != 20 || l.p50 <= 0 || l.p99 < l.p50 || l.mx < l.p99 || l.p50 > time.Second || l.rate <= 0 {
+				t.Errorf("%s at %v: %d round trips, p50 %v, p99 %v, max %v, rate %.0f/s", tr.network, interval, l.n, l.p50, l.p99, l.mx, l.rate)
+			}
+			if interval > 0 && l.rate > 1.2e3 {
+				t.Errorf("%s: %.0f round trips a second at one a millisecond", tr.network, l.rate)
+			}
+		}
+	}
+	if pids := childrenOf(os.Getpid()); len(pids) > 0 {
+		t.Errorf("processes left running after the measurements: %v", pids)
+	}
+	b.cleanup()
+	if _, err := os.Stat(b.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run's temporary directory %s is still there (%v)", b.dir, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join("/dev/shm", floorNamePattern)); len(left) > 0 {
+		t.Errorf("floor files left: %v", left)
+	}
+}
+
+// TestParkedFloorWithoutCompiler: with no C compiler on PATH the C floor
+// is not measured, and says why.
+func TestParkedFloorWithoutCompiler(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	b, err := newBench(config{}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.cleanup()
+	_, err = b.measureLatency(context.Background(), parkedC, parkedC.network, 5, 0, 0)
+	if reason, ok := isSkip(err); !ok || (runtime.GOOS == "linux" && !strings.Contains(reason, "no C compiler")) {
+		t.Errorf("without a compiler: %v, want the row skipped for want of one", err)
+	}
+}
+
+// TestNice runs the command with -load 1 -nice 5 in a process of its own
+// and, while its idle part holds its children, reads every nice value:
+// the command, the server and the idle client at 5 (every thread), the
+// busy process at the command's own. Raising a nice value needs no
+// privilege.
+func TestNice(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("-nice is Linux only")
+	}
+	own := niceOf(t, os.Getpid())
+	want := own + 5
+	if want > 19 {
+		t.Skipf("this test runs at nice %d already", own)
+	}
+	// The busy process, the server, the idle client.
+	cmd, stderr, pids := startCommand(t, 3, "-quick", "-v", "-load", "1", "-nice", strconv.Itoa(want), "-parts", "idle", "-idle-for", "1m")
+	go io.Copy(io.Discard, stderr)
+	for i, pid := range append([]int{cmd.Process.Pid}, pids...) {
+		w := want
+		if i == 1 { // the busy process
+			w = own
+		}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			if n := niceOf(t, tid); n != w {
+				t.Errorf("process %d (#%d), thread %d: nice %d, want %d", pid, i, tid, n, w)
+			}
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil {
+		t.Error("the interrupted command exited 0")
+	}
+}
+
+// niceOf reads the nice value of a thread (or process) from /proc.
+func niceOf(t *testing.T, tid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// nice field 19.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	n, err := strconv.Atoi(f[19-3])
+	if err != nil {
+		t.Fatalf("/proc/%d/stat: %v", tid, err)
+	}
+	return n
+}
+
+// startCommand runs the command with args (-v among them) in a process
+// of its own and returns once it logged n children started, with their
+// pids and the rest of its stderr. The process is killed when t ends, if
+// it has not exited.
+func startCommand(t *testing.T, n int, args ...string) (*exec.Cmd, io.Reader, []int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envTestMain+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails half-way
+	var pids []int
+	sc := bufio.NewReader(stderr)
+	for len(pids) < n {
+		line, err := sc.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%d of %d children started: %v", len(pids), n, err)
+		}
+		pids = append(pids, startedPIDs(line)...)
+	}
+	return cmd, sc, pids
 }

@@ -14,7 +14,8 @@
 // It builds examples/shmbench, examples/redis-latency and
 // examples/shm-redis-server once, then runs, in turns so that a slow spell of
 // the host spreads over all of them: shmbench on the idle host, shmbench
-// with one busy process per CPU, the Redis demo, and the real redis-server
+// with one busy process per CPU (and, as root, its sparse part with the
+// measured pair at nice -15), the Redis demo, and the real redis-server
 // through the Redis module against its unix socket (when redis-server is
 // installed). Then conn's CallPath benchmark and the memory report. Each
 // figure is the median over the runs with the lowest and highest beside

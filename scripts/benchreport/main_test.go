@@ -90,3 +90,35 @@ func TestCPUModel(t *testing.T) {
 		t.Errorf("cpuModel without the flag: %q", got)
 	}
 }
+
+// TestParkedTable: the parked floors leave the main table for their own,
+// with the default policy's p50 over each floor's taken run by run.
+func TestParkedTable(t *testing.T) {
+	ms := int64(time.Millisecond)
+	run := func(floor, def float64) shmbenchFigures {
+		return shmbenchFigures{Latency: []latencyRow{
+			{IntervalNs: ms, Transport: "floor", P50Ns: 100, P99Ns: 100, P999Ns: 100},
+			{IntervalNs: ms, Transport: "parked floor, eventfd, C", P50Ns: floor, P99Ns: floor, P999Ns: floor},
+			{IntervalNs: ms, Transport: defaultPolicy, P50Ns: def, P99Ns: def, P999Ns: def},
+			{IntervalNs: ms, Transport: "unix", P50Ns: 50000, P99Ns: 50000, P999Ns: 50000},
+		}}
+	}
+	runs := []shmbenchFigures{run(10000, 20000), run(20000, 40000), run(10000, 40000)}
+	main := latencyTable(runs, time.Millisecond, true)
+	for _, r := range main.rows {
+		if isParked(r[0]) {
+			t.Errorf("the main table has the parked row %q", r)
+		}
+	}
+	pt := parkedTable(runs, time.Millisecond)
+	if len(pt.rows) != 1 {
+		t.Fatalf("parked table rows %v, want the one floor", pt.rows)
+	}
+	want := []string{"parked floor, eventfd, C", "10.0 (10.0-20.0)", "10.0 (10.0-20.0)", "10.0 (10.0-20.0)", "2.00x (2.00-4.00)"}
+	if got := pt.rows[0]; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("parked row %q, want %q", got, want)
+	}
+	if s := parkedSection(runs[:1], 10*time.Millisecond); s != "" {
+		t.Errorf("a rate without parked floors printed %q", s)
+	}
+}

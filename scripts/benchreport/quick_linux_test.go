@@ -88,7 +88,7 @@ var (
 func checkSection(t *testing.T, section string) {
 	wantHeadings := []string{"Machine and run", "Round trips back to back", "Round trips at one request per 1ms",
 		"Round trips at one request per 10ms", "Streaming", "Many conns at once", "Idle conns",
-		"The ring alone, in one process", "One busy process per CPU", "Redis: the demo",
+		"The ring alone, in one process", "One busy process per CPU", "One busy process per CPU, the pair at nice -15", "Redis: the demo",
 		"Redis: the real redis-server through the module", "conn's own code", "Memory per conn"}
 	var headings []string
 	tables := map[string][]table{} // by heading
@@ -135,8 +135,29 @@ func checkSection(t *testing.T, section string) {
 		checkRows(t, tables, "Redis: the real redis-server through the module", "GET, one per ms", "GET, back to back",
 			"pipeline of 1000 GETs", "GET, one per ms, redis-benchmark -c 10 on the socket")
 	}
-	if ts := tables["One busy process per CPU"]; len(ts) != 3 {
-		t.Errorf("%d tables under load, want 3 (back to back, 1ms, streaming)", len(ts))
+	parked := []string{"parked floor, eventfd, Go", "parked floor, futex, Go"}
+	for _, cc := range []string{"cc", "gcc"} { // shmbench compiles its C floor with either
+		if _, err := exec.LookPath(cc); err == nil {
+			parked = append([]string{"parked floor, eventfd, C"}, parked...)
+			break
+		}
+	}
+	for _, h := range []string{"Round trips at one request per 1ms", "Round trips at one request per 10ms"} {
+		if ts := tables[h]; len(ts) != 2 {
+			t.Errorf("%s: %d tables, want 2 (the transports, the parked floors)", h, len(ts))
+		} else {
+			checkRows(t, map[string][]table{h: ts[1:]}, h, parked...)
+		}
+	}
+	if want := 2; os.Geteuid() != 0 {
+		if ts := tables["One busy process per CPU, the pair at nice -15"]; len(ts) != 0 {
+			t.Errorf("not root, yet %d tables at nice -15", len(ts))
+		}
+	} else if ts := tables["One busy process per CPU, the pair at nice -15"]; len(ts) != want {
+		t.Errorf("%d tables at nice -15, want %d (1ms, its parked floors)", len(ts), want)
+	}
+	if ts := tables["One busy process per CPU"]; len(ts) != 4 {
+		t.Errorf("%d tables under load, want 4 (back to back, 1ms, its parked floors, streaming)", len(ts))
 	}
 	checkMachine(t, tables["Machine and run"])
 	if ts := tables["Memory per conn"]; len(ts) != 1 || len(ts[0].rows) != 4 {

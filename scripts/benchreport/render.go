@@ -84,6 +84,7 @@ func render(cfg config, m machine, res *results) string {
 	p("### Round trips back to back\n\n`%s`, dense part: 64-byte request, echo, back to back.\n\n%s\n", c.idle, latencyTable(res.idle, 0, true))
 	for _, d := range intervals(res.idle) {
 		p("### Round trips at one request per %v\n\n`%s`, sparse part: the client sleeps between requests.\n\n%s\n", d, c.idle, latencyTable(res.idle, d, true))
+		p("%s", parkedSection(res.idle, d))
 	}
 	p("### Streaming\n\n`%s`, stream part: one-way 64 KiB writes; MB/s is 10^6 bytes a second, over every round of every run.\n\n%s\n", c.idle, streamTable(res.idle))
 	p("### Many conns at once\n\n`%s`, multi part: 32 conns to one server, each doing 64-byte round trips back to back.\n\n%s\n", c.idle, multiTable(res.idle))
@@ -94,8 +95,20 @@ func render(cfg config, m machine, res *results) string {
 	p("Back to back:\n\n%s\n", latencyTable(res.loaded, 0, false))
 	for _, d := range intervals(res.loaded) {
 		p("One request per %v:\n\n%s\n", d, latencyTable(res.loaded, d, false))
+		p("%s", parkedSection(res.loaded, d))
 	}
 	p("Streaming, MB/s:\n\n%s\n", streamTable(res.loaded))
+
+	p("### One busy process per CPU, the pair at nice -15\n\n`%s`: the sparse part at the same load, shmbench and the servers and clients it starts at nice -15, the busy processes at the default, "+
+		"as a latency-critical pair can run on a busy host.\n\n", c.niced)
+	if res.noNiced != "" {
+		p("Not measured: %s.\n\n", res.noNiced)
+	} else {
+		for _, d := range intervals(res.niced) {
+			p("One request per %v:\n\n%s\n", d, latencyTable(res.niced, d, false))
+			p("%s", parkedSection(res.niced, d))
+		}
+	}
 
 	p("### Redis: the demo\n\n`%s`: go-redis %s round trips, one every %v (sparse) and back to back.\n\n%s\n", c.demo, demoCommand(res.demo), demoInterval(res.demo), demoTable(res.demo))
 	if n := demoFellBack(res.demo); n > 0 {
@@ -110,6 +123,18 @@ func render(cfg config, m machine, res *results) string {
 	p("### conn's own code\n\n`%s`: a whole 64-byte round trip's four calls in one goroutine, nothing waiting, through conn and through two bare rings.\n\n%s\n", c.callPath, callPathTable(res.callPath))
 	p("### Memory per conn\n\n`%s`\n\n%s", c.memory, res.memory)
 	return b.String()
+}
+
+// parkedSection is the parked floors' table at interval with the sentence
+// that says what they are, or nothing if the runs had none.
+func parkedSection(runs []shmbenchFigures, interval time.Duration) string {
+	t := parkedTable(runs, interval)
+	if len(t.rows) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("The parked floors at the same rate: both processes block in the kernel between messages, no library "+
+		"(C on eventfds; Go on eventfds through the netpoller; Go in raw futex waits on shared memory). "+
+		"The last column is the default policy's p50 (`%s`) over the floor's, run by run.\n\n%s\n", defaultPolicy, t)
 }
 
 // intervals are the sparse rates of a run, in order.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -45,15 +46,26 @@ func (g *grid) table(first string, cols []column) table {
 	return t
 }
 
+// parkedPrefix starts the names of shmbench's parked floors: both
+// processes blocking in the kernel between messages, no library.
+const parkedPrefix = "parked floor"
+
+// defaultPolicy is the name of shmbench's row for the default wait policy
+// on both ends.
+const defaultPolicy = "shm adaptive"
+
+func isParked(transport string) bool { return strings.HasPrefix(transport, parkedPrefix) }
+
 // latencyTable shows the round trips at one interval (0: back to back)
 // and their ratios to the floor's (withFloor) and unix's of the same run.
+// The parked floors have a table of their own (parkedTable).
 func latencyTable(runs []shmbenchFigures, interval time.Duration, withFloor bool) table {
 	var g grid
 	for _, run := range runs {
 		byName := map[string]latencyRow{}
 		var rows []latencyRow
 		for _, r := range run.Latency {
-			if time.Duration(r.IntervalNs) == interval {
+			if time.Duration(r.IntervalNs) == interval && !isParked(r.Transport) {
 				byName[r.Transport] = r
 				rows = append(rows, r)
 			}
@@ -79,6 +91,34 @@ func latencyTable(runs []shmbenchFigures, interval time.Duration, withFloor bool
 	}
 	cols = append(cols, column{"p50 / unix's", ratio, "x"}, column{"p99 / unix's", ratio, "x"})
 	return g.table("transport", cols)
+}
+
+// parkedTable shows the parked floors at one interval and, run by run,
+// the default policy's p50 over each; it has no rows if the runs had no
+// parked floors.
+func parkedTable(runs []shmbenchFigures, interval time.Duration) table {
+	var g grid
+	col := defaultPolicy + " p50 / floor's"
+	for _, run := range runs {
+		var def *latencyRow
+		for _, r := range run.Latency {
+			if time.Duration(r.IntervalNs) == interval && r.Transport == defaultPolicy {
+				def = &r
+			}
+		}
+		for _, r := range run.Latency {
+			if time.Duration(r.IntervalNs) != interval || !isParked(r.Transport) {
+				continue
+			}
+			g.add(r.Transport, "p50 (us)", r.P50Ns)
+			g.add(r.Transport, "p99 (us)", r.P99Ns)
+			g.add(r.Transport, "p99.9 (us)", r.P999Ns)
+			if def != nil && r.P50Ns > 0 {
+				g.add(r.Transport, col, def.P50Ns/r.P50Ns)
+			}
+		}
+	}
+	return g.table("parked floor", []column{{"p50 (us)", us, ""}, {"p99 (us)", us, ""}, {"p99.9 (us)", us, ""}, {col, ratio, "x"}})
 }
 
 // throughputTable shows each row's values (rounds or runs) pooled over
