@@ -405,9 +405,17 @@ func (l *Loop) Preempted() bool { return l.preempted }
 // half of such a round trip. A wait that lasts longer (the next request of
 // a sparse client, an idle conn) gets only the base spin. The zero value
 // is ready; a Window is used under its direction's mutex.
+//
+// When the direction's last OutlastedWaits waits all outlasted the spin
+// they would get (each ended by a kernel wake-up), the spin shrinks to
+// ShortSpin: such waits end by a wake-up anyway, and a spinner only keeps
+// its CPU busy, so that the kernel runs the peer it wakes on another,
+// idle CPU (tens of microseconds on a VM) instead of on the waker's. One
+// wait that ends within the spin's budget brings it back.
 type Window struct {
 	typical   time.Duration // smoothed wait length, capped at windowCap
 	lastShort bool          // the last wait ended within ContendedSpin
+	outlasted int           // waits in a row, up to OutlastedWaits, that outlasted their budget
 }
 
 const (
@@ -430,7 +438,14 @@ const (
 	// alone (a socket's 25-29 us), and 0.3-1.2 us or 13-33 us with this,
 	// by run (where the host placed the two processes and the load).
 	ContendedBurstSpin = 50 * time.Microsecond
-	windowCap          = 4 * MaxSpin
+	// ShortSpin is the spin of a direction whose recent waits all
+	// outlasted theirs: long enough to catch a peer that is running and
+	// answers at once.
+	ShortSpin = 5 * time.Microsecond
+	// OutlastedWaits is how many waits in a row must outlast their spin
+	// before it shrinks to ShortSpin.
+	OutlastedWaits = 4
+	windowCap      = 4 * MaxSpin
 )
 
 // Budget returns how long the next wait may spin.
@@ -441,6 +456,14 @@ func (w *Window) Budget() time.Duration {
 		}
 		return ContendedSpin
 	}
+	if w.outlasted >= OutlastedWaits {
+		return ShortSpin
+	}
+	return w.learned()
+}
+
+// learned is the budget on an uncontended host from the waits' length.
+func (w *Window) learned() time.Duration {
 	if w.typical > MaxSpin {
 		return BaseSpin // waits usually outlast any spin worth paying for
 	}
@@ -450,6 +473,11 @@ func (w *Window) Budget() time.Duration {
 // Observe records how long a wait lasted, spin and park together.
 func (w *Window) Observe(d time.Duration) {
 	w.lastShort = d <= ContendedSpin
+	if d > w.learned() {
+		w.outlasted = min(w.outlasted+1, OutlastedWaits)
+	} else {
+		w.outlasted = 0
+	}
 	d = min(d, windowCap)
 	w.typical += (d - w.typical) / 4
 }

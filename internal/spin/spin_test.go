@@ -48,8 +48,9 @@ func TestLoopBudget(t *testing.T) {
 }
 
 // TestWindow checks the learned spin: short waits stretch it up to
-// MaxSpin, long ones bring it back to BaseSpin, and a contended host cuts
-// it to ContendedSpin.
+// MaxSpin, OutlastedWaits waits in a row that outlast it shrink it to
+// ShortSpin, one that ends within it brings back BaseSpin, and a
+// contended host cuts it to ContendedSpin.
 func TestWindow(t *testing.T) {
 	old := contendedUntil.Load()
 	defer contendedUntil.Store(old)
@@ -65,11 +66,21 @@ func TestWindow(t *testing.T) {
 	if b := w.Budget(); b <= BaseSpin || b > MaxSpin {
 		t.Fatalf("after 100 us waits: %v, want in (%v, %v]", b, BaseSpin, MaxSpin)
 	}
+	for range OutlastedWaits - 1 {
+		w.Observe(time.Second)
+	}
+	if b := w.Budget(); b == ShortSpin {
+		t.Fatalf("shrunk after %d waits that outlasted the spin, want %d", OutlastedWaits-1, OutlastedWaits)
+	}
 	for range 20 {
 		w.Observe(time.Second)
 	}
+	if b := w.Budget(); b != ShortSpin {
+		t.Fatalf("after 1 s waits (an idle conn, sparse requests): %v, want %v", b, ShortSpin)
+	}
+	w.Observe(30 * time.Microsecond) // within the spin it would have had
 	if b := w.Budget(); b != BaseSpin {
-		t.Fatalf("after 1 s waits (an idle conn): %v, want %v", b, BaseSpin)
+		t.Fatalf("after a wait within the spin: %v, want %v", b, BaseSpin)
 	}
 	for range 20 {
 		w.Observe(time.Microsecond)
