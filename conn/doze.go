@@ -14,7 +14,7 @@ import (
 // A doze is how a WaitAdaptive call waits first once its spin is over (or
 // at once, when its own last message had to wake the peer): it blocks its
 // thread in a futex wait on its own waiting flag word in the shared
-// segment (ring.WaitDoze), for at most dozeFor, and the peer wakes it with
+// segment (ring.WaitDoze), for at most dozeBound, and the peer wakes it with
 // a futex wake on that word (ring: the waker wakes by the kind it
 // claims). Raw system calls keep the runtime out of it: the goroutine
 // keeps its P and thread, and one thread is woken per hop, on the waker's
@@ -22,18 +22,21 @@ import (
 // a spinning M that hands the goroutine to another, sysmon), often on the
 // other, idle CPU; see package futex. A doze nobody wakes within the bound
 // turns into the usual park (ring: EndDoze), so an idle conn still costs
-// no CPU and no thread once dozeFor has passed.
+// no CPU and no thread once dozeBound has passed.
 //
 // The price is bounded: a dozing thread holds its P, so other goroutines
 // cannot use it and a garbage collector's stop-the-world waits for the
-// doze to end (at most dozeFor), and at most maxDozers calls doze at once;
+// doze to end (at most dozeBound), and at most maxDozers calls doze at once;
 // none with GOMAXPROCS 1, and none on systems without futexes.
 
-// dozeFor bounds a doze: longer than the peer's answer after its own
+// dozeBound bounds a doze: longer than the peer's answer after its own
 // wake-up usually takes (tens of microseconds), short enough that a
 // garbage collection or the goroutines waiting for the dozer's P hardly
 // notice.
-const dozeFor = 200 * time.Microsecond
+const dozeBound = 200 * time.Microsecond
+
+// dozeFor is dozeBound; tests stretch it to catch a call dozing.
+var dozeFor = dozeBound
 
 // dozers counts the calls of the process dozing now.
 var dozers atomic.Int32
@@ -109,15 +112,15 @@ func (c *Conn) dozeOn(w *waiter) dozeOutcome {
 		end = min(end, at)
 	}
 	for {
-		if stop, _ := c.mustStop(w); stop || w.ready() {
-			w.cancel()
-			return dozeLook
-		}
 		if v := w.word.Load(); v != ring.WaitDoze {
 			if v == ring.WaitNone {
 				c.dozeWoken() // the peer claimed it
 			}
 			w.cancel() // a poke's WaitPark, or a broken peer's value
+			return dozeLook
+		}
+		if stop, _ := c.mustStop(w); stop || w.ready() {
+			w.cancel()
 			return dozeLook
 		}
 		if now >= end {
