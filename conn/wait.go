@@ -25,12 +25,19 @@ const (
 	// tens of microseconds a kernel wake-up of an idle CPU costs;
 	// stretched up to 250 us when this direction's recent waits were a
 	// little longer, as for a response its peer computes after a kernel
-	// wake-up), yielding only to goroutines that wait for a P, then parks
-	// on Go's netpoller until the peer sends a wake-up. Back-to-back
-	// traffic stays in the spin window and never touches the kernel; an
-	// idle conn costs no CPU and no OS thread. The peer pays for a
-	// wake-up (a one-byte write on the side socket) only when this side
-	// has actually parked. On a contended host (its spinners lose a
+	// wake-up; shrunk to 5 us once four waits in a row outlasted it, back
+	// at the first that ends within it; none for a Read whose own last
+	// Write had to wake the peer: the answer comes after the peer's kernel
+	// wake-up, and spinning would take the CPU the kernel would run the
+	// peer on), yielding only to goroutines that wait for a P; then, on
+	// Linux, it dozes for up to 200 us (blocks its thread in a futex wait
+	// on its waiting flag, which the peer wakes with a futex wake; see the
+	// package doc for what a doze costs), then parks on Go's netpoller
+	// until the peer sends a wake-up. Back-to-back traffic stays in the
+	// spin window and never touches the kernel; an idle conn costs no CPU
+	// and no OS thread. The peer pays for a wake-up (a futex wake, or a
+	// one-byte write on the side socket) only when this side has actually
+	// dozed or parked. On a contended host (its spinners lose a
 	// quarter of their time to other threads) it spins only 5 us, so the
 	// kernel still favours it when it wakes, or 50 us right after a wait
 	// that ended within 5 us (back-to-back traffic, whose peer is
