@@ -7,6 +7,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/futex"
+	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/trace"
 	"github.com/shmconn/shmconn/ring"
 )
@@ -14,29 +15,27 @@ import (
 // A doze is how a WaitAdaptive call waits first once its spin is over (or
 // at once, when its own last message had to wake the peer): it blocks its
 // thread in a futex wait on its own waiting flag word in the shared
-// segment (ring.WaitDoze), for at most dozeBound, and the peer wakes it with
-// a futex wake on that word (ring: the waker wakes by the kind it
-// claims). Raw system calls keep the runtime out of it: the goroutine
+// segment (ring.WaitDoze), and the peer wakes it with a futex wake on that
+// word (ring: the waker wakes by the kind it claims). A doze lasts
+// spin.DozeSlice (200 us), or up to spin.MaxDoze (2 ms) when the
+// direction's recent waits were that short (a request every millisecond:
+// the next comes within the doze), taken in slices of spin.DozeSlice and
+// ended after a slice when goroutines wait for a P. Raw system calls keep the runtime out of it: the goroutine
 // keeps its P and thread, and one thread is woken per hop, on the waker's
 // CPU, where a park on the netpoller wakes two or three (the netpoller's,
 // a spinning M that hands the goroutine to another, sysmon), often on the
 // other, idle CPU; see package futex. A doze nobody wakes within the bound
 // turns into the usual park (ring: EndDoze), so an idle conn still costs
-// no CPU and no thread once dozeBound has passed.
+// no CPU and no thread once its doze has passed.
 //
 // The price is bounded: a dozing thread holds its P, so other goroutines
-// cannot use it and a garbage collector's stop-the-world waits for the
-// doze to end (at most dozeBound), and at most maxDozers calls doze at once;
-// none with GOMAXPROCS 1, and none on systems without futexes.
+// cannot use it for one slice at most, a garbage collector's
+// stop-the-world waits for the futex wait to end (the runtime's
+// preemption signal interrupts it), and at most maxDozers calls doze at
+// once; none with GOMAXPROCS 1, and none on systems without futexes.
 
-// dozeBound bounds a doze: longer than the peer's answer after its own
-// wake-up usually takes (tens of microseconds), short enough that a
-// garbage collection or the goroutines waiting for the dozer's P hardly
-// notice.
-const dozeBound = 200 * time.Microsecond
-
-// dozeFor is dozeBound; tests stretch it to catch a call dozing.
-var dozeFor = dozeBound
+// dozeSlice is spin.DozeSlice; tests stretch it to catch a call dozing.
+var dozeSlice = spin.DozeSlice
 
 // dozers counts the calls of the process dozing now.
 var dozers atomic.Int32
@@ -60,8 +59,8 @@ const (
 	dozeParked                     // nobody woke the doze: its flag announces a park (ring.WaitPark)
 )
 
-// doze blocks w's call on its flag word for at most dozeFor (less if its
-// deadline is nearer), if the process has a dozer slot free. It returns
+// doze blocks w's call on its flag word for as long as its window says
+// (less if its deadline is nearer), if the process has a dozer slot free. It returns
 // dozeParked only with the flag moved from the doze to a park, for the
 // caller to park on the side socket without announcing again.
 func (c *Conn) doze(w *waiter) dozeOutcome {
@@ -107,10 +106,11 @@ func takeDozer() bool {
 // moved it), or turned into a park.
 func (c *Conn) dozeOn(w *waiter) dozeOutcome {
 	now := int64(time.Since(epoch))
-	end := now + int64(dozeFor)
+	end := now + int64(max(w.window.Doze(), dozeSlice))
 	if at := w.dl.at.Load(); at != 0 {
 		end = min(end, at)
 	}
+	sliceEnd := now + int64(dozeSlice)
 	for {
 		if v := w.word.Load(); v != ring.WaitDoze {
 			if v == ring.WaitNone {
@@ -126,7 +126,13 @@ func (c *Conn) dozeOn(w *waiter) dozeOutcome {
 		if now >= end {
 			break
 		}
-		futex.Wait(w.word, ring.WaitDoze, time.Duration(end-now))
+		if now >= sliceEnd {
+			if spin.Runnable() {
+				break // goroutines wait for our P: park, giving it up
+			}
+			sliceEnd = now + int64(dozeSlice)
+		}
+		futex.Wait(w.word, ring.WaitDoze, time.Duration(min(end, sliceEnd)-now))
 		now = int64(time.Since(epoch))
 	}
 	if !w.endDoze() {

@@ -34,9 +34,9 @@ func needDozers(t *testing.T) {
 // stretchDoze makes every doze of the test last up to d, so that the test
 // can catch a call dozing.
 func stretchDoze(t *testing.T, d time.Duration) {
-	old := dozeFor
-	dozeFor = d
-	t.Cleanup(func() { dozeFor = old })
+	old := dozeSlice
+	dozeSlice = d
+	t.Cleanup(func() { dozeSlice = old })
 }
 
 // TestProcessDozeWoken: with a peer process echoing, a round trip whose

@@ -30,9 +30,10 @@ const (
 	// Write had to wake the peer: the answer comes after the peer's kernel
 	// wake-up, and spinning would take the CPU the kernel would run the
 	// peer on), yielding only to goroutines that wait for a P; then, on
-	// Linux, it dozes for up to 200 us (blocks its thread in a futex wait
-	// on its waiting flag, which the peer wakes with a futex wake; see the
-	// package doc for what a doze costs), then parks on Go's netpoller
+	// Linux, it dozes (blocks its thread in a futex wait on its waiting
+	// flag, which the peer wakes with a futex wake) for 200 us, or up to
+	// 2 ms when its recent waits were that short (see the package doc for
+	// what a doze costs), then parks on Go's netpoller
 	// until the peer sends a wake-up. Back-to-back traffic stays in the
 	// spin window and never touches the kernel; an idle conn costs no CPU
 	// and no OS thread. The peer pays for a wake-up (a futex wake, or a

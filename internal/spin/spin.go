@@ -222,6 +222,15 @@ var (
 	schedMu sync.Mutex
 )
 
+// Runnable reports whether goroutines of the process wait for a P.
+func Runnable() bool {
+	schedMu.Lock()
+	defer schedMu.Unlock()
+	metrics.Read(schedSamples)
+	runnable := schedSamples[0].Value
+	return runnable.Kind() == metrics.KindUint64 && runnable.Uint64() > 0
+}
+
 // mustGosched reports whether a spinning goroutine should let the Go
 // scheduler run: goroutines wait for a P, or this is the only P. Timers
 // (a Sleep, a deadline's AfterFunc) are run by the scheduler of the P that
@@ -416,6 +425,7 @@ type Window struct {
 	typical   time.Duration // smoothed wait length, capped at windowCap
 	lastShort bool          // the last wait ended within ContendedSpin
 	outlasted int           // waits in a row, up to OutlastedWaits, that outlasted their budget
+	long      time.Duration // smoothed wait length, capped at 2*MaxDoze
 }
 
 const (
@@ -446,6 +456,13 @@ const (
 	// before it shrinks to ShortSpin.
 	OutlastedWaits = 4
 	windowCap      = 4 * MaxSpin
+	// DozeSlice is the doze every wait may take after its spin, and the
+	// slice a longer doze is taken in (see Doze).
+	DozeSlice = 200 * time.Microsecond
+	// MaxDoze bounds a learned doze: a wait of about this length or more
+	// (an idle conn, a request every few milliseconds) parks after one
+	// DozeSlice.
+	MaxDoze = 2 * time.Millisecond
 )
 
 // Budget returns how long the next wait may spin.
@@ -478,8 +495,23 @@ func (w *Window) Observe(d time.Duration) {
 	} else {
 		w.outlasted = 0
 	}
+	w.long += (min(d, 2*MaxDoze) - w.long) / 4
 	d = min(d, windowCap)
 	w.typical += (d - w.typical) / 4
+}
+
+// Doze returns how long the next wait may doze (block its thread on a
+// futex, holding its P) before it parks: DozeSlice, or, when recent waits
+// lasted up to MaxDoze (a request every millisecond: the next one comes
+// within a doze, and its wake-up takes the fast path), half as long again
+// as they did. The caller takes a doze longer than DozeSlice in slices,
+// and parks at the end of a slice after which goroutines wait for a P
+// (Runnable), so that the doze holds a P from them for one slice at most.
+func (w *Window) Doze() time.Duration {
+	if w.long > MaxDoze {
+		return DozeSlice
+	}
+	return min(max(w.long*3/2, DozeSlice), MaxDoze)
 }
 
 // Since returns the time since Start, read now.

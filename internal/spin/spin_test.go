@@ -105,6 +105,40 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+// TestWindowDoze checks the learned doze: DozeSlice for a fresh window
+// and for waits longer than MaxDoze, half as long again as waits of a
+// millisecond, never more than MaxDoze.
+func TestWindowDoze(t *testing.T) {
+	var w Window
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("fresh window: doze %v, want %v", d, DozeSlice)
+	}
+	for range 30 {
+		w.Observe(time.Millisecond)
+	}
+	if d := w.Doze(); d < 1400*time.Microsecond || d > 1500*time.Microsecond {
+		t.Fatalf("after 1 ms waits: doze %v, want about 1.5 ms", d)
+	}
+	for range 30 {
+		w.Observe(1900 * time.Microsecond)
+	}
+	if d := w.Doze(); d != MaxDoze {
+		t.Fatalf("after 1.9 ms waits: doze %v, want %v", d, MaxDoze)
+	}
+	for range 30 {
+		w.Observe(time.Second)
+	}
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("after 1 s waits (an idle conn): doze %v, want %v", d, DozeSlice)
+	}
+	for range 30 {
+		w.Observe(10 * time.Microsecond)
+	}
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("after 10 us waits: doze %v, want %v", d, DozeSlice)
+	}
+}
+
 // TestContentionSeenAtFinish checks that a spin preempted just before its
 // condition came true counts the preemption: on a busy host the bytes a
 // waiter waits for arrive while it is off the CPU, and it finds them when
@@ -362,4 +396,23 @@ func TestSharedYieldCalibrated(t *testing.T) {
 		t.Errorf("this machine's yield: threshold %v, want in [%v, 1ms]", sharedYield, SharedYield)
 	}
 	t.Logf("threshold %v (pause %v)", sharedYield, pauseCost)
+}
+
+// TestRunnable: a goroutine started while the only P is busy waits for
+// it, and Runnable says so; once it ran, nothing waits.
+func TestRunnable(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ran := make(chan struct{})
+	go close(ran)
+	if !Runnable() {
+		t.Fatal("a goroutine waits for the only P, Runnable says none does")
+	}
+	<-ran
+	deadline := time.Now().Add(5 * time.Second)
+	for Runnable() && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if Runnable() {
+		t.Fatal("Runnable still true with nothing to run")
+	}
 }
