@@ -364,3 +364,32 @@ func TestDozersBounded(t *testing.T) {
 	}
 	require.Zero(t, dozers.Load())
 }
+
+// TestNoSpinAfterWakingPeer: a Write that had to wake the peer's reader
+// marks the conn so that the Read for the answer dozes without spinning;
+// a Write the peer was spinning for (no flag set) does not.
+func TestNoSpinAfterWakingPeer(t *testing.T) {
+	needDozers(t)
+	stretchDoze(t, 20*time.Second)
+	c, p := acceptRaw(t, ListenConfig{RingSize: MinRingSize})
+	go io.Copy(io.Discard, p.side)
+	flag := u32(t, p.in(), specReaderWaiting)
+	_, err := c.Write([]byte("a"))
+	require.NoError(t, err)
+	require.False(t, c.wokeReader.Load(), "no wake-up was owed")
+	flag.Store(ring.WaitPark)
+	_, err = c.Write([]byte("b"))
+	require.NoError(t, err)
+	require.True(t, c.wokeReader.Load(), "the Write woke the peer")
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		done <- err
+	}()
+	awaitDoze(t, &c.rwait)
+	p.publish(t, []byte("x"))
+	require.NoError(t, receive(t, done, "the Read's end"))
+	_, err = c.Write([]byte("c"))
+	require.NoError(t, err)
+	require.False(t, c.wokeReader.Load(), "no wake-up was owed")
+}
