@@ -20,20 +20,20 @@ import (
 
 // This file is the wake-up carrier: everything that moves a wake-up from
 // one process to the other, and notices the peer's end, goes through it.
-// The rest of the package uses six calls: wake (wake the peer's parked
-// or dozing reader or writer as its flag says; never blocks), doze (see
+// The rest of the package uses six calls: wake (wake the peer's parked or
+// dozing reader or writer as its flag says; never blocks), doze (see
 // doze.go: block this call's thread briefly on its own flag word, which
-// the peer wakes with a futex wake, before parkOnSide), parkOnSide (park a call until
-// a wake-up for it, its deadline, close or the peer's end), pokeSide (make
-// the parked call look again), pollSide (a spinning call's look for the
-// peer's end) and peerEnded. Beside these the rest of the package reads
-// four of the carrier's fields: side (the socket itself, for addresses,
-// Close and the handshake), rawSide (nil: WaitSpin cannot poll, see
-// await), and peerDead and peerGone (the peer's end, which Read, Write
-// and block look at). Another carrier (a futex on the shared page, an
-// eventfd passed at the handshake) replaces this file and those fields'
-// uses; the decision to wake at all (the ring's waiting flags) and how
-// long to spin first (package spin) are not the carrier's.
+// the peer wakes with a futex wake, before parkOnSide), parkOnSide (park a
+// call until a wake-up for it, its deadline, close or the peer's end),
+// pokeSide (make a parked or dozing call look again), pollSide (a spinning call's
+// look for the peer's end) and peerEnded. Beside these the rest of the
+// package reads four of the carrier's fields: side (the socket itself, for
+// addresses, Close and the handshake), rawSide (nil: WaitSpin cannot poll,
+// see await), and peerDead and peerGone (the peer's end, which Read, Write
+// and block look at). Another carrier (an eventfd passed at the handshake)
+// replaces this file and those fields' uses; the decision to wake at all
+// (the ring's waiting flags) and how long to spin first (package spin) are
+// not the carrier's.
 //
 // The side socket carries wake-up bytes and, by its end-of-file, the
 // peer's end. Nobody reads it while no call waits: a parked call reads it
