@@ -46,7 +46,7 @@ import (
 // that parks while another holds the side waits for the holder to pass
 // its wake-up on. A peer's death is noticed by whoever reads next: a
 // parked call at once, a spinning WaitSpin leader within pollSideEvery,
-// a spinning call when it parks.
+// a spinning or dozing call when it parks.
 //
 // Every system call on the wake-up path is raw (unix.RawSyscall, inside
 // the side socket's RawConn where the call may have to wait): the wake-up
