@@ -75,15 +75,19 @@ func (c *Conn) doze(w *waiter) dozeOutcome {
 	c.stats.dozes.Add(1)
 	trace.Mark(trace.Park)
 	w.dozing.Store(true)
-	out := c.dozeOn(w)
+	defer endDozing(w) // also if the segment faults under the doze
+	return c.dozeOn(w)
+}
+
+// endDozing ends what doze began. A poke that saw dozing may still touch
+// the word: it must be done before the call returns, after which Close may
+// unmap the word.
+func endDozing(w *waiter) {
 	w.dozing.Store(false)
-	// A poke that saw dozing may still touch the word: it must be done
-	// before this call returns, after which Close may unmap it.
 	for w.pokers.Load() != 0 {
 		runtime.Gosched()
 	}
 	trace.Mark(trace.Unpark)
-	return out
 }
 
 // takeDozer takes a dozer slot if one is free.
