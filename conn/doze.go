@@ -20,13 +20,14 @@ import (
 // spin.DozeSlice (200 us), or up to spin.MaxDoze (2 ms) when the
 // direction's recent waits were that short (a request every millisecond:
 // the next comes within the doze), taken in slices of spin.DozeSlice and
-// ended after a slice when goroutines wait for a P. Raw system calls keep the runtime out of it: the goroutine
-// keeps its P and thread, and one thread is woken per hop, on the waker's
-// CPU, where a park on the netpoller wakes two or three (the netpoller's,
-// a spinning M that hands the goroutine to another, sysmon), often on the
-// other, idle CPU; see package futex. A doze nobody wakes within the bound
-// turns into the usual park (ring: EndDoze), so an idle conn still costs
-// no CPU and no thread once its doze has passed.
+// ended after a slice when goroutines wait for a P. Raw system calls keep
+// the runtime out of it: the goroutine keeps its P and thread, and one
+// thread is woken per hop, on the waker's CPU, where a park on the
+// netpoller wakes two or three (the netpoller's, a spinning M that hands
+// the goroutine to another, sysmon), often on the other, idle CPU; see
+// package futex. A doze nobody wakes within the bound turns into the usual
+// park (ring: EndDoze), so an idle conn still costs no CPU and no thread
+// once its doze has passed.
 //
 // The price is bounded: a dozing thread holds its P, so other goroutines
 // cannot use it for one slice at most, a garbage collector's
