@@ -60,10 +60,20 @@ type Conn struct {
 
 	// Wake-up writes, guarded by wakeMu (which also serializes them with
 	// their deadline).
-	wakeMu   sync.Mutex
-	late     []byte         // wake-ups waiting for room in the side socket, one of each kind
-	lateBusy bool           // sendLate is running
-	lateDone sync.WaitGroup // sendLate goroutines
+	wakeMu    sync.Mutex
+	late      []byte         // wake-ups waiting for room in the side socket, one of each kind
+	lateBusy  bool           // sendLate is running
+	lateDone  sync.WaitGroup // sendLate goroutines
+	wakeByte  byte           // the byte wakeFn writes
+	wakeN     int            // what wakeFn's write returned
+	wakeErrno syscall.Errno
+	wakeFn    func(fd uintptr) bool // writeWake, built once so that waking allocates nothing
+
+	// wokeReader says that the last publish of ours had to wake the
+	// peer's reader (under wmu; read by our Read): its answer then comes
+	// after a kernel wake-up, tens of microseconds, and spinning for it
+	// only takes the CPU the kernel would hand the peer.
+	wokeReader atomic.Bool
 
 	// ReadFrom and WriteTo run the user's Read or Write while holding
 	// their direction's lock, for as long as that takes: Close must not
@@ -138,20 +148,28 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	if sc, ok := side.(syscall.Conn); ok {
 		c.rawSide, _ = sc.SyscallConn()
 	}
+	c.sideRd.readFn = c.sideRd.readOnce
+	c.wakeFn = c.writeWake
 	c.rwait = waiter{
-		dl:      c.rdl,
-		ready:   func() bool { return c.shutRead.Load() || cons.Pending() },
-		prepare: cons.PrepareWait,
-		cancel:  cons.CancelWait,
-		wake:    make(chan struct{}, 1),
+		dl:          c.rdl,
+		ready:       func() bool { return c.shutRead.Load() || cons.Pending() },
+		prepare:     cons.PrepareWait,
+		prepareDoze: cons.PrepareDoze,
+		endDoze:     cons.EndDoze,
+		word:        cons.Word(),
+		cancel:      cons.CancelWait,
+		wake:        make(chan struct{}, 1),
 	}
 	c.initSpin(&c.rwait)
 	c.wwait = waiter{
-		dl:      c.wdl,
-		ready:   func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
-		prepare: func() bool { return p.PrepareWait(c.wantSpace) },
-		cancel:  p.CancelWait,
-		wake:    make(chan struct{}, 1),
+		dl:          c.wdl,
+		ready:       func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
+		prepare:     func() bool { return p.PrepareWait(c.wantSpace) },
+		prepareDoze: func() bool { return p.PrepareDoze(c.wantSpace) },
+		endDoze:     p.EndDoze,
+		word:        p.Word(),
+		cancel:      p.CancelWait,
+		wake:        make(chan struct{}, 1),
 	}
 	c.initSpin(&c.wwait)
 	// A conn the program drops without Close gives its memory back once
@@ -280,9 +298,7 @@ func (c *Conn) readStop() error {
 // writer if it parked for space. Called under rmu.
 func (c *Conn) consumed(n int) {
 	c.stats.bytesRead.add(n)
-	if c.cons.WakeWriter() {
-		c.sendWake(handshake.WakeSpace)
-	}
+	c.wake(c.cons.WakeWriter(), c.cons.WriterWord(), handshake.WakeSpace)
 }
 
 // awaitData is what a read does when it found the ring empty: io.EOF once
@@ -373,9 +389,11 @@ func (c *Conn) writeStop() error {
 func (c *Conn) produced(n int) {
 	c.wrote += uint64(n)
 	c.stats.bytesWritten.add(n)
-	if c.prod.WakeReader() {
-		c.sendWake(handshake.WakeData)
+	k := c.prod.WakeReader()
+	if woke := k != ring.WaitNone; woke != c.wokeReader.Load() {
+		c.wokeReader.Store(woke)
 	}
+	c.wake(k, c.prod.ReaderWord(), handshake.WakeData)
 }
 
 // awaitSpace waits (see await) for room for want more bytes, or half the
@@ -452,9 +470,7 @@ func (c *Conn) CloseWrite() error {
 	// byte a Write reported written.
 	return c.shutdown(&c.shutWrite, &c.wwait, &c.wmu, func() {
 		c.prod.Close()
-		if c.prod.WakeReader() {
-			c.sendWake(handshake.WakeData)
-		}
+		c.wake(c.prod.WakeReader(), c.prod.ReaderWord(), handshake.WakeData)
 	})
 }
 
@@ -467,9 +483,7 @@ func (c *Conn) CloseWrite() error {
 func (c *Conn) CloseRead() error {
 	return c.shutdown(&c.shutRead, &c.rwait, &c.rmu, func() {
 		c.cons.Close()
-		if c.cons.WakeWriter() {
-			c.sendWake(handshake.WakeSpace)
-		}
+		c.wake(c.cons.WakeWriter(), c.cons.WriterWord(), handshake.WakeSpace)
 	})
 }
 

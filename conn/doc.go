@@ -48,19 +48,40 @@
 // A Read with nothing to read, or a Write into a full ring, waits
 // according to the conn's WaitPolicy: WaitAdaptive (the default) spins
 // briefly (how long follows its recent waits, in time, never in loop
-// counts) and then parks on Go's netpoller until the peer wakes it, so an
-// idle conn costs no CPU; WaitSpin keeps spinning, for the lowest latency
-// at any request rate. Under WaitSpin no goroutine polls on its own: one
-// of the waiting calls of the process leads and spins, watching its own
-// conn and the conditions of all the other waiting calls, which park as
-// WaitAdaptive's do (the peer wakes them); it wakes the one whose bytes
-// arrive first in-process and hands it the lead, and drops the lead when
-// its own call returns (the next waiting call takes it), so a process
-// spins at most one core, and none when no call waits. A spinning call
-// gives its CPU to any thread waiting for it every 20 us, since the
-// kernel often wakes the peer on the spinner's CPU. Both spin only
-// briefly on a contended host, where a spinner loses the kernel's
-// wake-up preference and would be slower than a socket.
+// counts; none when its own last message had to wake the peer, whose
+// answer then comes after a kernel wake-up; a few microseconds when its
+// recent waits all outlasted the spin), then, on Linux, dozes: it blocks
+// its thread in a futex wait on its waiting flag in the shared segment,
+// which the peer's futex wake ends, for 200 us (up to 2 ms when its recent
+// waits were that short: a request every millisecond), and then parks on
+// Go's netpoller until the peer wakes it through the side socket, so an
+// idle conn costs no CPU and no thread; WaitSpin keeps spinning, for the
+// lowest latency at any request rate. Under WaitSpin no goroutine polls on
+// its own: one of the waiting calls of the process leads and spins,
+// watching its own conn and the conditions of all the other waiting calls,
+// which park as WaitAdaptive's do (the peer wakes them); it wakes the one
+// whose bytes arrive first in-process and hands it the lead, and drops the
+// lead when its own call returns (the next waiting call takes it), so a
+// process spins at most one core, and none when no call waits. A spinning
+// call gives its CPU to any thread waiting for it every 20 us, since the
+// kernel often wakes the peer on the spinner's CPU. Both spin only briefly
+// on a contended host, where a spinner loses the kernel's wake-up
+// preference and would be slower than a socket.
+//
+// A doze costs what a park on the netpoller does not: its system calls
+// are raw, so the goroutine keeps its P and its thread while it dozes.
+// That is what makes it fast (one thread woken per message, on the
+// waker's CPU, where a netpoller park wakes two or three threads, often
+// on an idle CPU), and why it is bounded: while a call dozes its P runs
+// no other goroutine (a doze longer than 200 us is taken in slices of
+// 200 us, and parks after a slice when goroutines wait for a P), and a
+// garbage collection's stop-the-world waits for the futex wait to end,
+// which the runtime's preemption signal does at once (a collection
+// beside a doze stretched to 20 s took about a millisecond). At most max(1, GOMAXPROCS/2) calls of a
+// process doze at once, the others park at once, and none doze with
+// GOMAXPROCS 1. The wake-up's other system calls (the wake-up byte, the
+// side socket's reads) are raw too, so that none wakes the runtime's
+// sysmon thread.
 //
 // On a host whose CPUs are busy with other work, run a latency-critical
 // pair above that work: start both the client and the server under

@@ -16,7 +16,8 @@ import (
 
 // TestIdleConnsCostNoCPU: under WaitAdaptive, conns whose every end has a
 // Read waiting for bytes that do not come cost no CPU and no OS thread
-// once their short spin is over: the waiting calls park on the netpoller.
+// once their short spin and doze are over: the waiting calls park on the
+// netpoller.
 func TestIdleConnsCostNoCPU(t *testing.T) {
 	const pairs = 100
 	threadsBefore := threads(t)
@@ -32,7 +33,7 @@ func TestIdleConnsCostNoCPU(t *testing.T) {
 			ended <- err
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // past every spin (at most 250 us)
+	time.Sleep(100 * time.Millisecond) // past every spin (at most 250 us) and doze (2 ms)
 	const window = 500 * time.Millisecond
 	before := cpuTime(t)
 	time.Sleep(window)
@@ -42,6 +43,7 @@ func TestIdleConnsCostNoCPU(t *testing.T) {
 		len(conns), used, window, threadsBefore, threadsIdle)
 	require.Less(t, used, window/20, "idle conns burn CPU")
 	require.Less(t, threadsIdle-threadsBefore, 10, "idle conns hold OS threads")
+	require.Zero(t, dozers.Load(), "a waiting Read still dozes, holding a thread and a P")
 	for _, c := range conns {
 		c.Close()
 	}

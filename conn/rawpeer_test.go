@@ -48,7 +48,7 @@ func dialRaw(t *testing.T, network, addr string, ringSize uint32) *rawPeer {
 	var fixed [32]byte
 	_, err = io.ReadFull(side, fixed[:])
 	require.NoError(t, err)
-	require.Equal(t, []byte{0, 's', 'h', 'm', 3, 0, 0}, fixed[:7], "reply: magic, version 3, status shared")
+	require.Equal(t, []byte{0, 's', 'h', 'm', 4, 0, 0}, fixed[:7], "reply: magic, version 4, status shared")
 	name := make([]byte, fixed[7])
 	_, err = io.ReadFull(side, name)
 	require.NoError(t, err)
@@ -99,10 +99,10 @@ func specEndpoint(t *testing.T, a net.Addr) []byte {
 	return nil
 }
 
-// rawHello is a version-3 hello asking for rings of ringSize bytes, no
+// rawHello is a version-4 hello asking for rings of ringSize bytes, no
 // flags: the magic, version, flags and ring size in hex, CRLF.
 func rawHello(ringSize uint32) []byte {
-	return fmt.Appendf([]byte("\xffSHM"), "%04x%04x%08x\r\n", 3, 0, ringSize)
+	return fmt.Appendf([]byte("\xffSHM"), "%04x%04x%08x\r\n", 4, 0, ringSize)
 }
 
 // out is the control block of the ring the raw dialer produces into

@@ -3,29 +3,37 @@ package conn
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/shmconn/shmconn/internal/futex"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/trace"
+	"github.com/shmconn/shmconn/ring"
 )
 
 // This file is the wake-up carrier: everything that moves a wake-up from
 // one process to the other, and notices the peer's end, goes through it.
-// The rest of the package uses five calls: sendWake (wake the peer's
-// parked reader or writer; never blocks), parkOnSide (park a call until
-// a wake-up for it, its deadline, close or the peer's end), pokeSide (make
-// the parked call look again), pollSide (a spinning call's look for the
-// peer's end) and peerEnded. Beside these the rest of the package reads
-// four of the carrier's fields: side (the socket itself, for addresses,
-// Close and the handshake), rawSide (nil: WaitSpin cannot poll, see
-// await), and peerDead and peerGone (the peer's end, which Read, Write
-// and block look at). Another carrier (a futex on the shared page, an
-// eventfd passed at the handshake) replaces this file and those fields'
-// uses; the decision to wake at all (the ring's waiting flags) and how
-// long to spin first (package spin) are not the carrier's.
+// The rest of the package uses six calls: wake (wake the peer's parked or
+// dozing reader or writer as its flag says; never blocks), doze (see
+// doze.go: block this call's thread briefly on its own flag word, which
+// the peer wakes with a futex wake, before parkOnSide), parkOnSide (park a
+// call until a wake-up for it, its deadline, close or the peer's end),
+// pokeSide (make a parked or dozing call look again), pollSide (a spinning call's
+// look for the peer's end) and peerEnded. Beside these the rest of the
+// package reads four of the carrier's fields: side (the socket itself, for
+// addresses, Close and the handshake), rawSide (nil: WaitSpin cannot poll,
+// see await), and peerDead and peerGone (the peer's end, which Read, Write
+// and block look at). Another carrier (an eventfd passed at the handshake)
+// replaces this file and those fields' uses; the decision to wake at all
+// (the ring's waiting flags) and how long to spin first (package spin) are
+// not the carrier's.
 //
 // The side socket carries wake-up bytes and, by its end-of-file, the
 // peer's end. Nobody reads it while no call waits: a parked call reads it
@@ -38,7 +46,17 @@ import (
 // that parks while another holds the side waits for the holder to pass
 // its wake-up on. A peer's death is noticed by whoever reads next: a
 // parked call at once, a spinning WaitSpin leader within pollSideEvery,
-// a spinning call when it parks.
+// a spinning or dozing call when it parks.
+//
+// Every system call on the wake-up path is raw (unix.RawSyscall, inside
+// the side socket's RawConn where the call may have to wait): the wake-up
+// write, the side socket's reads and the futex calls. A system call the
+// runtime is told of (entersyscall) wakes the runtime's sysmon thread
+// whenever it sleeps deeply, which it does between sparse requests: one
+// more thread woken, on the other CPU, at every hop. The socket is
+// non-blocking, so a raw read or write never blocks; a read that finds
+// nothing returns to RawConn.Read, which parks on the netpoller and keeps
+// the read deadline.
 
 // pollSideEvery is how often a spinning WaitSpin leader looks at its side
 // socket for the peer's end (a non-blocking read, about a microsecond).
@@ -50,6 +68,52 @@ type sideState struct {
 	holder   atomic.Pointer[waiter] // the waiter whose call reads the side now
 	deadline int64                  // read deadline set on the side (deadline.at units); guarded by sideMu
 	lastPoll atomic.Int64           // when the leader last ran pollSide: monotonic nanoseconds since epoch
+
+	// One raw read of the side socket (see readRaw), built once so that
+	// reading allocates nothing; guarded by sideMu.
+	buf    [64]byte
+	n      int
+	errno  syscall.Errno
+	wait   bool // readFn lets RawConn.Read wait for the poller on EAGAIN
+	readFn func(fd uintptr) bool
+}
+
+// readOnce is sideState.readFn: one raw read into buf, retried on EINTR.
+// It reports whether RawConn.Read is done: always when it must not wait,
+// else unless the socket was empty.
+func (s *sideState) readOnce(fd uintptr) bool {
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)))
+		if e == syscall.EINTR {
+			continue
+		}
+		s.n, s.errno = int(n), e
+		if e != 0 {
+			s.n = 0
+		}
+		return !s.wait || e != syscall.EAGAIN
+	}
+}
+
+// readRaw reads the side socket once with a raw system call, waiting on
+// the netpoller (until the side's read deadline) if wait is set and
+// nothing is there. It returns the bytes read (in sideRd.buf), or io.EOF
+// at the socket's end, or the error (RawConn's: closed, deadline; the
+// read's: EAGAIN without wait, a reset). Called under sideMu, with
+// rawSide set.
+func (c *Conn) readRaw(wait bool) ([]byte, error) {
+	s := &c.sideRd
+	s.wait = wait
+	if err := c.rawSide.Read(s.readFn); err != nil {
+		return nil, err
+	}
+	switch {
+	case s.errno != 0:
+		return nil, s.errno
+	case s.n == 0:
+		return nil, io.EOF
+	}
+	return s.buf[:s.n], nil
 }
 
 // otherWaiter returns the waiter of the other direction.
@@ -105,8 +169,16 @@ func (c *Conn) readSide(w *waiter, wake <-chan struct{}) {
 			return
 		default:
 		}
-		n, err := c.side.Read(buf[:])
-		if c.dispatch(w, buf[:n]) {
+		var b []byte
+		var err error
+		if c.rawSide != nil {
+			b, err = c.readRaw(true)
+		} else {
+			var n int
+			n, err = c.side.Read(buf[:])
+			b = buf[:n]
+		}
+		if c.dispatch(w, b) {
 			return
 		}
 		switch {
@@ -172,12 +244,15 @@ func (c *Conn) peerEnded() {
 	})
 }
 
-// pokeSide makes the side's holder, if any, look at the conn again: after
-// its deadline moved, CloseWrite, or a WaitSpin leader's wake-up.
+// pokeSide makes the side's holder, if any, and a dozing call look at the
+// conn again: after its deadline moved, CloseWrite, Close, or a WaitSpin
+// leader's wake-up.
 func (c *Conn) pokeSide() {
 	if c.sideRd.holder.Load() != nil {
 		c.side.SetReadDeadline(aLongTimeAgo)
 	}
+	c.pokeDoze(&c.rwait)
+	c.pokeDoze(&c.wwait)
 }
 
 // pollSide reads what the side socket holds without waiting, if nobody
@@ -189,22 +264,35 @@ func (c *Conn) pollSide() {
 		return
 	}
 	defer c.sideMu.Unlock()
-	var buf [64]byte
-	var n int
-	var rerr error
-	err := c.rawSide.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), buf[:])
-		return true // one attempt: never wait for the poller
-	})
+	b, err := c.readRaw(false) // one attempt: never wait for the poller
+	var errno syscall.Errno
 	switch {
-	case err != nil:
-	case rerr == nil && n == 0:
+	case err == nil:
+		c.dispatch(nil, b)
+	case err == io.EOF:
 		c.peerEnded()
-	case rerr == nil:
-		c.dispatch(nil, buf[:n])
-	case !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EINTR):
+	case errors.As(err, &errno) && errno != syscall.EAGAIN:
 		c.peerEnded()
 	}
+}
+
+// wake wakes the peer's call that waited as kind says, the value a
+// WakeReader or WakeWriter claimed: ring.WaitDoze, a futex wake on word,
+// the flag it dozes on; any other value but ring.WaitNone, the byte b on
+// the side socket. A futex wake that fails (only an unmapped word could)
+// is sent as a byte: the doze parks on the side socket in the end.
+func (c *Conn) wake(kind uint32, word *atomic.Uint32, b byte) {
+	switch kind {
+	case ring.WaitNone:
+		return
+	case ring.WaitDoze:
+		if futex.Wake(word) {
+			c.stats.wakeupsSent.Add(1)
+			c.stats.futexWakeupsSent.Add(1)
+			return
+		}
+	}
+	c.sendWake(b)
 }
 
 var wakeMsgs = [256][]byte{
@@ -281,20 +369,25 @@ func (c *Conn) tryWake(b byte) bool {
 	if c.rawSide == nil {
 		return false
 	}
-	var n int
-	var werr error
-	err := c.rawSide.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), wakeMsgs[b])
-		return true // one attempt: never wait for the poller
-	})
+	c.wakeByte = b
+	err := c.rawSide.Write(c.wakeFn)
 	switch {
 	case err != nil: // closed
 		return true
-	case werr == nil && n == 1:
+	case c.wakeErrno == 0 && c.wakeN == 1:
 		return true
-	case errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR):
+	case c.wakeErrno == syscall.EAGAIN || c.wakeErrno == syscall.EINTR:
 		return false
 	}
 	c.side.Close() // the peer sees the conn end rather than sleep forever
+	return true
+}
+
+// writeWake is Conn.wakeFn: one raw write of the wake-up byte wakeByte,
+// never waiting for the poller. Called under wakeMu.
+func (c *Conn) writeWake(fd uintptr) bool {
+	m := wakeMsgs[c.wakeByte]
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)))
+	c.wakeN, c.wakeErrno = int(n), e
 	return true
 }

@@ -34,9 +34,12 @@ type Stats struct {
 
 	// Traffic of the shared-memory conns.
 	BytesRead, BytesWritten uint64
-	WakeupsSent             uint64 // wake-up bytes written to the side socket for a parked peer
-	WakeupsReceived         uint64 // wake-up bytes read from the side socket
-	Parks                   uint64 // times a Read or Write blocked on the kernel (WaitSpin followers included)
+	WakeupsSent             uint64 // wake-ups sent to a parked or dozing peer: bytes written to the side socket and futex wakes
+	FutexWakeupsSent        uint64 // of WakeupsSent, the futex wakes of a dozing peer
+	WakeupsReceived         uint64 // wake-up bytes read from the side socket, and dozes the peer ended
+	DozeWakeups             uint64 // of WakeupsReceived, the dozes the peer ended (it claimed the flag and woke the futex)
+	Parks                   uint64 // times a Read or Write blocked on the kernel (WaitSpin followers and dozes included)
+	Dozes                   uint64 // of Parks, those that blocked the thread on a futex briefly (see WaitAdaptive); one that parks after it counts once more
 }
 
 // FallbackStats are the reasons a conn went on over the side socket.
@@ -96,9 +99,12 @@ type connStats struct {
 	bytesWritten byteCount // under wmu
 	// Written by the wake-up writer (under wakeMu), the side's reader
 	// and parking calls of either side: rare events.
-	wakeupsSent     atomic.Uint64
-	wakeupsReceived atomic.Uint64
-	parks           atomic.Uint64
+	wakeupsSent      atomic.Uint64
+	futexWakeupsSent atomic.Uint64
+	wakeupsReceived  atomic.Uint64
+	dozeWakeups      atomic.Uint64
+	parks            atomic.Uint64
+	dozes            atomic.Uint64
 }
 
 // byteCount counts one direction's bytes. The calls of that direction,
@@ -169,8 +175,11 @@ func (c *Conn) statsInto(st *Stats) {
 
 func (s *connStats) addRareTo(st *Stats) {
 	st.WakeupsSent += s.wakeupsSent.Load()
+	st.FutexWakeupsSent += s.futexWakeupsSent.Load()
 	st.WakeupsReceived += s.wakeupsReceived.Load()
+	st.DozeWakeups += s.dozeWakeups.Load()
 	st.Parks += s.parks.Load()
+	st.Dozes += s.dozes.Load()
 }
 
 // fold adds the traffic of a closed conn (all of it published) or of a
@@ -183,8 +192,11 @@ func (s *connStats) fold(from *connStats, collected bool) {
 	s.bytesRead.published.Add(read)
 	s.bytesWritten.published.Add(written)
 	s.wakeupsSent.Add(from.wakeupsSent.Load())
+	s.futexWakeupsSent.Add(from.futexWakeupsSent.Load())
 	s.wakeupsReceived.Add(from.wakeupsReceived.Load())
+	s.dozeWakeups.Add(from.dozeWakeups.Load())
 	s.parks.Add(from.parks.Load())
+	s.dozes.Add(from.dozes.Load())
 }
 
 // Snapshot returns the counts so far. A nil Counters has counted nothing.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmconn/shmconn/internal/futex"
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/spinpoll"
 	"github.com/shmconn/shmconn/internal/trace"
@@ -24,12 +25,20 @@ const (
 	// tens of microseconds a kernel wake-up of an idle CPU costs;
 	// stretched up to 250 us when this direction's recent waits were a
 	// little longer, as for a response its peer computes after a kernel
-	// wake-up), yielding only to goroutines that wait for a P, then parks
-	// on Go's netpoller until the peer sends a wake-up. Back-to-back
-	// traffic stays in the spin window and never touches the kernel; an
-	// idle conn costs no CPU and no OS thread. The peer pays for a
-	// wake-up (a one-byte write on the side socket) only when this side
-	// has actually parked. On a contended host (its spinners lose a
+	// wake-up; shrunk to 5 us once four waits in a row outlasted it, back
+	// at the first that ends within it; none for a Read whose own last
+	// Write had to wake the peer: the answer comes after the peer's kernel
+	// wake-up, and spinning would take the CPU the kernel would run the
+	// peer on), yielding only to goroutines that wait for a P; then, on
+	// Linux, it dozes (blocks its thread in a futex wait on its waiting
+	// flag, which the peer wakes with a futex wake) for 200 us, or up to
+	// 2 ms when its recent waits were that short (see the package doc for
+	// what a doze costs), then parks on Go's netpoller
+	// until the peer sends a wake-up. Back-to-back traffic stays in the
+	// spin window and never touches the kernel; an idle conn costs no CPU
+	// and no OS thread. The peer pays for a wake-up (a futex wake, or a
+	// one-byte write on the side socket) only when this side has actually
+	// dozed or parked. On a contended host (its spinners lose a
 	// quarter of their time to other threads) it spins only 5 us, so the
 	// kernel still favours it when it wakes, or 50 us right after a wait
 	// that ended within 5 us (back-to-back traffic, whose peer is
@@ -96,15 +105,20 @@ func (p WaitPolicy) validate() error {
 // waiter is one direction's waiting state; it is used under that
 // direction's mutex.
 type waiter struct {
-	dl      *deadline             // the direction's deadline
-	ready   func() bool           // the condition (or a close flag) holds; read-only
-	prepare func() bool           // announce a park in shared memory; false: don't park
-	cancel  func()                // withdraw the announcement
-	wake    chan struct{}         // wake-ups passed on by the side's holder or CloseWrite; capacity 1
-	polled  *spinpoll.Waiter      // for WaitSpin
-	park    func(<-chan struct{}) // how a WaitSpin follower blocks
-	window  spin.Window           // how long to spin, from recent waits
-	parked  atomic.Bool           // the call is parked (on the side socket or a channel)
+	dl          *deadline             // the direction's deadline
+	ready       func() bool           // the condition (or a close flag) holds; read-only
+	prepare     func() bool           // announce a park in shared memory; false: don't park
+	prepareDoze func() bool           // announce a doze in shared memory; false: don't doze
+	endDoze     func() bool           // turn the doze into a park; false: the peer claimed it
+	cancel      func()                // withdraw the announcement
+	word        *atomic.Uint32        // the waiting flag in shared memory, the doze's futex word
+	wake        chan struct{}         // wake-ups passed on by the side's holder or CloseWrite; capacity 1
+	polled      *spinpoll.Waiter      // for WaitSpin
+	park        func(<-chan struct{}) // how a WaitSpin follower blocks
+	window      spin.Window           // how long to spin, from recent waits
+	parked      atomic.Bool           // the call is parked (on the side socket or a channel)
+	dozing      atomic.Bool           // the call dozes on word; pokeDoze reads it
+	pokers      atomic.Int32          // pokeDoze calls that may touch word; doze waits for none
 }
 
 // initSpin prepares w for WaitSpin: its stop condition and the way a
@@ -200,6 +214,17 @@ func (c *Conn) await(w *waiter) error {
 			return nil
 		}
 	}
+	if w == &c.rwait && c.wokeReader.Load() && futex.Supported {
+		// Our last message woke the peer: its answer comes after a kernel
+		// wake-up, and spinning would only take the CPU the kernel would
+		// hand it. Doze at once.
+		start := time.Since(epoch)
+		defer func() { w.window.Observe(time.Since(epoch) - start) }()
+		if done, err := c.mustStop(w); done || w.ready() {
+			return err
+		}
+		return c.dozeThenPark(w)
+	}
 	var l spin.Loop
 	l.Start(w.window.Budget())
 	defer func() { w.window.Observe(l.Since()) }()
@@ -207,8 +232,19 @@ func (c *Conn) await(w *waiter) error {
 		trace.Mark(trace.Ready)
 		return err
 	}
-	if !w.prepare() {
+	return c.dozeThenPark(w)
+}
+
+// dozeThenPark dozes (see doze) and then, unless the doze found reason to
+// look again, parks on the side socket until a wake-up.
+func (c *Conn) dozeThenPark(w *waiter) error {
+	switch c.doze(w) {
+	case dozeLook:
 		return nil
+	case dozeSkipped:
+		if !w.prepare() {
+			return nil
+		}
 	}
 	c.parkOnSide(w, nil)
 	w.cancel()

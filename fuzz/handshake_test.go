@@ -18,7 +18,8 @@ func FuzzParseHello(f *testing.F) {
 	f.Add([]byte{0, 'S', 'H', 'M', 1, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0}) // a magic opened by a zero byte
 	f.Add([]byte{0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f})                      // PostgreSQL's SSLRequest
 	f.Add([]byte("\xffSHM0002000100040000\r\n"))                        // version 2
-	f.Add([]byte("\xffSHM0003000300040000\r\n"))
+	f.Add([]byte("\xffSHM0003000300040000\r\n"))                        // version 3
+	f.Add([]byte("\xffSHM0004000300040000\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := handshake.ParseHello(b)
 		if err != nil {

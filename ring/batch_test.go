@@ -22,7 +22,7 @@ func TestReleaseBatchStale(t *testing.T) {
 	if f, _ := p.freeNow(); f != 0 {
 		t.Fatalf("free %d before a batch was read, want 0", f)
 	}
-	if c.WakeWriter() {
+	if c.WakeWriter() != WaitNone {
 		t.Fatal("wake-up owed with nothing returned")
 	}
 	if n, _ := c.Read(buf[:1]); n != 1 {
@@ -86,7 +86,7 @@ func TestReleaseBatchNoLostWakeup(t *testing.T) {
 				}
 				if w > 0 {
 					off += w
-					if p.WakeReader() {
+					if p.WakeReader() != WaitNone {
 						wakeReader <- struct{}{}
 					}
 					continue
@@ -115,7 +115,7 @@ func TestReleaseBatchNoLostWakeup(t *testing.T) {
 		}
 		got += n
 		if n > 0 {
-			if c.WakeWriter() {
+			if c.WakeWriter() != WaitNone {
 				wakeWriter <- struct{}{}
 			}
 			continue
@@ -138,11 +138,11 @@ func TestReleaseBatchCloseWakes(t *testing.T) {
 	if !p.PrepareWait(1) {
 		t.Fatal("producer of a full ring may not park")
 	}
-	if n, _ := c.Read(make([]byte, 10)); n != 10 || c.WakeWriter() {
+	if n, _ := c.Read(make([]byte, 10)); n != 10 || c.WakeWriter() != WaitNone {
 		t.Fatal("a read short of a batch owes no wake-up")
 	}
 	c.Close()
-	if !c.WakeWriter() {
+	if c.WakeWriter() != WaitPark {
 		t.Fatal("the parked producer is not woken by Close")
 	}
 }

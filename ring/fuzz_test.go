@@ -67,6 +67,12 @@ func FuzzRingCorrupt(f *testing.F) {
 				c.Pending()
 				p.WakeReader()
 				c.WakeWriter()
+				if c.PrepareDoze() && arg%2 == 0 {
+					c.EndDoze()
+				}
+				if p.PrepareDoze(int(arg%512)) && arg%3 == 0 {
+					p.EndDoze()
+				}
 			}
 			if err != nil && !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("op %d: error %v is not ErrCorrupt", op%8, err)

@@ -63,6 +63,16 @@
 // something, on a line private to the caller. The same holds for a
 // producer waiting for space (PrepareWait, WakeWriter).
 //
+// The flag's value says how the waiter wants to be woken: WaitPark (it
+// parked where a wake-up message reaches it) or WaitDoze (it blocks its
+// thread in a futex wait on the flag word itself, for a short bound, then
+// moves the flag to WaitPark with a compare-and-swap and parks; if that
+// fails the waker claimed the flag, and the waiter looks again instead).
+// The waker claims whatever nonzero value it loaded and wakes by that
+// kind; the ring only says which, the caller makes the system calls.
+// Wake-ups may come late, twice or for nothing: a woken waiter always
+// re-checks the ring.
+//
 // A consumer may return space in batches (SetReleaseBatch): it then stores
 // head only once a batch has been read, and WakeWriter, with nothing
 // stored since its last call, loads only readerClosed (a line the
@@ -236,9 +246,29 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 	return s, nil
 }
 
-// take claims a waiting flag after a counter store: it reports whether the
-// flag was set and this call cleared it, in which case the caller owes the
-// waiter one wake-up.
+// Values of a waiting flag (readerWaiting, writerWaiting): how the waiter
+// wants to be woken. A flag holding any other nonzero value (only a
+// broken peer stores one) is claimed and woken as WaitPark.
+const (
+	// WaitNone: nobody waits.
+	WaitNone uint32 = 0
+	// WaitPark: the waiter is parked where a wake-up message reaches it
+	// (package conn: a byte on the side socket).
+	WaitPark uint32 = 1
+	// WaitDoze: the waiter is blocked in a futex wait on the flag word
+	// itself; wake it with a futex wake on that word.
+	WaitDoze uint32 = 2
+)
+
+// takeTries bounds how often take retries a claim that lost to a change
+// of the flag: the waiter changes it at most twice (a doze that ends
+// moves it to WaitPark, then withdraws it); a peer that changes it in a
+// loop gets no wake-up, as it would by never setting it.
+const takeTries = 3
+
+// take claims a waiting flag after a counter store: it returns the value
+// it claimed (the flag held it and this call cleared it), in which case
+// the caller owes the waiter one wake-up of that kind, or WaitNone.
 //
 // The fence orders that release store before the flag's load: without it
 // the load could be satisfied while the counter still sits in this core's
@@ -250,10 +280,35 @@ func viewSplit(ctrl, data []byte) (shared, error) {
 // goroutine of the caller's own process reads (HasSpace, Pending). The
 // plain load before the CompareAndSwap keeps the common case (nobody
 // waiting) to a read of a line that is usually already shared.
-func take(fence *atomic.Uint32, flag *atomic.Uint32) bool {
+func take(fence *atomic.Uint32, flag *atomic.Uint32) uint32 {
 	fence.Add(1)
-	return flag.Load() != 0 && flag.CompareAndSwap(1, 0)
+	for range takeTries {
+		v := flag.Load()
+		if v == WaitNone {
+			return WaitNone
+		}
+		if flag.CompareAndSwap(v, WaitNone) {
+			if v == WaitDoze {
+				return WaitDoze
+			}
+			return WaitPark
+		}
+	}
+	return WaitNone
 }
+
+// prepare stores v in a waiting flag (a full barrier: see Waiting).
+func prepare(flag *atomic.Uint32, v uint32) { flag.Swap(v) }
+
+// cancel withdraws a wait announced in flag, whichever kind it was.
+func cancel(flag *atomic.Uint32) {
+	_ = flag.CompareAndSwap(WaitPark, WaitNone) || flag.CompareAndSwap(WaitDoze, WaitNone)
+}
+
+// endDoze turns a doze announced in flag into a park: it reports false
+// if the flag no longer held WaitDoze (the peer claimed it and woke or is
+// waking the doze): the caller must then look again instead of parking.
+func endDoze(flag *atomic.Uint32) bool { return flag.CompareAndSwap(WaitDoze, WaitPark) }
 
 // Producer is the writing end of a ring. It is safe for one goroutine at a
 // time (one producer per ring, in one process); use a mutex in front of it
@@ -400,9 +455,15 @@ func (p *Producer) Close() { p.s.writerClosed.Swap(1) }
 func (p *Producer) ReaderClosed() bool { return p.s.readerClosed.Load() != 0 }
 
 // WakeReader must be called after bytes are published or after Close. It
-// reports whether the consumer had parked (and this call claimed the
-// flag), in which case the caller must send it one wake-up.
-func (p *Producer) WakeReader() bool { return take(&p.fence, p.s.readerWaiting) }
+// returns the consumer's waiting flag if the consumer had parked or was
+// dozing (and this call claimed the flag), in which case the caller must
+// wake it once, as the value says (WaitPark or WaitDoze; the word to wake
+// a doze on is ReaderWord); WaitNone otherwise.
+func (p *Producer) WakeReader() uint32 { return take(&p.fence, p.s.readerWaiting) }
+
+// ReaderWord is the consumer's waiting flag, the word a dozing consumer
+// waits on: the caller of a WakeReader that returned WaitDoze wakes it.
+func (p *Producer) ReaderWord() *atomic.Uint32 { return p.s.readerWaiting }
 
 // PrepareWait announces that the producer is about to park until space
 // frees up. It then re-checks: if want bytes are free already, or the
@@ -410,8 +471,15 @@ func (p *Producer) WakeReader() bool { return take(&p.fence, p.s.readerWaiting) 
 // the caller must not park. If it returns true the caller may park until
 // woken (see Waiting), and must still bound the park: a dead consumer
 // never wakes it.
-func (p *Producer) PrepareWait(want int) bool {
-	p.s.writerWaiting.Swap(1)
+func (p *Producer) PrepareWait(want int) bool { return p.prepareWait(want, WaitPark) }
+
+// PrepareDoze is PrepareWait for a producer that will block in a futex
+// wait on its flag word (Word) while the word holds WaitDoze. To park
+// after the doze it calls EndDoze; to give up, CancelWait.
+func (p *Producer) PrepareDoze(want int) bool { return p.prepareWait(want, WaitDoze) }
+
+func (p *Producer) prepareWait(want int, v uint32) bool {
+	prepare(p.s.writerWaiting, v)
 	f, err := p.free(uint64(want))
 	if err != nil || f >= uint64(want) || p.ReaderClosed() {
 		p.CancelWait()
@@ -420,9 +488,18 @@ func (p *Producer) PrepareWait(want int) bool {
 	return true
 }
 
-// CancelWait withdraws a PrepareWait, so the consumer does not pay for a
-// wake-up nobody waits for.
-func (p *Producer) CancelWait() { p.s.writerWaiting.CompareAndSwap(1, 0) }
+// EndDoze turns the doze PrepareDoze announced into a park, as if
+// PrepareWait had announced it. It returns false if the consumer claimed
+// the flag meanwhile (its wake-up is on its way, or came): the caller must
+// not park, but look again.
+func (p *Producer) EndDoze() bool { return endDoze(p.s.writerWaiting) }
+
+// Word is the producer's waiting flag, the word it dozes on.
+func (p *Producer) Word() *atomic.Uint32 { return p.s.writerWaiting }
+
+// CancelWait withdraws a PrepareWait or PrepareDoze, so the consumer does
+// not pay for a wake-up nobody waits for.
+func (p *Producer) CancelWait() { cancel(p.s.writerWaiting) }
 
 // Consumer is the reading end of a ring. It is safe for one goroutine at a
 // time.
@@ -608,27 +685,40 @@ func (c *Consumer) Close() { c.s.readerClosed.Swap(1) }
 func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 
 // WakeWriter must be called after bytes are consumed or after Close. It
-// reports whether the producer had parked (and this call claimed the flag),
-// in which case the caller must send it one wake-up. When no space was
+// returns the producer's waiting flag if the producer had parked or was
+// dozing (and this call claimed the flag), in which case the caller must
+// wake it once, as the value says (the word to wake a doze on is
+// WriterWord); WaitNone otherwise. When no space was
 // returned since the last call (see SetReleaseBatch) it loads only
 // readerClosed, not writerWaiting, and issues no barrier: a producer that
 // parked since then saw the same head as before, and the batch that will
 // wake it is still to come (after Close it always looks).
-func (c *Consumer) WakeWriter() bool {
+func (c *Consumer) WakeWriter() uint32 {
 	if !c.stored && c.s.readerClosed.Load() == 0 {
-		return false
+		return WaitNone
 	}
 	c.stored = false
 	return take(&c.fence, c.s.writerWaiting)
 }
+
+// WriterWord is the producer's waiting flag, the word a dozing producer
+// waits on: the caller of a WakeWriter that returned WaitDoze wakes it.
+func (c *Consumer) WriterWord() *atomic.Uint32 { return c.s.writerWaiting }
 
 // PrepareWait announces that the consumer is about to park until bytes
 // arrive, then re-checks. It returns false (and withdraws the
 // announcement) if bytes are readable already or the producer has closed:
 // the caller must not park then. A parked caller must still bound the
 // park: a dead producer never wakes it.
-func (c *Consumer) PrepareWait() bool {
-	c.s.readerWaiting.Swap(1)
+func (c *Consumer) PrepareWait() bool { return c.prepareWait(WaitPark) }
+
+// PrepareDoze is PrepareWait for a consumer that will block in a futex
+// wait on its flag word (Word) while the word holds WaitDoze. To park
+// after the doze it calls EndDoze; to give up, CancelWait.
+func (c *Consumer) PrepareDoze() bool { return c.prepareWait(WaitDoze) }
+
+func (c *Consumer) prepareWait(v uint32) bool {
+	prepare(c.s.readerWaiting, v)
 	a, err := c.avail(1)
 	if err != nil || a > 0 || c.WriterClosed() {
 		c.CancelWait()
@@ -637,5 +727,14 @@ func (c *Consumer) PrepareWait() bool {
 	return true
 }
 
-// CancelWait withdraws a PrepareWait.
-func (c *Consumer) CancelWait() { c.s.readerWaiting.CompareAndSwap(1, 0) }
+// EndDoze turns the doze PrepareDoze announced into a park, as if
+// PrepareWait had announced it. It returns false if the producer claimed
+// the flag meanwhile (its wake-up is on its way, or came): the caller must
+// not park, but look again.
+func (c *Consumer) EndDoze() bool { return endDoze(c.s.readerWaiting) }
+
+// Word is the consumer's waiting flag, the word it dozes on.
+func (c *Consumer) Word() *atomic.Uint32 { return c.s.readerWaiting }
+
+// CancelWait withdraws a PrepareWait or PrepareDoze.
+func (c *Consumer) CancelWait() { cancel(c.s.readerWaiting) }

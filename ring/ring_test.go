@@ -295,7 +295,7 @@ func TestAttachCorrupt(t *testing.T) {
 // and a wake-up is owed exactly once per announced park.
 func TestWaitFlags(t *testing.T) {
 	p, c, _ := newPair(t, 64, 0)
-	if p.WakeReader() || c.WakeWriter() {
+	if p.WakeReader() != WaitNone || c.WakeWriter() != WaitNone {
 		t.Fatal("wake-up owed with nobody waiting")
 	}
 	if !c.PrepareWait() {
@@ -304,16 +304,16 @@ func TestWaitFlags(t *testing.T) {
 	if _, err := p.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if !p.WakeReader() {
+	if p.WakeReader() != WaitPark {
 		t.Fatal("parked reader not owed a wake-up")
 	}
-	if p.WakeReader() {
+	if p.WakeReader() != WaitNone {
 		t.Fatal("wake-up owed twice")
 	}
 	if c.PrepareWait() {
 		t.Fatal("consumer parks with a byte readable")
 	}
-	if p.WakeReader() {
+	if p.WakeReader() != WaitNone {
 		t.Fatal("withdrawn wait still owed a wake-up")
 	}
 	if _, err := p.Write(make([]byte, 63)); err != nil {
@@ -331,7 +331,7 @@ func TestWaitFlags(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if !c.WakeWriter() {
+	if c.WakeWriter() != WaitPark {
 		t.Fatal("parked writer not owed a wake-up")
 	}
 	c.Close()
@@ -347,6 +347,63 @@ func TestWaitFlags(t *testing.T) {
 	}
 	if c.PrepareWait() {
 		t.Fatal("consumer parks after the producer closed")
+	}
+}
+
+// TestDozeFlags checks the doze's values in one goroutine: a doze is
+// claimed as a doze, a doze turned into a park as a park, a doze the
+// waker claimed cannot become a park, and a value no waiter stores is
+// claimed as a park.
+func TestDozeFlags(t *testing.T) {
+	p, c, _ := newPair(t, 64, 0)
+	if !c.PrepareDoze() || c.Word().Load() != WaitDoze {
+		t.Fatal("consumer of an empty ring may not doze")
+	}
+	if _, err := p.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.WakeReader(); got != WaitDoze {
+		t.Fatalf("WakeReader = %d, want WaitDoze", got)
+	}
+	if c.EndDoze() {
+		t.Fatal("a claimed doze became a park")
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.PrepareDoze() || !c.EndDoze() || c.Word().Load() != WaitPark {
+		t.Fatal("an unclaimed doze did not become a park")
+	}
+	if _, err := p.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.WakeReader(); got != WaitPark {
+		t.Fatalf("WakeReader after EndDoze = %d, want WaitPark", got)
+	}
+	if c.PrepareDoze() {
+		t.Fatal("consumer dozes with a byte readable")
+	}
+	if c.Word().Load() != WaitNone {
+		t.Fatal("a refused doze left its flag")
+	}
+	for _, v := range []uint32{3, 7, 1 << 31} {
+		p.ReaderWord().Store(v)
+		if got := p.WakeReader(); got != WaitPark {
+			t.Fatalf("flag %d claimed as %d, want WaitPark", v, got)
+		}
+		if c.Word().Load() != WaitNone {
+			t.Fatalf("flag %d not cleared", v)
+		}
+	}
+	if _, err := p.Write(make([]byte, 63)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.PrepareDoze(1) {
+		t.Fatal("producer of a full ring may not doze")
+	}
+	p.CancelWait()
+	if p.Word().Load() != WaitNone || c.WriterWord() != p.Word() {
+		t.Fatal("CancelWait left a doze announced")
 	}
 }
 

@@ -37,7 +37,7 @@ var helloEnd = [2]byte{'\r', '\n'}
 
 // Version is the protocol version this package speaks. A peer of another
 // version is refused with ErrVersion (see AppendRefusal, ReadReply).
-const Version = 3
+const Version = 4
 
 // Sizes of the messages.
 const (

@@ -92,7 +92,7 @@ func TestHelloIsALine(t *testing.T) {
 			t.Errorf("hello %+v parsed as %+v, %v", h, got, err)
 		}
 	}
-	for _, bad := range []string{"\xffSHM0003000100040000\n\n", "\xffSHM000300010004000G\r\n", "\xffSHM0003000100040A00\r\n", "\xffSHM0003800000040000\r\n"} {
+	for _, bad := range []string{"\xffSHM0004000100040000\n\n", "\xffSHM000400010004000G\r\n", "\xffSHM0004000100040A00\r\n", "\xffSHM0004800000040000\r\n"} {
 		if _, err := ParseHello([]byte(bad)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ParseHello(%q) = %v, want ErrProtocol", bad, err)
 		}
@@ -125,7 +125,7 @@ func TestReplyMagicDiffers(t *testing.T) {
 		}
 	}
 	if _, err := ReadReply(bytes.NewReader(AppendRefusal(nil))); err != nil {
-		t.Errorf("refusal of a version-3 hello: %v", err)
+		t.Errorf("refusal of another version's hello: %v", err)
 	}
 }
 

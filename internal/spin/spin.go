@@ -239,6 +239,15 @@ var (
 	schedMu sync.Mutex
 )
 
+// Runnable reports whether goroutines of the process wait for a P.
+func Runnable() bool {
+	schedMu.Lock()
+	defer schedMu.Unlock()
+	metrics.Read(schedSamples)
+	runnable := schedSamples[0].Value
+	return runnable.Kind() == metrics.KindUint64 && runnable.Uint64() > 0
+}
+
 // mustGosched reports whether a spinning goroutine should let the Go
 // scheduler run: goroutines wait for a P, or this is the only P. Timers
 // (a Sleep, a deadline's AfterFunc) are run by the scheduler of the P that
@@ -422,9 +431,18 @@ func (l *Loop) Preempted() bool { return l.preempted }
 // half of such a round trip. A wait that lasts longer (the next request of
 // a sparse client, an idle conn) gets only the base spin. The zero value
 // is ready; a Window is used under its direction's mutex.
+//
+// When the direction's last OutlastedWaits waits all outlasted the spin
+// they would get (each ended by a kernel wake-up), the spin shrinks to
+// ShortSpin: such waits end by a wake-up anyway, and a spinner only keeps
+// its CPU busy, so that the kernel runs the peer it wakes on another,
+// idle CPU (tens of microseconds on a VM) instead of on the waker's. One
+// wait that ends within the spin's budget brings it back.
 type Window struct {
 	typical   time.Duration // smoothed wait length, capped at windowCap
 	lastShort bool          // the last wait ended within ContendedSpin
+	outlasted int           // waits in a row, up to OutlastedWaits, that outlasted their budget
+	long      time.Duration // smoothed wait length, capped at 2*MaxDoze
 }
 
 const (
@@ -447,7 +465,21 @@ const (
 	// alone (a socket's 25-29 us), and 0.3-1.2 us or 13-33 us with this,
 	// by run (where the host placed the two processes and the load).
 	ContendedBurstSpin = 50 * time.Microsecond
-	windowCap          = 4 * MaxSpin
+	// ShortSpin is the spin of a direction whose recent waits all
+	// outlasted theirs: long enough to catch a peer that is running and
+	// answers at once.
+	ShortSpin = 5 * time.Microsecond
+	// OutlastedWaits is how many waits in a row must outlast their spin
+	// before it shrinks to ShortSpin.
+	OutlastedWaits = 4
+	windowCap      = 4 * MaxSpin
+	// DozeSlice is the doze every wait may take after its spin, and the
+	// slice a longer doze is taken in (see Doze).
+	DozeSlice = 200 * time.Microsecond
+	// MaxDoze bounds a learned doze: a wait of about this length or more
+	// (an idle conn, a request every few milliseconds) parks after one
+	// DozeSlice.
+	MaxDoze = 2 * time.Millisecond
 )
 
 // Budget returns how long the next wait may spin.
@@ -458,6 +490,14 @@ func (w *Window) Budget() time.Duration {
 		}
 		return ContendedSpin
 	}
+	if w.outlasted >= OutlastedWaits {
+		return ShortSpin
+	}
+	return w.learned()
+}
+
+// learned is the budget on an uncontended host from the waits' length.
+func (w *Window) learned() time.Duration {
 	if w.typical > MaxSpin {
 		return BaseSpin // waits usually outlast any spin worth paying for
 	}
@@ -467,8 +507,28 @@ func (w *Window) Budget() time.Duration {
 // Observe records how long a wait lasted, spin and park together.
 func (w *Window) Observe(d time.Duration) {
 	w.lastShort = d <= ContendedSpin
+	if d > w.learned() {
+		w.outlasted = min(w.outlasted+1, OutlastedWaits)
+	} else {
+		w.outlasted = 0
+	}
+	w.long += (min(d, 2*MaxDoze) - w.long) / 4
 	d = min(d, windowCap)
 	w.typical += (d - w.typical) / 4
+}
+
+// Doze returns how long the next wait may doze (block its thread on a
+// futex, holding its P) before it parks: DozeSlice, or, when recent waits
+// lasted up to MaxDoze (a request every millisecond: the next one comes
+// within a doze, and its wake-up takes the fast path), half as long again
+// as they did. The caller takes a doze longer than DozeSlice in slices,
+// and parks at the end of a slice after which goroutines wait for a P
+// (Runnable), so that the doze holds a P from them for one slice at most.
+func (w *Window) Doze() time.Duration {
+	if w.long > MaxDoze {
+		return DozeSlice
+	}
+	return min(max(w.long*3/2, DozeSlice), MaxDoze)
 }
 
 // Since returns the time since Start, read now.

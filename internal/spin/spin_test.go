@@ -48,8 +48,9 @@ func TestLoopBudget(t *testing.T) {
 }
 
 // TestWindow checks the learned spin: short waits stretch it up to
-// MaxSpin, long ones bring it back to BaseSpin, and a contended host cuts
-// it to ContendedSpin.
+// MaxSpin, OutlastedWaits waits in a row that outlast it shrink it to
+// ShortSpin, one that ends within it brings back BaseSpin, and a
+// contended host cuts it to ContendedSpin.
 func TestWindow(t *testing.T) {
 	old := contendedUntil.Load()
 	defer contendedUntil.Store(old)
@@ -65,11 +66,21 @@ func TestWindow(t *testing.T) {
 	if b := w.Budget(); b <= BaseSpin || b > MaxSpin {
 		t.Fatalf("after 100 us waits: %v, want in (%v, %v]", b, BaseSpin, MaxSpin)
 	}
+	for range OutlastedWaits - 1 {
+		w.Observe(time.Second)
+	}
+	if b := w.Budget(); b == ShortSpin {
+		t.Fatalf("shrunk after %d waits that outlasted the spin, want %d", OutlastedWaits-1, OutlastedWaits)
+	}
 	for range 20 {
 		w.Observe(time.Second)
 	}
+	if b := w.Budget(); b != ShortSpin {
+		t.Fatalf("after 1 s waits (an idle conn, sparse requests): %v, want %v", b, ShortSpin)
+	}
+	w.Observe(30 * time.Microsecond) // within the spin it would have had
 	if b := w.Budget(); b != BaseSpin {
-		t.Fatalf("after 1 s waits (an idle conn): %v, want %v", b, BaseSpin)
+		t.Fatalf("after a wait within the spin: %v, want %v", b, BaseSpin)
 	}
 	for range 20 {
 		w.Observe(time.Microsecond)
@@ -91,6 +102,40 @@ func TestWindow(t *testing.T) {
 	w.Observe(ContendedSpin)
 	if b := w.Budget(); b != ContendedBurstSpin {
 		t.Fatalf("contended, after a wait of ContendedSpin: %v, want %v", b, ContendedBurstSpin)
+	}
+}
+
+// TestWindowDoze checks the learned doze: DozeSlice for a fresh window
+// and for waits longer than MaxDoze, half as long again as waits of a
+// millisecond, never more than MaxDoze.
+func TestWindowDoze(t *testing.T) {
+	var w Window
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("fresh window: doze %v, want %v", d, DozeSlice)
+	}
+	for range 30 {
+		w.Observe(time.Millisecond)
+	}
+	if d := w.Doze(); d < 1400*time.Microsecond || d > 1500*time.Microsecond {
+		t.Fatalf("after 1 ms waits: doze %v, want about 1.5 ms", d)
+	}
+	for range 30 {
+		w.Observe(1900 * time.Microsecond)
+	}
+	if d := w.Doze(); d != MaxDoze {
+		t.Fatalf("after 1.9 ms waits: doze %v, want %v", d, MaxDoze)
+	}
+	for range 30 {
+		w.Observe(time.Second)
+	}
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("after 1 s waits (an idle conn): doze %v, want %v", d, DozeSlice)
+	}
+	for range 30 {
+		w.Observe(10 * time.Microsecond)
+	}
+	if d := w.Doze(); d != DozeSlice {
+		t.Fatalf("after 10 us waits: doze %v, want %v", d, DozeSlice)
 	}
 }
 
@@ -486,5 +531,24 @@ func TestBriefGapsUncontended(t *testing.T) {
 			t.Errorf("%s: the stranger ran %.0f%% of the time, want at most %.0f%%", c.name, 100*share, 100*c.maxShareLost)
 		}
 		t.Logf("%s: contended %v after %d waits, the stranger ran %.1f%% of the time", c.name, contended, waits, 100*share)
+	}
+}
+
+// TestRunnable: a goroutine started while the only P is busy waits for
+// it, and Runnable says so; once it ran, nothing waits.
+func TestRunnable(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ran := make(chan struct{})
+	go close(ran)
+	if !Runnable() {
+		t.Fatal("a goroutine waits for the only P, Runnable says none does")
+	}
+	<-ran
+	deadline := time.Now().Add(5 * time.Second)
+	for Runnable() && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if Runnable() {
+		t.Fatal("Runnable still true with nothing to run")
 	}
 }
