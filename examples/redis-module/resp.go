@@ -87,6 +87,10 @@ func readCommand(r *bufio.Reader, lim limits, cmd *command) (*command, error) {
 	}
 	for {
 		cmd.reset()
+		if readBuffered(r, lim, cmd) {
+			return cmd, nil
+		}
+		cmd.reset()
 		b, err := r.Peek(1)
 		if err != nil {
 			return nil, err
@@ -103,6 +107,47 @@ func readCommand(r *bufio.Reader, lim limits, cmd *command) (*command, error) {
 			return cmd, nil
 		}
 	}
+}
+
+// readBuffered reads a multibulk request that lies whole in r's buffer,
+// well formed and within lim, in one pass over the buffer (the usual case
+// of a pipeline). false leaves r as it was, and cmd partly filled: the
+// request is incomplete, empty or something readMultibulk must judge
+// (an error, a line ending in a bare "\n").
+func readBuffered(r *bufio.Reader, lim limits, cmd *command) bool {
+	buf, _ := r.Peek(r.Buffered())
+	n, i, ok := bufferedCount(buf, 0, '*')
+	if !ok || n < 1 || n > maxMultibulk || lim.unauth && n > maxUnauthMultiLen {
+		return false
+	}
+	for range n {
+		size, j, ok := bufferedCount(buf, i, '$')
+		if !ok || size < 0 || size > lim.maxBulk || lim.unauth && size > maxUnauthBulkLen ||
+			int64(len(cmd.data))+size > lim.maxQuery || int64(len(buf)-j) < size+2 {
+			return false
+		}
+		cmd.data = append(cmd.data, buf[j:j+int(size)]...)
+		cmd.ends = append(cmd.ends, len(cmd.data))
+		i = j + int(size) + 2 // Redis skips the two bytes after a bulk unchecked
+	}
+	r.Discard(i)
+	return true
+}
+
+// bufferedCount parses a count line ("*3\r\n", "$5\r\n") at buf[i:] that
+// starts with prefix, and gives the index after it. false: no such line
+// whole in buf, or one with a bare "\n" or of more than 20 digits.
+func bufferedCount(buf []byte, i int, prefix byte) (n int64, next int, ok bool) {
+	if i >= len(buf) || buf[i] != prefix {
+		return 0, 0, false
+	}
+	line := buf[i+1 : min(len(buf), i+24)]
+	nl := bytes.IndexByte(line, '\n')
+	if nl < 1 || line[nl-1] != '\r' {
+		return 0, 0, false
+	}
+	n, ok = parseInt(line[:nl-1])
+	return n, i + 1 + nl + 1, ok
 }
 
 // readLine reads a line ending in "\n" (without it, and without a "\r"
