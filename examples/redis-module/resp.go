@@ -68,6 +68,20 @@ func (c *command) reset() {
 // larger.
 const maxKeptRequest = 64 << 10
 
+// sub is the command of c's arguments from to to (sharing c's data).
+func (c *command) sub(from, to int) *command {
+	s := &command{ends: make([]int, 0, to-from)}
+	start := 0
+	if from > 0 {
+		start = c.ends[from-1]
+	}
+	s.data = c.data[start:c.ends[to-1]]
+	for _, end := range c.ends[from:to] {
+		s.ends = append(s.ends, end-start)
+	}
+	return s
+}
+
 func (c *command) clone() *command {
 	return &command{data: bytes.Clone(c.data), ends: append([]int(nil), c.ends...)}
 }
