@@ -270,13 +270,16 @@ static void free_argv(RedisModuleString **v, int argc, RedisModuleString **stack
 }
 
 // The most arguments after the name that call_buffers passes.
-enum { max_buffers = 4 };
+enum { max_buffers = 16 };
 
 // call_buffers is RM_Call for n <= max_buffers arguments after the name,
 // laid end to end in buf, passed as buffers ("b"): RM_Call makes their
-// strings itself, so none of the module's is made, counted and freed, and
-// its vector of arguments needs no growing (as for "v"). fmt: "v" and
-// RM_Call's flag characters.
+// strings itself, so they are the command's alone, as a socket client's
+// are (with "v" the module holds a reference too, and Redis then stores a
+// value as it came, an integer as embstr rather than int), none is made
+// and freed by the module, and RM_Call's vector needs no growing. fmt: "v"
+// and RM_Call's flag characters. RM_Call reads as many pairs as f names
+// and ignores the rest.
 static RedisModuleCallReply *call_buffers(RedisModuleCtx *ctx, const char *name, const char *fmt, const char *buf,
                                           const size_t *lens, int n) {
 	char f[max_buffers + 16];
@@ -287,20 +290,21 @@ static RedisModuleCallReply *call_buffers(RedisModuleCtx *ctx, const char *name,
 	}
 	memset(f, 'b', (size_t)n);
 	memcpy(f + n, fmt + 1, flags + 1);
-	const char *p[max_buffers];
+	const char *p[max_buffers] = {0};
+	size_t l[max_buffers] = {0};
 	for (int i = 0; i < n; buf += lens[i], i++)
-		p[i] = buf;
+		p[i] = buf, l[i] = lens[i];
 	switch (n) {
 	case 0:
 		return rm_Call(ctx, name, f);
 	case 1:
-		return rm_Call(ctx, name, f, p[0], lens[0]);
+		return rm_Call(ctx, name, f, p[0], l[0]);
 	case 2:
-		return rm_Call(ctx, name, f, p[0], lens[0], p[1], lens[1]);
-	case 3:
-		return rm_Call(ctx, name, f, p[0], lens[0], p[1], lens[1], p[2], lens[2]);
+		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1]);
 	default:
-		return rm_Call(ctx, name, f, p[0], lens[0], p[1], lens[1], p[2], lens[2], p[3], lens[3]);
+		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1], p[2], l[2], p[3], l[3], p[4], l[4], p[5], l[5],
+		               p[6], l[6], p[7], l[7], p[8], l[8], p[9], l[9], p[10], l[10], p[11], l[11], p[12], l[12],
+		               p[13], l[13], p[14], l[14], p[15], l[15]);
 	}
 }
 
