@@ -290,8 +290,8 @@ static RedisModuleCallReply *call_buffers(RedisModuleCtx *ctx, const char *name,
 	}
 	memset(f, 'b', (size_t)n);
 	memcpy(f + n, fmt + 1, flags + 1);
-	const char *p[max_buffers] = {0};
-	size_t l[max_buffers] = {0};
+	const char *p[max_buffers];
+	size_t l[max_buffers];
 	for (int i = 0; i < n; buf += lens[i], i++)
 		p[i] = buf, l[i] = lens[i];
 	switch (n) {
@@ -302,6 +302,8 @@ static RedisModuleCallReply *call_buffers(RedisModuleCtx *ctx, const char *name,
 	case 2:
 		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1]);
 	default:
+		for (int i = n; i < max_buffers; i++)
+			p[i] = NULL, l[i] = 0;
 		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1], p[2], l[2], p[3], l[3], p[4], l[4], p[5], l[5],
 		               p[6], l[6], p[7], l[7], p[8], l[8], p[9], l[9], p[10], l[10], p[11], l[11], p[12], l[12],
 		               p[13], l[13], p[14], l[14], p[15], l[15]);

@@ -129,3 +129,28 @@ func TestEmptyRequestsSkipped(t *testing.T) {
 		}
 	}
 }
+
+// TestReadCommandAllocs: a pipelined request read into a reused command
+// allocates nothing (readBuffered's path, and the line reader's for a
+// request split across the buffer's end).
+func TestReadCommandAllocs(t *testing.T) {
+	var in []byte
+	for range 2000 {
+		in = append(in, "*2\r\n$3\r\nGET\r\n$15\r\nshmconn:latency\r\n"...)
+	}
+	r := bufio.NewReaderSize(bytes.NewReader(in), 4096) // 4096 is no multiple of the request's 39 bytes
+	lim := limits{maxBulk: 512 << 20, maxQuery: 1 << 30}
+	var cmd command
+	readCommand(r, lim, &cmd) // grows cmd once
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := readCommand(r, lim, &cmd); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request", allocs)
+	}
+	if string(cmd.arg(0)) != "GET" || string(cmd.arg(1)) != "shmconn:latency" {
+		t.Errorf("last request read: %q", cmd.data)
+	}
+}
