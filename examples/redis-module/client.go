@@ -153,10 +153,11 @@ func (c *client) serveOne() bool {
 var errOutputLimit = errors.New("output exceeds client-output-buffer-limit's hard limit")
 
 // reply queues one reply within the normal class of client-output-buffer-limit.
-// A client holds at most one reply, as it reads its next request only once
-// that reply is written, so pending output is the reply's unwritten part:
-// more than the hard limit ends the conn at once, as Redis ends a socket
-// client; more than the soft limit must shrink to it within the soft time.
+// Pending output is what the write buffer holds with the reply (it is
+// flushed whenever the client's requests run out): more than the hard
+// limit ends the conn at once, as Redis ends a socket client (and runAll
+// runs none of the client's later commands); more than the soft limit
+// must shrink to it within the soft time.
 func (c *client) reply(s string) {
 	// Only read from: the bytes are copied into the write buffer or the conn.
 	c.replyBytes(unsafe.Slice(unsafe.StringData(s), len(s)))
