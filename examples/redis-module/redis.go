@@ -42,6 +42,9 @@ var lockWaiters = (*int32)(unsafe.Pointer(&C.shm_lock_waiters))
 
 // lockQueue takes serverLock, counted in lockWaiters while it waits.
 func lockQueue() {
+	if serverLock.TryLock() {
+		return
+	}
 	atomic.AddInt32(lockWaiters, 1)
 	serverLock.Lock()
 	atomic.AddInt32(lockWaiters, -1)
