@@ -303,9 +303,15 @@ func (c *client) runsFast(cmd *command, ci *cmdInfo) bool {
 	return !(sc.noscript && sc.write)
 }
 
-// minReplyRoom: the write buffer is flushed before a run of commands when
-// it has less room than this, so that most replies go straight into it.
-const minReplyRoom = 4 << 10
+// The write buffer is flushed before a run of commands when it has less
+// room than minReplyRoom, so that most replies go straight into it, or
+// holds flushAt bytes, so that a pipelining client reads its first replies
+// while later commands run (Redis too writes a socket client's replies
+// after each read of at most 16 KiB of its requests).
+const (
+	minReplyRoom = 4 << 10
+	flushAt      = 16 << 10
+)
 
 // runFast runs cmd (c.req), and the requests after it that are already
 // buffered and that runsFast allows, up to maxRun of them, with one cgo
@@ -381,7 +387,7 @@ func (c *client) readRun(cmd *command) *command {
 func (c *client) runAll(cmd *command) bool {
 	c.run.setLens(cmd)
 	for from := 0; from < len(c.runCmds); {
-		if c.w.Available() < minReplyRoom && c.werr == nil {
+		if (c.w.Available() < minReplyRoom || c.w.Buffered() >= flushAt) && c.werr == nil {
 			c.werr = c.w.Flush()
 		}
 		if c.werr != nil {
