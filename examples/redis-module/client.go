@@ -328,6 +328,8 @@ func (c *client) runFast(cmd *command, ci *cmdInfo) bool {
 	c.runCmds = append(c.runCmds[:0], runCmd{ci: ci})
 	c.addRun(cmd, ci)
 	next := c.readRun(cmd)
+	// For CLIENT LIST: one store per run, of the last command's name.
+	c.lastCmd.Store(&c.runCmds[len(c.runCmds)-1].ci.name)
 	if !c.runAll(cmd) {
 		return false
 	}
@@ -349,7 +351,6 @@ type runCmd struct {
 // addRun sets the last command of c.runCmds, whose arguments are the last
 // of cmd, for the run.
 func (c *client) addRun(cmd *command, ci *cmdInfo) {
-	c.lastCmd.Store(&ci.name)
 	first := c.runCmds[len(c.runCmds)-1].first
 	sc := ci
 	if ci.container {
