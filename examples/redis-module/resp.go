@@ -150,18 +150,26 @@ func readBuffered(r *bufio.Reader, lim limits, cmd *command) bool {
 
 // bufferedCount parses a count line ("*3\r\n", "$5\r\n") at buf[i:] that
 // starts with prefix, and gives the index after it. false: no such line
-// whole in buf, or one with a bare "\n" or of more than 20 digits.
+// whole in buf, or one that is not plain: a sign, a leading zero, more
+// than 18 digits, a bare "\n" (parseInt and readLine judge those).
 func bufferedCount(buf []byte, i int, prefix byte) (n int64, next int, ok bool) {
 	if i >= len(buf) || buf[i] != prefix {
 		return 0, 0, false
 	}
-	line := buf[i+1 : min(len(buf), i+24)]
-	nl := bytes.IndexByte(line, '\n')
-	if nl < 1 || line[nl-1] != '\r' {
+	j := i + 1
+	for ; j < len(buf) && j-i <= 18; j++ {
+		ch := buf[j]
+		if ch < '0' || ch > '9' {
+			break
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	digits := j - i - 1
+	if digits == 0 || digits > 18 || (digits > 1 && buf[i+1] == '0') || j+1 >= len(buf) || buf[j] != '\r' ||
+		buf[j+1] != '\n' {
 		return 0, 0, false
 	}
-	n, ok = parseInt(line[:nl-1])
-	return n, i + 1 + nl + 1, ok
+	return n, j + 2, true
 }
 
 // readLine reads a line ending in "\n" (without it, and without a "\r"
