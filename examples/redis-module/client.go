@@ -305,12 +305,13 @@ func (c *client) runsFast(cmd *command, ci *cmdInfo) bool {
 
 // The write buffer is flushed before a run of commands when it has less
 // room than minReplyRoom, so that most replies go straight into it, or
-// holds flushAt bytes, so that a pipelining client reads its first replies
-// while later commands run (Redis too writes a socket client's replies
-// after each read of at most 16 KiB of its requests).
+// holds flushAt bytes, so that a pipelining client parses replies while
+// later commands run, and gets them often enough (a run takes some tens of
+// microseconds) to stay within the spin of a conn's wait rather than park
+// and need a kernel wake-up.
 const (
 	minReplyRoom = 4 << 10
-	flushAt      = 16 << 10
+	flushAt      = 4 << 10
 )
 
 // runFast runs cmd (c.req), and the requests after it that are already
