@@ -126,15 +126,16 @@ func (c *client) serveOne() bool {
 		if err := c.w.Flush(); err != nil {
 			return false
 		}
+		// Once per batch of requests, as its replies went out (Redis
+		// counts CLIENT LIST's idle from a client's last read or write),
+		// rather than on the way from a request to its reply.
+		now := time.Now()
+		c.lastUsed.Store(now.UnixNano())
 		if cfg.timeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(cfg.timeout))
+			c.nc.SetReadDeadline(now.Add(cfg.timeout))
 		}
 	}
 	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed}, &c.req)
-	if waited {
-		// Once per batch of requests: CLIENT LIST's idle counts seconds.
-		c.lastUsed.Store(time.Now().UnixNano())
-	}
 	if err != nil {
 		// Only here: errors.As's target escapes, an allocation per request.
 		var pe protoError
