@@ -154,3 +154,25 @@ func TestAdvACLInMulti(t *testing.T) {
 		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
 	}
 }
+
+// TestEncodingLikeSocket: a value written over shm is stored as the
+// socket stores it (OBJECT ENCODING: an integer as int, a short string as
+// embstr), for commands of up to 16 arguments after the name.
+func TestEncodingLikeSocket(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	p, m := s.plainConn(), s.shmConn()
+	for _, set := range [][]string{
+		{"SET", "k", "12345"},
+		{"SET", "k", "short"},
+		{"SET", "k", strings.Repeat("x", 100)},
+		{"MSET", "k", "12345", "j", "1", "i", "2"},
+		{"APPEND", "k", "6"},
+	} {
+		p.do(set...)
+		want := p.do("OBJECT", "ENCODING", "k")
+		m.do(set...)
+		if got := m.do("OBJECT", "ENCODING", "k"); got != want {
+			t.Errorf("%q: encoding over shm %q, over the socket %q", set, got, want)
+		}
+	}
+}

@@ -161,9 +161,12 @@ static void on_command(RedisModuleCommandFilterCtx *f) {
 		return;
 	size_t n;
 	const char *name = rm_StringPtrLen(rm_CommandFilterArgGet(f, 0), &n);
-	if ((n == 3 && strncasecmp(name, "acl", 3) == 0) || (n == 4 && strncasecmp(name, "exec", 4) == 0))
+	// A look at the first letter spares most commands the calls below.
+	char first = (char)(name[0] | 0x20);
+	if ((first == 'a' && n == 3 && strncasecmp(name, "acl", 3) == 0) ||
+	    (first == 'e' && n == 4 && strncasecmp(name, "exec", 4) == 0))
 		__atomic_add_fetch(&g_acl_gen, 1, __ATOMIC_SEQ_CST);
-	if (argc < 2 || n != 6 || strncasecmp(name, "client", 6) != 0)
+	if (argc < 2 || first != 'c' || n != 6 || strncasecmp(name, "client", 6) != 0)
 		return;
 	if (argc == 2 && arg_is(f, 1, "unpause")) {
 		__atomic_store_n(&g_pause_end_ms, 0, __ATOMIC_SEQ_CST);
@@ -266,6 +269,47 @@ static void free_argv(RedisModuleString **v, int argc, RedisModuleString **stack
 		free(v);
 }
 
+// The most arguments after the name that call_buffers passes.
+enum { max_buffers = 16 };
+
+// call_buffers is RM_Call for n <= max_buffers arguments after the name,
+// laid end to end in buf, passed as buffers ("b"): RM_Call makes their
+// strings itself, so they are the command's alone, as a socket client's
+// are (with "v" the module holds a reference too, and Redis then stores a
+// value as it came, an integer as embstr rather than int), none is made
+// and freed by the module, and RM_Call's vector needs no growing. fmt: "v"
+// and RM_Call's flag characters. RM_Call reads as many pairs as f names
+// and ignores the rest.
+static RedisModuleCallReply *call_buffers(RedisModuleCtx *ctx, const char *name, const char *fmt, const char *buf,
+                                          const size_t *lens, int n) {
+	char f[max_buffers + 16];
+	size_t flags = strlen(fmt + 1);
+	if (flags >= sizeof f - max_buffers) {
+		errno = EBADF;
+		return NULL;
+	}
+	memset(f, 'b', (size_t)n);
+	memcpy(f + n, fmt + 1, flags + 1);
+	const char *p[max_buffers];
+	size_t l[max_buffers];
+	for (int i = 0; i < n; buf += lens[i], i++)
+		p[i] = buf, l[i] = lens[i];
+	switch (n) {
+	case 0:
+		return rm_Call(ctx, name, f);
+	case 1:
+		return rm_Call(ctx, name, f, p[0], l[0]);
+	case 2:
+		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1]);
+	default:
+		for (int i = n; i < max_buffers; i++)
+			p[i] = NULL, l[i] = 0;
+		return rm_Call(ctx, name, f, p[0], l[0], p[1], l[1], p[2], l[2], p[3], l[3], p[4], l[4], p[5], l[5],
+		               p[6], l[6], p[7], l[7], p[8], l[8], p[9], l[9], p[10], l[10], p[11], l[11], p[12], l[12],
+		               p[13], l[13], p[14], l[14], p[15], l[15]);
+	}
+}
+
 // call_locked runs one command (argc >= 1 arguments laid end to end in buf)
 // through RM_Call, as user u if as_user (a NULL u: the user is gone), or
 // else unrestricted. Under the lock. fmt must be "v" followed by RM_Call's
@@ -275,9 +319,10 @@ static int call_locked(RedisModuleCtx *ctx, RedisModuleUser *u, int as_user, con
 	char stack_name[name_stack];
 	RedisModuleString *stack_argv[argv_stack];
 	char *name = lens[0] < name_stack ? stack_name : malloc(lens[0] + 1);
-	RedisModuleString **v = make_argv(buf + lens[0], lens + 1, argc - 1, stack_argv);
+	int by_buffers = argc - 1 <= max_buffers;
+	RedisModuleString **v = by_buffers ? NULL : make_argv(buf + lens[0], lens + 1, argc - 1, stack_argv);
 	int rc = SHM_CALL_NOREPLY;
-	if (!name || !v) {
+	if (!name || (!by_buffers && !v)) {
 		errno = ENOMEM;
 	} else if (as_user && !u) {
 		rc = SHM_CALL_NOUSER;
@@ -285,7 +330,10 @@ static int call_locked(RedisModuleCtx *ctx, RedisModuleUser *u, int as_user, con
 		memcpy(name, buf, lens[0]);
 		name[lens[0]] = 0;
 		rm_SetContextUser(ctx, u);
-		*reply = rm_Call(ctx, name, fmt, v, (size_t)(argc - 1));
+		if (by_buffers)
+			*reply = call_buffers(ctx, name, fmt, buf + lens[0], lens + 1, argc - 1);
+		else
+			*reply = rm_Call(ctx, name, fmt, v, (size_t)(argc - 1));
 		rm_SetContextUser(ctx, NULL);
 		if (*reply)
 			rc = SHM_CALL_OK;
@@ -293,7 +341,7 @@ static int call_locked(RedisModuleCtx *ctx, RedisModuleUser *u, int as_user, con
 	int saved = errno;
 	if (v)
 		free_argv(v, argc - 1, stack_argv);
-	if (name != stack_name)
+	if (name && name != stack_name)
 		free(name);
 	errno = saved;
 	return rc;
@@ -338,42 +386,79 @@ void shm_conn_forget_user(shm_conn *conn) {
 static long long pause_left(int write);
 static void wake_noop(void *data);
 
-// shm_run runs one command as shm_call does, in one call from Go, for the
-// conn res (whose cached user it uses: conn_user): it takes the lock,
-// returns SHM_CALL_PAUSED with the milliseconds left in res->len while
-// CLIENT PAUSE holds the command (write: it may write), copies the reply's
-// RESP bytes into out when they fit in outcap, or else into res->big
-// (malloc'd, for the caller to free), frees the reply, releases the lock
-// and, after a write (wake), wakes the main thread (shm_wake).
-int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
-            int argc, int write, int wake, char *out, size_t outcap, shm_conn *res) {
-	res->big = NULL;
-	res->err = 0;
+int shm_lock_waiters;
+
+// run_one runs cmd (its arguments laid end to end in buf, their lengths in
+// lens) as run_cmds does, its reply copied to out+*used when it fits in
+// outcap, or else into conn->big. It takes and releases the lock.
+static void run_one(RedisModuleCtx *ctx, RedisModuleString *user, const char *buf, const size_t *lens, shm_cmd *cmd,
+                    char *out, size_t outcap, size_t *used, shm_conn *conn) {
+	cmd->err = 0;
 	rm_ThreadSafeContextLock(g_ctx);
-	long long left = pause_left(write);
+	long long left = pause_left(cmd->write);
 	if (left > 0) {
 		rm_ThreadSafeContextUnlock(g_ctx);
-		res->len = (size_t)left;
-		return SHM_CALL_PAUSED;
+		cmd->status = SHM_CALL_PAUSED;
+		cmd->len = (size_t)left;
+		return;
 	}
 	RedisModuleCallReply *reply = NULL;
-	int rc = call_locked(ctx, user ? conn_user(res, user) : NULL, user != NULL, fmt, buf, lens, argc, &reply);
+	int rc = call_locked(ctx, user ? conn_user(conn, user) : NULL, user != NULL, cmd->fmt, buf, lens, cmd->argc,
+	                     &reply);
 	if (rc == SHM_CALL_OK) {
-		const char *proto = rm_CallReplyProto(reply, &res->len);
-		if (res->len > outcap && !(out = res->big = malloc(res->len))) {
+		size_t len;
+		const char *proto = rm_CallReplyProto(reply, &len);
+		cmd->len = len;
+		cmd->off = *used;
+		if (len <= outcap - *used) {
+			memcpy(out + *used, proto, len);
+			*used += len;
+		} else if ((conn->big = malloc(len ? len : 1))) {
+			memcpy(conn->big, proto, len);
+		} else {
 			rc = SHM_CALL_NOREPLY;
 			errno = ENOMEM;
-		} else {
-			memcpy(out, proto, res->len);
 		}
 		rm_FreeCallReply(reply);
 	}
 	if (rc == SHM_CALL_NOREPLY)
-		res->err = errno;
+		cmd->err = errno;
 	rm_ThreadSafeContextUnlock(g_ctx);
-	if (rc == SHM_CALL_OK && wake)
+	cmd->status = rc;
+	if (rc == SHM_CALL_OK && cmd->wake)
 		rm_EventLoopAddOneShot(wake_noop, NULL);
-	return rc;
+}
+
+// shm_run runs up to n commands of the conn conn in turn (their arguments
+// laid end to end in buf, their lengths in lens), in one call from Go,
+// each under a lock of its own (run_one: it takes the lock, holds a
+// command CLIENT PAUSE holds, runs it through RM_Call as user (the conn's
+// cached user: conn_user) or unrestricted (NULL), copies the reply out,
+// releases the lock and, after a write, wakes the main thread). It stops
+// after a command that was paused, whose user is gone, whose reply went to
+// conn->big or after which the replies' bytes exceed room (the conn's
+// output limit: the conn ends there, as a socket client does), and before
+// the next command once a goroutine waits for the lock
+// (shm_lock_waiters), so that other conns interleave. Returns the number
+// of commands that have a result in cmds.
+int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *buf, const size_t *lens, shm_cmd *cmds, int n,
+            char *out, size_t outcap, size_t room, shm_conn *conn) {
+	conn->big = NULL;
+	size_t used = 0, total = 0;
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && __atomic_load_n(&shm_lock_waiters, __ATOMIC_RELAXED) > 0)
+			return i;
+		shm_cmd *cmd = &cmds[i];
+		run_one(ctx, user, buf, lens, cmd, out, outcap, &used, conn);
+		if (cmd->status == SHM_CALL_OK)
+			total += cmd->len;
+		if (cmd->status == SHM_CALL_PAUSED || cmd->status == SHM_CALL_NOUSER || conn->big || total > room)
+			return i + 1;
+		for (int a = 0; a < cmd->argc; a++)
+			buf += lens[a];
+		lens += cmd->argc;
+	}
+	return n;
 }
 
 // shm_acl_check asks whether user may run the command (ACL rules for the

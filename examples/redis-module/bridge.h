@@ -15,16 +15,31 @@ enum {
 	SHM_CALL_PAUSED = 3,  // shm_run: CLIENT PAUSE holds the command
 };
 
-// A conn's state for shm_run: what shm_run gives besides its result, and
-// the conn's ACL user as last looked up.
+// A conn's state for shm_run: the reply that did not fit the caller's
+// buffer, and the conn's ACL user as last looked up.
 typedef struct {
-	char *big;  // the reply, when it did not fit the caller's buffer (malloc'd)
-	size_t len; // the reply's length; SHM_CALL_PAUSED: milliseconds left
-	int err;    // SHM_CALL_NOREPLY: the errno
+	char *big; // the last command's reply, when it did not fit out (malloc'd)
 
 	RedisModuleUser *user;       // NULL: to be looked up
 	unsigned long long user_gen; // g_acl_gen when user was looked up
 } shm_conn;
+
+// One command of the commands shm_run runs: what the caller sets, then its
+// result.
+typedef struct {
+	const char *fmt; // RM_Call's format: "v" and flag characters
+	int argc;        // its arguments, the next argc of the caller's lens
+	int write;       // it may write: CLIENT PAUSE WRITE holds it
+	int wake;        // wake the main thread after it
+
+	int status;      // SHM_CALL_*
+	int err;         // SHM_CALL_NOREPLY: the errno
+	size_t off, len; // SHM_CALL_OK: the reply, len bytes at out+off (or in big); SHM_CALL_PAUSED: len is the milliseconds left
+} shm_cmd;
+
+// Goroutines waiting to take the server lock (serverLock in redis.go):
+// shm_run ends its run of commands when one does.
+extern int shm_lock_waiters;
 
 int shm_has_api(const char *name);
 void shm_lock(void);
@@ -33,8 +48,8 @@ RedisModuleCtx *shm_ctx_new(void);
 void shm_ctx_free(RedisModuleCtx *ctx);
 int shm_call(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf,
              const size_t *lens, int argc, RedisModuleCallReply **reply, const char **proto, size_t *plen);
-int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *fmt, const char *buf, const size_t *lens,
-            int argc, int write, int wake, char *out, size_t outcap, shm_conn *res);
+int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *buf, const size_t *lens, shm_cmd *cmds, int n,
+            char *out, size_t outcap, size_t room, shm_conn *conn);
 void shm_conn_forget_user(shm_conn *conn);
 int shm_acl_check(RedisModuleString *user, const char *buf, const size_t *lens, int argc);
 void shm_reply_free(RedisModuleCallReply *r);

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -27,7 +28,9 @@ type client struct {
 	ctx     rmCtx    // its own thread-safe context: database, id
 	userStr rmString // the ACL user its commands run as
 	run     runner   // its state for runner.call (shm_run)
-	req     command  // the request being served (reused: queue keeps a copy)
+	req     command  // the request being served, and those runFast runs with it (reused: queue keeps a copy)
+	next    command  // a request read ahead of a run that may not join it
+	runCmds []runCmd // the commands of a run (runFast)
 
 	// Written under the server lock.
 	id     uint64
@@ -45,6 +48,8 @@ type client struct {
 	multiDirty bool       // a queued command was refused: EXEC aborts
 
 	werr error // a failed reply write, or the output limits passed: the conn ends
+
+	lastInfo *cmdInfo // the command cachedCommand found last
 }
 
 const (
@@ -121,15 +126,16 @@ func (c *client) serveOne() bool {
 		if err := c.w.Flush(); err != nil {
 			return false
 		}
+		// Once per batch of requests, as its replies went out (Redis
+		// counts CLIENT LIST's idle from a client's last read or write),
+		// rather than on the way from a request to its reply.
+		now := time.Now()
+		c.lastUsed.Store(now.UnixNano())
 		if cfg.timeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(cfg.timeout))
+			c.nc.SetReadDeadline(now.Add(cfg.timeout))
 		}
 	}
 	cmd, err := readCommand(c.r, limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed}, &c.req)
-	if waited {
-		// Once per batch of requests: CLIENT LIST's idle counts seconds.
-		c.lastUsed.Store(time.Now().UnixNano())
-	}
 	if err != nil {
 		// Only here: errors.As's target escapes, an allocation per request.
 		var pe protoError
@@ -148,10 +154,11 @@ func (c *client) serveOne() bool {
 var errOutputLimit = errors.New("output exceeds client-output-buffer-limit's hard limit")
 
 // reply queues one reply within the normal class of client-output-buffer-limit.
-// A client holds at most one reply, as it reads its next request only once
-// that reply is written, so pending output is the reply's unwritten part:
-// more than the hard limit ends the conn at once, as Redis ends a socket
-// client; more than the soft limit must shrink to it within the soft time.
+// Pending output is what the write buffer holds with the reply (it is
+// flushed whenever the client's requests run out): more than the hard
+// limit ends the conn at once, as Redis ends a socket client (and runAll
+// runs none of the client's later commands); more than the soft limit
+// must shrink to it within the soft time.
 func (c *client) reply(s string) {
 	// Only read from: the bytes are copied into the write buffer or the conn.
 	c.replyBytes(unsafe.Slice(unsafe.StringData(s), len(s)))
@@ -195,7 +202,7 @@ func (c *client) writeOverSoft(b []byte, lim outputLimit) error {
 
 // dispatch answers one command; false ends the conn.
 func (c *client) dispatch(cmd *command) bool {
-	ci := c.m.cachedCommand(cmd.arg(0))
+	ci := c.cachedCommand(cmd.arg(0))
 	var name string
 	if ci != nil {
 		name = ci.name
@@ -230,11 +237,50 @@ func (c *client) dispatch(cmd *command) bool {
 	return c.runOne(cmd, ci)
 }
 
+// cachedCommand is module.cachedCommand, which it asks only for a command
+// other than the one it found last: a pipeline mostly repeats one.
+func (c *client) cachedCommand(name []byte) *cmdInfo {
+	if ci := c.lastInfo; ci != nil && sameName(name, ci.name) {
+		return ci
+	}
+	ci := c.m.cachedCommand(name)
+	if ci != nil {
+		c.lastInfo = ci
+	}
+	return ci
+}
+
+// sameName says whether name, in any case, is lowerName.
+func sameName(name []byte, lowerName string) bool {
+	if len(name) != len(lowerName) {
+		return false
+	}
+	for i, ch := range name {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		if ch != lowerName[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// connCommands are the commands that dispatch answers or refuses itself,
+// or that change the conn (CLIENT, SELECT: exec sees to them): never run
+// by runFast.
+var connCommands = map[string]bool{
+	"quit": true, "reset": true, "auth": true, "hello": true, "multi": true, "exec": true, "discard": true,
+	"watch": true, "subscribe": true, "psubscribe": true, "ssubscribe": true, "unsubscribe": true,
+	"punsubscribe": true, "sunsubscribe": true, "monitor": true, "wait": true, "sync": true, "psync": true,
+	"client": true, "select": true,
+}
+
 // runOne runs a command outside a transaction, waiting out CLIENT PAUSE,
 // and, for a blocking command, its timeout. ci: the command's cached
 // cmdInfo, or nil.
 func (c *client) runOne(cmd *command, ci *cmdInfo) bool {
-	if sc := ci.forCall(cmd); ci != nil && !ci.blocking && ci.name != "client" && ci.name != "select" && !(sc.noscript && sc.write) {
+	if c.runsFast(cmd, ci) {
 		return c.runFast(cmd, ci)
 	}
 	if b := c.blockingTimeout(cmd); b != nil {
@@ -245,44 +291,163 @@ func (c *client) runOne(cmd *command, ci *cmdInfo) bool {
 	return ok
 }
 
-// minReplyRoom: the write buffer is flushed before a command when it has
-// less room than this, so that most replies go straight into it.
-const minReplyRoom = 4 << 10
+// runsFast says whether runFast may run cmd (ci: its cached cmdInfo, or
+// nil): a command that needs nothing under the lock but RM_Call and CLIENT
+// PAUSE's check (not one dispatch answers itself, not CLIENT or SELECT,
+// which change the conn, not a blocking command, not one refuse checks
+// READONLY for), outside a transaction.
+func (c *client) runsFast(cmd *command, ci *cmdInfo) bool {
+	if ci == nil || !ci.plain || c.multi != nil {
+		return false
+	}
+	sc := ci.forCall(cmd)
+	return !(sc.noscript && sc.write)
+}
 
-// runFast runs a command that needs nothing under the lock but RM_Call
-// and CLIENT PAUSE's check (not CLIENT or SELECT, which change the conn,
-// not a blocking command, not one refuse checks READONLY for), with one
-// cgo call (runner.call) that takes the lock, runs it, copies the reply into
-// the write buffer and lets go. It makes exec's checks and replies as
-// exec does.
+// The write buffer is flushed before a run of commands when it has less
+// room than minReplyRoom, so that most replies go straight into it, or
+// holds flushAt bytes, so that a pipelining client parses replies while
+// later commands run, and gets them often enough (a run takes some tens of
+// microseconds) to stay within the spin of a conn's wait rather than park
+// and need a kernel wake-up.
+const (
+	minReplyRoom = 4 << 10
+	flushAt      = 4 << 10
+)
+
+// runFast runs cmd (c.req), and the requests after it that are already
+// buffered and that runsFast allows, up to maxRun of them, with one cgo
+// call (runner.run) that runs each under a lock of its own and copies
+// their replies into the write buffer. It makes exec's checks and replies
+// as exec does. A buffered request that may not join is served after them.
 func (c *client) runFast(cmd *command, ci *cmdInfo) bool {
-	c.lastCmd.Store(&ci.name)
 	if r := c.refuse(ci.name, ci, cmd); r != "" {
+		c.lastCmd.Store(&ci.name)
 		c.reply(r)
 		return true
 	}
-	if c.w.Available() < minReplyRoom && c.werr == nil {
-		c.werr = c.w.Flush()
+	c.run.clear()
+	c.runCmds = append(c.runCmds[:0], runCmd{ci: ci})
+	c.addRun(cmd, ci)
+	next := c.readRun(cmd)
+	// For CLIENT LIST: one store per run, of the last command's name.
+	c.lastCmd.Store(&c.runCmds[len(c.runCmds)-1].ci.name)
+	if !c.runAll(cmd) {
+		return false
 	}
-	out := c.w.AvailableBuffer()
-	for {
-		sc := ci.forCall(cmd)
-		res := c.run.call(c.ctx, c.userStr, callFmt(sc, c.resp), cmd, sc.write, ci.write || ci.container, out[:cap(out)])
-		switch res.status {
-		case callPaused:
-			time.Sleep(min(res.paused, 10*time.Millisecond))
-			continue
-		case callNoUser:
-			c.reply(errUserDeleted)
-			return false
-		case callNoReply:
-			c.reply(fmt.Sprintf(errCallRefused, res.errno))
-			return true
+	if next == nil || c.werr != nil {
+		return true // serveOne ends the conn after a failed write
+	}
+	// next is served as c.req, so that its run may read ahead into c.next.
+	c.req, c.next = c.next, c.req
+	return c.dispatch(&c.req)
+}
+
+// runCmd is a command of a run: its cmdInfo, and its first argument in
+// the run's command.
+type runCmd struct {
+	ci    *cmdInfo
+	first int
+}
+
+// addRun sets the last command of c.runCmds, whose arguments are the last
+// of cmd, for the run.
+func (c *client) addRun(cmd *command, ci *cmdInfo) {
+	first := c.runCmds[len(c.runCmds)-1].first
+	sc := ci
+	if ci.container {
+		sc = ci.forCall(cmd.sub(first, cmd.argc()))
+	}
+	c.run.add(callFmt(sc, c.resp), cmd.argc()-first, sc.write, ci.write || ci.container)
+}
+
+// readRun appends to cmd the buffered requests that may join its run, and
+// returns the first that may not (in c.next), or nil.
+func (c *client) readRun(cmd *command) *command {
+	cfg := c.m.cfg.Load()
+	lim := limits{maxBulk: cfg.maxBulk, maxQuery: cfg.maxQuery, unauth: !c.authed}
+	for len(c.runCmds) < maxRun && len(cmd.data) < maxRunBytes && c.r.Buffered() > 0 {
+		c.next.reset()
+		if !readBuffered(c.r, lim, &c.next) {
+			c.next.reset()
+			return nil
 		}
-		c.replyBytes(c.translate(res.reply, ci, cmd))
-		res.free()
-		return true
+		ci := c.cachedCommand(c.next.arg(0))
+		if !c.runsFast(&c.next, ci) || c.refuse(ci.name, ci, &c.next) != "" {
+			return &c.next
+		}
+		c.runCmds = append(c.runCmds, runCmd{ci: ci, first: cmd.argc()})
+		for i := range c.next.argc() {
+			cmd.push(c.next.arg(i))
+		}
+		c.addRun(cmd, ci)
 	}
+	return nil
+}
+
+// runAll runs the commands of c.runCmds (their arguments in cmd) and
+// writes their replies, each as exec would. false ends the conn.
+func (c *client) runAll(cmd *command) bool {
+	c.run.setLens(cmd)
+	for from := 0; from < len(c.runCmds); {
+		if (c.w.Available() < minReplyRoom || c.w.Buffered() >= flushAt) && c.werr == nil {
+			c.werr = c.w.Flush()
+		}
+		if c.werr != nil {
+			return true // serveOne ends the conn
+		}
+		room := math.MaxInt
+		if hard := c.m.cfg.Load().out.hard; hard > 0 {
+			room = max(0, hard-c.w.Buffered())
+		}
+		out := c.w.AvailableBuffer()
+		out = out[:cap(out)]
+		done := c.run.run(c.ctx, c.userStr, cmd, from, c.runCmds[from].first, out, room)
+		moved := false
+		for i := from; i < from+done; i++ {
+			res := c.run.result(i, out)
+			var reply []byte // one that is not where res.reply lies
+			switch res.status {
+			case callPaused:
+				time.Sleep(min(res.paused, 10*time.Millisecond))
+				done = i - from // run it again
+				continue
+			case callNoUser:
+				c.reply(errUserDeleted)
+				return false
+			case callNoReply:
+				reply = []byte(fmt.Sprintf(errCallRefused, res.errno))
+			default:
+				if bytes.HasPrefix(res.reply, []byte(aclErrPrefix)) {
+					reply = c.translate(res.reply, c.runCmds[i].ci, c.runCommand(cmd, i))
+				}
+			}
+			if reply == nil {
+				c.replyBytes(res.reply)
+				res.free()
+				continue
+			}
+			// Replies lie in out end to end, in the write buffer's free
+			// space, and each is written where it lies, unless one
+			// before it has changed length: the rest must move first.
+			if !moved {
+				out, moved = bytes.Clone(out), true
+			}
+			c.replyBytes(reply)
+			res.free()
+		}
+		from += done
+	}
+	return true
+}
+
+// runCommand is the i-th command of a run whose arguments are cmd's.
+func (c *client) runCommand(cmd *command, i int) *command {
+	end := cmd.argc()
+	if i+1 < len(c.runCmds) {
+		end = c.runCmds[i+1].first
+	}
+	return cmd.sub(c.runCmds[i].first, end)
 }
 
 // runPaused runs cmds under one lock, after any CLIENT PAUSE that holds
@@ -419,11 +584,13 @@ func (c *client) callFlags(ci *cmdInfo) string {
 	return f
 }
 
+// aclErrPrefix begins RM_Call's ACL refusals.
+const aclErrPrefix = "-ERR acl verification failed, "
+
 // translate gives RM_Call's own wording of an ACL refusal the words a
 // socket client reads.
 func (c *client) translate(reply []byte, ci *cmdInfo, cmd *command) []byte {
-	const prefix = "-ERR acl verification failed, "
-	if !bytes.HasPrefix(reply, []byte(prefix)) {
+	if !bytes.HasPrefix(reply, []byte(aclErrPrefix)) {
 		return reply
 	}
 	switch {

@@ -14,8 +14,9 @@
 // wrote them. The rules a socket client meets apply: NOAUTH, NOPERM,
 // READONLY on a read-only replica, OOM under maxmemory, MISCONF, CLIENT PAUSE,
 // enable-debug-command, maxclients, the idle timeout and the normal class
-// of client-output-buffer-limit (a client holds at most one reply: it
-// reads its next request once that reply is written). Blocking commands
+// of client-output-buffer-limit (a client's pending output is what its
+// write buffer holds: past the hard limit its conn ends and the commands
+// it sent after that reply do not run). Blocking commands
 // (BLPOP and family, BZPOPMIN, BLMOVE, XREAD and XREADGROUP with BLOCK)
 // wait for their timeout by running their non-blocking form again each
 // time a list, sorted set or stream changes (a keyspace event wakes them;

@@ -321,6 +321,7 @@ type cmdInfo struct {
 	noAuth   bool // it runs before AUTH
 	noscript bool // a script may not run it
 	blocking bool // it may block (blockingTimeout says whether this call does)
+	plain    bool // RM_Call runs it with nothing of the module's under the lock: not blocking, not a conn command (connCommands)
 	// A container's subcommands by name (lower case), each with flags of
 	// its own: MODULE LIST may run in a script where MODULE LOAD may not.
 	subs map[string]*cmdInfo
@@ -376,6 +377,7 @@ func parseCmdInfo(name string, e []value) *cmdInfo {
 	ci.write = ci.flags["write"] || ci.flags["may_replicate"]
 	ci.noAuth, ci.noscript = ci.flags["no_auth"], ci.flags["noscript"]
 	ci.blocking = blockingCommands[name]
+	ci.plain = !ci.blocking && !connCommands[name]
 	if ci.container {
 		ci.subs = make(map[string]*cmdInfo, len(e[9].arr))
 		for _, sub := range e[9].arr {

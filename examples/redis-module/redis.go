@@ -14,6 +14,7 @@ import "C"
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -32,8 +33,21 @@ var serverLock sync.Mutex
 // while it waits for the main thread.
 func lockServer() {
 	runtime.LockOSThread()
-	serverLock.Lock()
+	lockQueue()
 	C.shm_lock()
+}
+
+// lockWaiters is shm_lock_waiters: the goroutines waiting for serverLock.
+var lockWaiters = (*int32)(unsafe.Pointer(&C.shm_lock_waiters))
+
+// lockQueue takes serverLock, counted in lockWaiters while it waits.
+func lockQueue() {
+	if serverLock.TryLock() {
+		return
+	}
+	atomic.AddInt32(lockWaiters, 1)
+	serverLock.Lock()
+	atomic.AddInt32(lockWaiters, -1)
 }
 
 func unlockServer() {
@@ -116,30 +130,44 @@ func rmCall(ctx rmCtx, user rmString, flags string, cmd *command) callResult {
 	return res
 }
 
-// runner holds what runner.call reuses for each of a conn's commands: the
-// arguments' lengths and, in C memory, shm_run's conn state (its result,
-// which as an out parameter in Go memory would escape to the heap at
-// every call, and the conn's ACL user as last looked up).
+// maxRun bounds the commands one shm_run call runs, and maxRunBytes
+// their arguments' bytes (past it a run takes no more).
+const (
+	maxRun      = 64
+	maxRunBytes = 16 << 10
+)
+
+// runner holds what a conn reuses for each run of commands through
+// shm_run: the arguments' lengths and, in C memory, the commands' settings
+// and results (shm_cmd; as out parameters in Go memory they would escape
+// to the heap at every call) and shm_run's conn state (the reply too big
+// for the caller's buffer, the conn's ACL user as last looked up).
 type runner struct {
 	lens []C.size_t
-	res  *C.shm_conn
+	conn *C.shm_conn
+	cmds *[maxRun]C.shm_cmd
+	n    int // commands set for the next run
 }
 
 func newRunner() runner {
-	return runner{res: (*C.shm_conn)(C.calloc(1, C.sizeof_shm_conn))}
+	return runner{
+		conn: (*C.shm_conn)(C.calloc(1, C.sizeof_shm_conn)),
+		cmds: (*[maxRun]C.shm_cmd)(C.calloc(maxRun, C.sizeof_shm_cmd)),
+	}
 }
 
 // forgetUser drops the cached ACL user: the conn runs as another one now.
 // Under the lock.
-func (r *runner) forgetUser() { C.shm_conn_forget_user(r.res) }
+func (r *runner) forgetUser() { C.shm_conn_forget_user(r.conn) }
 
 // free: under the lock.
 func (r *runner) free() {
 	r.forgetUser()
-	C.free(unsafe.Pointer(r.res))
+	C.free(unsafe.Pointer(r.conn))
+	C.free(unsafe.Pointer(r.cmds))
 }
 
-// The outcomes of runner.call.
+// The outcomes of a command run by runner.run.
 const (
 	callOK      = C.SHM_CALL_OK
 	callNoReply = C.SHM_CALL_NOREPLY
@@ -147,33 +175,40 @@ const (
 	callPaused  = C.SHM_CALL_PAUSED
 )
 
-// runResult is what one runner.call gave.
-type runResult struct {
-	status int
-	reply  []byte         // callOK: the reply's RESP bytes, in out or in big
-	big    unsafe.Pointer // C memory holding reply when out was too small; free frees it
-	paused time.Duration  // callPaused: how long CLIENT PAUSE still holds the command
-	errno  syscall.Errno  // callNoReply: why
+// add sets the next command of the run: its argc arguments follow the
+// previous command's, it runs with RM_Call's format fmt, CLIENT PAUSE WRITE
+// holds it if write, and the main thread is woken after it if wake.
+func (r *runner) add(fmt *C.char, argc int, write, wake bool) {
+	cmd := &r.cmds[r.n]
+	cmd.fmt, cmd.argc, cmd.write, cmd.wake = fmt, C.int(argc), cBool(write), cBool(wake)
+	r.n++
 }
 
-func (r runResult) free() {
-	if r.big != nil {
-		C.free(r.big)
-	}
-}
+// clear forgets the commands set.
+func (r *runner) clear() { r.n = 0 }
 
-// call runs cmd as shm_run does (one cgo call: lock, CLIENT PAUSE's check,
-// RM_Call as user with the format fmt, the reply copied into out when it
-// fits, unlock, and a wake-up of the main thread after a write when wake).
-// The caller must not hold the lock, nor serverLock.
-func (r *runner) call(ctx rmCtx, user rmString, fmt *C.char, cmd *command, write, wake bool, out []byte) runResult {
+// setLens lays the arguments' lengths of cmd (every command of the run,
+// end to end) out for the C side.
+func (r *runner) setLens(cmd *command) {
 	r.lens = r.lens[:0]
 	prev := 0
 	for _, end := range cmd.ends {
 		r.lens = append(r.lens, C.size_t(end-prev))
 		prev = end
 	}
+}
+
+// run runs the commands set from the from-th on, whose arguments start at
+// argument first of cmd (setLens laid its lengths out), as shm_run does:
+// one cgo call, one lock per command, the replies copied into out while
+// they fit, until their replies' bytes exceed room. It returns how many
+// have a result (result gives them). The caller must not hold the lock,
+// nor serverLock.
+func (r *runner) run(ctx rmCtx, user rmString, cmd *command, from, first int, out []byte, room int) int {
 	data := cmd.data
+	if first > 0 {
+		data = data[cmd.ends[first-1]:]
+	}
 	if len(data) == 0 {
 		data = emptyArg
 	}
@@ -183,27 +218,49 @@ func (r *runner) call(ctx rmCtx, user rmString, fmt *C.char, cmd *command, write
 	}
 	// shm_run takes and releases the server lock itself, so the goroutine
 	// need not stay on its thread; serverLock still keeps waiting conns off
-	// OS threads.
-	serverLock.Lock()
-	rc := C.shm_run(ctx, user, fmt, (*C.char)(unsafe.Pointer(&data[0])), &r.lens[0], C.int(cmd.argc()),
-		cBool(write), cBool(wake), outp, C.size_t(cap(out)), r.res)
+	// OS threads, and shm_run lets a waiting one in between two commands.
+	lockQueue()
+	n := C.shm_run(ctx, user, (*C.char)(unsafe.Pointer(&data[0])), &r.lens[first], &r.cmds[from], C.int(r.n-from),
+		outp, C.size_t(len(out)), C.size_t(room), r.conn)
 	serverLock.Unlock()
-	res := runResult{status: int(rc)}
-	switch rc {
+	return int(n)
+}
+
+// runResult is one command's result from runner.run.
+type runResult struct {
+	status int
+	reply  []byte         // callOK: the reply's RESP bytes, in out or in big
+	big    unsafe.Pointer // C memory holding reply when out was too small; free frees it
+	paused time.Duration  // callPaused: how long CLIENT PAUSE still holds the command
+	errno  syscall.Errno  // callNoReply: why
+}
+
+// result is the i-th command's result from the last run, given its out
+// (of the length run had).
+func (r *runner) result(i int, out []byte) runResult {
+	cmd := &r.cmds[i]
+	res := runResult{status: int(cmd.status)}
+	switch res.status {
 	case callOK:
-		n := int(r.res.len)
-		if r.res.big != nil {
-			res.big = unsafe.Pointer(r.res.big)
+		off, n := int(cmd.off), int(cmd.len)
+		if off+n <= len(out) {
+			res.reply = out[off : off+n : off+n]
+		} else { // only the last command's reply goes to big
+			res.big = unsafe.Pointer(r.conn.big)
 			res.reply = unsafe.Slice((*byte)(res.big), n)
-		} else {
-			res.reply = out[:n]
 		}
 	case callPaused:
-		res.paused = time.Duration(r.res.len) * time.Millisecond
+		res.paused = time.Duration(cmd.len) * time.Millisecond
 	case callNoReply:
-		res.errno = syscall.Errno(r.res.err)
+		res.errno = syscall.Errno(cmd.err)
 	}
 	return res
+}
+
+func (r runResult) free() {
+	if r.big != nil {
+		C.free(r.big)
+	}
 }
 
 // emptyArg gives C a valid pointer for a command of empty arguments.

@@ -68,6 +68,20 @@ func (c *command) reset() {
 // larger.
 const maxKeptRequest = 64 << 10
 
+// sub is the command of c's arguments from to to (sharing c's data).
+func (c *command) sub(from, to int) *command {
+	s := &command{ends: make([]int, 0, to-from)}
+	start := 0
+	if from > 0 {
+		start = c.ends[from-1]
+	}
+	s.data = c.data[start:c.ends[to-1]]
+	for _, end := range c.ends[from:to] {
+		s.ends = append(s.ends, end-start)
+	}
+	return s
+}
+
 func (c *command) clone() *command {
 	return &command{data: bytes.Clone(c.data), ends: append([]int(nil), c.ends...)}
 }
@@ -87,6 +101,10 @@ func readCommand(r *bufio.Reader, lim limits, cmd *command) (*command, error) {
 	}
 	for {
 		cmd.reset()
+		if readBuffered(r, lim, cmd) {
+			return cmd, nil
+		}
+		cmd.reset()
 		b, err := r.Peek(1)
 		if err != nil {
 			return nil, err
@@ -103,6 +121,55 @@ func readCommand(r *bufio.Reader, lim limits, cmd *command) (*command, error) {
 			return cmd, nil
 		}
 	}
+}
+
+// readBuffered reads a multibulk request that lies whole in r's buffer,
+// well formed and within lim, in one pass over the buffer (the usual case
+// of a pipeline). false leaves r as it was, and cmd partly filled: the
+// request is incomplete, empty or something readMultibulk must judge
+// (an error, a line ending in a bare "\n").
+func readBuffered(r *bufio.Reader, lim limits, cmd *command) bool {
+	buf, _ := r.Peek(r.Buffered())
+	n, i, ok := bufferedCount(buf, 0, '*')
+	if !ok || n < 1 || n > maxMultibulk || lim.unauth && n > maxUnauthMultiLen {
+		return false
+	}
+	for range n {
+		size, j, ok := bufferedCount(buf, i, '$')
+		if !ok || size < 0 || size > lim.maxBulk || lim.unauth && size > maxUnauthBulkLen ||
+			int64(len(cmd.data))+size > lim.maxQuery || int64(len(buf)-j) < size+2 {
+			return false
+		}
+		cmd.data = append(cmd.data, buf[j:j+int(size)]...)
+		cmd.ends = append(cmd.ends, len(cmd.data))
+		i = j + int(size) + 2 // Redis skips the two bytes after a bulk unchecked
+	}
+	r.Discard(i)
+	return true
+}
+
+// bufferedCount parses a count line ("*3\r\n", "$5\r\n") at buf[i:] that
+// starts with prefix, and gives the index after it. false: no such line
+// whole in buf, or one that is not plain: a sign, a leading zero, more
+// than 18 digits, a bare "\n" (parseInt and readLine judge those).
+func bufferedCount(buf []byte, i int, prefix byte) (n int64, next int, ok bool) {
+	if i >= len(buf) || buf[i] != prefix {
+		return 0, 0, false
+	}
+	j := i + 1
+	for ; j < len(buf) && j-i <= 18; j++ {
+		ch := buf[j]
+		if ch < '0' || ch > '9' {
+			break
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	digits := j - i - 1
+	if digits == 0 || digits > 18 || (digits > 1 && buf[i+1] == '0') || j+1 >= len(buf) || buf[j] != '\r' ||
+		buf[j+1] != '\n' {
+		return 0, 0, false
+	}
+	return n, j + 2, true
 }
 
 // readLine reads a line ending in "\n" (without it, and without a "\r"

@@ -25,11 +25,16 @@ func FuzzReadCommand(f *testing.F) {
 		"*-1\r\n*0\r\n\r\n",
 		"*1\r\n+x\r\n",
 		"\"unbalanced\r\n",
+		"*2\r\n$3\r\nGET\r\n$1\r\nkXY*1\r\n$-1\r\n",
+		"*1\r\n$1\nx\r\n",
+		"*2\r\n$20\r\n0123456789012345678\r\n",
 	} {
 		f.Add([]byte(s))
 	}
 	lim := limits{maxBulk: 1 << 16, maxQuery: 1 << 20}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		checkBufferedLikeMultibulk(t, in, lim)
+		checkBufferedLikeMultibulk(t, in, limits{maxBulk: 8, maxQuery: 32, unauth: true})
 		r := bufio.NewReader(bytes.NewReader(in))
 		argBytes := 0
 		var reused *command
@@ -56,6 +61,27 @@ func FuzzReadCommand(f *testing.F) {
 			reused = cmd
 		}
 	})
+}
+
+// checkBufferedLikeMultibulk fails t unless readBuffered, where it takes a
+// request, takes the same one as readMultibulk and leaves the same bytes
+// unread.
+func checkBufferedLikeMultibulk(t *testing.T, in []byte, lim limits) {
+	fast := bufio.NewReader(bytes.NewReader(in))
+	fast.Peek(1) // fill the buffer
+	var got command
+	if !readBuffered(fast, lim, &got) {
+		return
+	}
+	slow := bufio.NewReader(bytes.NewReader(in))
+	var want command
+	if err := readMultibulk(slow, lim, &want); err != nil {
+		t.Fatalf("readBuffered took %q %v, readMultibulk refused it: %v", got.data, got.ends, err)
+	}
+	if !bytes.Equal(got.data, want.data) || !equalInts(got.ends, want.ends) || fast.Buffered() != slow.Buffered() {
+		t.Fatalf("readBuffered took %q %v leaving %d bytes, readMultibulk %q %v leaving %d", got.data, got.ends,
+			fast.Buffered(), want.data, want.ends, slow.Buffered())
+	}
 }
 
 // checkReadError fails t unless err is one readCommand may return: the
@@ -101,5 +127,30 @@ func TestEmptyRequestsSkipped(t *testing.T) {
 		if r := c.read(); r != "+PONG\r\n" {
 			t.Fatalf("PING after empty requests: %q", r)
 		}
+	}
+}
+
+// TestReadCommandAllocs: a pipelined request read into a reused command
+// allocates nothing (readBuffered's path, and the line reader's for a
+// request split across the buffer's end).
+func TestReadCommandAllocs(t *testing.T) {
+	var in []byte
+	for range 2000 {
+		in = append(in, "*2\r\n$3\r\nGET\r\n$15\r\nshmconn:latency\r\n"...)
+	}
+	r := bufio.NewReaderSize(bytes.NewReader(in), 4096) // 4096 is no multiple of the request's 39 bytes
+	lim := limits{maxBulk: 512 << 20, maxQuery: 1 << 30}
+	var cmd command
+	readCommand(r, lim, &cmd) // grows cmd once
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := readCommand(r, lim, &cmd); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request", allocs)
+	}
+	if string(cmd.arg(0)) != "GET" || string(cmd.arg(1)) != "shmconn:latency" {
+		t.Errorf("last request read: %q", cmd.data)
 	}
 }

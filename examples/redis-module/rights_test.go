@@ -33,6 +33,53 @@ func TestNoAuth(t *testing.T) {
 	}
 }
 
+// TestNoPermInPipeline: NOPERM errors mixed with other replies in one
+// pipeline (which the module runs in one go, rewording RM_Call's ACL
+// errors) come back in order and as the socket words them.
+func TestNoPermInPipeline(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	admin := s.plainConn()
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get", "+set", "+incr"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	var req []byte
+	for i := range 40 {
+		k := "app:" + strconv.Itoa(i%3)
+		switch i % 5 {
+		case 0:
+			req = encode(req, "SET", k, strings.Repeat("v", i))
+		case 1:
+			req = encode(req, "GET", "other")
+		case 2:
+			req = encode(req, "GET", k)
+		case 3:
+			req = encode(req, "DEL", k)
+		default:
+			req = encode(req, "INCR", "app:n")
+		}
+	}
+	p, m := s.plainConn(), s.shmConn()
+	for _, c := range []*rawConn{p, m} {
+		if r := c.do("AUTH", "app", "pw"); r != "+OK\r\n" {
+			t.Fatalf("AUTH app: %q", r)
+		}
+	}
+	p.send(req)
+	want := make([]string, 40)
+	for i := range want {
+		want[i] = p.read()
+	}
+	admin.do("DEL", "app:0", "app:1", "app:2", "app:n")
+	m.send(req)
+	for i := range want {
+		got := m.read()
+		t.Logf("%d %q %q", i, got, want[i])
+		if got != want[i] {
+			t.Fatalf("reply %d: shm %q, socket %q", i, got, want[i])
+		}
+	}
+}
+
 func TestNoPerm(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	admin := s.plainConn()

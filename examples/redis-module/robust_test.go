@@ -317,6 +317,60 @@ func TestOutputLimits(t *testing.T) {
 	}
 }
 
+// TestOutputLimitEndsPipeline: once a client's replies pass the hard
+// limit, the commands it sent after them in the same pipeline do not run,
+// as Redis stops reading a client it is closing.
+func TestOutputLimitEndsPipeline(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--client-output-buffer-limit", "normal 16kb 0 0"}})
+	other := s.shmConn()
+	other.do("SET", "v", strings.Repeat("v", 4000))
+	other.do("INCR", "warm") // the module knows INCR: it may run in one go with the GETs
+	for name, c := range map[string]*rawConn{"socket": s.plainConn(), "shm": s.shmConn()} {
+		var b []byte
+		for range 12 {
+			b = encode(b, "GET", "v")
+		}
+		c.send(encode(b, "INCR", "after-"+name))
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := io.Copy(io.Discard, c.r); isTimeout(err) || n >= 12*4000 {
+			t.Errorf("%s: replies past the hard limit: read %d bytes, then %v", name, n, err)
+		}
+		if r := other.do("GET", "after-"+name); r != "$-1\r\n" {
+			t.Errorf("%s: a command after the replies that passed the hard limit ran: %q", name, r)
+		}
+	}
+}
+
+// TestPipelineLetsOthersIn: the commands of a pipeline run each under a
+// lock of their own, so that another shm client and a socket client are
+// served between two of them rather than after the pipeline.
+func TestPipelineLetsOthersIn(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--enable-debug-command", "yes"}})
+	busy := s.shmConn()
+	busy.do("DEBUG", "SLEEP", "0") // the module knows DEBUG: the pipeline runs in one go
+	const n, each = 60, 10 * time.Millisecond
+	var b []byte
+	for range n {
+		b = encode(b, "DEBUG", "SLEEP", "0.01")
+	}
+	busy.send(b)
+	time.Sleep(5 * each)
+	for name, c := range map[string]*rawConn{"shm": s.shmConn(), "socket": s.plainConn()} {
+		start := time.Now()
+		if r := c.do("PING"); r != "+PONG\r\n" {
+			t.Fatalf("%s: PING: %q", name, r)
+		}
+		if d := time.Since(start); d > n*each/3 {
+			t.Errorf("%s: PING waited %v behind a pipeline of %d commands of %v", name, d, n, each)
+		}
+	}
+	for range n {
+		if r := busy.read(); r != "+OK\r\n" {
+			t.Fatalf("DEBUG SLEEP: %q", r)
+		}
+	}
+}
+
 // TestModuleUnloadWhileServing: MODULE UNLOAD is refused while a client
 // runs commands, and that client is served on without a gap.
 func TestModuleUnloadWhileServing(t *testing.T) {
