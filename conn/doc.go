@@ -82,8 +82,8 @@
 // 0.1-1.3 ms, where at the default priority it was 0.8-2.3 ms. A spinning
 // server answers in its idle time (about 1 us) only on a CPU of its own,
 // with the busy work and its client on others (taskset): measured so on
-// a host shared with other sessions' builds, p50 was 0.9-1.8 us in half
-// the runs and 34-44 us (parked) in the rest, p99 1-7 ms against a unix
+// a host shared with other sessions' builds, p50 was 0.9-1.8 us in 7 of
+// 12 runs and 34-44 us (parked) in the rest, p99 0.2-7 ms against a unix
 // socket's 0.1-3.9 ms. go run ./examples/shmbench -load cpu -nice=-15
 // measures the case.
 //
