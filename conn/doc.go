@@ -86,14 +86,27 @@
 // On a host whose CPUs are busy with other work, run a latency-critical
 // pair above that work: start both the client and the server under
 // nice -n -15 (which needs root or CAP_SYS_NICE) and leave the rest at the
-// default. Beside a busy process a spinning call still finds the CPUs
-// contended and parks (on Linux each of its yields forfeits the rest of
-// its time slice, which hands the busy process most of its CPU), but the
-// kernel then wakes a parked call ahead of the busy work: measured at one
-// request per millisecond with a busy process per CPU on a 2-vCPU VM,
-// p50 near a unix socket's and p99 of 0.1-0.8 ms, where at the default
-// priority it was 0.8-2.3 ms. go run ./examples/shmbench
-// -load cpu -nice=-15 measures the case.
+// default. A nice value ranks a thread only against the threads of its
+// own scheduling group: with autogroup (sched_autogroup_enabled), its
+// session; under a cgroup's cpu controller, its cgroup. Against busy
+// work of another group the groups' weights decide (cpu.weight, or the
+// nice value in /proc/<pid>/autogroup): measured on Linux 6.18, a
+// spinner at nice -15 lost 6-9% of its CPU to a busy process of its own
+// session and 50-55% to one of another session. Beside a busy process a
+// spinning call still finds the CPUs contended and parks: each of its
+// yields forfeits the rest of its time slice, even one that returns at
+// once, which hands the busy process most of its CPU; and a spinner that
+// kept its CPU shared it with its own client, whose round trips then took
+// 30-40 us in context switches. The kernel wakes a parked call ahead of
+// the busy work: measured at one request per millisecond with a busy
+// process per CPU on a 2-vCPU VM, p50 near a unix socket's and p99 of
+// 0.1-1.3 ms, where at the default priority it was 0.8-2.3 ms. A spinning
+// server answers in its idle time (about 1 us) only on a CPU of its own,
+// with the busy work and its client on others (taskset): measured so on
+// a host shared with other sessions' builds, p50 was 0.9-1.8 us in 7 of
+// 12 runs and 34-44 us (parked) in the rest, p99 0.2-7 ms against a unix
+// socket's 0.1-3.9 ms. go run ./examples/shmbench -load cpu -nice=-15
+// measures the case.
 //
 // # Errors
 //

@@ -41,11 +41,28 @@
 //     count as contended, and callers spin only briefly. A process that
 //     runs above the busy work's priority (nice -15) still counts them
 //     contended beside a busy process on Linux 6.18: each yield forfeits
-//     the rest of the yielder's time slice (EEVDF), and the frequent
-//     yields a peer behind the spinner needs hand the busy process most
-//     of the spinner's CPU. (Yielding every 2 ms instead beside a
-//     stranger was tried: p50 under load unchanged, p99 2 ms, the wait
-//     of a peer behind the spinner.)
+//     the rest of the yielder's time slice (EEVDF), even one that returns
+//     at once (the busy process collects it later in one slice), and the
+//     frequent yields a peer behind the spinner needs hand the busy
+//     process most of the spinner's CPU. Measured with a nice -15
+//     spinner, a busy nice-0 process and a nice -15 peer woken every
+//     millisecond on one CPU, the spinner lost 95% of its time yielding
+//     every 2 us, 71% every 20 us, 23% every 200 us and 7% never; the
+//     peer's p99 wait for the CPU was 27-44 us, 54-458 us, 0.2-0.7 ms and
+//     1.7-2.8 ms. No way out that was tried brought a WaitSpin server's
+//     p50 at 1 ms under load near its idle 1-2 us and kept its p99
+//     (-load cpu -nice=-15: p50 32-43 us, p99 0.1-1.3 ms as it is): no
+//     yields (p50 98-110 us, p99 3-6 ms: the kernel woke the client on
+//     the spinner's CPU, where neither end let the other run); a yield
+//     every 2 or 20 ms once one took a slice (p50 36-46 us, p99 1.9-4.3
+//     ms; the client, woken on the spinner's CPU, took 30-40 us a round
+//     trip in context switches); a 100 us slice request for the spinning
+//     thread (sched_setattr), which bounds a forfeit (lost 17-39%
+//     yielding every 20 us) but makes a woken peer wait out the spinner's
+//     deadlines (its p99 0.08-199 ms): alone p50 35-43 us, with the rarer
+//     yields p50 1-37 us and p99 0.2-2 ms; a 1 ns sleep for a yield (lost
+//     53-55%: the busy process runs its slice); moving to another CPU
+//     when waits ended after time off the CPU (no change).
 //     (Counting the host's runnable threads, or this process's threads'
 //     waits for a CPU, was tried and dropped: on two CPUs a spinning peer
 //     and our own runtime's threads make the host look contended when

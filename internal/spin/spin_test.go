@@ -508,20 +508,8 @@ func TestBriefGapsUncontended(t *testing.T) {
 		e.brief, e.briefEvery = int64(c.brief), int64(c.briefEvery)
 		e.nextBrief = e.wall + e.briefEvery
 		clock, yieldCPU = e.clock, e.yield
-		contendedUntil.Store(0)
-		setAccount(0, 0)
-		start, contended, waits := e.wall, false, 0
-		for ; e.wall-start < int64(300*time.Millisecond) && !contended; waits++ {
-			var l Loop
-			l.Start(time.Second)
-			for begin := e.wall; e.wall-begin < int64(time.Millisecond); {
-				if _, stop := l.Next(); stop {
-					break
-				}
-			}
-			l.Finish()
-			contended = Contended()
-		}
+		start := e.wall
+		contended, waits := waitEachMillisecond(e)
 		share := float64(e.lost) / float64(e.wall-start)
 		switch {
 		case contended != c.wantContended:
@@ -551,4 +539,61 @@ func TestRunnable(t *testing.T) {
 	if Runnable() {
 		t.Fatal("Runnable still true with nothing to run")
 	}
+}
+
+// TestFavouredSpinnerForfeits checks, on the EEVDF model, why a spinner
+// at nice -15 beside a busy process at nice 0 counts the CPUs as
+// contended and parks (see the package doc): by weight the busy process
+// would take about 3% of the CPU, but each yield forfeits the rest of the
+// spinner's slice, and the yields a peer behind the spinner needs hand
+// the busy process most of the CPU. Measured on Linux 6.18, a nice -15
+// spinner lost 71-95% of its time beside a busy nice-0 process with
+// yields every 2-20 us, and 7% without yields.
+func TestFavouredSpinnerForfeits(t *testing.T) {
+	calibrateOnce.Do(calibrate)
+	fakeClock(t) // puts back the clock, the verdicts and the account
+	oldYield, oldPauses := yieldCPU, pausesPerCheck
+	t.Cleanup(func() { yieldCPU, pausesPerCheck = oldYield, oldPauses })
+	pausesPerCheck = 1
+
+	run := func(yields bool) (contended bool, share float64) {
+		e := newEEVDF(29154) // nice -15
+		clock, yieldCPU = e.clock, e.yield
+		if !yields {
+			yieldCPU = func() { e.update(); e.pick() }
+		}
+		start := e.wall
+		contended, _ = waitEachMillisecond(e)
+		return contended, float64(e.lost) / float64(e.wall-start)
+	}
+	contended, share := run(false)
+	if contended || share > 0.1 {
+		t.Fatalf("without yields: contended %v, the busy process ran %.0f%% of the time; want not contended, about 3%%", contended, 100*share)
+	}
+	t.Logf("without yields: the busy process ran %.1f%% of the time", 100*share)
+	contended, share = run(true)
+	if !contended {
+		t.Errorf("yielding as a Loop does: not contended, the busy process ran %.0f%% of the time", 100*share)
+	}
+	t.Logf("yielding as a Loop does: contended %v, the busy process ran %.0f%% of the time", contended, 100*share)
+}
+
+// waitEachMillisecond runs a WaitSpin leader's waits for one request a
+// millisecond on e's fake clock, from a fresh verdict and account, for
+// 300 ms or until the CPUs count as contended.
+func waitEachMillisecond(e *eevdf) (contended bool, waits int) {
+	contendedUntil.Store(0)
+	setAccount(0, 0)
+	for start := e.wall; e.wall-start < int64(300*time.Millisecond) && !contended; waits++ {
+		var l Loop
+		l.Start(time.Second)
+		for begin := e.wall; e.wall-begin < int64(time.Millisecond); {
+			if _, stop := l.Next(); stop {
+				break
+			}
+		}
+		l.Finish()
+		contended = Contended()
+	}
+	return contended, waits
 }
