@@ -97,8 +97,8 @@ const (
 type connStats struct {
 	bytesRead    byteCount // under rmu
 	bytesWritten byteCount // under wmu
-	// Written by the wake-up writer (under wakeMu), the side's reader
-	// and parking calls of either side: rare events.
+	// Written by the carrier's wake-up writer and side reader (side.go)
+	// and by waiting calls of either direction: rare events.
 	wakeupsSent      atomic.Uint64
 	futexWakeupsSent atomic.Uint64
 	wakeupsReceived  atomic.Uint64
