@@ -82,7 +82,7 @@ type Conn struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	res       *resources      // what a dropped conn gives back; see dropped
-	cleanup   runtime.Cleanup // releases res if the conn is dropped unclosed
+	cleanup   runtime.Cleanup // gives back res if the conn is dropped unclosed
 
 	// The wake-up carrier: the side socket, its reader and its writes,
 	// and the peer's end (see side.go).
@@ -116,7 +116,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	// every read: a Read then writes nothing the peer's core must fetch
 	// back. Our Write waits for at most half the ring (wantSpace), which
 	// the batching requires.
-	cons.SetReleaseBatch(cons.Cap() / 4)
+	cons.SetConsumeBatch(cons.Cap() / 4)
 	c := &Conn{
 		seg:      seg,
 		policy:   policy,
@@ -177,7 +177,7 @@ type resources struct {
 	onClose  func()             // run once when the conn ends, if set before it is handed out
 }
 
-// dropped releases the resources of a conn that became unreachable without
+// dropped gives back the resources of a conn that became unreachable without
 // Close, as an os.File closes its descriptor: nobody can call it any more,
 // so nothing else touches the mapping. The peer is told as by Close (both
 // rings marked closed, then the side socket closed), and the mapping goes.
@@ -305,7 +305,7 @@ func (c *Conn) awaitData() error {
 		}
 		return nil
 	}
-	c.stats.bytesRead.publish() // before waiting, for Stats
+	c.stats.bytesRead.flush() // before waiting, for Stats
 	return c.await(&c.rwait)
 }
 
@@ -388,7 +388,7 @@ func (c *Conn) produced(n int) {
 // wmu.
 func (c *Conn) awaitSpace(want int) error {
 	c.wantSpace = min(want, c.prod.Cap()/2)
-	c.stats.bytesWritten.publish() // before waiting, for Stats
+	c.stats.bytesWritten.flush() // before waiting, for Stats
 	return c.await(&c.wwait)
 }
 
@@ -429,7 +429,7 @@ func (c *Conn) commit(n int) error {
 		// Write needs, or they stay taken from every other conn. Nothing
 		// was written there (the writer has not been round the ring);
 		// if this fails they stay, as they would have.
-		_ = c.seg.Release(c.prodArea, need, end-need)
+		_ = c.seg.Decommit(c.prodArea, need, end-need)
 		end = need
 		err = c.seg.Commit(c.prodArea, c.committed, end-c.committed)
 	}
@@ -552,8 +552,8 @@ func (c *Conn) Close() error {
 func (c *Conn) finishClose() error {
 	c.rmu.Lock()
 	c.wmu.Lock()
-	c.stats.bytesRead.publish()
-	c.stats.bytesWritten.publish()
+	c.stats.bytesRead.flush()
+	c.stats.bytesWritten.flush()
 	err := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()
@@ -584,7 +584,7 @@ func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int,
 	return f()
 }
 
-// abort releases a conn that was never handed out: the caller closes the
+// abort ends a conn that was never handed out: the caller closes the
 // side socket.
 func (c *Conn) abort() {
 	c.cleanup.Stop()

@@ -249,8 +249,8 @@ func (k *carrier) readSide(w *waiter, wake <-chan struct{}) {
 // nil) fires, the conn closes, the peer goes, the deadline passes or
 // moves. It is how a call parks while another call reads the side socket.
 func (k *carrier) block(w *waiter, wake, extra <-chan struct{}) {
-	timeout, changed := w.dl.park()
-	defer w.dl.unpark()
+	timeout, changed := w.dl.arm()
+	defer w.dl.disarm()
 	select {
 	case <-wake:
 	case <-extra:
