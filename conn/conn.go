@@ -100,8 +100,8 @@ var _ [segment.ControlSize - ring.ControlSize]struct{}
 var _ [ring.ControlSize - segment.ControlSize]struct{}
 
 // newConn builds a conn over a mapped segment whose rings are initialized:
-// we produce into direction prod and consume direction 1-prod. start
-// begins watching the side socket.
+// we produce into direction prod and consume direction 1-prod. Nobody
+// reads the side socket until a call parks (see side.go).
 func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	p, err := ring.NewProducerSplit(seg.Control(prod), seg.Data(prod))
@@ -134,28 +134,7 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	c.carrier.init(side, &c.closed, c.done, &c.rwait, &c.wwait, c.stats)
 	c.rmu.init()
 	c.wmu.init()
-	c.rwait = waiter{
-		dl:          c.rdl,
-		ready:       func() bool { return c.shutRead.Load() || cons.Pending() },
-		prepare:     cons.PrepareWait,
-		prepareDoze: cons.PrepareDoze,
-		endDoze:     cons.EndDoze,
-		word:        cons.Word(),
-		cancel:      cons.CancelWait,
-		wake:        make(chan struct{}, 1),
-	}
-	c.initSpin(&c.rwait)
-	c.wwait = waiter{
-		dl:          c.wdl,
-		ready:       func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
-		prepare:     func() bool { return p.PrepareWait(c.wantSpace) },
-		prepareDoze: func() bool { return p.PrepareDoze(c.wantSpace) },
-		endDoze:     p.EndDoze,
-		word:        p.Word(),
-		cancel:      p.CancelWait,
-		wake:        make(chan struct{}, 1),
-	}
-	c.initSpin(&c.wwait)
+	c.initWaiters()
 	// A conn the program drops without Close gives its memory back once
 	// it is unreachable (nothing holds a conn while no call is made on
 	// it: parked calls read the side socket themselves).

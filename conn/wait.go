@@ -122,6 +122,36 @@ type waiter struct {
 	pokers      atomic.Int32          // pokeDoze calls that may touch word; doze waits for none
 }
 
+// initWaiters builds the two directions' waiters over the rings, once
+// the rings and the deadlines are in place.
+func (c *Conn) initWaiters() {
+	// The closures capture the rings themselves: one load less in a
+	// spinning call's every look.
+	cons, p := c.cons, c.prod
+	c.rwait = waiter{
+		dl:          c.rdl,
+		ready:       func() bool { return c.shutRead.Load() || cons.Pending() },
+		prepare:     cons.PrepareWait,
+		prepareDoze: cons.PrepareDoze,
+		endDoze:     cons.EndDoze,
+		word:        cons.Word(),
+		cancel:      cons.CancelWait,
+		wake:        make(chan struct{}, 1),
+	}
+	c.initSpin(&c.rwait)
+	c.wwait = waiter{
+		dl:          c.wdl,
+		ready:       func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
+		prepare:     func() bool { return p.PrepareWait(c.wantSpace) },
+		prepareDoze: func() bool { return p.PrepareDoze(c.wantSpace) },
+		endDoze:     p.EndDoze,
+		word:        p.Word(),
+		cancel:      p.CancelWait,
+		wake:        make(chan struct{}, 1),
+	}
+	c.initSpin(&c.wwait)
+}
+
 // initSpin prepares w for WaitSpin: its stop condition and the way a
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
