@@ -166,7 +166,11 @@
 //     (its side socket through the netpoller, or a channel while another
 //     call reads the side), until a wake-up, its deadline, Close or the
 //     peer's end; it holds no thread.
-//   - arm: set a deadline's timer for a call about to block (deadline.go).
+//   - announce: set our waiting flag in the ring (ring.Consumer.PrepareWait,
+//     PrepareDoze) before a park or a doze, so that the peer owes a
+//     wake-up; withdraw: clear it (CancelWait).
+//   - arm: set a timer: a deadline's, for a call about to block
+//     (deadline.go), or the runtime's, which a socket deadline sets.
 //   - wake-up: what one side sends when it finds the other's waiting flag
 //     set: a futex wake for a dozing call, a byte through the carrier for
 //     a parked one.

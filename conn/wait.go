@@ -163,8 +163,9 @@ func (c *Conn) initSpin(w *waiter) {
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
 	w.polled.Poke = c.poke
 	w.park = func(wake <-chan struct{}) {
-		// A follower arms its own wake-up, as an adaptive call parks: the
-		// leader may see its bytes first, but need not be there.
+		// A follower announces its own wait, as an adaptive call does
+		// before it parks: the leader may see its bytes first, but need
+		// not be there.
 		if !w.prepare() {
 			return
 		}
