@@ -4,7 +4,7 @@
 // another process, where Go cannot place a struct for us), a release-only
 // store, and the CPU's spin hint (Pause).
 //
-// The views are plain sync/atomic values laid over the caller's memory;
+// The views are ordinary sync/atomic values laid over the caller's memory;
 // StoreRelease adds the one weaker store the rings publish counters with.
 // Which ordering each protocol needs is written down where it is used
 // (package ring). The race detector cannot see another process, so it

@@ -231,7 +231,7 @@ func BenchmarkCallPath(b *testing.B) {
 			if cs[i], err = ring.NewConsumer(mem); err != nil {
 				b.Fatal(err)
 			}
-			cs[i].SetReleaseBatch(cs[i].Cap() / 4) // as conn sets it
+			cs[i].SetConsumeBatch(cs[i].Cap() / 4) // as conn sets it
 		}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"weak"
 
@@ -28,13 +27,19 @@ import (
 // called at any time and wake blocked calls, also those waiting for a
 // lock; none of them waits for the peer.
 //
+// A Conn is built in layers, each in a file of its own: the two rings
+// (package ring) over one segment (package segment); per direction a lock
+// (lock.go), a deadline (deadline.go) and a waiter, which spins, dozes
+// (doze.go) or parks (wait.go); and the wake-up carrier (side.go), on
+// which a waiter parks and through which the peer's wake-ups and its end
+// arrive. Read and Write (this file) and ReadFrom and WriteTo (copy.go)
+// run over these.
+//
 // Conn deliberately has no SyscallConn or NetConn method: the side socket
 // carries wake-ups, not the stream, and clients that look for those methods
 // (go-redis does) must not read from it.
 type Conn struct {
 	// Immutable after construction.
-	side    net.Conn        // the side socket: liveness and wake-ups
-	rawSide syscall.RawConn // side's descriptor, for wake-ups that never wait; nil if it has none
 	seg     *segment.Segment
 	policy  WaitPolicy
 	network string    // for errors: "shm"
@@ -58,17 +63,6 @@ type Conn struct {
 
 	rdl, wdl *deadline
 
-	// Wake-up writes, guarded by wakeMu (which also serializes them with
-	// their deadline).
-	wakeMu    sync.Mutex
-	late      []byte         // wake-ups waiting for room in the side socket, one of each kind
-	lateBusy  bool           // sendLate is running
-	lateDone  sync.WaitGroup // sendLate goroutines
-	wakeByte  byte           // the byte wakeFn writes
-	wakeN     int            // what wakeFn's write returned
-	wakeErrno syscall.Errno
-	wakeFn    func(fd uintptr) bool // writeWake, built once so that waking allocates nothing
-
 	// wokeReader says that the last publish of ours had to wake the
 	// peer's reader (under wmu; read by our Read): its answer then comes
 	// after a kernel wake-up, tens of microseconds, and spinning for it
@@ -88,14 +82,11 @@ type Conn struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	res       *resources      // what a dropped conn gives back; see dropped
-	cleanup   runtime.Cleanup // releases res if the conn is dropped unclosed
-	peerDead  atomic.Bool     // side socket ended; set before peerGone is closed
-	peerGone  chan struct{}   // closed when a reader of the side socket finds it ended
-	peerOnce  sync.Once
+	cleanup   runtime.Cleanup // gives back res if the conn is dropped unclosed
 
-	// The side socket's reader: see side.go.
-	sideMu sync.Mutex
-	sideRd sideState
+	// The wake-up carrier: the side socket, its reader and its writes,
+	// and the peer's end (see side.go).
+	carrier carrier
 
 	stats    *connStats // this conn's traffic (see stats.go); apart, so that the counters hold it past a dropped conn's collection
 	counters *Counters  // the Listener's or Dialer's, set before the conn is handed out; nil: none
@@ -109,8 +100,8 @@ var _ [segment.ControlSize - ring.ControlSize]struct{}
 var _ [ring.ControlSize - segment.ControlSize]struct{}
 
 // newConn builds a conn over a mapped segment whose rings are initialized:
-// we produce into direction prod and consume direction 1-prod. start
-// begins watching the side socket.
+// we produce into direction prod and consume direction 1-prod. Nobody
+// reads the side socket until a call parks (see side.go).
 func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (_ *Conn, err error) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	p, err := ring.NewProducerSplit(seg.Control(prod), seg.Data(prod))
@@ -125,9 +116,8 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 	// every read: a Read then writes nothing the peer's core must fetch
 	// back. Our Write waits for at most half the ring (wantSpace), which
 	// the batching requires.
-	cons.SetReleaseBatch(cons.Cap() / 4)
+	cons.SetConsumeBatch(cons.Cap() / 4)
 	c := &Conn{
-		side:     side,
 		seg:      seg,
 		policy:   policy,
 		network:  "shm",
@@ -140,38 +130,11 @@ func newConn(side net.Conn, seg *segment.Segment, prod int, policy WaitPolicy) (
 		rdl:      newDeadline(),
 		wdl:      newDeadline(),
 		done:     make(chan struct{}),
-		peerGone: make(chan struct{}),
 	}
-	c.sideRd.deadline = -1 // unknown: the first park sets it
+	c.carrier.init(side, &c.closed, c.done, &c.rwait, &c.wwait, c.stats)
 	c.rmu.init()
 	c.wmu.init()
-	if sc, ok := side.(syscall.Conn); ok {
-		c.rawSide, _ = sc.SyscallConn()
-	}
-	c.sideRd.readFn = c.sideRd.readOnce
-	c.wakeFn = c.writeWake
-	c.rwait = waiter{
-		dl:          c.rdl,
-		ready:       func() bool { return c.shutRead.Load() || cons.Pending() },
-		prepare:     cons.PrepareWait,
-		prepareDoze: cons.PrepareDoze,
-		endDoze:     cons.EndDoze,
-		word:        cons.Word(),
-		cancel:      cons.CancelWait,
-		wake:        make(chan struct{}, 1),
-	}
-	c.initSpin(&c.rwait)
-	c.wwait = waiter{
-		dl:          c.wdl,
-		ready:       func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
-		prepare:     func() bool { return p.PrepareWait(c.wantSpace) },
-		prepareDoze: func() bool { return p.PrepareDoze(c.wantSpace) },
-		endDoze:     p.EndDoze,
-		word:        p.Word(),
-		cancel:      p.CancelWait,
-		wake:        make(chan struct{}, 1),
-	}
-	c.initSpin(&c.wwait)
+	c.initWaiters()
 	// A conn the program drops without Close gives its memory back once
 	// it is unreachable (nothing holds a conn while no call is made on
 	// it: parked calls read the side socket themselves).
@@ -193,7 +156,7 @@ type resources struct {
 	onClose  func()             // run once when the conn ends, if set before it is handed out
 }
 
-// dropped releases the resources of a conn that became unreachable without
+// dropped gives back the resources of a conn that became unreachable without
 // Close, as an os.File closes its descriptor: nobody can call it any more,
 // so nothing else touches the mapping. The peer is told as by Close (both
 // rings marked closed, then the side socket closed), and the mapping goes.
@@ -315,13 +278,13 @@ func (c *Conn) awaitData() error {
 		}
 		return nil
 	}
-	if c.peerDead.Load() {
+	if c.carrier.peerEnded() {
 		if l, err := c.cons.Len(); l == 0 && err == nil && !c.cons.WriterClosed() {
 			return errPeerReset
 		}
 		return nil
 	}
-	c.stats.bytesRead.publish() // before waiting, for Stats
+	c.stats.bytesRead.flush() // before waiting, for Stats
 	return c.await(&c.rwait)
 }
 
@@ -378,7 +341,7 @@ func (c *Conn) writeStop() error {
 		return os.ErrDeadlineExceeded
 	case c.shutWrite.Load() || c.prod.ReaderClosed():
 		return errBrokenPipe
-	case c.peerDead.Load():
+	case c.carrier.peerEnded():
 		return errPeerReset
 	}
 	return nil
@@ -404,7 +367,7 @@ func (c *Conn) produced(n int) {
 // wmu.
 func (c *Conn) awaitSpace(want int) error {
 	c.wantSpace = min(want, c.prod.Cap()/2)
-	c.stats.bytesWritten.publish() // before waiting, for Stats
+	c.stats.bytesWritten.flush() // before waiting, for Stats
 	return c.await(&c.wwait)
 }
 
@@ -445,7 +408,7 @@ func (c *Conn) commit(n int) error {
 		// Write needs, or they stay taken from every other conn. Nothing
 		// was written there (the writer has not been round the ring);
 		// if this fails they stay, as they would have.
-		_ = c.seg.Release(c.prodArea, need, end-need)
+		_ = c.seg.Decommit(c.prodArea, need, end-need)
 		end = need
 		err = c.seg.Commit(c.prodArea, c.committed, end-c.committed)
 	}
@@ -503,7 +466,7 @@ func (c *Conn) shutdown(shut *atomic.Bool, w *waiter, l *dirLock, closeEnd func(
 	}
 	close(l.shut)
 	notify(w.wake)
-	c.pokeSide()
+	c.poke()
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	if c.acquire(l, nil, nil) != nil {
 		return nil // closed
@@ -535,7 +498,7 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.cleanup.Stop()
-	c.pokeSide() // a call parked reading the side socket sees done
+	c.poke() // a call parked reading the side socket sees done
 	writeHeld := c.userCalls.beginClose()
 	// Mark both rings closed before the side socket ends, so the peer can
 	// tell an orderly close (io.EOF) from a crash (connection reset). This
@@ -552,11 +515,8 @@ func (c *Conn) Close() error {
 	if !writeHeld {
 		c.wmu.Unlock()
 	}
-	// The peer sees end-of-file; a call reading the side returns, and so
-	// does a sendLate blocked on a peer that does not read. Its error is
-	// not the caller's concern: the socket is ours alone and carried only
-	// wake-ups.
-	c.side.Close()
+	// The peer sees end-of-file; a call reading the side returns.
+	c.carrier.close()
 	if !c.userCalls.endClose() {
 		// A ReadFrom or WriteTo is inside the user's Read or Write,
 		// holding its side's lock: the last of them out unmaps
@@ -571,12 +531,12 @@ func (c *Conn) Close() error {
 func (c *Conn) finishClose() error {
 	c.rmu.Lock()
 	c.wmu.Lock()
-	c.stats.bytesRead.publish()
-	c.stats.bytesWritten.publish()
+	c.stats.bytesRead.flush()
+	c.stats.bytesWritten.flush()
 	err := c.seg.Close()
 	c.wmu.Unlock()
 	c.rmu.Unlock()
-	c.lateDone.Wait()
+	c.carrier.waitLate()
 	if c.counters != nil {
 		c.counters.connClosed(c)
 	}
@@ -603,7 +563,7 @@ func (c *Conn) userCode(finish *bool, writing bool, f func() (int, error)) (int,
 	return f()
 }
 
-// abort releases a conn that was never handed out: the caller closes the
+// abort ends a conn that was never handed out: the caller closes the
 // side socket.
 func (c *Conn) abort() {
 	c.cleanup.Stop()
@@ -622,10 +582,10 @@ func markClosed(prod *ring.Producer, cons *ring.Consumer) {
 }
 
 // LocalAddr returns the side socket's local address.
-func (c *Conn) LocalAddr() net.Addr { return c.side.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr { return c.carrier.localAddr() }
 
 // RemoteAddr returns the side socket's remote address.
-func (c *Conn) RemoteAddr() net.Addr { return c.side.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.carrier.remoteAddr() }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error { return c.setDeadline(t, c.rdl, c.wdl) }
@@ -646,7 +606,7 @@ func (c *Conn) setDeadline(t time.Time, ds ...*deadline) error {
 	for _, d := range ds {
 		d.set(t)
 	}
-	c.pokeSide()
+	c.poke()
 	return nil
 }
 

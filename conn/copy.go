@@ -27,7 +27,7 @@ import (
 //
 // The deadline bounds waiting for the peer, not r.Read. Close does not
 // wait for a Read blocked on r: it returns at once, the peer sees the end,
-// and the shared memory is released when r.Read returns (its bytes are
+// and the shared memory is unmapped when r.Read returns (its bytes are
 // dropped). CloseWrite waits for it (the end of stream comes after what r
 // returns) unless Close comes first; give r a deadline, or close it, to
 // bound that.
@@ -93,7 +93,7 @@ func (c *Conn) reserveCommitted() (free []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.stats.bytesWritten.publish() // r.Read may take long: Stats shows what was copied so far
+	c.stats.bytesWritten.flush() // r.Read may take long: Stats shows what was copied so far
 	return free[:min(len(free), ahead)], nil
 }
 
@@ -105,7 +105,7 @@ func (c *Conn) publishCopy(free, b []byte) (err error) {
 	}
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	copy(free, b)
-	if err := c.prod.Commit(len(b)); err != nil {
+	if err := c.prod.Publish(len(b)); err != nil {
 		return err
 	}
 	c.produced(len(b))
@@ -128,7 +128,7 @@ func (c *Conn) publishCopy(free, b []byte) (err error) {
 //
 // The deadline bounds waiting for the peer, not w.Write. Close does not
 // wait for a Write blocked on w: it returns at once, and the shared memory
-// is released when w.Write returns (WriteTo then returns net.ErrClosed,
+// is unmapped when w.Write returns (WriteTo then returns net.ErrClosed,
 // counting what w took, which the conn's Stats, final at Close, leave
 // out). CloseRead waits for it unless Close comes first; give w a
 // deadline, or close it, to bound that.
@@ -161,7 +161,7 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 		if n < 0 || n > len(data) {
 			return total, errInvalidWrite
 		}
-		if err := c.release(n); err != nil {
+		if err := c.consumeCopied(n); err != nil {
 			return total, err
 		}
 		total += int64(n)
@@ -175,7 +175,7 @@ func (c *Conn) writeTo(w io.Writer) (total int64, err error) {
 }
 
 // copyOut waits for bytes in the ring and copies as many as fit into buf,
-// for WriteTo's writer; they stay in the ring until release. At the end of
+// for WriteTo's writer; they stay in the ring until consumeCopied. At the end of
 // the stream it returns io.EOF. Called under rmu.
 func (c *Conn) copyOut(buf []byte) (data []byte, err error) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
@@ -192,7 +192,7 @@ func (c *Conn) copyOut(buf []byte) (data []byte, err error) {
 			if err != nil {
 				return nil, err
 			}
-			c.stats.bytesRead.publish() // w.Write may take long: Stats shows what was copied so far
+			c.stats.bytesRead.flush() // w.Write may take long: Stats shows what was copied so far
 			return buf[:copy(buf, data[:n])], nil
 		}
 		if err := c.awaitData(); err != nil {
@@ -201,13 +201,14 @@ func (c *Conn) copyOut(buf []byte) (data []byte, err error) {
 	}
 }
 
-// release consumes n bytes that WriteTo's writer took. Called under rmu.
-func (c *Conn) release(n int) (err error) {
+// consumeCopied consumes n bytes that WriteTo's writer took. Called
+// under rmu.
+func (c *Conn) consumeCopied(n int) (err error) {
 	if n == 0 {
 		return nil
 	}
 	defer fault.Catch(&err, fault.Guard(), corrupted)
-	if err := c.cons.Release(n); err != nil {
+	if err := c.cons.Consume(n); err != nil {
 		return err
 	}
 	c.consumed(n)

@@ -16,5 +16,5 @@ func (c *Conn) debugState() string {
 			name, binary.LittleEndian.Uint64(r[specTail:]), binary.LittleEndian.Uint32(r[specWriterWaiting:]), binary.LittleEndian.Uint32(r[specWriterClosed:]),
 			binary.LittleEndian.Uint64(r[specHead:]), binary.LittleEndian.Uint32(r[specReaderWaiting:]), binary.LittleEndian.Uint32(r[specReaderClosed:]))
 	}
-	return s + fmt.Sprintf("peerDead=%v rwake=%d wwake=%d", c.peerDead.Load(), len(c.rwait.wake), len(c.wwait.wake))
+	return s + fmt.Sprintf("peerDead=%v rwake=%d wwake=%d", c.carrier.peerEnded(), len(c.rwait.wake), len(c.wwait.wake))
 }

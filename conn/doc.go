@@ -157,6 +157,57 @@
 // Connecting the side socket itself fails as net.Dialer does (for example
 // syscall.ECONNREFUSED), before any handshake.
 //
+// # Words
+//
+// Each of these words means one thing in this package, its docs and the
+// packages below it:
+//
+//   - publish: make bytes written into a ring visible to the consumer
+//     (ring.Producer.Write, Publish); a release store of the tail.
+//   - consume: give bytes read from a ring back to the producer as space
+//     (ring.Consumer.Read, Consume); a conn stores the head in batches
+//     (ring.Consumer.SetConsumeBatch).
+//   - commit: back pages of a segment with memory (segment.Commit,
+//     CommitAbsent; Conn.commit before a Write), and decommit: give them
+//     back (segment.Decommit).
+//   - release (store): only the memory-ordering sense (atomicx.StoreRelease).
+//   - spin: a waiting call looking at shared memory without blocking
+//     (package spin), for a time, never a loop count.
+//   - doze: a waiting call blocking its thread in a futex wait on its
+//     waiting flag word in the shared segment, briefly (doze.go).
+//   - park: a waiting call blocking as a goroutine on the wake-up carrier
+//     (its side socket through the netpoller, or a channel while another
+//     call reads the side), until a wake-up, its deadline, Close or the
+//     peer's end; it holds no thread.
+//   - announce: set our waiting flag in the ring (ring.Consumer.PrepareWait,
+//     PrepareDoze) before a park or a doze, so that the peer owes a
+//     wake-up; withdraw: clear it (CancelWait).
+//   - arm: set a timer: a deadline's, for a call about to block
+//     (deadline.go), or the runtime's, which a socket deadline sets.
+//   - wake-up: what one side sends when it finds the other's waiting flag
+//     set: a futex wake for a dozing call, a byte through the carrier for
+//     a parked one.
+//   - poke: make a parked or dozing call of our own look at the conn
+//     again (its deadline moved, CloseWrite, Close).
+//   - carrier: what moves wake-ups between the processes and notices the
+//     peer's end; here the side socket (side.go).
+//   - side socket: the unix or TCP connection a Dialer makes to a
+//     Listener, which carries the handshake, then the wake-ups.
+//   - leader, follower: under WaitSpin, the one waiting call of a process
+//     that spins, and the others, which park (the peer, or the leader when
+//     their bytes arrive first, wakes them).
+//   - fallback: both sides carrying the stream over the side socket when
+//     memory cannot be shared; the conn is then a plain one.
+//   - plain: a conn or client that is not shared memory: an ordinary
+//     socket conn (a fallback, or a client that never spoke shmconn and
+//     that a Listener with AcceptPlain serves).
+//   - flush: move a direction's pending byte count to where Stats reads
+//     it.
+//
+// Stats.Parks is the one count that spans two of these words: it counts
+// the times a Read or Write blocked, parked or dozed (Dozes counts those
+// that dozed).
+//
 // # Memory ordering
 //
 // Bytes are published across processes by release stores and acquire

@@ -157,7 +157,7 @@ func (c *Conn) dozeWoken() {
 // pokeDoze makes w's call look at the conn again if it dozes: it moves
 // the flag from the doze to a park, so that a futex wait not yet begun
 // returns at once, and wakes the futex. A poke that finds no doze touches
-// nothing: the memory may be unmapped by then (see doze).
+// nothing: the memory may be unmapped by then (see endDozing).
 func (c *Conn) pokeDoze(w *waiter) {
 	if !futex.Supported {
 		return

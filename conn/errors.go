@@ -79,7 +79,7 @@ func (c *Conn) opError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &net.OpError{Op: op, Net: c.network, Source: c.side.LocalAddr(), Addr: c.side.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.carrier.localAddr(), Addr: c.carrier.remoteAddr(), Err: err}
 }
 
 // stepError is a handshake step that failed because of err. It matches

@@ -42,7 +42,7 @@ func (h hostilePeer) publishUnwritten() error {
 		return err
 	}
 	tail.Store(head.Load() + uint64(h.c.prod.Cap()))
-	h.c.sendWake(handshake.WakeData)
+	h.c.carrier.send(handshake.WakeData)
 	return nil
 }
 

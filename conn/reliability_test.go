@@ -230,7 +230,7 @@ func acceptRaw(t *testing.T, lc ListenConfig) (*Conn, *rawPeer) {
 func TestWakeUpNeverBlocks(t *testing.T) {
 	c, p := acceptRaw(t, ListenConfig{RingSize: MinRingSize})
 	// Small socket buffers fill after a few wake-ups.
-	require.NoError(t, c.side.(*net.UnixConn).SetWriteBuffer(1))
+	require.NoError(t, c.carrier.side.(*net.UnixConn).SetWriteBuffer(1))
 	require.NoError(t, p.side.(*net.UnixConn).SetReadBuffer(1))
 	// The peer's reader: always parked (its flag set before every Write
 	// of ours, so every Write sends a wake-up), consuming by moving head.
@@ -250,20 +250,20 @@ func TestWakeUpNeverBlocks(t *testing.T) {
 	require.Less(t, slowest, time.Second)
 
 	// Once the peer reads its side socket, the wake-ups held back arrive.
-	c.wakeMu.Lock()
-	held := c.lateBusy
-	c.wakeMu.Unlock()
+	c.carrier.wakeMu.Lock()
+	held := c.carrier.lateBusy
+	c.carrier.wakeMu.Unlock()
 	require.True(t, held, "the side socket never filled: the test proves nothing")
 	go io.Copy(io.Discard, p.side)
 	require.Eventually(t, func() bool {
-		c.wakeMu.Lock()
-		defer c.wakeMu.Unlock()
-		return !c.lateBusy
+		c.carrier.wakeMu.Lock()
+		defer c.carrier.wakeMu.Unlock()
+		return !c.carrier.lateBusy
 	}, 10*time.Second, time.Millisecond, "held-back wake-ups never delivered")
 
 	// Again with a peer that never reads, now blocked in a Write too.
 	c, p = acceptRaw(t, ListenConfig{RingSize: MinRingSize})
-	require.NoError(t, c.side.(*net.UnixConn).SetWriteBuffer(1))
+	require.NoError(t, c.carrier.side.(*net.UnixConn).SetWriteBuffer(1))
 	require.NoError(t, p.side.(*net.UnixConn).SetReadBuffer(1))
 	waiting = u32(t, p.in(), specReaderWaiting)
 	for range 200 {

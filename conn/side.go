@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -12,28 +14,32 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shmconn/shmconn/internal/futex"
 	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/trace"
-	"github.com/shmconn/shmconn/ring"
 )
 
-// This file is the wake-up carrier: everything that moves a wake-up from
-// one process to the other, and notices the peer's end, goes through it.
-// The rest of the package uses six calls: wake (wake the peer's parked or
-// dozing reader or writer as its flag says; never blocks), doze (see
-// doze.go: block this call's thread briefly on its own flag word, which
-// the peer wakes with a futex wake, before parkOnSide), parkOnSide (park a
-// call until a wake-up for it, its deadline, close or the peer's end),
-// pokeSide (make a parked or dozing call look again), pollSide (a spinning call's
-// look for the peer's end) and peerEnded. Beside these the rest of the
-// package reads four of the carrier's fields: side (the socket itself, for
-// addresses, Close and the handshake), rawSide (nil: WaitSpin cannot poll,
-// see await), and peerDead and peerGone (the peer's end, which Read, Write
-// and block look at). Another carrier (an eventfd passed at the handshake)
-// replaces this file and those fields' uses; the decision to wake at all
-// (the ring's waiting flags) and how long to spin first (package spin) are
-// not the carrier's.
+// carrier is a conn's wake-up carrier: it moves a wake-up from one
+// process to the other for a call parked on it, and notices the peer's
+// end. This one is the side socket: a wake-up is one byte written to it,
+// the peer's end its end-of-file.
+//
+// A Conn holds one carrier value and calls it only through these methods:
+// send (a wake-up byte of a kind, handshake.WakeData or WakeSpace; never
+// blocks), park (park a call until a wake-up for it, its deadline, close
+// or the peer's end), poke (make a parked call look at the conn again),
+// canPoll and poll (a spinning WaitSpin leader's look for the peer's end),
+// peerEnded, close and waitLate (Close's part), and localAddr and
+// remoteAddr. No code outside this file touches a carrier's fields (the
+// package's tests aside). Another carrier replaces this file and nothing
+// else in the conn (resources.side is the socket a dropped conn closes;
+// one that needs something at the handshake, such as an eventfd passed
+// over the side socket, adds that to the handshake). What is not the
+// carrier's: the decision to wake at all (the
+// ring's waiting flags, read by Conn.wake), the doze (doze.go: a futex
+// wait on the ring's flag word, which Conn.wake ends with a futex wake
+// and Conn.poke with pokeDoze), how long to spin first (package spin) and
+// the waiters (wait.go), whose wake channel and parked flag it uses to
+// pass wake-ups between the two directions.
 //
 // The side socket carries wake-up bytes and, by its end-of-file, the
 // peer's end. Nobody reads it while no call waits: a parked call reads it
@@ -45,29 +51,73 @@ import (
 // socket's.) At most one call reads at a time, the side's holder; a call
 // that parks while another holds the side waits for the holder to pass
 // its wake-up on. A peer's death is noticed by whoever reads next: a
-// parked call at once, a spinning WaitSpin leader within pollSideEvery,
+// parked call at once, a spinning WaitSpin leader within pollEvery,
 // a spinning or dozing call when it parks.
 //
 // Every system call on the wake-up path is raw (unix.RawSyscall, inside
 // the side socket's RawConn where the call may have to wait): the wake-up
-// write, the side socket's reads and the futex calls. A system call the
-// runtime is told of (entersyscall) wakes the runtime's sysmon thread
-// whenever it sleeps deeply, which it does between sparse requests: one
-// more thread woken, on the other CPU, at every hop. The socket is
-// non-blocking, so a raw read or write never blocks; a read that finds
-// nothing returns to RawConn.Read, which parks on the netpoller and keeps
-// the read deadline.
+// write and the side socket's reads (and, outside the carrier, the futex
+// calls). A system call the runtime is told of (entersyscall) wakes the
+// runtime's sysmon thread whenever it sleeps deeply, which it does
+// between sparse requests: one more thread woken, on the other CPU, at
+// every hop. The socket is non-blocking, so a raw read or write never
+// blocks; a read that finds nothing returns to RawConn.Read, which parks
+// on the netpoller and keeps the read deadline.
+type carrier struct {
+	// Immutable after init.
+	side    net.Conn        // the side socket
+	rawSide syscall.RawConn // side's descriptor, for wake-ups that never wait; nil if it has none
+	closed  *atomic.Bool    // the conn's: Close was called; set before done is closed
+	done    <-chan struct{} // the conn's: closed by Close
+	rwait   *waiter         // the conn's reader, which WakeData bytes are for
+	wwait   *waiter         // the conn's writer, which WakeSpace bytes are for
+	stats   *connStats
 
-// pollSideEvery is how often a spinning WaitSpin leader looks at its side
+	// The peer's end.
+	peerDead atomic.Bool   // side socket ended; set before peerGone is closed
+	peerGone chan struct{} // closed when a reader of the side socket finds it ended
+	peerOnce sync.Once
+
+	// The side socket's reader: the side is read only by the holder of
+	// sideMu.
+	sideMu   sync.Mutex
+	sideRd   sideState
+	lastPoll atomic.Int64 // when a WaitSpin leader last ran pollNow: time.Since(epoch) in nanoseconds
+
+	// Wake-up writes, guarded by wakeMu (which also serializes them with
+	// their deadline).
+	wakeMu    sync.Mutex
+	late      []byte         // wake-ups waiting for room in the side socket, one of each kind
+	lateBusy  bool           // sendLate is running
+	lateDone  sync.WaitGroup // sendLate goroutines
+	wakeByte  byte           // the byte wakeFn writes
+	wakeN     int            // what wakeFn's write returned
+	wakeErrno syscall.Errno
+	wakeFn    func(fd uintptr) bool // writeWake, built once so that waking allocates nothing
+}
+
+// init sets k up over the side socket side for the conn whose Close sets
+// closed and closes done, and whose waiters are rwait and wwait.
+func (k *carrier) init(side net.Conn, closed *atomic.Bool, done <-chan struct{}, rwait, wwait *waiter, stats *connStats) {
+	k.side, k.closed, k.done, k.rwait, k.wwait, k.stats = side, closed, done, rwait, wwait, stats
+	k.peerGone = make(chan struct{})
+	if sc, ok := side.(syscall.Conn); ok {
+		k.rawSide, _ = sc.SyscallConn()
+	}
+	k.sideRd.deadline = -1 // unknown: the first park sets it
+	k.sideRd.readFn = k.sideRd.readOnce
+	k.wakeFn = k.writeWake
+}
+
+// pollEvery is how often a spinning WaitSpin leader looks at its side
 // socket for the peer's end (a non-blocking read, about a microsecond).
-const pollSideEvery = time.Millisecond
+const pollEvery = time.Millisecond
 
-// sideState is a conn's side-socket reading state; the side socket is
-// read only by the holder of Conn.sideMu.
+// sideState is a carrier's side-socket reading state; the side socket is
+// read only by the holder of carrier.sideMu.
 type sideState struct {
 	holder   atomic.Pointer[waiter] // the waiter whose call reads the side now
 	deadline int64                  // read deadline set on the side (deadline.at units); guarded by sideMu
-	lastPoll atomic.Int64           // when the leader last ran pollSide: monotonic nanoseconds since epoch
 
 	// One raw read of the side socket (see readRaw), built once so that
 	// reading allocates nothing; guarded by sideMu.
@@ -101,10 +151,10 @@ func (s *sideState) readOnce(fd uintptr) bool {
 // at the socket's end, or the error (RawConn's: closed, deadline; the
 // read's: EAGAIN without wait, a reset). Called under sideMu, with
 // rawSide set.
-func (c *Conn) readRaw(wait bool) ([]byte, error) {
-	s := &c.sideRd
+func (k *carrier) readRaw(wait bool) ([]byte, error) {
+	s := &k.sideRd
 	s.wait = wait
-	if err := c.rawSide.Read(s.readFn); err != nil {
+	if err := k.rawSide.Read(s.readFn); err != nil {
 		return nil, err
 	}
 	switch {
@@ -117,19 +167,19 @@ func (c *Conn) readRaw(wait bool) ([]byte, error) {
 }
 
 // otherWaiter returns the waiter of the other direction.
-func (c *Conn) otherWaiter(w *waiter) *waiter {
-	if w == &c.rwait {
-		return &c.wwait
+func (k *carrier) otherWaiter(w *waiter) *waiter {
+	if w == k.rwait {
+		return k.wwait
 	}
-	return &c.rwait
+	return k.rwait
 }
 
-// parkOnSide parks w's call until its condition may hold (a wake-up for
-// it, or wake, if not nil, receives), its deadline passes or moves, the
-// conn closes or the peer goes. It reads the side socket itself if nobody
-// else does.
-func (c *Conn) parkOnSide(w *waiter, wake <-chan struct{}) {
-	c.stats.parks.Add(1)
+// park parks w's call until its condition may hold (a wake-up for it, or
+// wake, if not nil, receives), its deadline passes or moves, the conn
+// closes or the peer goes. It reads the side socket itself if nobody else
+// does.
+func (k *carrier) park(w *waiter, wake <-chan struct{}) {
+	k.stats.parks.Add(1)
 	trace.Mark(trace.Park)
 	if trace.Enabled {
 		// Under the constant: a deferred call, even of an empty
@@ -138,30 +188,30 @@ func (c *Conn) parkOnSide(w *waiter, wake <-chan struct{}) {
 	}
 	w.parked.Store(true)
 	defer w.parked.Store(false)
-	if !c.sideMu.TryLock() {
-		c.block(w, w.wake, wake)
+	if !k.sideMu.TryLock() {
+		k.block(w, w.wake, wake)
 		return
 	}
-	c.sideRd.holder.Store(w)
-	c.readSide(w, wake)
-	c.sideRd.holder.Store(nil)
-	c.sideMu.Unlock()
+	k.sideRd.holder.Store(w)
+	k.readSide(w, wake)
+	k.sideRd.holder.Store(nil)
+	k.sideMu.Unlock()
 	// A call of the other direction may be parked on its channel, waiting
 	// for wake-ups nobody reads now: let it look and take the side.
-	if other := c.otherWaiter(w); other.parked.Load() {
+	if other := k.otherWaiter(w); other.parked.Load() {
 		notify(other.wake)
 	}
 }
 
 // readSide reads the side socket for w's call until there is reason to
 // look at the conn again. Wake-ups for the other direction are passed on.
-func (c *Conn) readSide(w *waiter, wake <-chan struct{}) {
+func (k *carrier) readSide(w *waiter, wake <-chan struct{}) {
 	var buf [64]byte
 	for {
-		c.setSideDeadline(w.dl.at.Load())
+		k.setSideDeadline(w.dl.at.Load())
 		// After the deadline is in place (which clears a poke), so a
 		// reason given before a poke is seen here.
-		if c.closed.Load() || c.peerDead.Load() || w.dl.expired() || w.ready() || len(wake) > 0 {
+		if k.closed.Load() || k.peerDead.Load() || w.dl.expired() || w.ready() || len(wake) > 0 {
 			return
 		}
 		select {
@@ -171,59 +221,75 @@ func (c *Conn) readSide(w *waiter, wake <-chan struct{}) {
 		}
 		var b []byte
 		var err error
-		if c.rawSide != nil {
-			b, err = c.readRaw(true)
+		if k.rawSide != nil {
+			b, err = k.readRaw(true)
 		} else {
 			var n int
-			n, err = c.side.Read(buf[:])
+			n, err = k.side.Read(buf[:])
 			b = buf[:n]
 		}
-		if c.dispatch(w, b) {
+		if k.dispatch(w, b) {
 			return
 		}
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// Our deadline, or a poke: look again.
-			c.sideRd.deadline = -1 // unknown now: set it again
+			k.sideRd.deadline = -1 // unknown now: set it again
 		default:
-			if !c.closed.Load() {
-				c.peerEnded()
+			if !k.closed.Load() {
+				k.endPeer()
 			}
 			return
 		}
 	}
 }
 
+// block parks the calling goroutine until wake or extra (either may be
+// nil) fires, the conn closes, the peer goes, the deadline passes or
+// moves. It is how a call parks while another call reads the side socket.
+func (k *carrier) block(w *waiter, wake, extra <-chan struct{}) {
+	timeout, changed := w.dl.arm()
+	defer w.dl.disarm()
+	select {
+	case <-wake:
+	case <-extra:
+	case <-k.done:
+	case <-k.peerGone:
+	case <-timeout:
+	case <-changed:
+	}
+}
+
 // setSideDeadline puts the side's read deadline at at (deadline.at units,
 // 0 for none), skipping the call when it is there already: with no
 // deadline, parking arms no timer.
-func (c *Conn) setSideDeadline(at int64) {
-	if at == c.sideRd.deadline {
+func (k *carrier) setSideDeadline(at int64) {
+	if at == k.sideRd.deadline {
 		return
 	}
-	c.sideRd.deadline = at
+	k.sideRd.deadline = at
 	var t time.Time
 	if at != 0 {
 		t = epoch.Add(time.Duration(at))
 	}
-	c.side.SetReadDeadline(t)
+	k.side.SetReadDeadline(t)
 }
 
 // dispatch hands wake-up bytes to the calls they are for and reports
 // whether one was for w. Other bytes are ignored: a confused peer can cost
 // us a read, never a wrong decision (waiters re-check shared memory).
-func (c *Conn) dispatch(w *waiter, b []byte) (mine bool) {
+func (k *carrier) dispatch(w *waiter, b []byte) (mine bool) {
 	if len(b) > 0 {
-		c.stats.wakeupsReceived.Add(uint64(len(b)))
+		k.stats.wakeupsReceived.Add(uint64(len(b)))
 	}
 	for _, v := range b {
 		var to *waiter
 		switch v {
 		case handshake.WakeData:
-			to = &c.rwait
+			to = k.rwait
 		case handshake.WakeSpace:
-			to = &c.wwait
+			to = k.wwait
 		default:
 			continue
 		}
@@ -236,63 +302,57 @@ func (c *Conn) dispatch(w *waiter, b []byte) (mine bool) {
 	return mine
 }
 
-// peerEnded records that the side socket ended: the peer closed or died.
-func (c *Conn) peerEnded() {
-	c.peerOnce.Do(func() {
-		c.peerDead.Store(true)
-		close(c.peerGone)
+// peerEnded reports whether the side socket ended: the peer closed or
+// died.
+func (k *carrier) peerEnded() bool { return k.peerDead.Load() }
+
+// endPeer records that the side socket ended.
+func (k *carrier) endPeer() {
+	k.peerOnce.Do(func() {
+		k.peerDead.Store(true)
+		close(k.peerGone)
 	})
 }
 
-// pokeSide makes the side's holder, if any, and a dozing call look at the
-// conn again: after its deadline moved, CloseWrite, Close, or a WaitSpin
-// leader's wake-up.
-func (c *Conn) pokeSide() {
-	if c.sideRd.holder.Load() != nil {
-		c.side.SetReadDeadline(aLongTimeAgo)
+// poke makes the side's holder, if any, look at the conn again: after
+// its deadline moved, CloseWrite, Close, or a WaitSpin leader's wake-up.
+func (k *carrier) poke() {
+	if k.sideRd.holder.Load() != nil {
+		k.side.SetReadDeadline(aLongTimeAgo)
 	}
-	c.pokeDoze(&c.rwait)
-	c.pokeDoze(&c.wwait)
 }
 
-// pollSide reads what the side socket holds without waiting, if nobody
-// else reads it: wake-ups are passed on, end-of-file recorded. A spinning
-// WaitSpin leader calls it now and then, since it never parks to see the
+// canPoll reports whether poll can see the peer's end: only a side socket
+// that hides its descriptor cannot be read without waiting.
+func (k *carrier) canPoll() bool { return k.rawSide != nil }
+
+// poll runs pollNow if pollEvery has passed since it last did. A spinning
+// WaitSpin leader calls it as it spins, since it never parks to see the
 // peer's end.
-func (c *Conn) pollSide() {
-	if c.rawSide == nil || !c.sideMu.TryLock() {
+func (k *carrier) poll() {
+	if t := int64(time.Since(epoch)); t-k.lastPoll.Load() > int64(pollEvery) {
+		k.lastPoll.Store(t)
+		k.pollNow()
+	}
+}
+
+// pollNow reads what the side socket holds without waiting, if nobody
+// else reads it: wake-ups are passed on, end-of-file recorded.
+func (k *carrier) pollNow() {
+	if k.rawSide == nil || !k.sideMu.TryLock() {
 		return
 	}
-	defer c.sideMu.Unlock()
-	b, err := c.readRaw(false) // one attempt: never wait for the poller
+	defer k.sideMu.Unlock()
+	b, err := k.readRaw(false) // one attempt: never wait for the poller
 	var errno syscall.Errno
 	switch {
 	case err == nil:
-		c.dispatch(nil, b)
+		k.dispatch(nil, b)
 	case err == io.EOF:
-		c.peerEnded()
+		k.endPeer()
 	case errors.As(err, &errno) && errno != syscall.EAGAIN:
-		c.peerEnded()
+		k.endPeer()
 	}
-}
-
-// wake wakes the peer's call that waited as kind says, the value a
-// WakeReader or WakeWriter claimed: ring.WaitDoze, a futex wake on word,
-// the flag it dozes on; any other value but ring.WaitNone, the byte b on
-// the side socket. A futex wake that fails (only an unmapped word could)
-// is sent as a byte: the doze parks on the side socket in the end.
-func (c *Conn) wake(kind uint32, word *atomic.Uint32, b byte) {
-	switch kind {
-	case ring.WaitNone:
-		return
-	case ring.WaitDoze:
-		if futex.Wake(word) {
-			c.stats.wakeupsSent.Add(1)
-			c.stats.futexWakeupsSent.Add(1)
-			return
-		}
-	}
-	c.sendWake(b)
 }
 
 var wakeMsgs = [256][]byte{
@@ -304,58 +364,59 @@ var wakeMsgs = [256][]byte{
 // that sends it on a side conn without a descriptor (tryWake needs one).
 const wakeWait = time.Millisecond
 
-// sendWake wakes the peer's parked reader or writer without ever making
+// send wakes the peer's parked reader (b is handshake.WakeData) or
+// writer (WakeSpace) without ever making
 // its caller wait for the peer. One non-blocking write (tryWake) is what
 // almost every wake-up takes; a wake-up that does not fit (the peer has
 // stopped reading its side socket, whose buffer then holds hundreds of
 // wake-ups) is handed to sendLate. None is dropped: the ones already
 // queued may be of the other kind.
-func (c *Conn) sendWake(b byte) {
-	c.wakeMu.Lock()
-	defer c.wakeMu.Unlock()
-	c.stats.wakeupsSent.Add(1)
-	if c.lateBusy {
-		if !bytes.Contains(c.late, wakeMsgs[b]) {
-			c.late = append(c.late, b)
+func (k *carrier) send(b byte) {
+	k.wakeMu.Lock()
+	defer k.wakeMu.Unlock()
+	k.stats.wakeupsSent.Add(1)
+	if k.lateBusy {
+		if !bytes.Contains(k.late, wakeMsgs[b]) {
+			k.late = append(k.late, b)
 		}
 		return
 	}
-	if c.tryWake(b) {
+	if k.tryWake(b) {
 		return
 	}
-	if c.rawSide == nil {
+	if k.rawSide == nil {
 		// A short deadline stands in for the non-blocking write.
-		c.side.SetWriteDeadline(time.Now().Add(wakeWait))
-		if _, err := c.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
+		k.side.SetWriteDeadline(time.Now().Add(wakeWait))
+		if _, err := k.side.Write(wakeMsgs[b]); err == nil || !isTimeout(err) {
 			return
 		}
 	}
-	c.late = append(c.late[:0], b)
-	c.lateBusy = true
-	c.lateDone.Add(1)
-	go c.sendLate()
+	k.late = append(k.late[:0], b)
+	k.lateBusy = true
+	k.lateDone.Add(1)
+	go k.sendLate()
 }
 
 // sendLate writes the wake-ups that did not fit, blocking for as long as
 // the peer does not read, until it does or Close closes the side socket.
 // A peer that never reads its side socket costs us this goroutine, and
 // its own parked calls their wake-ups.
-func (c *Conn) sendLate() {
-	defer c.lateDone.Done()
-	c.wakeMu.Lock()
-	defer c.wakeMu.Unlock()
-	for len(c.late) > 0 {
-		b := append([]byte(nil), c.late...)
-		c.late = c.late[:0]
-		c.wakeMu.Unlock()
-		c.side.SetWriteDeadline(time.Time{})
-		_, err := c.side.Write(b)
-		c.wakeMu.Lock()
+func (k *carrier) sendLate() {
+	defer k.lateDone.Done()
+	k.wakeMu.Lock()
+	defer k.wakeMu.Unlock()
+	for len(k.late) > 0 {
+		b := append([]byte(nil), k.late...)
+		k.late = k.late[:0]
+		k.wakeMu.Unlock()
+		k.side.SetWriteDeadline(time.Time{})
+		_, err := k.side.Write(b)
+		k.wakeMu.Lock()
 		if err != nil {
-			c.late = c.late[:0]
+			k.late = k.late[:0]
 		}
 	}
-	c.lateBusy = false
+	k.lateBusy = false
 }
 
 // tryWake makes one non-blocking write of the wake-up byte, which is what
@@ -365,29 +426,44 @@ func (c *Conn) sendLate() {
 // every wake-up (measured: parked round trips 3.5x a unix socket's with
 // it). It reports whether nothing more is to be done: the byte went out,
 // or the socket is closed. The caller handles a full socket buffer.
-func (c *Conn) tryWake(b byte) bool {
-	if c.rawSide == nil {
+func (k *carrier) tryWake(b byte) bool {
+	if k.rawSide == nil {
 		return false
 	}
-	c.wakeByte = b
-	err := c.rawSide.Write(c.wakeFn)
+	k.wakeByte = b
+	err := k.rawSide.Write(k.wakeFn)
 	switch {
 	case err != nil: // closed
 		return true
-	case c.wakeErrno == 0 && c.wakeN == 1:
+	case k.wakeErrno == 0 && k.wakeN == 1:
 		return true
-	case c.wakeErrno == syscall.EAGAIN || c.wakeErrno == syscall.EINTR:
+	case k.wakeErrno == syscall.EAGAIN || k.wakeErrno == syscall.EINTR:
 		return false
 	}
-	c.side.Close() // the peer sees the conn end rather than sleep forever
+	k.side.Close() // the peer sees the conn end rather than sleep forever
 	return true
 }
 
 // writeWake is Conn.wakeFn: one raw write of the wake-up byte wakeByte,
 // never waiting for the poller. Called under wakeMu.
-func (c *Conn) writeWake(fd uintptr) bool {
-	m := wakeMsgs[c.wakeByte]
+func (k *carrier) writeWake(fd uintptr) bool {
+	m := wakeMsgs[k.wakeByte]
 	n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)))
-	c.wakeN, c.wakeErrno = int(n), e
+	k.wakeN, k.wakeErrno = int(n), e
 	return true
 }
+
+// close closes the side socket: the peer sees end-of-file, a call reading
+// the side returns, and so does a sendLate blocked on a peer that does not
+// read. Its error is not the caller's concern: the socket is ours alone
+// and carried only wake-ups.
+func (k *carrier) close() { k.side.Close() }
+
+// waitLate waits for the sendLate goroutines, which close ends.
+func (k *carrier) waitLate() { k.lateDone.Wait() }
+
+// localAddr returns the side socket's local address.
+func (k *carrier) localAddr() net.Addr { return k.side.LocalAddr() }
+
+// remoteAddr returns the side socket's remote address.
+func (k *carrier) remoteAddr() net.Addr { return k.side.RemoteAddr() }

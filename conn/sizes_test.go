@@ -10,7 +10,7 @@ import (
 )
 
 // TestWriteSizesAroundBatches sends writes of every size around the
-// ring's quarter (the consumer's release batch), half (what a writer
+// ring's quarter (the consumer's consume batch), half (what a writer
 // waits for) and whole, and beyond, through a ring of the least size,
 // with Write, ReadFrom and WriteTo under both wait policies, the reader
 // taking random amounts: every byte must arrive once, in order, and no

@@ -66,7 +66,7 @@ type HandshakeErrorStats struct {
 // Counters accumulates Stats for any number of Dialers sharing it (set
 // Dialer.Counters); a Listener keeps its own. Its methods are safe for
 // concurrent use. Counting costs an atomic add per dial, per wake-up and
-// per park, and a plain add per Read or Write call (never per byte, and
+// per park, and a non-atomic add per Read or Write call (never per byte, and
 // never on a line the peer process or the other direction touches).
 type Counters struct {
 	sharedConns   atomic.Uint64
@@ -93,12 +93,12 @@ const (
 // connStats is one conn's traffic. The byte counts are kept by the
 // direction that moves the bytes, on lines of their own, so counting never
 // makes the reader and the writer of a conn share a cache line, and costs
-// a plain add on the hot path; see byteCount.
+// a non-atomic add on the hot path; see byteCount.
 type connStats struct {
 	bytesRead    byteCount // under rmu
 	bytesWritten byteCount // under wmu
-	// Written by the wake-up writer (under wakeMu), the side's reader
-	// and parking calls of either side: rare events.
+	// Written by the carrier's wake-up writer and side reader (side.go)
+	// and by waiting calls of either direction: rare events.
 	wakeupsSent      atomic.Uint64
 	futexWakeupsSent atomic.Uint64
 	wakeupsReceived  atomic.Uint64
@@ -108,60 +108,60 @@ type connStats struct {
 }
 
 // byteCount counts one direction's bytes. The calls of that direction,
-// serialized by its mutex, add to pending, a plain field; it is published
-// every publishEvery calls, before the call waits, and whenever a snapshot
+// serialized by its mutex, add to pending, a non-atomic field; it is flushed
+// every flushEvery calls, before the call waits, and whenever a snapshot
 // can take the mutex. A snapshot is therefore exact for an idle or a
-// blocked direction and at most publishEvery calls behind for a busy one.
+// blocked direction and at most flushEvery calls behind for a busy one.
 type byteCount struct {
-	pending   uint64 // guarded by the direction's mutex
-	calls     uint64 // guarded by the direction's mutex
-	published atomic.Uint64
-	_         [atomicx.FalseSharingRange - 24]byte
+	pending uint64 // guarded by the direction's mutex
+	calls   uint64 // guarded by the direction's mutex
+	flushed atomic.Uint64
+	_       [atomicx.FalseSharingRange - 24]byte
 }
 
-const publishEvery = 64
+const flushEvery = 64
 
 // add counts n bytes; the direction's mutex is held.
 func (b *byteCount) add(n int) {
 	b.pending += uint64(n)
-	if b.calls++; b.calls%publishEvery == 0 {
-		b.publish()
+	if b.calls++; b.calls%flushEvery == 0 {
+		b.flush()
 	}
 }
 
-// publish makes pending visible to snapshots; the direction's mutex is
+// flush makes pending visible to snapshots; the direction's mutex is
 // held.
-func (b *byteCount) publish() {
+func (b *byteCount) flush() {
 	if b.pending != 0 {
-		b.published.Add(b.pending)
+		b.flushed.Add(b.pending)
 		b.pending = 0
 	}
 }
 
-// load returns the published count, first publishing what is pending if
+// load returns the flushed count, first flushing what is pending if
 // the direction is not in a call (mu free).
 func (b *byteCount) load(mu *dirLock) uint64 {
 	if mu.TryLock() {
-		b.publish()
+		b.flush()
 		mu.Unlock()
 	}
-	return b.published.Load()
+	return b.flushed.Load()
 }
 
 // collected returns the count of a conn that was collected: what was
-// published and what its calls left pending. Nothing can add to pending
-// any more, the conn being unreachable, nor publish it: its mutex went
+// flushed and what its calls left pending. Nothing can add to pending
+// any more, the conn being unreachable, nor flush it: its mutex went
 // with it. Only the conn's cleanup may call it: the runtime orders a
 // cleanup after every use of what it was registered for, so reading
 // pending there is no race, where any other goroutine's read (a
 // Snapshot's) would be one.
-func (b *byteCount) collected() uint64 { return b.published.Load() + b.pending }
+func (b *byteCount) collected() uint64 { return b.flushed.Load() + b.pending }
 
-// addPublishedTo adds the published traffic of a collected conn, whose
+// addFlushedTo adds the flushed traffic of a collected conn, whose
 // cleanup has not run yet, to st: all that any snapshot showed of it.
-func (s *connStats) addPublishedTo(st *Stats) {
-	st.BytesRead += s.bytesRead.published.Load()
-	st.BytesWritten += s.bytesWritten.published.Load()
+func (s *connStats) addFlushedTo(st *Stats) {
+	st.BytesRead += s.bytesRead.flushed.Load()
+	st.BytesWritten += s.bytesWritten.flushed.Load()
 	s.addRareTo(st)
 }
 
@@ -182,15 +182,15 @@ func (s *connStats) addRareTo(st *Stats) {
 	st.Dozes += s.dozes.Load()
 }
 
-// fold adds the traffic of a closed conn (all of it published) or of a
+// fold adds the traffic of a closed conn (all of it flushed) or of a
 // collected one (see byteCount.collected) to s.
 func (s *connStats) fold(from *connStats, collected bool) {
-	read, written := from.bytesRead.published.Load(), from.bytesWritten.published.Load()
+	read, written := from.bytesRead.flushed.Load(), from.bytesWritten.flushed.Load()
 	if collected {
 		read, written = from.bytesRead.collected(), from.bytesWritten.collected()
 	}
-	s.bytesRead.published.Add(read)
-	s.bytesWritten.published.Add(written)
+	s.bytesRead.flushed.Add(read)
+	s.bytesWritten.flushed.Add(written)
 	s.wakeupsSent.Add(from.wakeupsSent.Load())
 	s.futexWakeupsSent.Add(from.futexWakeupsSent.Load())
 	s.wakeupsReceived.Add(from.wakeupsReceived.Load())
@@ -217,8 +217,8 @@ func (cs *Counters) Snapshot() Stats {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	st.BytesRead += cs.closed.bytesRead.published.Load()
-	st.BytesWritten += cs.closed.bytesWritten.published.Load()
+	st.BytesRead += cs.closed.bytesRead.flushed.Load()
+	st.BytesWritten += cs.closed.bytesWritten.flushed.Load()
 	cs.closed.addRareTo(&st)
 	for w, s := range cs.live {
 		if c := w.Value(); c != nil {
@@ -227,7 +227,7 @@ func (cs *Counters) Snapshot() Stats {
 			// Collected, its cleanup (connDropped) still to come: its
 			// traffic must not drop out of the totals meanwhile. What it
 			// left pending shows once the cleanup has run.
-			s.addPublishedTo(&st)
+			s.addFlushedTo(&st)
 		}
 	}
 	return st

@@ -243,7 +243,7 @@ func (w *gatedWriter) Write(b []byte) (int, error) {
 // and never go down meanwhile: a counter since the listener started must
 // not: neither back to 0 after the collection, nor a dip between the
 // collection and the conn's cleanup, nor a loss of what its last calls had
-// not published yet.
+// not flushed yet.
 func TestStatsDroppedConn(t *testing.T) {
 	for _, seen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("snapshot-before=%v", seen), func(t *testing.T) {
@@ -258,7 +258,7 @@ func TestStatsDroppedConn(t *testing.T) {
 				require.NoError(t, err)
 				_, err = cl.Write(make([]byte, 1000))
 				require.NoError(t, err)
-				_, err = io.ReadFull(a, make([]byte, 1000)) // one call: its count is pending, not published
+				_, err = io.ReadFull(a, make([]byte, 1000)) // one call: its count is pending, not flushed
 				require.NoError(t, err)
 				// a is dropped without Close
 			}()
@@ -277,7 +277,7 @@ func TestStatsDroppedConn(t *testing.T) {
 			for cleaned := false; !cleaned; {
 				runtime.GC()
 				// Until the cleanup has run, a snapshot shows what was
-				// published of the conn, not what its last call left
+				// flushed of the conn, not what its last call left
 				// pending; never less than any snapshot before.
 				now := ln.Stats().BytesRead
 				require.GreaterOrEqual(t, now, shown, "the totals after a collection")

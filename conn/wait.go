@@ -11,6 +11,7 @@ import (
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/spinpoll"
 	"github.com/shmconn/shmconn/internal/trace"
+	"github.com/shmconn/shmconn/ring"
 )
 
 // WaitPolicy says how a Read with nothing to read, or a Write into a full
@@ -121,43 +122,55 @@ type waiter struct {
 	pokers      atomic.Int32          // pokeDoze calls that may touch word; doze waits for none
 }
 
+// initWaiters builds the two directions' waiters over the rings, once
+// the rings and the deadlines are in place.
+func (c *Conn) initWaiters() {
+	// The closures capture the rings themselves: one load less in a
+	// spinning call's every look.
+	cons, p := c.cons, c.prod
+	c.rwait = waiter{
+		dl:          c.rdl,
+		ready:       func() bool { return c.shutRead.Load() || cons.Pending() },
+		prepare:     cons.PrepareWait,
+		prepareDoze: cons.PrepareDoze,
+		endDoze:     cons.EndDoze,
+		word:        cons.Word(),
+		cancel:      cons.CancelWait,
+		wake:        make(chan struct{}, 1),
+	}
+	c.initSpin(&c.rwait)
+	c.wwait = waiter{
+		dl:          c.wdl,
+		ready:       func() bool { return c.shutWrite.Load() || p.HasSpace(c.wantSpace) },
+		prepare:     func() bool { return p.PrepareWait(c.wantSpace) },
+		prepareDoze: func() bool { return p.PrepareDoze(c.wantSpace) },
+		endDoze:     p.EndDoze,
+		word:        p.Word(),
+		cancel:      p.CancelWait,
+		wake:        make(chan struct{}, 1),
+	}
+	c.initSpin(&c.wwait)
+}
+
 // initSpin prepares w for WaitSpin: its stop condition and the way a
 // follower parks, built once so waiting allocates nothing.
 func (c *Conn) initSpin(w *waiter) {
 	stop := func() bool {
-		if t := int64(time.Since(epoch)); t-c.sideRd.lastPoll.Load() > int64(pollSideEvery) {
-			c.sideRd.lastPoll.Store(t)
-			c.pollSide()
-		}
+		c.carrier.poll()
 		stop, _ := c.mustStop(w)
 		return stop
 	}
 	w.polled = spinpoll.NewWaiter(w.ready, stop)
-	w.polled.Poke = c.pokeSide
+	w.polled.Poke = c.poke
 	w.park = func(wake <-chan struct{}) {
-		// A follower arms its own wake-up, as an adaptive call parks: the
-		// leader may see its bytes first, but need not be there.
+		// A follower announces its own wait, as an adaptive call does
+		// before it parks: the leader may see its bytes first, but need
+		// not be there.
 		if !w.prepare() {
 			return
 		}
-		c.parkOnSide(w, wake)
+		c.carrier.park(w, wake)
 		w.cancel()
-	}
-}
-
-// block parks the calling goroutine until wake or extra (either may be
-// nil) fires, the conn closes, the peer goes, the deadline passes or
-// moves. It is how a call parks while another call reads the side socket.
-func (c *Conn) block(w *waiter, wake, extra <-chan struct{}) {
-	timeout, changed := w.dl.park()
-	defer w.dl.unpark()
-	select {
-	case <-wake:
-	case <-extra:
-	case <-c.done:
-	case <-c.peerGone:
-	case <-timeout:
-	case <-changed:
 	}
 }
 
@@ -190,7 +203,7 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 	switch {
 	case c.closed.Load():
 		return true, net.ErrClosed
-	case c.peerDead.Load():
+	case c.carrier.peerEnded():
 		return true, nil
 	case w.dl.expired():
 		return true, os.ErrDeadlineExceeded
@@ -203,12 +216,11 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 // deadline or a closed conn; the caller re-checks everything else.
 func (c *Conn) await(w *waiter) error {
 	trace.Mark(trace.AwaitEnter)
-	if c.policy == WaitSpin && c.rawSide != nil && !spin.Contended() {
+	if c.policy == WaitSpin && c.carrier.canPoll() && !spin.Contended() {
 		// Straight to the process's poller: the lead is free when the
 		// call that held it has returned, as a request handler's has.
-		// (Without rawSide a leader could not look at the side socket
-		// as it spins, and would miss the peer's death; only a
-		// side socket that hides its descriptor has none.)
+		// (A leader that cannot poll the carrier as it spins would miss
+		// the peer's death.)
 		if spinpoll.Default.Wait(w.polled, w.park) == spinpoll.Done {
 			trace.Mark(trace.Ready)
 			return nil
@@ -246,7 +258,35 @@ func (c *Conn) dozeThenPark(w *waiter) error {
 			return nil
 		}
 	}
-	c.parkOnSide(w, nil)
+	c.carrier.park(w, nil)
 	w.cancel()
 	return nil
+}
+
+// wake wakes the peer's call that waited as kind says, the value a
+// WakeReader or WakeWriter claimed: ring.WaitDoze, a futex wake on word,
+// the flag it dozes on; any other value but ring.WaitNone, the wake-up b
+// through the carrier. A futex wake that fails (only an unmapped word
+// could) goes through the carrier too: the doze parks on it in the end.
+func (c *Conn) wake(kind uint32, word *atomic.Uint32, b byte) {
+	switch kind {
+	case ring.WaitNone:
+		return
+	case ring.WaitDoze:
+		if futex.Wake(word) {
+			c.stats.wakeupsSent.Add(1)
+			c.stats.futexWakeupsSent.Add(1)
+			return
+		}
+	}
+	c.carrier.send(b)
+}
+
+// poke makes a call of either direction that is parked on the carrier or
+// dozes look at the conn again: after its deadline moved, CloseWrite,
+// Close, or a WaitSpin leader's wake-up.
+func (c *Conn) poke() {
+	c.carrier.poke()
+	c.pokeDoze(&c.rwait)
+	c.pokeDoze(&c.wwait)
 }

@@ -18,5 +18,5 @@
 //	go test ./examples/shm-redis-cli -run '^$' -fuzz FuzzReadReply -fuzztime 1m
 //
 // Inputs that once found a bug stay in testdata/fuzz as regression tests,
-// which plain `go test ./fuzz` runs.
+// which `go test ./fuzz` without -fuzz runs.
 package fuzz

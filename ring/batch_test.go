@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// TestReleaseBatchStale checks what the producer sees of a batching
+// TestConsumeBatchStale checks what the producer sees of a batching
 // consumer: the space of reads short of a batch stays hidden, a full batch
 // returns all of it, and ending the batching returns the rest.
-func TestReleaseBatchStale(t *testing.T) {
+func TestConsumeBatchStale(t *testing.T) {
 	p, c, _ := newPair(t, 1024, 0)
-	c.SetReleaseBatch(256)
+	c.SetConsumeBatch(256)
 	buf := make([]byte, 1024)
 	if _, err := p.Write(buf); err != nil {
 		t.Fatal(err)
@@ -34,28 +34,28 @@ func TestReleaseBatchStale(t *testing.T) {
 	if n, _ := c.Read(buf[:10]); n != 10 {
 		t.Fatalf("read %d", n)
 	}
-	c.SetReleaseBatch(0)
+	c.SetConsumeBatch(0)
 	if f, _ := p.freeNow(); f != 266 {
-		t.Fatalf("free %d after SetReleaseBatch(0), want 266", f)
+		t.Fatalf("free %d after SetConsumeBatch(0), want 266", f)
 	}
-	c.SetReleaseBatch(1 << 20)
+	c.SetConsumeBatch(1 << 20)
 	if c.batch != 256 {
 		t.Fatalf("batch %d, want it clamped to a quarter of the ring (256)", c.batch)
 	}
 }
 
-// TestReleaseBatchNoLostWakeup runs a producer and a batching consumer in
+// TestConsumeBatchNoLostWakeup runs a producer and a batching consumer in
 // two goroutines that park on channels, as package conn parks on its side
-// socket, with the producer waiting for as much as SetReleaseBatch allows: every byte
+// socket, with the producer waiting for as much as SetConsumeBatch allows: every byte
 // must arrive in order and neither side may wait forever.
-func TestReleaseBatchNoLostWakeup(t *testing.T) {
+func TestConsumeBatchNoLostWakeup(t *testing.T) {
 	const capacity = 1024
 	total := 4 << 20
 	if testing.Short() {
 		total = 1 << 20
 	}
 	p, c, _ := newPair(t, capacity, 0)
-	c.SetReleaseBatch(capacity / 4)
+	c.SetConsumeBatch(capacity / 4)
 	wakeReader := make(chan struct{}, 1)
 	wakeWriter := make(chan struct{}, 1)
 	park := func(ch chan struct{}, who string) bool {
@@ -127,11 +127,11 @@ func TestReleaseBatchNoLostWakeup(t *testing.T) {
 	<-done
 }
 
-// TestReleaseBatchCloseWakes: a batching consumer that closes owes a
+// TestConsumeBatchCloseWakes: a batching consumer that closes owes a
 // parked producer its wake-up, though it returned no space.
-func TestReleaseBatchCloseWakes(t *testing.T) {
+func TestConsumeBatchCloseWakes(t *testing.T) {
 	p, c, _ := newPair(t, 1024, 0)
-	c.SetReleaseBatch(256)
+	c.SetConsumeBatch(256)
 	if _, err := p.Write(make([]byte, 1024)); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/shmconn/shmconn/ring"
 )
 
-// A ring over a plain []byte, with a producer and a consumer in one
+// A ring over an ordinary []byte, with a producer and a consumer in one
 // process. Across processes mem would be a shared mapping instead (package
 // segment makes one); the calls are the same. Neither side ever blocks:
 // Write reports how much fitted and Read how much there was.

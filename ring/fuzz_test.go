@@ -49,7 +49,7 @@ func FuzzRingCorrupt(f *testing.F) {
 				var r []byte
 				r, err = p.Reserve(int(arg % 1024))
 				if err == nil {
-					err = p.Commit(len(r))
+					err = p.Publish(len(r))
 				}
 			case 6:
 				var r []byte
@@ -58,7 +58,7 @@ func FuzzRingCorrupt(f *testing.F) {
 					t.Fatalf("Peek returned %d bytes of a %d-byte ring", len(r), capacity)
 				}
 				if err == nil {
-					err = c.Release(len(r))
+					err = c.Consume(len(r))
 				}
 			case 7:
 				c.PrepareWait()

@@ -1,5 +1,5 @@
 // Package ring is a lock-free single-producer/single-consumer byte FIFO laid
-// over memory the caller supplies: a plain []byte in one process, or a
+// over memory the caller supplies: an ordinary []byte in one process, or a
 // mapping shared by two processes.
 //
 // # Layout
@@ -44,7 +44,7 @@
 // The producer copies bytes into the data area, then stores tail; the
 // consumer loads tail, then copies bytes out, then stores head. The tail
 // store publishes the bytes before it, and the head store returns the
-// space before it. Both are release stores (atomicx.StoreRelease: a plain
+// space before it. Both are release stores (atomicx.StoreRelease: an ordinary
 // MOV on x86) and the loads are acquire loads, which is all the data
 // needs. Across processes this rests on the hardware and on the atomics
 // alone; the race detector cannot see the other process.
@@ -59,7 +59,7 @@
 // then fences, then loads, so at least one side always sees the other (the
 // Dekker pattern): no wake-up is ever lost, and a parked side needs no
 // timer to look again. The counter stores themselves stay release stores
-// (a plain MOV on x86); the barrier is paid once per call that published
+// (an ordinary MOV on x86); the barrier is paid once per call that published
 // something, on a line private to the caller. The same holds for a
 // producer waiting for space (PrepareWait, WakeWriter).
 //
@@ -73,7 +73,7 @@
 // Wake-ups may come late, twice or for nothing: a woken waiter always
 // re-checks the ring.
 //
-// A consumer may return space in batches (SetReleaseBatch): it then stores
+// A consumer may return space in batches (SetConsumeBatch): it then stores
 // head only once a batch has been read, and WakeWriter, with nothing
 // stored since its last call, loads only readerClosed (a line the
 // producer seldom writes) and issues no barrier. The Dekker argument
@@ -81,7 +81,7 @@
 // view of the last partial batch, which bounds how much it may wait for.
 //
 // The flag stores (PrepareWait, Close) stay full barriers: they are rare.
-// A plain sync/atomic Store would not do for them: under the race detector
+// A sync/atomic Store would not do for them: under the race detector
 // it is only a release store, too weak for the Dekker pattern (a -race
 // run of TestNoLostWakeups hangs with it).
 //
@@ -137,10 +137,10 @@ var (
 	ErrCapacity = errors.New("ring: invalid capacity")
 )
 
-// errCommit means Commit or Release was asked for more bytes than the last
-// Reserve or Peek handed out: a bug of the caller's, which no caller
+// errBeyond means Publish or Consume was asked for more bytes than the
+// last Reserve or Peek handed out: a bug of the caller's, which no caller
 // handles apart from other errors.
-var errCommit = errors.New("ring: commit or release beyond what was reserved")
+var errBeyond = errors.New("ring: publish or consume beyond what was reserved or peeked")
 
 // Size returns the bytes of memory a ring with the given data capacity
 // needs, or an error if capacity is not a power of two in range.
@@ -278,8 +278,8 @@ const takeTries = 3
 // locked instruction on a line the peer's process never touches; the
 // line also holds the caller's private counter, which only a watcher
 // goroutine of the caller's own process reads (HasSpace, Pending). The
-// plain load before the CompareAndSwap keeps the common case (nobody
-// waiting) to a read of a line that is usually already shared.
+// load before the CompareAndSwap keeps the common case (nobody waiting)
+// to a read of a line that is usually already shared.
 func take(fence *atomic.Uint32, flag *atomic.Uint32) uint32 {
 	fence.Add(1)
 	for range takeTries {
@@ -401,9 +401,9 @@ func (p *Producer) publish(n uint64) {
 }
 
 // Reserve returns the largest contiguous free region, at most max bytes,
-// for the caller to fill and then Commit. It is empty when the ring is
+// for the caller to fill and then Publish. It is empty when the ring is
 // full. The region ends at the end of the data area; call again after
-// Commit for the part that wraps to the start.
+// Publish for the part that wraps to the start.
 func (p *Producer) Reserve(max int) ([]byte, error) {
 	p.reserved = 0
 	if max <= 0 {
@@ -419,14 +419,15 @@ func (p *Producer) Reserve(max int) ([]byte, error) {
 	return p.s.data[i : i+n : i+n], nil
 }
 
-// Commit publishes the first n bytes of the region the last Reserve
-// returned. The caller must not touch that region afterwards.
-func (p *Producer) Commit(n int) error {
+// Publish makes the first n bytes of the region the last Reserve returned
+// visible to the consumer. The caller must not touch that region
+// afterwards.
+func (p *Producer) Publish(n int) error {
 	if p.err != nil {
 		return p.err
 	}
 	if n < 0 || n > p.reserved {
-		return fmt.Errorf("%w: commit %d of %d", errCommit, n, p.reserved)
+		return fmt.Errorf("%w: publish %d of %d", errBeyond, n, p.reserved)
 	}
 	p.reserved = 0
 	if n > 0 {
@@ -513,9 +514,9 @@ type Consumer struct {
 	peeked int           // bytes handed out by the last Peek
 	err    error         // sticky ErrCorrupt: later calls fail with it
 
-	published uint64 // head as last stored in the shared block
-	batch     uint64 // see SetReleaseBatch; 0 stores head on every release
-	stored    bool   // head was stored since the last WakeWriter
+	storedHead uint64 // head as last stored in the shared block
+	batch      uint64 // see SetConsumeBatch; 0 stores head on every consume
+	stored     bool   // head was stored since the last WakeWriter
 }
 
 // NewConsumer attaches a consumer to an initialized ring.
@@ -538,7 +539,7 @@ func NewConsumerSplit(ctrl, data []byte) (*Consumer, error) {
 
 func newConsumer(s shared) (*Consumer, error) {
 	h := s.head.Load()
-	c := &Consumer{s: s, head: h, published: h, tail: s.tail.Load()}
+	c := &Consumer{s: s, head: h, storedHead: h, tail: s.tail.Load()}
 	if c.tail-c.head > uint64(len(s.data)) {
 		return nil, fmt.Errorf("%w: tail %d, head %d at attach", ErrCorrupt, c.tail, c.head)
 	}
@@ -590,25 +591,25 @@ func (c *Consumer) Read(b []byte) (n int, err error) {
 		n += copy(b[n:], c.s.data)
 	}
 	c.peeked = 0
-	c.release(uint64(n))
+	c.consume(uint64(n))
 	return n, nil
 }
 
-func (c *Consumer) release(n uint64) {
+func (c *Consumer) consume(n uint64) {
 	c.head += n
-	if c.head-c.published >= c.batch {
-		c.publish()
+	if c.head-c.storedHead >= c.batch {
+		c.storeHead()
 	}
 }
 
-// publish stores head, returning the space read so far to the producer.
-func (c *Consumer) publish() {
+// storeHead stores head, returning the space read so far to the producer.
+func (c *Consumer) storeHead() {
 	atomicx.StoreRelease(c.s.head, c.head)
-	c.published = c.head
+	c.storedHead = c.head
 	c.stored = true
 }
 
-// SetReleaseBatch makes the consumer return space to the producer in
+// SetConsumeBatch makes the consumer return space to the producer in
 // batches of at least n bytes instead of after every read: a read then
 // stores nothing to the shared block and needs no barrier, which takes a
 // cross-core transfer and a barrier's wait off every message of a
@@ -619,10 +620,10 @@ func (c *Consumer) publish() {
 // (what package conn does), a parked producer always leaves more than n
 // unread bytes behind, whose reading returns a batch and wakes it. n is
 // clamped to [0, Cap()/4].
-func (c *Consumer) SetReleaseBatch(n int) {
+func (c *Consumer) SetConsumeBatch(n int) {
 	c.batch = uint64(min(max(n, 0), len(c.s.data)/4))
-	if c.head != c.published {
-		c.publish()
+	if c.head != c.storedHead {
+		c.storeHead()
 	}
 }
 
@@ -633,8 +634,8 @@ func (c *Consumer) Offset() int { return int(c.head & c.s.mask) }
 
 // Peek returns the largest contiguous readable region (empty when the ring
 // is empty) without consuming it. The region aliases the shared data area:
-// it stays valid until Release, and a hostile producer can change it under
-// the caller. Call again after Release for the part that wraps.
+// it stays valid until Consume, and a hostile producer can change it under
+// the caller. Call again after Consume for the part that wraps.
 func (c *Consumer) Peek() ([]byte, error) {
 	c.peeked = 0
 	a, err := c.avail(1)
@@ -647,19 +648,19 @@ func (c *Consumer) Peek() ([]byte, error) {
 	return c.s.data[i : i+n : i+n], nil
 }
 
-// Release consumes the first n bytes of the region the last Peek returned,
+// Consume consumes the first n bytes of the region the last Peek returned,
 // handing the space back to the producer. It may be called again for the
 // bytes of that region after them, up to its end.
-func (c *Consumer) Release(n int) error {
+func (c *Consumer) Consume(n int) error {
 	if c.err != nil {
 		return c.err
 	}
 	if n < 0 || n > c.peeked {
-		return fmt.Errorf("%w: release %d of %d", errCommit, n, c.peeked)
+		return fmt.Errorf("%w: consume %d of %d", errBeyond, n, c.peeked)
 	}
 	c.peeked -= n
 	if n > 0 {
-		c.release(uint64(n))
+		c.consume(uint64(n))
 	}
 	return nil
 }
@@ -689,7 +690,7 @@ func (c *Consumer) WriterClosed() bool { return c.s.writerClosed.Load() != 0 }
 // dozing (and this call claimed the flag), in which case the caller must
 // wake it once, as the value says (the word to wake a doze on is
 // WriterWord); WaitNone otherwise. When no space was
-// returned since the last call (see SetReleaseBatch) it loads only
+// returned since the last call (see SetConsumeBatch) it loads only
 // readerClosed, not writerWaiting, and issues no barrier: a producer that
 // parked since then saw the same head as before, and the batch that will
 // wake it is still to come (after Close it always looks).

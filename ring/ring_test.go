@@ -141,7 +141,7 @@ func TestRingModel(t *testing.T) {
 				next -= byte(len(b) - n) // unwritten bytes are regenerated
 				m.buf = append(m.buf, b[:n]...)
 			},
-			"ReserveCommit": func(t *rapid.T) {
+			"ReservePublish": func(t *rapid.T) {
 				limit := rapid.IntRange(-1, 2*capacity).Draw(t, "max")
 				r, err := p.Reserve(limit)
 				if err != nil {
@@ -153,14 +153,14 @@ func TestRingModel(t *testing.T) {
 				if limit > 0 && m.free() > 0 && len(r) == 0 {
 					t.Fatalf("Reserve(%d) empty with %d free", limit, m.free())
 				}
-				n := rapid.IntRange(0, len(r)).Draw(t, "commit")
+				n := rapid.IntRange(0, len(r)).Draw(t, "publish")
 				copy(r, gen(n))
-				if err := p.Commit(n); err != nil {
+				if err := p.Publish(n); err != nil {
 					t.Fatal(err)
 				}
 				m.buf = append(m.buf, r[:n]...)
-				if err := p.Commit(1); !errors.Is(err, errCommit) {
-					t.Fatalf("second Commit = %v, want errCommit", err)
+				if err := p.Publish(1); !errors.Is(err, errBeyond) {
+					t.Fatalf("second Publish = %v, want errBeyond", err)
 				}
 			},
 			"Read": func(t *rapid.T) {
@@ -175,7 +175,7 @@ func TestRingModel(t *testing.T) {
 				}
 				m.buf = m.buf[n:]
 			},
-			"PeekRelease": func(t *rapid.T) {
+			"PeekConsume": func(t *rapid.T) {
 				r, err := c.Peek()
 				if err != nil {
 					t.Fatal(err)
@@ -186,13 +186,13 @@ func TestRingModel(t *testing.T) {
 				if len(m.buf) > 0 && len(r) == 0 {
 					t.Fatal("Peek empty with bytes buffered")
 				}
-				n := rapid.IntRange(0, len(r)).Draw(t, "release")
-				if err := c.Release(n); err != nil {
+				n := rapid.IntRange(0, len(r)).Draw(t, "consume")
+				if err := c.Consume(n); err != nil {
 					t.Fatal(err)
 				}
 				m.buf = m.buf[n:]
-				if err := c.Release(len(r) - n + 1); !errors.Is(err, errCommit) {
-					t.Fatalf("over-Release = %v, want errCommit", err)
+				if err := c.Consume(len(r) - n + 1); !errors.Is(err, errBeyond) {
+					t.Fatalf("over-Consume = %v, want errBeyond", err)
 				}
 			},
 			"": func(t *rapid.T) {
@@ -251,7 +251,7 @@ func TestCorruptCounters(t *testing.T) {
 				for _, f := range []func() error{
 					func() error { _, err := c.Len(); return err },
 					func() error { _, err := c.Peek(); return err },
-					func() error { return c.Release(0) },
+					func() error { return c.Consume(0) },
 				} {
 					if err := f(); !errors.Is(err, ErrCorrupt) {
 						t.Fatalf("consumer call after corruption = %v", err)
@@ -270,8 +270,8 @@ func TestCorruptCounters(t *testing.T) {
 				if _, err := p.Reserve(1); !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("Reserve after corruption = %v", err)
 				}
-				if err := p.Commit(0); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Commit after corruption = %v", err)
+				if err := p.Publish(0); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Publish after corruption = %v", err)
 				}
 			}
 		})
@@ -435,7 +435,7 @@ func TestConcurrentStream(t *testing.T) {
 						dst[i] = x
 						x++
 					}
-					if err := p.Commit(len(dst)); err != nil {
+					if err := p.Publish(len(dst)); err != nil {
 						t.Error(err)
 						return
 					}
@@ -482,7 +482,7 @@ func TestConcurrentStream(t *testing.T) {
 				want++
 			}
 			if zeroCopy {
-				if err := c.Release(len(chunk)); err != nil {
+				if err := c.Consume(len(chunk)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -535,9 +535,9 @@ func TestSplit(t *testing.T) {
 	}
 }
 
-// TestReleaseInParts releases one Peek's region in two calls, as its doc
+// TestConsumeInParts consumes one Peek's region in two calls, as its doc
 // allows, and checks a third call beyond the region fails.
-func TestReleaseInParts(t *testing.T) {
+func TestConsumeInParts(t *testing.T) {
 	p, c, _ := newPair(t, 64, 0)
 	if _, err := p.Write([]byte("abcdef")); err != nil {
 		t.Fatal(err)
@@ -546,14 +546,14 @@ func TestReleaseInParts(t *testing.T) {
 	if err != nil || string(r) != "abcdef" {
 		t.Fatalf("Peek = %q, %v", r, err)
 	}
-	if err := c.Release(2); err != nil {
+	if err := c.Consume(2); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Release(4); err != nil {
+	if err := c.Consume(4); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Release(1); !errors.Is(err, errCommit) {
-		t.Fatalf("Release past the region = %v, want errCommit", err)
+	if err := c.Consume(1); !errors.Is(err, errBeyond) {
+		t.Fatalf("Consume past the region = %v, want errBeyond", err)
 	}
 	if n, err := c.Len(); n != 0 || err != nil {
 		t.Fatalf("Len = %d, %v after releasing everything", n, err)

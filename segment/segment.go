@@ -1,4 +1,4 @@
-// Package segment creates, maps and releases the shared memory that two
+// Package segment creates, maps and unmaps the shared memory that two
 // processes of one connection share: one page holding a versioned header
 // and a control block per direction, followed by two equal data areas, one
 // per direction.

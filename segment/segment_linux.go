@@ -400,17 +400,17 @@ func (s *Segment) pages(i, off, n int) ([]byte, error) {
 	return d[lo:hi], nil
 }
 
-// Release gives back the memory behind the whole pages within bytes
+// Decommit gives back the memory behind the whole pages within bytes
 // [off, off+n) of direction i's data area, which must hold nothing yet:
 // the pages a Commit populated past what its writer needs before it
 // failed (a full tmpfs), which would otherwise stay taken from every other
 // user of the file system. The pages read as zeros after, and a later
 // Commit populates them again. An anonymous segment, whose memory file has
 // no size limit, refuses it (EPERM) once sealed against hole punching.
-func (s *Segment) Release(i, off, n int) error {
+func (s *Segment) Decommit(i, off, n int) error {
 	d := s.Data(i)
 	if d == nil || off < 0 || n < 0 || off > len(d)-n {
-		return fmt.Errorf("%w: release [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
+		return fmt.Errorf("%w: decommit [%d, %d+%d) of direction %d", ErrSize, off, off, n, i)
 	}
 	lo := (off + PageSize - 1) &^ (PageSize - 1)
 	hi := (off + n) &^ (PageSize - 1)

@@ -32,8 +32,8 @@ func (s *Segment) Commit(i, off, n int) error { return errors.ErrUnsupported }
 // CommitAbsent returns errors.ErrUnsupported on this platform.
 func (s *Segment) CommitAbsent(i, off, n int) error { return errors.ErrUnsupported }
 
-// Release returns errors.ErrUnsupported on this platform.
-func (s *Segment) Release(i, off, n int) error { return errors.ErrUnsupported }
+// Decommit returns errors.ErrUnsupported on this platform.
+func (s *Segment) Decommit(i, off, n int) error { return errors.ErrUnsupported }
 
 // Unlink returns errors.ErrUnsupported on this platform.
 func (s *Segment) Unlink() error { return errors.ErrUnsupported }

@@ -175,23 +175,23 @@ func TestLazyCommit(t *testing.T) {
 	require.Equal(t, 4, residentPages(t, c))
 }
 
-// TestRelease gives back whole pages only, and a released page can be
+// TestDecommit gives back whole pages only, and a decommitted page can be
 // committed again.
-func TestRelease(t *testing.T) {
+func TestDecommit(t *testing.T) {
 	const dataSize = 64 * PageSize
 	c, err := CreateAnonymous(dataSize)
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Commit(0, 0, 8*PageSize))
 	require.Equal(t, 9, residentPages(t, c))
-	require.NoError(t, c.Release(0, 2*PageSize+1, 3*PageSize)) // pages 3 and 4 whole
+	require.NoError(t, c.Decommit(0, 2*PageSize+1, 3*PageSize)) // pages 3 and 4 whole
 	require.Equal(t, 7, residentPages(t, c))
-	require.NoError(t, c.Release(0, 7*PageSize, dataSize-7*PageSize)) // to the end
+	require.NoError(t, c.Decommit(0, 7*PageSize, dataSize-7*PageSize)) // to the end
 	require.Equal(t, 6, residentPages(t, c))
 	require.NoError(t, c.Commit(0, 0, 8*PageSize))
 	require.Equal(t, 9, residentPages(t, c))
-	require.ErrorIs(t, c.Release(0, dataSize, 1), ErrSize)
-	require.ErrorIs(t, c.Release(0, -1, 1), ErrSize)
+	require.ErrorIs(t, c.Decommit(0, dataSize, 1), ErrSize)
+	require.ErrorIs(t, c.Decommit(0, -1, 1), ErrSize)
 }
 
 func residentPages(t *testing.T, s *Segment) int {

@@ -93,7 +93,7 @@ func TestDemo(t *testing.T) {
 // TestDemoDefaultChart runs the demo as the README does, without -png,
 // from a directory standing for a fresh clone, with busy processes: the
 // chart goes to the temp directory and the path is printed, nothing is
-// written where it runs, progress without a terminal is a few plain lines,
+// written where it runs, progress without a terminal is a few lines of text,
 // and the busy processes are gone afterwards.
 func TestDemoDefaultChart(t *testing.T) {
 	dir, demo, server := build(t, false)
@@ -126,7 +126,7 @@ func TestDemoDefaultChart(t *testing.T) {
 	}
 	progress := stderr.String()
 	if strings.Contains(progress, "\r") || strings.Count(progress, "\n") > 20 {
-		t.Errorf("progress without a terminal should be a few plain lines:\n%q", progress)
+		t.Errorf("progress without a terminal should be a few lines of text:\n%q", progress)
 	}
 	if busy := busyProcesses(demo); busy > 0 {
 		t.Errorf("%d busy processes outlived the demo", busy)

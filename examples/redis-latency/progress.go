@@ -9,7 +9,7 @@ import (
 
 // progress reports how far the run is. On a terminal it redraws one bar
 // in place, at most ten times a second so drawing never disturbs the
-// measurement; otherwise (a log, a pipe) it prints one plain line as each
+// measurement; otherwise (a log, a pipe) it prints one line of text as each
 // phase starts and nothing in between.
 //
 // The bar advances by expected time, not by request count: a sparse

@@ -160,7 +160,7 @@ type floorRoundTripper struct {
 func (f *floorRoundTripper) roundTrip() error {
 	f.seq++
 	seq := f.seq
-	// A release store, the cheapest publication (a plain MOV on x86), as
+	// A release store, the cheapest publication (an ordinary MOV on x86), as
 	// the rings use: nothing here needs a full barrier, and the floor is
 	// the least the exchange can cost.
 	atomicx.StoreRelease(f.m.req, seq)

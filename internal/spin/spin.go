@@ -441,7 +441,7 @@ func (a *account) add(spun, lost int64) bool {
 // its time to other threads (LostShare) in the middle of it.
 func (l *Loop) Preempted() bool { return l.preempted }
 
-// Window chooses how long one direction of a conn spins before it parks,
+// Window chooses how long a conn's direction spins before it dozes or parks,
 // from how long its recent waits lasted. A wait that usually ends within a
 // few hundred microseconds (a response the peer computes after its own
 // kernel wake-up) is worth spinning through: it saves our kernel wake-up,
@@ -521,7 +521,7 @@ func (w *Window) learned() time.Duration {
 	return min(max(2*w.typical, BaseSpin), MaxSpin)
 }
 
-// Observe records how long a wait lasted, spin and park together.
+// Observe records how long a wait lasted, spin, doze and park together.
 func (w *Window) Observe(d time.Duration) {
 	w.lastShort = d <= ContendedSpin
 	if d > w.learned() {

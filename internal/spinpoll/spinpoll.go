@@ -5,7 +5,7 @@
 // At most one waiting goroutine per process spins: the leader. It watches
 // its own condition and, in the same loop, the conditions of every other
 // waiting call (the followers). A follower parks the way any parked call
-// does, with its own kernel wake-up armed (conn sets its ring's waiting
+// does, with its own kernel wake-up announced (conn sets its ring's waiting
 // flag, so the peer's next bytes come with a wake-up), so it needs nobody
 // to watch it; the leader only gets there first. When a follower's
 // condition holds, the leader wakes it in-process (a channel send, far
@@ -95,7 +95,7 @@ const (
 // Wait returns once w.Ready() holds, the call must stop, or spinning
 // stopped paying: as the leader it spins on its own; as a follower it
 // calls park(c), which must return when c receives, when its own
-// condition may hold (it arms its own wake-up) or when the caller gives
+// condition may hold (it announces its own wake-up) or when the caller gives
 // up (its deadline, its conn's close), whichever is first. The caller
 // re-checks its condition after Wait returns.
 func (p *Poller) Wait(w *Waiter, park func(c <-chan struct{})) Outcome {
