@@ -39,15 +39,15 @@ func TestAdvUnknownCommandLikeSocket(t *testing.T) {
 }
 
 // With COMMAND renamed away the module cannot learn what a command needs
-// (NOAUTH, DEBUG's protection, READONLY), and an unauthenticated shm
-// client ran any command: the module now refuses to load.
+// (NOAUTH, DEBUG's protection, READONLY), so it refuses to load rather
+// than run commands it cannot check.
 func TestAdvRenamedCommandRefusesLoad(t *testing.T) {
 	refusesLoad(t, "COMMAND", "", "COMMAND renamed")
 }
 
-// The module learns of ACL changes by the commands' names: with ACL
-// renamed, MYACL DELUSER freed a user a conn still used, and
-// redis-server crashed at the conn's next command.
+// The module learns of ACL changes by the commands' names: under another
+// name, an ACL DELUSER would free a user a conn still uses, and crash
+// redis-server at the conn's next command. So it refuses to load.
 func TestAdvRenamedACLRefusesLoad(t *testing.T) {
 	refusesLoad(t, "ACL", "myacl", "ACL is renamed")
 	refusesLoad(t, "EXEC", "myexec", "EXEC is renamed")
@@ -139,8 +139,8 @@ func TestAdvReplicationCommandsRefused(t *testing.T) {
 }
 
 // A command the ACL user may not run is refused when MULTI queues it, as
-// on the socket, so EXEC discards the whole transaction (over shm the rest
-// used to run); a refused EXEC discards it too.
+// on the socket, so EXEC discards the whole transaction and none of it
+// runs; a refused EXEC discards it too.
 func TestAdvACLInMulti(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	s.query("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "&ch", "+get", "+set", "+multi", "+exec", "+discard", "+publish", "+client|id")
