@@ -231,7 +231,12 @@ func (c *client) dispatch(cmd *command) bool {
 	switch name {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait",
 		"sync", "psync": // RM_Call's client cannot become a replica: redis-server crashes
-		c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
+		// A socket client without the rights gets NOAUTH or NOPERM first.
+		if r := c.checkHandled(cmd); r != "" {
+			c.reply(r)
+		} else {
+			c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
+		}
 		return true
 	}
 	return c.runOne(cmd, ci)

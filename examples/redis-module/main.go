@@ -21,7 +21,8 @@
 // wait for their timeout by running their non-blocking form again each
 // time a list, sorted set or stream changes (a keyspace event wakes them;
 // a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family, MONITOR, SYNC and
-// PSYNC are refused with an error saying so.
+// PSYNC are refused with an error saying so, after the arity, NOAUTH and
+// NOPERM checks a socket client meets.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the
 // shm clients in CLIENT LIST's format. MODULE UNLOAD is refused: a Go

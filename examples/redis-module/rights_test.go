@@ -400,3 +400,34 @@ func TestSubcommandsLikeSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestRightsBeforeUnsupported: the commands the module refuses as not
+// supported over shm first get the checks a socket client meets, with the
+// socket's words: arity, NOAUTH, then NOPERM for the command or its
+// channels.
+func TestRightsBeforeUnsupported(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	admin := s.plainConn()
+	admin.do("AUTH", "secret")
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "&ch", "+get", "+subscribe", "+psubscribe", "+multi", "+exec"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	const auth = "AUTH app pw\r\n"
+	for _, req := range []string{
+		"WATCH k\r\n", "SUBSCRIBE ch\r\n", "MONITOR\r\n", "WAIT 0 0\r\n", "SYNC\r\n", "UNSUBSCRIBE\r\n",
+		"AUTH secret\r\nWATCH\r\nSUBSCRIBE\r\nPSUBSCRIBE\r\nSSUBSCRIBE\r\nWAIT 0\r\n",
+		auth + "WATCH k\r\n",
+		auth + "SUBSCRIBE other\r\n",
+		auth + "PSUBSCRIBE other*\r\n",
+		auth + "SSUBSCRIBE ch\r\n",
+		auth + "MONITOR\r\n",
+		auth + "WAIT 0 0\r\n",
+		auth + "SYNC\r\n",
+		auth + "PSYNC ? -1\r\n",
+		auth + "UNSUBSCRIBE\r\n",
+		auth + "PUNSUBSCRIBE\r\n",
+		auth + "MULTI\r\nWATCH k\r\nGET app:1\r\nEXEC\r\n",
+	} {
+		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
+	}
+}

@@ -179,15 +179,6 @@ func (c *client) reset() {
 
 // transaction handles MULTI, EXEC, DISCARD and WATCH.
 func (c *client) transaction(name string, cmd *command) bool {
-	switch name {
-	case "watch":
-		if c.multi != nil {
-			c.reply("-ERR WATCH inside MULTI is not allowed\r\n")
-		} else {
-			c.reply(fmt.Sprintf(errUnsupported, "WATCH"))
-		}
-		return true
-	}
 	if r := c.checkHandled(cmd); r != "" {
 		// As processCommand's rejectCommand: a refused command marks the
 		// transaction, and a refused EXEC discards it.
@@ -202,6 +193,10 @@ func (c *client) transaction(name string, cmd *command) bool {
 		return true
 	}
 	switch {
+	case name == "watch" && c.multi != nil:
+		c.reply("-ERR WATCH inside MULTI is not allowed\r\n")
+	case name == "watch":
+		c.reply(fmt.Sprintf(errUnsupported, "WATCH"))
 	case name == "multi" && c.multi != nil:
 		c.reply("-ERR MULTI calls can not be nested\r\n")
 	case name == "multi":
@@ -226,7 +221,8 @@ func (c *client) transaction(name string, cmd *command) bool {
 }
 
 // checkHandled makes the checks processCommand makes before a command the
-// module answers itself: arity, authentication, ACL.
+// module answers or refuses itself: arity, authentication, ACL (the
+// command, its keys and channels).
 func (c *client) checkHandled(cmd *command) string {
 	lockServer()
 	defer unlockServer()
@@ -240,10 +236,13 @@ func (c *client) checkHandled(cmd *command) string {
 	if !c.authed && !ci.noAuth {
 		return errNoAuth
 	}
-	if aclCheck(c.userStr, cmd) != 0 {
-		return string(c.translate([]byte("-ERR acl verification failed, command.\r\n"), ci, cmd))
+	switch aclCheck(c.userStr, cmd) {
+	case 0:
+		return ""
+	case syscall.EACCES:
+		return c.noPerm(cmd, ci)
 	}
-	return ""
+	return string(c.translate([]byte(aclErrPrefix+"command.\r\n"), ci, cmd))
 }
 
 // queue adds a command to the transaction, refusing what Redis refuses
