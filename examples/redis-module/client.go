@@ -539,11 +539,12 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 }
 
 // refuse applies the checks RM_Call does not make for a socket client:
-// authentication, DEBUG and MODULE's protection, READONLY for a command
-// that cannot run in script mode. "" lets the command run.
+// arity (a subcommand's own, which comes before NOAUTH), authentication,
+// DEBUG and MODULE's protection, READONLY for a command that cannot run in
+// script mode. "" lets the command run.
 func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
-	if !arityOK(ci, cmd) {
-		return "" // RM_Call answers with Redis's own error
+	if r := arityError(ci, cmd); r != "" {
+		return r
 	}
 	cfg := c.m.cfg.Load()
 	switch {
@@ -562,6 +563,17 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 // guards (Redis's PROTECTED flag, which COMMAND INFO does not show); MODULE
 // LIST is served to anyone its ACL lets run it.
 var protectedModuleSub = map[string]bool{"load": true, "loadex": true, "unload": true}
+
+// arityError is Redis's error for a command whose argument count its
+// arity refuses (for a container command, the subcommand's arity, when
+// it is one COMMAND INFO knows), or "".
+func arityError(ci *cmdInfo, cmd *command) string {
+	sc := ci.forCall(cmd)
+	if arityOK(sc, cmd) {
+		return ""
+	}
+	return "-ERR wrong number of arguments for '" + sc.name + "' command\r\n"
+}
 
 func arityOK(ci *cmdInfo, cmd *command) bool {
 	n := cmd.argc()

@@ -431,3 +431,22 @@ func TestRightsBeforeUnsupported(t *testing.T) {
 		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
 	}
 }
+
+// TestClientSubcommandArity: the CLIENT subcommands the module answers or
+// refuses itself, and other commands and subcommands, give the socket's
+// arity error, before NOAUTH, and in MULTI too (EXEC then aborts).
+func TestClientSubcommandArity(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	const subs = "CLIENT REPLY\r\nCLIENT TRACKING\r\nCLIENT CACHING\r\nCLIENT GETREDIR x\r\nCLIENT NO-EVICT\r\n" +
+		"CLIENT ID x\r\nCLIENT INFO x\r\nCLIENT GETNAME x\r\nCLIENT SETNAME\r\nCLIENT SETNAME a b\r\n" +
+		"CLIENT PAUSE\r\nCLIENT KILL\r\nCONFIG GET\r\nGET\r\n"
+	for _, req := range []string{
+		subs,
+		"AUTH secret\r\n" + subs,
+		"AUTH secret\r\nMULTI\r\nCLIENT REPLY\r\nCLIENT ID\r\nEXEC\r\n",
+		"AUTH secret\r\nMULTI\r\nCLIENT NO-EVICT on off\r\nEXEC\r\n",
+		"AUTH secret\r\nMULTI\r\nCONFIG GET\r\nEXEC\r\n",
+	} {
+		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
+	}
+}

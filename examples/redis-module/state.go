@@ -230,8 +230,8 @@ func (c *client) checkHandled(cmd *command) string {
 	if ci == nil {
 		return ""
 	}
-	if !arityOK(ci, cmd) {
-		return fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", lower(cmd.arg(0)))
+	if r := arityError(ci, cmd); r != "" {
+		return r
 	}
 	if !c.authed && !ci.noAuth {
 		return errNoAuth
@@ -255,8 +255,8 @@ func (c *client) queue(cmd *command) bool {
 	switch {
 	case ci == nil:
 		r = string(unknownCommand(cmd))
-	case !arityOK(ci, cmd):
-		r = fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", name)
+	case arityError(ci, cmd) != "":
+		r = arityError(ci, cmd)
 	case !c.authed && !ci.noAuth:
 		r = errNoAuth
 	case ci.flags["no_multi"] || ci.flags["pubsub"] && name != "publish" && name != "spublish":
@@ -330,13 +330,10 @@ func (c *client) clientCommand(cmd *command) (reply []byte, handled bool) {
 	return fmt.Appendf(nil, errUnsupported, "CLIENT "+strings.ToUpper(sub)), true
 }
 
-// checkLocked: arity and ACL of a CLIENT subcommand. Under the lock.
+// checkLocked: ACL of a CLIENT subcommand (refuse checked its arity).
+// Under the lock.
 func (c *client) checkLocked(cmd *command) string {
 	sub := lower(cmd.arg(1))
-	want := map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3}
-	if n, ok := want[sub]; ok && cmd.argc() != n {
-		return fmt.Sprintf("-ERR wrong number of arguments for 'client|%s' command\r\n", sub)
-	}
 	if aclCheck(c.userStr, cmd) != 0 {
 		return fmt.Sprintf("-NOPERM this user has no permissions to run the 'client|%s' command\r\n", sub)
 	}
