@@ -53,6 +53,12 @@ func TestAdvRenamedACLRefusesLoad(t *testing.T) {
 	refusesLoad(t, "EXEC", "myexec", "EXEC is renamed")
 }
 
+// The module learns of CLIENT PAUSE by the command's name: under another
+// name, shm clients would write through a pause. So it refuses to load.
+func TestAdvRenamedClientRefusesLoad(t *testing.T) {
+	refusesLoad(t, "CLIENT", "myclient", "CLIENT is renamed")
+}
+
 // refusesLoad starts redis-server with name renamed to as and checks that
 // the module refuses to load, saying why (a log line holding why).
 func refusesLoad(t *testing.T, name, as, why string) {

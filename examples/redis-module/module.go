@@ -82,9 +82,10 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 		return nil, errors.New("COMMAND INFO does not answer (is COMMAND renamed?): the module needs it to check each command as Redis does")
 	}
 	// The command filter (bridge.c) knows that ACL users may have changed
-	// or been freed by the names ACL and EXEC: under other names, a conn
-	// would use a user ACL DELUSER freed, and crash the server.
-	for _, name := range []string{"acl", "exec"} {
+	// or been freed by the names ACL and EXEC, and that clients are paused
+	// by the name CLIENT: under other names, a conn would use a user ACL
+	// DELUSER freed, and crash the server, or write through a pause.
+	for _, name := range []string{"acl", "exec", "client"} {
 		if m.command(name) == nil {
 			freeCtx(m.ctx)
 			return nil, fmt.Errorf("%s is renamed or removed (rename-command): the module needs it under its own name", strings.ToUpper(name))
