@@ -413,23 +413,21 @@ func TestRightsBeforeUnsupported(t *testing.T) {
 		t.Fatal(r)
 	}
 	const auth = "AUTH app pw\r\n"
-	for _, req := range []string{
+	sameForEach(t, s,
 		"WATCH k\r\n", "SUBSCRIBE ch\r\n", "MONITOR\r\n", "WAIT 0 0\r\n", "SYNC\r\n", "UNSUBSCRIBE\r\n",
 		"AUTH secret\r\nWATCH\r\nSUBSCRIBE\r\nPSUBSCRIBE\r\nSSUBSCRIBE\r\nWAIT 0\r\n",
-		auth + "WATCH k\r\n",
-		auth + "SUBSCRIBE other\r\n",
-		auth + "PSUBSCRIBE other*\r\n",
-		auth + "SSUBSCRIBE ch\r\n",
-		auth + "MONITOR\r\n",
-		auth + "WAIT 0 0\r\n",
-		auth + "SYNC\r\n",
-		auth + "PSYNC ? -1\r\n",
-		auth + "UNSUBSCRIBE\r\n",
-		auth + "PUNSUBSCRIBE\r\n",
-		auth + "MULTI\r\nWATCH k\r\nGET app:1\r\nEXEC\r\n",
-	} {
-		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
-	}
+		auth+"WATCH k\r\n",
+		auth+"SUBSCRIBE other\r\n",
+		auth+"PSUBSCRIBE other*\r\n",
+		auth+"SSUBSCRIBE ch\r\n",
+		auth+"MONITOR\r\n",
+		auth+"WAIT 0 0\r\n",
+		auth+"SYNC\r\n",
+		auth+"PSYNC ? -1\r\n",
+		auth+"UNSUBSCRIBE\r\n",
+		auth+"PUNSUBSCRIBE\r\n",
+		auth+"MULTI\r\nWATCH k\r\nGET app:1\r\nEXEC\r\n",
+	)
 }
 
 // TestClientSubcommandArity: the CLIENT subcommands the module answers or
@@ -440,13 +438,11 @@ func TestClientSubcommandArity(t *testing.T) {
 	const subs = "CLIENT REPLY\r\nCLIENT TRACKING\r\nCLIENT CACHING\r\nCLIENT GETREDIR x\r\nCLIENT NO-EVICT\r\n" +
 		"CLIENT ID x\r\nCLIENT INFO x\r\nCLIENT GETNAME x\r\nCLIENT SETNAME\r\nCLIENT SETNAME a b\r\n" +
 		"CLIENT PAUSE\r\nCLIENT KILL\r\nCONFIG GET\r\nGET\r\n"
-	for _, req := range []string{
+	sameForEach(t, s,
 		subs,
-		"AUTH secret\r\n" + subs,
+		"AUTH secret\r\n"+subs,
 		"AUTH secret\r\nMULTI\r\nCLIENT REPLY\r\nCLIENT ID\r\nEXEC\r\n",
 		"AUTH secret\r\nMULTI\r\nCLIENT NO-EVICT on off\r\nEXEC\r\n",
 		"AUTH secret\r\nMULTI\r\nCONFIG GET\r\nEXEC\r\n",
-	} {
-		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
-	}
+	)
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"syscall"
@@ -276,8 +277,18 @@ func (c *client) queue(cmd *command) bool {
 }
 
 // noPerm is the NOPERM error a socket client gets for a command its ACL
-// user may not run, as ACL DRYRUN words the reason. Under the lock.
+// user may not run (aclCheck said EACCES), as ACL DRYRUN words the reason.
+// Under the lock.
 func (c *client) noPerm(cmd *command, ci *cmdInfo) string {
+	if c.m.aclRemoved {
+		// RM_Call checks the same rules, under the same lock, before it
+		// would run the command: it refuses, with the reason.
+		res := rmCall(c.ctx, c.userStr, "CE", cmd)
+		if bytes.HasPrefix(res.reply, []byte(aclErrPrefix)) {
+			return string(c.translate(res.reply, ci, cmd))
+		}
+		return string(c.translate([]byte(aclErrPrefix+"command.\r\n"), ci, cmd))
+	}
 	dry := newCommand("ACL", "DRYRUN", c.user)
 	for i := range cmd.argc() {
 		dry.push(cmd.arg(i))
