@@ -34,6 +34,7 @@ type client struct {
 	runCmds []runCmd // the commands of a run (runFast)
 
 	// Written under the server lock.
+	live   bool // from start until free, or a CLIENT KILL that ended it
 	id     uint64
 	user   string
 	authed bool
@@ -86,10 +87,12 @@ func (c *client) start() {
 	c.setUser("default")
 	c.authed = c.m.defaultNoPass()
 	c.lastUsed.Store(time.Now().UnixNano())
+	c.live = true
 }
 
 func (c *client) free() {
 	lockServer()
+	c.live = false
 	freeString(c.userStr)
 	freeCtx(c.ctx)
 	c.run.free()
@@ -441,6 +444,8 @@ func (c *client) runAll(cmd *command) bool {
 			case callNoUser:
 				c.reply(errUserDeleted)
 				return false
+			case callKilled:
+				return false
 			case callNoReply:
 				reply = []byte(fmt.Sprintf(errCallRefused, res.errno))
 			default:
@@ -478,10 +483,14 @@ func (c *client) runCommand(cmd *command, i int) *command {
 
 // runPaused runs cmds under one lock, after any CLIENT PAUSE that holds
 // them has passed. A transaction's replies come as one array. false: the
-// conn must end (its ACL user was deleted).
+// conn must end (its ACL user was deleted, or a CLIENT KILL ended it).
 func (c *client) runPaused(cmds []*command, tx bool) ([]byte, bool) {
 	for {
 		lockServer()
+		if c.run.killed() {
+			unlockServer()
+			return nil, false
+		}
 		if wait := c.pauseLeft(cmds); wait > 0 {
 			unlockServer()
 			time.Sleep(min(wait, 10*time.Millisecond))
@@ -556,7 +565,13 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 		c.db, _ = strconv.Atoi(string(cmd.arg(1)))
 		selectDB(c.ctx, c.db)
 	}
-	return c.translate(res.reply, ci, cmd), ci.writes() || ci.container, true
+	reply = c.translate(res.reply, ci, cmd)
+	if name == "client" && cmd.argc() > 2 && strings.EqualFold(string(cmd.arg(1)), "kill") {
+		var self bool
+		reply, self = c.killShm(cmd, reply)
+		return reply, true, !self
+	}
+	return reply, ci.writes() || ci.container, true
 }
 
 // refuse applies the checks RM_Call does not make for a socket client:
@@ -651,3 +666,8 @@ func unknownCommand(cmd *command) []byte {
 	}
 	return fmt.Appendf(nil, "-ERR unknown command '%.128s', with args beginning with: %s\r\n", cmd.arg(0), args.String())
 }
+
+// addr is the client's address (and local address) in CLIENT LIST and
+// CLIENT KILL: the module's socket, port 0, as Redis shows a unix socket
+// client's.
+func (c *client) addr() string { return c.m.opts.socket + ":0" }

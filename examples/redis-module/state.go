@@ -370,12 +370,12 @@ func (c *client) appendInfo(b []byte) []byte {
 	if c.multi != nil {
 		flags = "x"
 	}
-	addr := c.m.opts.socket
+	addr := c.addr()
 	lastCmd := ""
 	if p := c.lastCmd.Load(); p != nil {
 		lastCmd = *p
 	}
-	return fmt.Appendf(b, "id=%d addr=%s:0 laddr=%s:0 fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d transport=shmconn\n",
+	return fmt.Appendf(b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d transport=shmconn\n",
 		c.id, addr, addr, c.name, int(now.Sub(c.created).Seconds()), int(now.Sub(time.Unix(0, c.lastUsed.Load())).Seconds()),
 		flags, c.db, multi, lastCmd, c.user, c.resp)
 }
