@@ -566,10 +566,14 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 		selectDB(c.ctx, c.db)
 	}
 	reply = c.translate(res.reply, ci, cmd)
-	if name == "client" && cmd.argc() > 2 && strings.EqualFold(string(cmd.arg(1)), "kill") {
+	switch {
+	case name != "client":
+	case cmd.argc() > 2 && strings.EqualFold(string(cmd.arg(1)), "kill"):
 		var self bool
 		reply, self = c.killShm(cmd, reply)
 		return reply, true, !self
+	case strings.EqualFold(string(cmd.arg(1)), "list"):
+		reply = c.listShm(cmd, reply)
 	}
 	return reply, ci.writes() || ci.container, true
 }

@@ -25,8 +25,8 @@
 // NOPERM checks a socket client meets.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the
-// shm clients in CLIENT LIST's format. CLIENT KILL sent over shm ends the
-// shm clients its filters match as well as Redis's own; Redis's CLIENT
+// shm clients in CLIENT LIST's format. CLIENT KILL and CLIENT LIST sent
+// over shm see the shm clients as well as Redis's own; Redis's CLIENT
 // LIST, INFO and KILL, from a socket, do not see shm clients. MODULE UNLOAD is refused: a Go
 // runtime cannot be unloaded.
 package main

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// CLIENT KILL sent over shm sees the shm clients as well as Redis's own.
+// CLIENT KILL and CLIENT LIST sent over shm see the shm clients as well
+// as Redis's own.
 
 // idOf is c's CLIENT ID.
 func idOf(t *testing.T, c *rawConn) string {
@@ -109,5 +110,53 @@ func TestClientKillStopsPipeline(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if after := killer.do("GET", "n"); after != n || n == "$2\r\n60\r\n" {
 		t.Fatalf("INCR n at the kill: %q, 300 ms later: %q", n, after)
+	}
+}
+
+// TestClientListOverShm: an shm client's CLIENT LIST lists the shm clients
+// (itself included) besides the socket clients, in RESP2 and RESP3, and
+// its filters pick among them as among socket clients.
+func TestClientListOverShm(t *testing.T) {
+	s := startServer(t, serverSpec{})
+	c, other, plain := s.shmConn(), s.shmConn(), s.plainConn()
+	own, otherID, plainID := idOf(t, c), idOf(t, other), idOf(t, plain)
+	for _, proto := range []string{"2", "3"} {
+		if r := c.do("HELLO", proto); !strings.HasPrefix(r, "*14") && !strings.HasPrefix(r, "%7") {
+			t.Fatalf("HELLO %s: %q", proto, r)
+		}
+		for _, tc := range []struct {
+			args       []string
+			want, nots []string
+		}{
+			{nil, []string{own, otherID, plainID}, nil},
+			{[]string{"TYPE", "normal"}, []string{own, otherID, plainID}, nil},
+			{[]string{"TYPE", "pubsub"}, nil, []string{own, otherID, plainID}},
+			{[]string{"ID", otherID, plainID}, []string{otherID, plainID}, []string{own}},
+		} {
+			r := c.do(append([]string{"CLIENT", "LIST"}, tc.args...)...)
+			head, body, _ := strings.Cut(r, "\r\n")
+			if proto == "3" {
+				body = strings.TrimPrefix(body, "txt:")
+			}
+			if want := len(r) - len(head) - 4; head[1:] != itoa(want) {
+				t.Errorf("RESP%s CLIENT LIST %q: length %s, body %d bytes: %q", proto, tc.args, head[1:], want, r)
+			}
+			for _, id := range tc.want {
+				if !strings.Contains(body, "id="+id+" ") {
+					t.Errorf("RESP%s CLIENT LIST %q lacks id=%s: %q", proto, tc.args, id, body)
+				}
+			}
+			for _, id := range tc.nots {
+				if strings.Contains(body, "id="+id+" ") {
+					t.Errorf("RESP%s CLIENT LIST %q lists id=%s: %q", proto, tc.args, id, body)
+				}
+			}
+		}
+	}
+	for _, args := range [][]string{{"ID", "abc"}, {"TYPE", "foo"}, {"FOO"}} {
+		list := append([]string{"CLIENT", "LIST"}, args...)
+		if got, want := c.do(list...), plain.do(list...); got != want {
+			t.Errorf("%q over shm: %q, over the socket: %q", list, got, want)
+		}
 	}
 }

@@ -4,16 +4,17 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 )
 
-// CLIENT KILL from an shm client: Redis's own CLIENT KILL (run through
-// RM_Call) ends the socket clients its filters match; the module ends the
-// shm clients they match, which Redis cannot see, and answers for both.
-// A socket client's CLIENT KILL does not reach shm clients: the command
-// filter sees it before Redis checks the caller's rights, and cannot tell
-// who the caller is (Redis 7.0's filter API does not say).
+// CLIENT KILL and CLIENT LIST from an shm client: Redis's own (run through
+// RM_Call) see the socket clients; the module adds the shm clients, which
+// Redis cannot see, to the answer. A socket client's CLIENT KILL does not
+// reach shm clients: the command filter sees it before Redis checks the
+// caller's rights, and cannot tell who the caller is (Redis 7.0's filter
+// API does not say).
 
 // killFilter is a CLIENT KILL's filters, as Redis 7.0 reads them, for an
 // shm client: its type is normal, its address and local address are the
@@ -119,4 +120,47 @@ func (m *module) kill(f *killFilter, caller *client) (n int, self bool) {
 		}
 	}
 	return n, self
+}
+
+// listShm adds to CLIENT LIST's reply, which lists Redis's clients, a line
+// for each shm client its filter (TYPE, or ID followed by ids) picks.
+// Under the lock.
+func (c *client) listShm(cmd *command, reply []byte) []byte {
+	var head string
+	switch {
+	case bytes.HasPrefix(reply, []byte("$")):
+	case bytes.HasPrefix(reply, []byte("=")): // RESP3's verbatim string
+		head = "txt:"
+	default:
+		return reply // refused
+	}
+	_, rest, ok := bytes.Cut(reply, []byte("\r\n"))
+	body, ok2 := bytes.CutSuffix(rest, []byte("\r\n"))
+	body, ok3 := bytes.CutPrefix(body, []byte(head))
+	if !ok || !ok2 || !ok3 {
+		return reply
+	}
+	pick := func(*client) bool { return true }
+	switch {
+	case cmd.argc() == 4 && strings.EqualFold(string(cmd.arg(2)), "type"):
+		normal := strings.EqualFold(string(cmd.arg(3)), "normal")
+		pick = func(*client) bool { return normal }
+	case cmd.argc() >= 3 && strings.EqualFold(string(cmd.arg(2)), "id"):
+		ids := map[uint64]bool{}
+		for i := 3; i < cmd.argc(); i++ {
+			id, _ := strconv.ParseUint(string(cmd.arg(i)), 10, 64)
+			ids[id] = true
+		}
+		pick = func(o *client) bool { return ids[o.id] }
+	}
+	lines := bytes.Clone(body)
+	c.m.mu.Lock()
+	for o := range c.m.clients {
+		if o.live && pick(o) {
+			lines = o.appendInfo(lines)
+		}
+	}
+	c.m.mu.Unlock()
+	out := fmt.Appendf(nil, "%c%d\r\n%s", reply[0], len(head)+len(lines), head)
+	return append(append(out, lines...), "\r\n"...)
 }
