@@ -579,11 +579,11 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 }
 
 // refuse applies the checks RM_Call does not make for a socket client:
-// arity (a subcommand's own, which comes before NOAUTH), authentication,
+// the subcommand and arity (lookupError, before NOAUTH), authentication,
 // DEBUG and MODULE's protection, READONLY for a command that cannot run in
 // script mode. "" lets the command run.
 func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
-	if r := arityError(ci, cmd); r != "" {
+	if r := lookupError(ci, cmd); r != "" {
 		return r
 	}
 	cfg := c.m.cfg.Load()
@@ -604,10 +604,14 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 // LIST is served to anyone its ACL lets run it.
 var protectedModuleSub = map[string]bool{"load": true, "loadex": true, "unload": true}
 
-// arityError is Redis's error for a command whose argument count its
-// arity refuses (for a container command, the subcommand's arity, when
-// it is one COMMAND INFO knows), or "".
-func arityError(ci *cmdInfo, cmd *command) string {
+// lookupError is the error Redis gives a known command before it checks
+// anything else (NOAUTH included): an unknown subcommand of a container
+// command, or an argument count its arity (a subcommand's own) refuses;
+// or "".
+func lookupError(ci *cmdInfo, cmd *command) string {
+	if ci.container && cmd.argc() >= 2 && ci.subs[lower(cmd.arg(1))] == nil {
+		return fmt.Sprintf("-ERR unknown subcommand '%.128s'. Try %s HELP.\r\n", cmd.arg(1), strings.ToUpper(string(cmd.arg(0))))
+	}
 	sc := ci.forCall(cmd)
 	if arityOK(sc, cmd) {
 		return ""

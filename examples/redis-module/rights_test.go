@@ -430,6 +430,16 @@ func TestRightsBeforeUnsupported(t *testing.T) {
 	)
 }
 
+// TestUnknownSubcommandLikeSocket: an unknown subcommand gets Redis's
+// error, before NOAUTH, and when MULTI queues it (EXEC then aborts).
+func TestUnknownSubcommandLikeSocket(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	sameForEach(t, s,
+		"CLIENT FOO\r\nCONFIG FOO\r\nclient Foo x\r\n",
+		"AUTH secret\r\nCLIENT FOO\r\nCONFIG FOO bar\r\nclient Foo\r\nMULTI\r\nCONFIG FOO\r\nEXEC\r\n",
+	)
+}
+
 // TestClientSubcommandArity: the CLIENT subcommands the module answers or
 // refuses itself, and other commands and subcommands, give the socket's
 // arity error, before NOAUTH, and in MULTI too (EXEC then aborts).

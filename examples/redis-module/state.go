@@ -231,7 +231,7 @@ func (c *client) checkHandled(cmd *command) string {
 	if ci == nil {
 		return ""
 	}
-	if r := arityError(ci, cmd); r != "" {
+	if r := lookupError(ci, cmd); r != "" {
 		return r
 	}
 	if !c.authed && !ci.noAuth {
@@ -256,8 +256,8 @@ func (c *client) queue(cmd *command) bool {
 	switch {
 	case ci == nil:
 		r = string(unknownCommand(cmd))
-	case arityError(ci, cmd) != "":
-		r = arityError(ci, cmd)
+	case lookupError(ci, cmd) != "":
+		r = lookupError(ci, cmd)
 	case !c.authed && !ci.noAuth:
 		r = errNoAuth
 	case ci.flags["no_multi"] || ci.flags["pubsub"] && name != "publish" && name != "spublish":
