@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -40,7 +41,10 @@ func parseKillFilter(cmd *command) killFilter {
 		v := cmd.arg(i + 1)
 		switch lower(cmd.arg(i)) {
 		case "id":
-			f.id, _ = strconv.ParseUint(string(v), 10, 64)
+			var err error
+			if f.id, err = strconv.ParseUint(string(v), 10, 64); err != nil {
+				f.id = math.MaxUint64 // no client's: Redis takes only 1 to 2^63-1
+			}
 		case "type":
 			f.typ = v
 		case "addr":
