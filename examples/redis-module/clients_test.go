@@ -31,8 +31,8 @@ func closedNext(t *testing.T, c *rawConn, what string) {
 // TestClientKillOverShm: an shm client's CLIENT KILL ends the shm clients
 // its filters match (ID, USER, ADDR, the old form; SKIPME), besides the
 // socket clients Redis ends, and answers as a socket client's CLIENT KILL
-// of as many socket clients does; Redis's errors come back unchanged and
-// end no one.
+// of as many socket clients does; Redis's errors, NOPERM included, come
+// back unchanged and end no one.
 func TestClientKillOverShm(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	if r := s.query("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all"); r != "+OK\r\n" {
@@ -48,6 +48,21 @@ func TestClientKillOverShm(t *testing.T) {
 	}
 
 	victim := s.shmConn()
+	if r := s.query("ACL", "SETUSER", "weak", "on", ">pw", "~*", "+@all", "-client|kill"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	weak := s.shmConn()
+	if r := weak.do("AUTH", "weak", "pw"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	for _, kill := range [][]string{{"CLIENT", "KILL", "ID", idOf(t, victim)}, {"CLIENT", "KILL", s.shm + ":0"}} {
+		if r := weak.do(kill...); r != "-NOPERM this user has no permissions to run the 'client|kill' command\r\n" {
+			t.Errorf("%q without the right: %q", kill, r)
+		}
+	}
+	if r := victim.do("PING"); r != "+PONG\r\n" {
+		t.Fatalf("PING after a refused CLIENT KILL: %q", r)
+	}
 	if r := killer.do("CLIENT", "KILL", "ID", idOf(t, victim)); r != ":1\r\n" {
 		t.Fatalf("CLIENT KILL ID of an shm client: %q", r)
 	}
@@ -70,10 +85,11 @@ func TestClientKillOverShm(t *testing.T) {
 
 	// SKIPME yes (the default) spares the caller, SKIPME no does not: it
 	// gets its reply, then its conn ends.
-	if r := killer.do("CLIENT", "KILL", "ADDR", s.shm+":0", "TYPE", "normal"); r != ":1\r\n" {
+	if r := killer.do("CLIENT", "KILL", "ADDR", s.shm+":0", "TYPE", "normal"); r != ":2\r\n" {
 		t.Fatalf("CLIENT KILL ADDR <shm>:0: %q", r)
 	}
 	closedNext(t, other, "after CLIENT KILL ADDR")
+	closedNext(t, weak, "after CLIENT KILL ADDR")
 	if r := killer.do("CLIENT", "KILL", "ID", idOf(t, killer), "SKIPME", "no"); r != ":1\r\n" {
 		t.Fatalf("CLIENT KILL ID <own> SKIPME no: %q", r)
 	}
