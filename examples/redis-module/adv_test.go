@@ -31,6 +31,15 @@ func sameOnBoth(t *testing.T, s *server, req string, n int) {
 	}
 }
 
+// sameForEach is sameOnBoth for each inline request of reqs, one reply
+// per line.
+func sameForEach(t *testing.T, s *server, reqs ...string) {
+	t.Helper()
+	for _, req := range reqs {
+		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
+	}
+}
+
 func TestAdvUnknownCommandLikeSocket(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	sameOnBoth(t, s, "*2\r\n$3\r\nFOO\r\n$1\r\na\r\n", 1)
@@ -39,18 +48,51 @@ func TestAdvUnknownCommandLikeSocket(t *testing.T) {
 }
 
 // With COMMAND renamed away the module cannot learn what a command needs
-// (NOAUTH, DEBUG's protection, READONLY), and an unauthenticated shm
-// client ran any command: the module now refuses to load.
+// (NOAUTH, DEBUG's protection, READONLY), so it refuses to load rather
+// than run commands it cannot check.
 func TestAdvRenamedCommandRefusesLoad(t *testing.T) {
 	refusesLoad(t, "COMMAND", "", "COMMAND renamed")
 }
 
-// The module learns of ACL changes by the commands' names: with ACL
-// renamed, MYACL DELUSER freed a user a conn still used, and
-// redis-server crashed at the conn's next command.
+// The module learns of ACL changes by the commands' names: under another
+// name, an ACL DELUSER would free a user a conn still uses, and crash
+// redis-server at the conn's next command. So it refuses to load.
 func TestAdvRenamedACLRefusesLoad(t *testing.T) {
 	refusesLoad(t, "ACL", "myacl", "ACL is renamed")
 	refusesLoad(t, "EXEC", "myexec", "EXEC is renamed")
+}
+
+// The module learns of CLIENT PAUSE by the command's name: under another
+// name, shm clients would write through a pause. So it refuses to load.
+func TestAdvRenamedClientRefusesLoad(t *testing.T) {
+	refusesLoad(t, "CLIENT", "myclient", "CLIENT is renamed")
+}
+
+// TestAdvRemovedACLLoads: with ACL, EXEC or CLIENT removed (renamed to
+// "", a common hardening) no one can change or free ACL users or pause
+// clients through them, so the module loads; AUTH works as the users and
+// requirepass configure it, a new conn starts authenticated exactly when
+// a socket one does (CONFIG SET requirepass included), and NOPERM and
+// unknown-command errors are worded as on the socket.
+func TestAdvRemovedACLLoads(t *testing.T) {
+	for _, removed := range []string{"ACL", "EXEC", "CLIENT"} {
+		s := startServer(t, serverSpec{args: []string{"--rename-command", removed, "",
+			"--user", "app", "on", ">pw", "~app:*", "+get", "+set", "+multi", "+exec", "+discard"}})
+		sameForEach(t, s,
+			"SET k v\r\nGET k\r\n",
+			"ACL WHOAMI\r\nCLIENT ID x\r\nEXEC\r\n",
+			"AUTH app wrong\r\nAUTH app pw\r\nGET app:1\r\nGET other\r\nDEL app:1\r\n",
+			"AUTH app pw\r\nMULTI\r\nGET other\r\nDEL app:1\r\nSET app:1 v\r\nDISCARD\r\n",
+		)
+		if r := s.query("CONFIG", "SET", "requirepass", "secret"); r != "+OK\r\n" {
+			t.Fatalf("%s removed: CONFIG SET requirepass: %q", removed, r)
+		}
+		sameForEach(t, s,
+			"SET k v\r\nAUTH wrong\r\nAUTH secret\r\nGET k\r\n",
+			"AUTH app pw\r\nGET app:1\r\nRESET\r\nGET app:1\r\n",
+		)
+		s.kill()
+	}
 }
 
 // refusesLoad starts redis-server with name renamed to as and checks that
@@ -139,20 +181,18 @@ func TestAdvReplicationCommandsRefused(t *testing.T) {
 }
 
 // A command the ACL user may not run is refused when MULTI queues it, as
-// on the socket, so EXEC discards the whole transaction (over shm the rest
-// used to run); a refused EXEC discards it too.
+// on the socket, so EXEC discards the whole transaction and none of it
+// runs; a refused EXEC discards it too.
 func TestAdvACLInMulti(t *testing.T) {
 	s := startServer(t, serverSpec{})
 	s.query("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "&ch", "+get", "+set", "+multi", "+exec", "+discard", "+publish", "+client|id")
 	s.query("ACL", "SETUSER", "m", "on", ">pw", "~*", "+multi", "+set", "+get")
-	for _, req := range []string{
+	sameForEach(t, s,
 		"AUTH app pw\r\nMULTI\r\nSET other v\r\nSET app:1 v\r\nEXEC\r\nGET app:1\r\n",
 		"AUTH app pw\r\nMULTI\r\nPUBLISH other m\r\nPUBLISH ch m\r\nDEL app:1\r\nCLIENT ID\r\nCLIENT SETNAME x\r\nEXEC\r\n",
 		"AUTH m pw\r\nMULTI\r\nSET k v\r\nEXEC\r\nSET k2 v\r\nGET k2\r\n",
 		"AUTH m pw\r\nEXEC\r\nMULTI\r\nMULTI\r\nDISCARD\r\nSET k3 v\r\nEXEC\r\n",
-	} {
-		sameOnBoth(t, s, req, strings.Count(req, "\r\n"))
-	}
+	)
 }
 
 // TestEncodingLikeSocket: a value written over shm is stored as the

@@ -395,6 +395,11 @@ static void run_one(RedisModuleCtx *ctx, RedisModuleString *user, const char *bu
                     char *out, size_t outcap, size_t *used, shm_conn *conn) {
 	cmd->err = 0;
 	rm_ThreadSafeContextLock(g_ctx);
+	if (conn->killed) {
+		rm_ThreadSafeContextUnlock(g_ctx);
+		cmd->status = SHM_CALL_KILLED;
+		return;
+	}
 	long long left = pause_left(cmd->write);
 	if (left > 0) {
 		rm_ThreadSafeContextUnlock(g_ctx);
@@ -435,7 +440,8 @@ static void run_one(RedisModuleCtx *ctx, RedisModuleString *user, const char *bu
 // command CLIENT PAUSE holds, runs it through RM_Call as user (the conn's
 // cached user: conn_user) or unrestricted (NULL), copies the reply out,
 // releases the lock and, after a write, wakes the main thread). It stops
-// after a command that was paused, whose user is gone, whose reply went to
+// after a command that was paused, whose user is gone or whose conn CLIENT
+// KILL ended (run_one checks under the lock), whose reply went to
 // conn->big or after which the replies' bytes exceed room (the conn's
 // output limit: the conn ends there, as a socket client does), and before
 // the next command once a goroutine waits for the lock
@@ -452,7 +458,8 @@ int shm_run(RedisModuleCtx *ctx, RedisModuleString *user, const char *buf, const
 		run_one(ctx, user, buf, lens, cmd, out, outcap, &used, conn);
 		if (cmd->status == SHM_CALL_OK)
 			total += cmd->len;
-		if (cmd->status == SHM_CALL_PAUSED || cmd->status == SHM_CALL_NOUSER || conn->big || total > room)
+		if (cmd->status == SHM_CALL_PAUSED || cmd->status == SHM_CALL_NOUSER || cmd->status == SHM_CALL_KILLED ||
+		    conn->big || total > room)
 			return i + 1;
 		for (int a = 0; a < cmd->argc; a++)
 			buf += lens[a];

@@ -13,12 +13,15 @@ enum {
 	SHM_CALL_NOREPLY = 1, // RM_Call refused without a reply; errno says why
 	SHM_CALL_NOUSER = 2,  // the conn's ACL user no longer exists
 	SHM_CALL_PAUSED = 3,  // shm_run: CLIENT PAUSE holds the command
+	SHM_CALL_KILLED = 4,  // shm_run: CLIENT KILL ended the conn
 };
 
 // A conn's state for shm_run: the reply that did not fit the caller's
-// buffer, and the conn's ACL user as last looked up.
+// buffer, whether CLIENT KILL ended the conn, and the conn's ACL user as
+// last looked up.
 typedef struct {
-	char *big; // the last command's reply, when it did not fit out (malloc'd)
+	char *big;  // the last command's reply, when it did not fit out (malloc'd)
+	int killed; // set under the lock by CLIENT KILL: no command runs after it
 
 	RedisModuleUser *user;       // NULL: to be looked up
 	unsigned long long user_gen; // g_acl_gen when user was looked up

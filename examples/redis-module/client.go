@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -33,6 +34,7 @@ type client struct {
 	runCmds []runCmd // the commands of a run (runFast)
 
 	// Written under the server lock.
+	live   bool // from start until free, or a CLIENT KILL that ended it
 	id     uint64
 	user   string
 	authed bool
@@ -85,10 +87,12 @@ func (c *client) start() {
 	c.setUser("default")
 	c.authed = c.m.defaultNoPass()
 	c.lastUsed.Store(time.Now().UnixNano())
+	c.live = true
 }
 
 func (c *client) free() {
 	lockServer()
+	c.live = false
 	freeString(c.userStr)
 	freeCtx(c.ctx)
 	c.run.free()
@@ -105,6 +109,9 @@ func (c *client) setUser(name string) {
 // defaultNoPass says whether the default user is on and needs no
 // password, as a new socket client then starts authenticated. Under the lock.
 func (m *module) defaultNoPass() bool {
+	if m.aclRemoved {
+		return m.authWithoutPassword()
+	}
 	res := rmCall(m.ctx, nil, "", newCommand("ACL", "GETUSER", "default"))
 	v, _, err := parseValue(res.reply)
 	if err != nil || len(v.arr) < 2 {
@@ -116,6 +123,15 @@ func (m *module) defaultNoPass() bool {
 		nopass = nopass || string(f.str) == "nopass"
 	}
 	return on && nopass
+}
+
+// authWithoutPassword is defaultNoPass without ACL GETUSER: AUTH default
+// with a random password succeeds exactly when the default user is on and
+// needs no password. (A failure goes to the ACL log, which ACL LOG, being
+// removed too, cannot show.) Under the lock.
+func (m *module) authWithoutPassword() bool {
+	res := rmCall(m.ctx, nil, "E", newCommand("AUTH", "default", rand.Text()))
+	return string(res.reply) == "+OK\r\n"
 }
 
 // serveOne reads and answers one request; false ends the conn.
@@ -203,12 +219,20 @@ func (c *client) writeOverSoft(b []byte, lim outputLimit) error {
 // dispatch answers one command; false ends the conn.
 func (c *client) dispatch(cmd *command) bool {
 	ci := c.cachedCommand(cmd.arg(0))
-	var name string
-	if ci != nil {
-		name = ci.name
-	} else {
-		name = lower(cmd.arg(0))
+	if ci == nil && bytes.IndexByte(cmd.arg(0), 0) < 0 {
+		lockServer()
+		ci = c.m.command(lower(cmd.arg(0)))
+		unlockServer()
 	}
+	if ci == nil {
+		// Unknown, or renamed away ("" included): exec and queue answer
+		// as Redis does, whatever the name.
+		if c.multi != nil {
+			return c.queue(cmd)
+		}
+		return c.runOne(cmd, nil)
+	}
+	name := ci.name
 	switch name {
 	case "quit":
 		c.reply("+OK\r\n")
@@ -231,7 +255,12 @@ func (c *client) dispatch(cmd *command) bool {
 	switch name {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait",
 		"sync", "psync": // RM_Call's client cannot become a replica: redis-server crashes
-		c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
+		// A socket client without the rights gets NOAUTH or NOPERM first.
+		if r := c.checkHandled(cmd); r != "" {
+			c.reply(r)
+		} else {
+			c.reply(fmt.Sprintf(errUnsupported, strings.ToUpper(name)))
+		}
 		return true
 	}
 	return c.runOne(cmd, ci)
@@ -415,6 +444,8 @@ func (c *client) runAll(cmd *command) bool {
 			case callNoUser:
 				c.reply(errUserDeleted)
 				return false
+			case callKilled:
+				return false
 			case callNoReply:
 				reply = []byte(fmt.Sprintf(errCallRefused, res.errno))
 			default:
@@ -452,10 +483,14 @@ func (c *client) runCommand(cmd *command, i int) *command {
 
 // runPaused runs cmds under one lock, after any CLIENT PAUSE that holds
 // them has passed. A transaction's replies come as one array. false: the
-// conn must end (its ACL user was deleted).
+// conn must end (its ACL user was deleted, or a CLIENT KILL ended it).
 func (c *client) runPaused(cmds []*command, tx bool) ([]byte, bool) {
 	for {
 		lockServer()
+		if c.run.killed() {
+			unlockServer()
+			return nil, false
+		}
 		if wait := c.pauseLeft(cmds); wait > 0 {
 			unlockServer()
 			time.Sleep(min(wait, 10*time.Millisecond))
@@ -530,15 +565,26 @@ func (c *client) exec(cmd *command) (reply []byte, wrote, alive bool) {
 		c.db, _ = strconv.Atoi(string(cmd.arg(1)))
 		selectDB(c.ctx, c.db)
 	}
-	return c.translate(res.reply, ci, cmd), ci.writes() || ci.container, true
+	reply = c.translate(res.reply, ci, cmd)
+	switch {
+	case name != "client":
+	case cmd.argc() > 2 && strings.EqualFold(string(cmd.arg(1)), "kill"):
+		var self bool
+		reply, self = c.killShm(cmd, reply)
+		return reply, true, !self
+	case strings.EqualFold(string(cmd.arg(1)), "list"):
+		reply = c.listShm(cmd, reply)
+	}
+	return reply, ci.writes() || ci.container, true
 }
 
 // refuse applies the checks RM_Call does not make for a socket client:
-// authentication, DEBUG and MODULE's protection, READONLY for a command
-// that cannot run in script mode. "" lets the command run.
+// the subcommand and arity (lookupError, before NOAUTH), authentication,
+// DEBUG and MODULE's protection, READONLY for a command that cannot run in
+// script mode. "" lets the command run.
 func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
-	if !arityOK(ci, cmd) {
-		return "" // RM_Call answers with Redis's own error
+	if r := lookupError(ci, cmd); r != "" {
+		return r
 	}
 	cfg := c.m.cfg.Load()
 	switch {
@@ -557,6 +603,21 @@ func (c *client) refuse(name string, ci *cmdInfo, cmd *command) string {
 // guards (Redis's PROTECTED flag, which COMMAND INFO does not show); MODULE
 // LIST is served to anyone its ACL lets run it.
 var protectedModuleSub = map[string]bool{"load": true, "loadex": true, "unload": true}
+
+// lookupError is the error Redis gives a known command before it checks
+// anything else (NOAUTH included): an unknown subcommand of a container
+// command, or an argument count its arity (a subcommand's own) refuses;
+// or "".
+func lookupError(ci *cmdInfo, cmd *command) string {
+	if ci.container && cmd.argc() >= 2 && ci.subs[lower(cmd.arg(1))] == nil {
+		return fmt.Sprintf("-ERR unknown subcommand '%.128s'. Try %s HELP.\r\n", cmd.arg(1), strings.ToUpper(string(cmd.arg(0))))
+	}
+	sc := ci.forCall(cmd)
+	if arityOK(sc, cmd) {
+		return ""
+	}
+	return "-ERR wrong number of arguments for '" + sc.name + "' command\r\n"
+}
 
 func arityOK(ci *cmdInfo, cmd *command) bool {
 	n := cmd.argc()
@@ -613,3 +674,8 @@ func unknownCommand(cmd *command) []byte {
 	}
 	return fmt.Appendf(nil, "-ERR unknown command '%.128s', with args beginning with: %s\r\n", cmd.arg(0), args.String())
 }
+
+// addr is the client's address (and local address) in CLIENT LIST and
+// CLIENT KILL: the module's socket, port 0, as Redis shows a unix socket
+// client's.
+func (c *client) addr() string { return c.m.opts.socket + ":0" }

@@ -21,10 +21,13 @@
 // wait for their timeout by running their non-blocking form again each
 // time a list, sorted set or stream changes (a keyspace event wakes them;
 // a poll every 100 ms at most catches what raises none); WAIT, WATCH, SUBSCRIBE and its family, MONITOR, SYNC and
-// PSYNC are refused with an error saying so.
+// PSYNC are refused with an error saying so, after the arity, NOAUTH and
+// NOPERM checks a socket client meets.
 //
 // INFO shmconn shows the listener's counters, SHMCONN.CLIENTS lists the
-// shm clients in CLIENT LIST's format. MODULE UNLOAD is refused: a Go
+// shm clients in CLIENT LIST's format. CLIENT KILL and CLIENT LIST sent
+// over shm see the shm clients as well as Redis's own; Redis's CLIENT
+// LIST, INFO and KILL, from a socket, do not see shm clients. MODULE UNLOAD is refused: a Go
 // runtime cannot be unloaded.
 package main
 

@@ -26,6 +26,11 @@ type module struct {
 	ln   *conn.Listener
 	ctx  rmCtx // for the module's own calls (CONFIG GET, COMMAND INFO), under the lock
 
+	// aclRemoved: ACL is renamed to "" (set at load): no one can change or
+	// free ACL users at run time but CONFIG SET requirepass, and the module
+	// cannot ask ACL GETUSER or ACL DRYRUN.
+	aclRemoved bool
+
 	keys     *keyChanges
 	cfg      atomic.Pointer[serverConfig]
 	accepted atomic.Uint64 // clients accepted
@@ -81,14 +86,9 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 		freeCtx(m.ctx)
 		return nil, errors.New("COMMAND INFO does not answer (is COMMAND renamed?): the module needs it to check each command as Redis does")
 	}
-	// The command filter (bridge.c) knows that ACL users may have changed
-	// or been freed by the names ACL and EXEC: under other names, a conn
-	// would use a user ACL DELUSER freed, and crash the server.
-	for _, name := range []string{"acl", "exec"} {
-		if m.command(name) == nil {
-			freeCtx(m.ctx)
-			return nil, fmt.Errorf("%s is renamed or removed (rename-command): the module needs it under its own name", strings.ToUpper(name))
-		}
+	if err := m.checkNames(); err != nil {
+		freeCtx(m.ctx)
+		return nil, err
 	}
 	if m.keys, err = newKeyChanges(); err != nil {
 		return nil, err
@@ -99,6 +99,49 @@ func load(loadCtx rmCtx, args []string) (*module, error) {
 	go m.acceptLoop()
 	go m.refreshConfig()
 	return m, nil
+}
+
+// filteredNames are the commands the command filter (bridge.c) knows by
+// name: ACL and EXEC, which may change or free ACL users, and CLIENT,
+// whose PAUSE holds shm clients. Under other names it would miss them: a
+// conn would use a user ACL DELUSER freed, and crash the server, or write
+// through a pause. Removed (renamed to ""), they cannot run at all.
+var filteredNames = []string{"acl", "exec", "client"}
+
+// checkNames refuses a server where a command of filteredNames is renamed,
+// and notes whether ACL is removed. Under the lock, at load.
+func (m *module) checkNames() error {
+	for _, name := range filteredNames {
+		if m.command(name) != nil {
+			continue
+		}
+		if !m.removed(name) {
+			return fmt.Errorf("%s is renamed (rename-command): the module needs it under its own name, or removed (rename-command %s \"\")",
+				strings.ToUpper(name), strings.ToUpper(name))
+		}
+		if name == "acl" {
+			m.aclRemoved = true
+		}
+	}
+	return nil
+}
+
+// removed says whether the command named name, which COMMAND INFO does not
+// find by that name, is gone rather than renamed: COMMAND LIST names every
+// command by its own name, whatever name rename-command gave it. Under the
+// lock.
+func (m *module) removed(name string) bool {
+	res := rmCall(m.ctx, nil, "", newCommand("COMMAND", "LIST", "FILTERBY", "PATTERN", name))
+	v, _, err := parseValue(res.reply)
+	if err != nil || v.kind != '*' {
+		return false
+	}
+	for _, e := range v.arr {
+		if string(e.str) == name {
+			return false
+		}
+	}
+	return true
 }
 
 // listen listens on the socket path, first removing a stale socket: one

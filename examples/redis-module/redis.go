@@ -160,6 +160,13 @@ func newRunner() runner {
 // Under the lock.
 func (r *runner) forgetUser() { C.shm_conn_forget_user(r.conn) }
 
+// kill marks the conn ended by CLIENT KILL: shm_run runs none of its
+// commands from now on. Under the lock.
+func (r *runner) kill() { r.conn.killed = 1 }
+
+// killed says whether CLIENT KILL ended the conn. Under the lock.
+func (r *runner) killed() bool { return r.conn.killed != 0 }
+
 // free: under the lock.
 func (r *runner) free() {
 	r.forgetUser()
@@ -173,6 +180,7 @@ const (
 	callNoReply = C.SHM_CALL_NOREPLY
 	callNoUser  = C.SHM_CALL_NOUSER
 	callPaused  = C.SHM_CALL_PAUSED
+	callKilled  = C.SHM_CALL_KILLED
 )
 
 // add sets the next command of the run: its argc arguments follow the

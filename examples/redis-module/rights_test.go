@@ -400,3 +400,59 @@ func TestSubcommandsLikeSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestRightsBeforeUnsupported: the commands the module refuses as not
+// supported over shm first get the checks a socket client meets, with the
+// socket's words: arity, NOAUTH, then NOPERM for the command or its
+// channels.
+func TestRightsBeforeUnsupported(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	admin := s.plainConn()
+	admin.do("AUTH", "secret")
+	if r := admin.do("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "&ch", "+get", "+subscribe", "+psubscribe", "+multi", "+exec"); r != "+OK\r\n" {
+		t.Fatal(r)
+	}
+	const auth = "AUTH app pw\r\n"
+	sameForEach(t, s,
+		"WATCH k\r\n", "SUBSCRIBE ch\r\n", "MONITOR\r\n", "WAIT 0 0\r\n", "SYNC\r\n", "UNSUBSCRIBE\r\n",
+		"AUTH secret\r\nWATCH\r\nSUBSCRIBE\r\nPSUBSCRIBE\r\nSSUBSCRIBE\r\nWAIT 0\r\n",
+		auth+"WATCH k\r\n",
+		auth+"SUBSCRIBE other\r\n",
+		auth+"PSUBSCRIBE other*\r\n",
+		auth+"SSUBSCRIBE ch\r\n",
+		auth+"MONITOR\r\n",
+		auth+"WAIT 0 0\r\n",
+		auth+"SYNC\r\n",
+		auth+"PSYNC ? -1\r\n",
+		auth+"UNSUBSCRIBE\r\n",
+		auth+"PUNSUBSCRIBE\r\n",
+		auth+"MULTI\r\nWATCH k\r\nGET app:1\r\nEXEC\r\n",
+	)
+}
+
+// TestUnknownSubcommandLikeSocket: an unknown subcommand gets Redis's
+// error, before NOAUTH, and when MULTI queues it (EXEC then aborts).
+func TestUnknownSubcommandLikeSocket(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	sameForEach(t, s,
+		"CLIENT FOO\r\nCONFIG FOO\r\nclient Foo x\r\n",
+		"AUTH secret\r\nCLIENT FOO\r\nCONFIG FOO bar\r\nclient Foo\r\nMULTI\r\nCONFIG FOO\r\nEXEC\r\n",
+	)
+}
+
+// TestClientSubcommandArity: the CLIENT subcommands the module answers or
+// refuses itself, and other commands and subcommands, give the socket's
+// arity error, before NOAUTH, and in MULTI too (EXEC then aborts).
+func TestClientSubcommandArity(t *testing.T) {
+	s := startServer(t, serverSpec{args: []string{"--requirepass", "secret"}})
+	const subs = "CLIENT REPLY\r\nCLIENT TRACKING\r\nCLIENT CACHING\r\nCLIENT GETREDIR x\r\nCLIENT NO-EVICT\r\n" +
+		"CLIENT ID x\r\nCLIENT INFO x\r\nCLIENT GETNAME x\r\nCLIENT SETNAME\r\nCLIENT SETNAME a b\r\n" +
+		"CLIENT PAUSE\r\nCLIENT KILL\r\nCONFIG GET\r\nGET\r\n"
+	sameForEach(t, s,
+		subs,
+		"AUTH secret\r\n"+subs,
+		"AUTH secret\r\nMULTI\r\nCLIENT REPLY\r\nCLIENT ID\r\nEXEC\r\n",
+		"AUTH secret\r\nMULTI\r\nCLIENT NO-EVICT on off\r\nEXEC\r\n",
+		"AUTH secret\r\nMULTI\r\nCONFIG GET\r\nEXEC\r\n",
+	)
+}

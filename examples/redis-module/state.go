@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"syscall"
@@ -179,15 +180,6 @@ func (c *client) reset() {
 
 // transaction handles MULTI, EXEC, DISCARD and WATCH.
 func (c *client) transaction(name string, cmd *command) bool {
-	switch name {
-	case "watch":
-		if c.multi != nil {
-			c.reply("-ERR WATCH inside MULTI is not allowed\r\n")
-		} else {
-			c.reply(fmt.Sprintf(errUnsupported, "WATCH"))
-		}
-		return true
-	}
 	if r := c.checkHandled(cmd); r != "" {
 		// As processCommand's rejectCommand: a refused command marks the
 		// transaction, and a refused EXEC discards it.
@@ -202,6 +194,10 @@ func (c *client) transaction(name string, cmd *command) bool {
 		return true
 	}
 	switch {
+	case name == "watch" && c.multi != nil:
+		c.reply("-ERR WATCH inside MULTI is not allowed\r\n")
+	case name == "watch":
+		c.reply(fmt.Sprintf(errUnsupported, "WATCH"))
 	case name == "multi" && c.multi != nil:
 		c.reply("-ERR MULTI calls can not be nested\r\n")
 	case name == "multi":
@@ -226,7 +222,8 @@ func (c *client) transaction(name string, cmd *command) bool {
 }
 
 // checkHandled makes the checks processCommand makes before a command the
-// module answers itself: arity, authentication, ACL.
+// module answers or refuses itself: arity, authentication, ACL (the
+// command, its keys and channels).
 func (c *client) checkHandled(cmd *command) string {
 	lockServer()
 	defer unlockServer()
@@ -234,16 +231,19 @@ func (c *client) checkHandled(cmd *command) string {
 	if ci == nil {
 		return ""
 	}
-	if !arityOK(ci, cmd) {
-		return fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", lower(cmd.arg(0)))
+	if r := lookupError(ci, cmd); r != "" {
+		return r
 	}
 	if !c.authed && !ci.noAuth {
 		return errNoAuth
 	}
-	if aclCheck(c.userStr, cmd) != 0 {
-		return string(c.translate([]byte("-ERR acl verification failed, command.\r\n"), ci, cmd))
+	switch aclCheck(c.userStr, cmd) {
+	case 0:
+		return ""
+	case syscall.EACCES:
+		return c.noPerm(cmd, ci)
 	}
-	return ""
+	return string(c.translate([]byte(aclErrPrefix+"command.\r\n"), ci, cmd))
 }
 
 // queue adds a command to the transaction, refusing what Redis refuses
@@ -256,8 +256,8 @@ func (c *client) queue(cmd *command) bool {
 	switch {
 	case ci == nil:
 		r = string(unknownCommand(cmd))
-	case !arityOK(ci, cmd):
-		r = fmt.Sprintf("-ERR wrong number of arguments for '%s' command\r\n", name)
+	case lookupError(ci, cmd) != "":
+		r = lookupError(ci, cmd)
 	case !c.authed && !ci.noAuth:
 		r = errNoAuth
 	case ci.flags["no_multi"] || ci.flags["pubsub"] && name != "publish" && name != "spublish":
@@ -277,8 +277,18 @@ func (c *client) queue(cmd *command) bool {
 }
 
 // noPerm is the NOPERM error a socket client gets for a command its ACL
-// user may not run, as ACL DRYRUN words the reason. Under the lock.
+// user may not run (aclCheck said EACCES), as ACL DRYRUN words the reason.
+// Under the lock.
 func (c *client) noPerm(cmd *command, ci *cmdInfo) string {
+	if c.m.aclRemoved {
+		// RM_Call checks the same rules, under the same lock, before it
+		// would run the command: it refuses, with the reason.
+		res := rmCall(c.ctx, c.userStr, "CE", cmd)
+		if bytes.HasPrefix(res.reply, []byte(aclErrPrefix)) {
+			return string(c.translate(res.reply, ci, cmd))
+		}
+		return string(c.translate([]byte(aclErrPrefix+"command.\r\n"), ci, cmd))
+	}
 	dry := newCommand("ACL", "DRYRUN", c.user)
 	for i := range cmd.argc() {
 		dry.push(cmd.arg(i))
@@ -331,13 +341,10 @@ func (c *client) clientCommand(cmd *command) (reply []byte, handled bool) {
 	return fmt.Appendf(nil, errUnsupported, "CLIENT "+strings.ToUpper(sub)), true
 }
 
-// checkLocked: arity and ACL of a CLIENT subcommand. Under the lock.
+// checkLocked: ACL of a CLIENT subcommand (refuse checked its arity).
+// Under the lock.
 func (c *client) checkLocked(cmd *command) string {
 	sub := lower(cmd.arg(1))
-	want := map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3}
-	if n, ok := want[sub]; ok && cmd.argc() != n {
-		return fmt.Sprintf("-ERR wrong number of arguments for 'client|%s' command\r\n", sub)
-	}
 	if aclCheck(c.userStr, cmd) != 0 {
 		return fmt.Sprintf("-NOPERM this user has no permissions to run the 'client|%s' command\r\n", sub)
 	}
@@ -363,12 +370,12 @@ func (c *client) appendInfo(b []byte) []byte {
 	if c.multi != nil {
 		flags = "x"
 	}
-	addr := c.m.opts.socket
+	addr := c.addr()
 	lastCmd := ""
 	if p := c.lastCmd.Load(); p != nil {
 		lastCmd = *p
 	}
-	return fmt.Appendf(b, "id=%d addr=%s:0 laddr=%s:0 fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d transport=shmconn\n",
+	return fmt.Appendf(b, "id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=%s redir=-1 resp=%d transport=shmconn\n",
 		c.id, addr, addr, c.name, int(now.Sub(c.created).Seconds()), int(now.Sub(time.Unix(0, c.lastUsed.Load())).Seconds()),
 		flags, c.db, multi, lastCmd, c.user, c.resp)
 }
