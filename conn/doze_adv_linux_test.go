@@ -1,0 +1,154 @@
+//go:build linux
+
+package conn
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shmconn/shmconn/internal/futex"
+	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/ring"
+)
+
+// echoPeer connects a peer process that echoes everything (it dozes for
+// each request) and returns our end.
+func echoPeer(t *testing.T) *Conn {
+	t.Helper()
+	addr := listenAddr(t, "unix")
+	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
+	require.NoError(t, err)
+	startPeer(t, "dial-echo", addr)
+	c := acceptOne(t, ln)
+	ln.Close()
+	return c
+}
+
+// TestDozeYieldsToRunnable: a goroutine made runnable on the P of a call
+// that dozes again and again, each doze woken before its slice ends (back
+// to back round trips, where every Read dozes at once after its Write woke
+// the peer), runs within about a slice, as the package doc promises, even
+// while the process's other P is busy. (A timer's lag is logged, not
+// checked: a timer on the busy P waits for that P.) The peer is a
+// raw one on the other P, which answers each request only once our Read
+// dozes, so that no wait is served by a spin.
+func TestDozeYieldsToRunnable(t *testing.T) {
+	needDozers(t)
+	if runtime.GOMAXPROCS(0) != 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	c, p := acceptRaw(t, ListenConfig{RingSize: MinRingSize})
+	var stop atomic.Bool
+	peerDone := make(chan struct{})
+	go func() { // busy on the other P: it steals nobody's goroutines
+		defer close(peerDone)
+		dozePeer(t, p, &stop)
+	}()
+	defer func() { stop.Store(true); <-peerDone }()
+	readied := make(chan time.Time, 1)
+	lags := make(chan time.Duration, 1000)
+	go func() {
+		for at := range readied {
+			lags <- time.Since(at)
+		}
+		close(lags)
+	}()
+	sleeps := make(chan time.Duration, 1000)
+	go func() {
+		defer close(sleeps)
+		for !stop.Load() {
+			at := time.Now()
+			time.Sleep(time.Millisecond)
+			select {
+			case sleeps <- time.Since(at) - time.Millisecond:
+			default:
+			}
+		}
+	}()
+	msg := []byte("ping")
+	buf := make([]byte, len(msg))
+	start := time.Now()
+	next := start
+	rounds := 0
+	for time.Since(start) < time.Second {
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, buf)
+		require.NoError(t, err)
+		rounds++
+		if now := time.Now(); now.After(next) {
+			select {
+			case readied <- now: // on this P's run queue
+				next = now.Add(20 * time.Millisecond)
+			default:
+			}
+		}
+	}
+	close(readied)
+	stop.Store(true)
+	st := c.Stats()
+	ready, sleep := medianOf(lags), medianOf(sleeps)
+	t.Logf("%d round trips, %d dozes, %d woken; beside them a goroutine readied waited %v (median), a 1 ms sleep overslept %v (median)",
+		rounds, st.Dozes, st.DozeWakeups, ready, sleep)
+	require.Greater(t, st.DozeWakeups, uint64(rounds/2), "the round trips were not served by dozes")
+	require.Less(t, ready, time.Millisecond, "a goroutine waited behind back-to-back dozes")
+}
+
+// dozePeer plays a raw peer that echoes 4-byte requests, without ever
+// yielding its thread, until stop: it keeps its own reader flag at
+// WaitDoze (so our Writes wake it, and our Reads then doze at once), and
+// answers once our Read dozes (or after a while, if it parked), waking it
+// as its flag says.
+func dozePeer(t *testing.T, p *rawPeer, stop *atomic.Bool) {
+	inTail, inHead := u64(t, p.in(), specTail), u64(t, p.in(), specHead)
+	theirFlag := u32(t, p.in(), specReaderWaiting)
+	outTail, ours := u64(t, p.out(), specTail), u32(t, p.out(), specReaderWaiting)
+	in, out := p.seg.Data(1), p.seg.Data(0)
+	for !stop.Load() {
+		theirFlag.Store(ring.WaitDoze)
+		h := inHead.Load()
+		for inTail.Load()-h < 4 {
+			if stop.Load() {
+				return
+			}
+		}
+		var req [4]byte
+		for i := range req {
+			req[i] = in[int((h+uint64(i))%p.cap)]
+		}
+		inHead.Store(h + 4)
+		for waited := time.Now(); ours.Load() != ring.WaitDoze && time.Since(waited) < time.Millisecond; {
+		}
+		at := outTail.Load()
+		for i, b := range req {
+			out[int((at+uint64(i))%p.cap)] = b
+		}
+		outTail.Store(at + 4)
+		switch ours.Swap(ring.WaitNone) {
+		case ring.WaitDoze:
+			futex.Wake(ours)
+		case ring.WaitPark:
+			p.side.Write([]byte{handshake.WakeData})
+		}
+	}
+}
+
+// medianOf drains ch and returns the median of what it held.
+func medianOf(ch <-chan time.Duration) time.Duration {
+	var all []time.Duration
+	for d := range ch {
+		all = append(all, d)
+	}
+	if len(all) == 0 {
+		return 0
+	}
+	slices.Sort(all)
+	return all[len(all)/2]
+}
