@@ -65,7 +65,14 @@ const (
 // dozeParked only with the flag moved from the doze to a park, for the
 // caller to park on the side socket without announcing again.
 func (c *Conn) doze(w *waiter) dozeOutcome {
-	if !futex.Supported || !takeDozer() {
+	if !futex.Supported {
+		return dozeSkipped
+	}
+	// Back-to-back dozes, each woken before its slice ends, would never
+	// let the P schedule: let it run its timers and the goroutines queued
+	// on it once a slice.
+	spin.SchedPoint(dozeSlice)
+	if !takeDozer() {
 		return dozeSkipped
 	}
 	defer dozers.Add(-1)
