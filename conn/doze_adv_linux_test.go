@@ -4,6 +4,7 @@ package conn
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"runtime"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/shmconn/shmconn/internal/futex"
 	"github.com/shmconn/shmconn/internal/handshake"
@@ -151,4 +153,67 @@ func medianOf(ch <-chan time.Duration) time.Duration {
 	}
 	slices.Sort(all)
 	return all[len(all)/2]
+}
+
+func init() {
+	memoryRoles["doze-cpu"] = dozeCPU
+}
+
+// dozeCPU accepts one conn over unix and keeps a Read waiting on it, then
+// prints the CPU time the process used in half a second, and how often
+// the Read dozed and parked meanwhile: "cpu <ns> dozes <n> parks <n>".
+func dozeCPU(string) error {
+	c, stop, err := acceptAnnounced("unix")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the Read has dozed and parked
+	fmt.Println("reading")
+	var ru0, ru1 unix.Rusage
+	st0 := c.(*Conn).Stats()
+	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+	time.Sleep(dozeCPUWindow)
+	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+	st := c.(*Conn).Stats()
+	used := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+	fmt.Printf("cpu %d dozes %d parks %d\n", used, st.Dozes-st0.Dozes, st.Parks-st0.Parks)
+	return nil
+}
+
+// dozeCPUWindow is how long dozeCPU measures.
+const dozeCPUWindow = 500 * time.Millisecond
+
+// TestDozeStormCPU: a peer process that futex-wakes the flag word of our
+// waiting Read without pause, after one wake-up byte for nothing (the
+// Read looks, finds nothing, spins and dozes again), costs our process
+// next to no CPU: the doze, woken again and again for nothing, ends at its
+// bound and the Read parks on the side socket.
+func TestDozeStormCPU(t *testing.T) {
+	needDozers(t)
+	cmd, stderr, lines, side, seg, _ := hostileDial(t, "unix", "doze-cpu")
+	go io.Copy(io.Discard, side)
+	require.True(t, lines.Scan(), "the child's first line")
+	require.Equal(t, "reading", lines.Text())
+	ours := u32(t, seg.Control(0), specReaderWaiting)
+	_, err := side.Write([]byte{handshake.WakeData})
+	require.NoError(t, err)
+	for start := time.Now(); time.Since(start) < dozeCPUWindow+100*time.Millisecond; {
+		futex.Wake(ours)
+	}
+	var used time.Duration
+	var dozes, parks int
+	result := childResult(t, cmd, stderr, lines)
+	_, err = fmt.Sscanf(result, "cpu %d dozes %d parks %d", &used, &dozes, &parks)
+	require.NoError(t, err, "child said %q", result)
+	t.Logf("under a futex storm the waiting process used %v of CPU in %v; its Read dozed %d times, parked %d", used, dozeCPUWindow, dozes, parks-dozes)
+	require.Less(t, used, dozeCPUWindow/10, "woken for nothing, a doze burns CPU")
 }
