@@ -4,8 +4,11 @@ package conn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -216,4 +219,73 @@ func TestDozeStormCPU(t *testing.T) {
 	require.NoError(t, err, "child said %q", result)
 	t.Logf("under a futex storm the waiting process used %v of CPU in %v; its Read dozed %d times, parked %d", used, dozeCPUWindow, dozes, parks-dozes)
 	require.Less(t, used, dozeCPUWindow/10, "woken for nothing, a doze burns CPU")
+}
+
+// TestCloseWhileDozing: Close at any moment of a Read's wait (spinning,
+// dozing, turning its doze into a park, parked), beside a goroutine
+// moving the read deadline without pause and the peer writing now and
+// then, ends the Read with net.ErrClosed or its bytes, never a fault: no
+// poke or doze touches the flag word once Close has unmapped it.
+func TestCloseWhileDozing(t *testing.T) {
+	needDozers(t)
+	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", listenAddr(t, "unix"))
+	require.NoError(t, err)
+	defer ln.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	var closedDozing int
+	start := time.Now()
+	rounds := 0
+	for ; time.Since(start) < time.Second; rounds++ {
+		a, b, err := dialPair(ln, Dialer{RingSize: MinRingSize})
+		require.NoError(t, err)
+		read := make(chan error, 1)
+		go func() {
+			_, err := a.Read(make([]byte, 8))
+			read <- err
+		}()
+		stop := make(chan struct{})
+		poked := make(chan struct{})
+		go func() {
+			defer close(poked)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if a.SetReadDeadline(time.Now().Add(time.Hour)) != nil {
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+		if rounds%2 == 0 {
+			for until := time.Now().Add(5 * time.Millisecond); !a.rwait.dozing.Load() && time.Now().Before(until); {
+				runtime.Gosched()
+			}
+		} else {
+			spinFor(time.Duration(r.IntN(400)) * time.Microsecond)
+		}
+		if r.IntN(4) == 0 {
+			b.Write([]byte("x"))
+		}
+		if a.rwait.dozing.Load() {
+			closedDozing++
+		}
+		require.NoError(t, a.Close())
+		err = receive(t, read, "the Read's end")
+		require.True(t, err == nil || errors.Is(err, net.ErrClosed), "%v", err)
+		close(stop)
+		<-poked
+		b.Close()
+	}
+	t.Logf("%d conns closed beside a waiting Read, %d while it dozed", rounds, closedDozing)
+	require.Zero(t, dozers.Load(), "a doze outlived its call")
+	require.Greater(t, closedDozing, 0, "no Close caught a doze")
+}
+
+// spinFor waits d without leaving the goroutine.
+func spinFor(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
 }
