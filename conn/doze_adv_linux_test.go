@@ -289,3 +289,41 @@ func spinFor(d time.Duration) {
 	for start := time.Now(); time.Since(start) < d; {
 	}
 }
+
+func init() {
+	memoryRoles["trunc-doze"] = func(string) error { return truncListener("read") }
+}
+
+// TestTruncatedUnderDoze: a peer that truncates the named segment while
+// our Read dozes on its flag word there fails the Read with ErrCorrupt;
+// the process lives.
+func TestTruncatedUnderDoze(t *testing.T) {
+	needDozers(t)
+	cmd, stderr, lines, side, seg, fd := hostileDial(t, "tcp", "trunc-doze")
+	go io.Copy(io.Discard, side)
+	tail, ours := u64(t, seg.Control(0), specTail), u32(t, seg.Control(0), specReaderWaiting)
+	data := seg.Data(0)
+	caught := false
+	for i := 0; i < 100 && !caught; i++ {
+		at := tail.Load()
+		copy(data[at%MinRingSize:], "ping")
+		tail.Store(at + 4)
+		switch ours.Swap(ring.WaitNone) {
+		case ring.WaitDoze:
+			futex.Wake(ours)
+		case ring.WaitPark:
+			_, err := side.Write([]byte{handshake.WakeData})
+			require.NoError(t, err)
+		}
+		// The Read takes the bytes, spins, then dozes.
+		for until := time.Now().Add(20 * time.Millisecond); time.Now().Before(until); {
+			if ours.Load() == ring.WaitDoze {
+				caught = true
+				break
+			}
+		}
+	}
+	require.True(t, caught, "the Read never dozed")
+	require.NoError(t, unix.Ftruncate(fd, 0))
+	require.Contains(t, childResult(t, cmd, stderr, lines), ErrCorrupt.Error())
+}
