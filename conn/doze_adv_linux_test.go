@@ -9,7 +9,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -327,3 +329,99 @@ func TestTruncatedUnderDoze(t *testing.T) {
 	require.NoError(t, unix.Ftruncate(fd, 0))
 	require.Contains(t, childResult(t, cmd, stderr, lines), ErrCorrupt.Error())
 }
+
+// TestDozeNoLostWakeups: request and response at random gaps (0-300 us,
+// so that either side spins, dozes or parks, and a wake-up may meet a doze
+// as it begins or ends) between two processes, with a CPU profile running
+// (its SIGPROF interrupts futex waits), once one round trip at a time and
+// once with bursts larger than the ring, so that a Write waits for space
+// while the Read of its conn waits for bytes (four Ps each side: two may
+// doze at once): no round trip or burst waits long. A lost wake-up would
+// leave it waiting for the doze's bound and then for a wake-up that never
+// comes: every wait here is for the last bytes sent.
+func TestDozeNoLostWakeups(t *testing.T) {
+	needDozers(t)
+	if err := pprof.StartCPUProfile(io.Discard); err == nil {
+		defer pprof.StopCPUProfile()
+	}
+	const stall = 50 * time.Millisecond
+	run := dozeStressTime
+	t.Run("ping-pong", func(t *testing.T) {
+		c := echoPeer(t)
+		r := rand.New(rand.NewPCG(3, 4))
+		msg, got := make([]byte, 64), make([]byte, 64)
+		var worst time.Duration
+		rounds := 0
+		for start := time.Now(); time.Since(start) < run; rounds++ {
+			spinFor(time.Duration(r.IntN(300)) * time.Microsecond)
+			n := 1 + r.IntN(len(msg))
+			for i := range msg[:n] {
+				msg[i] = byte(rounds + i)
+			}
+			sent := time.Now()
+			_, err := c.Write(msg[:n])
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, got[:n])
+			require.NoError(t, err)
+			worst = max(worst, time.Since(sent))
+			require.Equal(t, msg[:n], got[:n], "round trip %d", rounds)
+		}
+		st := c.Stats()
+		t.Logf("%d round trips, the slowest %v; %d dozes, %d woken, %d parks", rounds, worst, st.Dozes, st.DozeWakeups, st.Parks-st.Dozes)
+		require.Less(t, worst, stall)
+		require.NotZero(t, st.DozeWakeups, "no doze was woken")
+	})
+	t.Run("both-ways", func(t *testing.T) {
+		// Bursts of up to four rings' worth: our Write waits for space
+		// while our Read waits for the echo, and so do the peer's. Each
+		// burst must be echoed whole before the next: a lost wake-up
+		// leaves nothing to rescue it, and the burst stalls.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+		addr := listenAddr(t, "unix")
+		ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
+		require.NoError(t, err)
+		startPeerWith(t, "dial-echo", addr, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "GOMAXPROCS=4") })
+		c := acceptOne(t, ln)
+		ln.Close()
+		r := rand.New(rand.NewPCG(5, 6))
+		out := make([]byte, 4*MinRingSize)
+		in := make([]byte, len(out))
+		var most atomic.Int32
+		sampled := make(chan struct{})
+		defer func() { <-sampled }()
+		go func() { // how many calls of ours doze at once
+			defer close(sampled)
+			for start := time.Now(); time.Since(start) < run; time.Sleep(50 * time.Microsecond) {
+				most.Store(max(most.Load(), dozers.Load()))
+			}
+		}()
+		var worst time.Duration
+		bursts := 0
+		for start := time.Now(); time.Since(start) < run; bursts++ {
+			spinFor(time.Duration(r.IntN(300)) * time.Microsecond)
+			n := 1 + r.IntN(len(out))
+			for i := range out[:n] {
+				out[i] = byte(r.Uint32())
+			}
+			sent := time.Now()
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := c.Write(out[:n])
+				wrote <- err
+			}()
+			require.NoError(t, c.SetReadDeadline(sent.Add(10*time.Second)))
+			_, err := io.ReadFull(c, in[:n])
+			require.NoError(t, err, "burst %d of %d bytes", bursts, n)
+			require.NoError(t, <-wrote)
+			worst = max(worst, time.Since(sent))
+			require.Equal(t, out[:n], in[:n], "burst %d", bursts)
+		}
+		st := c.Stats()
+		t.Logf("%d bursts, the slowest %v; %d dozes, %d woken, %d futex wakes sent; at most %d calls dozed at once",
+			bursts, worst, st.Dozes, st.DozeWakeups, st.FutexWakeupsSent, most.Load())
+		require.Less(t, worst, stall)
+	})
+}
+
+// dozeStressTime is how long each part of TestDozeNoLostWakeups runs.
+var dozeStressTime = 500 * time.Millisecond
