@@ -26,13 +26,13 @@ import (
 )
 
 // echoPeer connects a peer process that echoes everything (it dozes for
-// each request) and returns our end.
-func echoPeer(t *testing.T) *Conn {
+// each request), with env added to its environment, and returns our end.
+func echoPeer(t *testing.T, env ...string) *Conn {
 	t.Helper()
 	addr := listenAddr(t, "unix")
 	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
 	require.NoError(t, err)
-	startPeer(t, "dial-echo", addr)
+	startPeerWith(t, "dial-echo", addr, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, env...) })
 	c := acceptOne(t, ln)
 	ln.Close()
 	return c
@@ -353,11 +353,7 @@ func TestDozeNoLostWakeups(t *testing.T) {
 		var worst time.Duration
 		rounds := 0
 		for start := time.Now(); time.Since(start) < run; rounds++ {
-			spinFor(time.Duration(r.IntN(300)) * time.Microsecond)
-			n := 1 + r.IntN(len(msg))
-			for i := range msg[:n] {
-				msg[i] = byte(rounds + i)
-			}
+			n := randomGap(r, msg)
 			sent := time.Now()
 			_, err := c.Write(msg[:n])
 			require.NoError(t, err)
@@ -377,12 +373,7 @@ func TestDozeNoLostWakeups(t *testing.T) {
 		// burst must be echoed whole before the next: a lost wake-up
 		// leaves nothing to rescue it, and the burst stalls.
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-		addr := listenAddr(t, "unix")
-		ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
-		require.NoError(t, err)
-		startPeerWith(t, "dial-echo", addr, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "GOMAXPROCS=4") })
-		c := acceptOne(t, ln)
-		ln.Close()
+		c := echoPeer(t, "GOMAXPROCS=4")
 		r := rand.New(rand.NewPCG(5, 6))
 		out := make([]byte, 4*MinRingSize)
 		in := make([]byte, len(out))
@@ -398,11 +389,7 @@ func TestDozeNoLostWakeups(t *testing.T) {
 		var worst time.Duration
 		bursts := 0
 		for start := time.Now(); time.Since(start) < run; bursts++ {
-			spinFor(time.Duration(r.IntN(300)) * time.Microsecond)
-			n := 1 + r.IntN(len(out))
-			for i := range out[:n] {
-				out[i] = byte(r.Uint32())
-			}
+			n := randomGap(r, out)
 			sent := time.Now()
 			wrote := make(chan error, 1)
 			go func() {
@@ -421,6 +408,17 @@ func TestDozeNoLostWakeups(t *testing.T) {
 			bursts, worst, st.Dozes, st.DozeWakeups, st.FutexWakeupsSent, most.Load())
 		require.Less(t, worst, stall)
 	})
+}
+
+// randomGap waits 0-300 us, then fills a random length of b, at least a
+// byte, with random bytes and returns that length.
+func randomGap(r *rand.Rand, b []byte) int {
+	spinFor(time.Duration(r.IntN(300)) * time.Microsecond)
+	n := 1 + r.IntN(len(b))
+	for i := range b[:n] {
+		b[i] = byte(r.Uint32())
+	}
+	return n
 }
 
 // dozeStressTime is how long each part of TestDozeNoLostWakeups runs.
