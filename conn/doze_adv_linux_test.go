@@ -423,3 +423,38 @@ func randomGap(r *rand.Rand, b []byte) int {
 
 // dozeStressTime is how long each part of TestDozeNoLostWakeups runs.
 var dozeStressTime = 500 * time.Millisecond
+
+// TestDozeGOMAXPROCSDrop: GOMAXPROCS set to 1 while a Read dozes (its
+// doze stretched, so that only the runtime's preemption can end it) takes
+// effect at once; the dozing Read is woken by the peer's bytes, and from
+// then on no call dozes (it would hold the only P).
+func TestDozeGOMAXPROCSDrop(t *testing.T) {
+	needDozers(t)
+	stretchDoze(t, 20*time.Second)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	a, b := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(a, make([]byte, 4))
+		read <- err
+	}()
+	awaitDoze(t, &a.rwait)
+	start := time.Now()
+	runtime.GOMAXPROCS(1)
+	took := time.Since(start)
+	_, err := b.Write([]byte("wake"))
+	require.NoError(t, err)
+	require.NoError(t, receive(t, read, "the dozing Read's end"))
+	woke := time.Since(start)
+	dozes := a.Stats().Dozes + b.Stats().Dozes
+	for range 100 {
+		_, err := b.Write([]byte("ping"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(a, make([]byte, 4))
+		require.NoError(t, err)
+	}
+	t.Logf("GOMAXPROCS 1 beside a dozing Read took %v, the Read woke %v after", took, woke)
+	require.Less(t, woke, time.Second)
+	require.Equal(t, dozes, a.Stats().Dozes+b.Stats().Dozes, "a call dozed with one P")
+	require.Zero(t, dozers.Load())
+}
