@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -457,4 +458,57 @@ func TestDozeGOMAXPROCSDrop(t *testing.T) {
 	require.Less(t, woke, time.Second)
 	require.Equal(t, dozes, a.Stats().Dozes+b.Stats().Dozes, "a call dozed with one P")
 	require.Zero(t, dozers.Load())
+}
+
+// TestIdleAfterTrafficCostsNoCPU: conns that exchanged messages at a
+// rhythm their dozes learned (a round trip every 1 ms: dozes up to 2 ms),
+// then went idle with a Read waiting at every end, cost no CPU and hold
+// no thread once their dozes are over.
+func TestIdleAfterTrafficCostsNoCPU(t *testing.T) {
+	needDozers(t)
+	threadsBefore := threads(t)
+	conns := idlePairs(t)
+	ended := make(chan error, len(conns))
+	var talking sync.WaitGroup
+	for i := 0; i < len(conns); i += 2 {
+		a, b := conns[i], conns[i+1]
+		go func() { // echo
+			buf := make([]byte, 8)
+			for {
+				n, err := b.Read(buf)
+				if err == nil {
+					_, err = b.Write(buf[:n])
+				}
+				if err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		talking.Add(1)
+		go func() {
+			buf := make([]byte, 8)
+			for range 20 {
+				time.Sleep(time.Millisecond)
+				if _, err := a.Write(buf); err != nil {
+					break
+				}
+				if _, err := io.ReadFull(a, buf); err != nil {
+					break
+				}
+			}
+			talking.Done()
+			_, err := a.Read(buf) // waits: nothing more comes
+			ended <- err
+		}()
+	}
+	talking.Wait()
+	time.Sleep(100 * time.Millisecond) // past every spin and doze
+	var dozes uint64
+	for _, c := range conns {
+		dozes += c.Stats().Dozes
+	}
+	t.Logf("%d dozes before", dozes)
+	require.NotZero(t, dozes)
+	requireIdle(t, conns, ended, threadsBefore)
 }
