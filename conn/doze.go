@@ -20,7 +20,10 @@ import (
 // spin.DozeSlice (200 us), or up to spin.MaxDoze (2 ms) when the
 // direction's recent waits were that short (a request every millisecond:
 // the next comes within the doze), taken in slices of spin.DozeSlice and
-// ended after a slice when goroutines wait for a P. Raw system calls keep
+// ended after a slice when goroutines wait for a P; a doze passes through
+// the scheduler first when no doze or spin did for a slice, so that dozes
+// back to back, each woken within its slice, still let the P run its
+// timers and the goroutines queued on it. Raw system calls keep
 // the runtime out of it: the goroutine keeps its P and thread, and one
 // thread is woken per hop, on the waker's CPU, where a park on the
 // netpoller wakes two or three (the netpoller's, a spinning M that hands
