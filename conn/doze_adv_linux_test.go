@@ -9,10 +9,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -511,4 +513,58 @@ func TestIdleAfterTrafficCostsNoCPU(t *testing.T) {
 	t.Logf("%d dozes before", dozes)
 	require.NotZero(t, dozes)
 	requireIdle(t, conns, ended, threadsBefore)
+}
+
+// TestDozeSignalsKeepBound: signals that interrupt a doze's futex wait
+// (SIGURG, the runtime's preemption signal, sent to every thread of the
+// process every 500 us) neither end the doze early nor stretch it: it
+// waits on with the time it has left, and parks at its bound.
+func TestDozeSignalsKeepBound(t *testing.T) {
+	needDozers(t)
+	const bound = 50 * time.Millisecond
+	stretchDoze(t, bound)
+	a, _ := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
+	stop := make(chan struct{})
+	signalled := make(chan int)
+	go func() {
+		n := 0
+		defer func() { signalled <- n }()
+		pid := unix.Getpid()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Microsecond):
+			}
+			tasks, err := os.ReadDir("/proc/self/task")
+			if err != nil {
+				return
+			}
+			for _, task := range tasks {
+				if tid, err := strconv.Atoi(task.Name()); err == nil && unix.Tgkill(pid, tid, unix.SIGURG) == nil {
+					n++
+				}
+			}
+		}
+	}()
+	read := make(chan error, 1)
+	go func() {
+		_, err := a.Read(make([]byte, 1))
+		read <- err
+	}()
+	awaitDoze(t, &a.rwait)
+	start := time.Now()
+	for a.rwait.dozing.Load() && time.Since(start) < 10*time.Second {
+		time.Sleep(100 * time.Microsecond)
+	}
+	dozed := time.Since(start)
+	close(stop)
+	n := <-signalled
+	require.NoError(t, a.Close())
+	require.ErrorIs(t, receive(t, read, "the Read's end"), net.ErrClosed)
+	t.Logf("a doze of %v beside %d signals to the process's threads lasted %v", bound, n, dozed)
+	require.Greater(t, n, 20)
+	require.Greater(t, dozed, bound*8/10, "signals ended the doze early")
+	require.Less(t, dozed, 4*bound, "signals stretched the doze")
+	require.EqualValues(t, 1, a.Stats().Dozes)
 }
