@@ -568,3 +568,24 @@ func TestDozeSignalsKeepBound(t *testing.T) {
 	require.Less(t, dozed, 4*bound, "signals stretched the doze")
 	require.EqualValues(t, 1, a.Stats().Dozes)
 }
+
+// TestPeerCloseEndsDoze: the peer's Close ends our dozing Read at once
+// with io.EOF, however long the doze may last, as its CloseWrite does:
+// a doze does not watch the side socket, whose end a parked Read sees.
+func TestPeerCloseEndsDoze(t *testing.T) {
+	needDozers(t)
+	stretchDoze(t, 20*time.Second)
+	a, b := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
+	read := make(chan error, 1)
+	go func() {
+		_, err := a.Read(make([]byte, 1))
+		read <- err
+	}()
+	awaitDoze(t, &a.rwait)
+	start := time.Now()
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, receive(t, read, "the Read's end"), io.EOF)
+	took := time.Since(start)
+	t.Logf("the peer's Close ended a dozing Read in %v", took)
+	require.Less(t, took, 5*time.Millisecond)
+}
