@@ -7,6 +7,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/futex"
+	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/trace"
 	"github.com/shmconn/shmconn/ring"
@@ -181,5 +182,19 @@ func (c *Conn) pokeDoze(w *waiter) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	if w.word.CompareAndSwap(ring.WaitDoze, ring.WaitPark) {
 		futex.Wake(w.word)
+	}
+}
+
+// wakeDozingReader wakes the peer's Read if it dozes, after Close has
+// marked our ring closed: a doze does not watch the side socket, whose end
+// tells a parked Read. A parked one's claimed flag needs no byte: the
+// side socket ends next. Called where Close marks the ring closed (under
+// wmu, or beside a ReadFrom in the user's Read, which is not in the ring:
+// the claim touches no field of the producer's but its fence).
+func (c *Conn) wakeDozingReader() {
+	var err error // a fault in the shared segment: the peer truncated it
+	defer fault.Catch(&err, fault.Guard(), corrupted)
+	if k := c.prod.WakeReader(); k == ring.WaitDoze {
+		c.wake(k, c.prod.ReaderWord(), handshake.WakeData)
 	}
 }
