@@ -589,3 +589,43 @@ func TestPeerCloseEndsDoze(t *testing.T) {
 	t.Logf("the peer's Close ended a dozing Read in %v", took)
 	require.Less(t, took, 5*time.Millisecond)
 }
+
+// TestReadAndWriteDozeTogether: with two dozer slots, a Read waiting for
+// bytes and a Write waiting for space on one conn doze at once, on the two
+// flags of its two rings, and the peer's Write and Read wake each its own
+// with a futex wake, however long the dozes may last.
+func TestReadAndWriteDozeTogether(t *testing.T) {
+	needDozers(t)
+	stretchDoze(t, 20*time.Second)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	a, b := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
+	read, wrote := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(a, make([]byte, 5))
+		read <- err
+	}()
+	big := make([]byte, 2*MinRingSize) // the peer reads nothing yet: the Write waits for space
+	go func() {
+		_, err := a.Write(big)
+		wrote <- err
+	}()
+	awaitDoze(t, &a.rwait)
+	awaitDoze(t, &a.wwait)
+	require.EqualValues(t, 2, dozers.Load())
+	start := time.Now()
+	_, err := b.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.NoError(t, receive(t, read, "the Read's end"))
+	readWoken := time.Since(start)
+	require.True(t, a.wwait.dozing.Load(), "waking the Read ended the Write's doze")
+	start = time.Now()
+	got, err := io.ReadAll(io.LimitReader(b, int64(len(big))))
+	require.NoError(t, err)
+	require.Len(t, got, len(big))
+	require.NoError(t, receive(t, wrote, "the Write's end"))
+	t.Logf("the Read was woken in %v; the Write's bytes all came in %v", readWoken, time.Since(start))
+	require.Less(t, readWoken, 100*time.Millisecond)
+	require.Less(t, time.Since(start), time.Second)
+	st := b.Stats()
+	require.GreaterOrEqual(t, st.FutexWakeupsSent, uint64(2), "the peer woke both dozes with futex wakes")
+}
