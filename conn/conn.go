@@ -512,6 +512,7 @@ func (c *Conn) Close() error {
 		c.wmu.Lock()
 	}
 	markClosed(c.prod, c.cons)
+	c.wakeDozingReader()
 	if !writeHeld {
 		c.wmu.Unlock()
 	}

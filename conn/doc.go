@@ -74,7 +74,9 @@
 // waker's CPU, where a netpoller park wakes two or three threads, often
 // on an idle CPU), and why it is bounded: while a call dozes its P runs
 // no other goroutine (a doze longer than 200 us is taken in slices of
-// 200 us, and parks after a slice when goroutines wait for a P), and a
+// 200 us, and parks after a slice when goroutines wait for a P; dozes
+// back to back let the P run its timers and queued goroutines first,
+// once every 200 us), and a
 // garbage collection's stop-the-world waits for the futex wait to end,
 // which the runtime's preemption signal does at once (a collection
 // beside a doze stretched to 20 s took about a millisecond). At most max(1, GOMAXPROCS/2) calls of a

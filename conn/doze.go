@@ -7,6 +7,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/fault"
 	"github.com/shmconn/shmconn/internal/futex"
+	"github.com/shmconn/shmconn/internal/handshake"
 	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/internal/trace"
 	"github.com/shmconn/shmconn/ring"
@@ -20,7 +21,10 @@ import (
 // spin.DozeSlice (200 us), or up to spin.MaxDoze (2 ms) when the
 // direction's recent waits were that short (a request every millisecond:
 // the next comes within the doze), taken in slices of spin.DozeSlice and
-// ended after a slice when goroutines wait for a P. Raw system calls keep
+// ended after a slice when goroutines wait for a P; a doze passes through
+// the scheduler first when no doze or spin did for a slice, so that dozes
+// back to back, each woken within its slice, still let the P run its
+// timers and the goroutines queued on it. Raw system calls keep
 // the runtime out of it: the goroutine keeps its P and thread, and one
 // thread is woken per hop, on the waker's CPU, where a park on the
 // netpoller wakes two or three (the netpoller's, a spinning M that hands
@@ -65,7 +69,14 @@ const (
 // dozeParked only with the flag moved from the doze to a park, for the
 // caller to park on the side socket without announcing again.
 func (c *Conn) doze(w *waiter) dozeOutcome {
-	if !futex.Supported || !takeDozer() {
+	if !futex.Supported {
+		return dozeSkipped
+	}
+	// Back-to-back dozes, each woken before its slice ends, would never
+	// let the P schedule: let it run its timers and the goroutines queued
+	// on it once a slice.
+	spin.SchedPoint(dozeSlice)
+	if !takeDozer() {
 		return dozeSkipped
 	}
 	defer dozers.Add(-1)
@@ -171,5 +182,19 @@ func (c *Conn) pokeDoze(w *waiter) {
 	defer fault.Catch(&err, fault.Guard(), corrupted)
 	if w.word.CompareAndSwap(ring.WaitDoze, ring.WaitPark) {
 		futex.Wake(w.word)
+	}
+}
+
+// wakeDozingReader wakes the peer's Read if it dozes, after Close has
+// marked our ring closed: a doze does not watch the side socket, whose end
+// tells a parked Read. A parked one's claimed flag needs no byte: the
+// side socket ends next. Called where Close marks the ring closed (under
+// wmu, or beside a ReadFrom in the user's Read, which is not in the ring:
+// the claim touches no field of the producer's but its fence).
+func (c *Conn) wakeDozingReader() {
+	var err error // a fault in the shared segment: the peer truncated it
+	defer fault.Catch(&err, fault.Guard(), corrupted)
+	if k := c.prod.WakeReader(); k == ring.WaitDoze {
+		c.wake(k, c.prod.ReaderWord(), handshake.WakeData)
 	}
 }

@@ -19,13 +19,8 @@ import (
 // once their short spin and doze are over: the waiting calls park on the
 // netpoller.
 func TestIdleConnsCostNoCPU(t *testing.T) {
-	const pairs = 100
 	threadsBefore := threads(t)
-	var conns []*Conn
-	for range pairs {
-		a, b := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
-		conns = append(conns, a, b)
-	}
+	conns := idlePairs(t)
 	ended := make(chan error, len(conns))
 	for _, c := range conns {
 		go func() {
@@ -34,6 +29,26 @@ func TestIdleConnsCostNoCPU(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond) // past every spin (at most 250 us) and doze (2 ms)
+	requireIdle(t, conns, ended, threadsBefore)
+}
+
+// idlePairs makes the 100 pairs of conns, both ends in this process, that
+// the idle tests watch.
+func idlePairs(t *testing.T) []*Conn {
+	var conns []*Conn
+	for range 100 {
+		a, b := newPair(t, "unix", ListenConfig{RingSize: MinRingSize}, Dialer{RingSize: MinRingSize})
+		conns = append(conns, a, b)
+	}
+	return conns
+}
+
+// requireIdle checks that conns, each with a call waiting whose error
+// comes on ended, cost no CPU and hold no OS thread beyond the
+// threadsBefore the process had, and that none of those calls dozes; then
+// it closes the conns and checks the calls end.
+func requireIdle(t *testing.T, conns []*Conn, ended <-chan error, threadsBefore int) {
+	t.Helper()
 	const window = 500 * time.Millisecond
 	before := cpuTime(t)
 	time.Sleep(window)

@@ -256,6 +256,22 @@ var (
 	schedMu sync.Mutex
 )
 
+// SchedPoint passes through the Go scheduler without leaving the thread
+// (goyield: the P runs its due timers and the goroutines queued on it
+// first) unless a spinning Loop or a SchedPoint did within d. A call that
+// blocks its thread while holding its P (package conn's doze) calls it
+// before each such wait: back-to-back waits, each ended before its bound,
+// would otherwise never let the P schedule until the runtime preempts the
+// goroutine, 10 ms or more later. Like the Loop's, the last point is the
+// process's, not the P's.
+func SchedPoint(d time.Duration) {
+	if now()-lastSchedPoint.Load() < int64(d) {
+		return
+	}
+	goyield()
+	lastSchedPoint.Store(now())
+}
+
 // Runnable reports whether goroutines of the process wait for a P.
 func Runnable() bool {
 	schedMu.Lock()
