@@ -393,3 +393,47 @@ func TestNoSpinAfterWakingPeer(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, c.wokeReader.Load(), "no wake-up was owed")
 }
+
+// TestBackToBackLeavesDoze: two ends that doze during sparse traffic go
+// back to spinning once messages come back to back, rather than waking
+// each other through the kernel for every message (each Read dozing at
+// once because its own Write woke the peer). See quietGap.
+func TestBackToBackLeavesDoze(t *testing.T) {
+	needDozers(t)
+	addr := listenAddr(t, "unix")
+	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
+	require.NoError(t, err)
+	p := startPeer(t, "dial-echo", addr)
+	c := acceptOne(t, ln)
+	ln.Close()
+	msg := make([]byte, 64)
+	roundTrip := func() {
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, msg)
+		require.NoError(t, err)
+	}
+	const n = 2000
+	for try := 0; ; try++ {
+		// Sparse first: both ends end up dozing or parked, and our
+		// next Write wakes the peer.
+		for i := 0; i < 20; i++ {
+			time.Sleep(2 * time.Millisecond)
+			roundTrip()
+		}
+		before := c.Stats().Dozes
+		for i := 0; i < n; i++ {
+			roundTrip()
+		}
+		dozes := c.Stats().Dozes - before
+		t.Logf("%d dozes in %d back-to-back round trips", dozes, n)
+		if dozes < n/10 {
+			break
+		}
+		// A host too busy to let a spin catch the answer dozes too;
+		// a conn stuck dozing does so every time.
+		require.Less(t, try, 2, "back-to-back Reads kept dozing: %d of %d round trips", dozes, n)
+	}
+	require.NoError(t, c.Close())
+	p.wait(t)
+}

@@ -117,6 +117,7 @@ type waiter struct {
 	polled      *spinpoll.Waiter      // for WaitSpin
 	park        func(<-chan struct{}) // how a WaitSpin follower blocks
 	window      spin.Window           // how long to spin, from recent waits
+	ended       time.Duration         // when the last wait ended (since epoch); see await
 	parked      atomic.Bool           // the call is parked (on the side socket or a channel)
 	dozing      atomic.Bool           // the call dozes on word; pokeDoze reads it
 	pokers      atomic.Int32          // pokeDoze calls that may touch word; doze waits for none
@@ -211,6 +212,14 @@ func (c *Conn) mustStop(w *waiter) (bool, error) {
 	return false, nil
 }
 
+// quietGap is how long a direction must have gone without a wait before
+// a Read that woke the peer dozes without spinning. Sparse traffic (a
+// request after an idle spell) passes it; back-to-back traffic, whose
+// next wait starts microseconds after the last one ended, never does, so
+// two ends that happened to doze once go back to spinning rather than
+// waking each other through the kernel for every message.
+const quietGap = 50 * time.Microsecond
+
 // await blocks until w.ready() may hold, the deadline passes, the conn is
 // closed or the peer is gone. It returns an error only for a passed
 // deadline or a closed conn; the caller re-checks everything else.
@@ -226,12 +235,15 @@ func (c *Conn) await(w *waiter) error {
 			return nil
 		}
 	}
-	if w == &c.rwait && c.wokeReader.Load() && futex.Supported {
-		// Our last message woke the peer: its answer comes after a kernel
-		// wake-up, and spinning would only take the CPU the kernel would
-		// hand it. Doze at once.
-		start := time.Since(epoch)
-		defer func() { w.window.Observe(time.Since(epoch) - start) }()
+	start := time.Since(epoch)
+	if w == &c.rwait && c.wokeReader.Load() && futex.Supported && start-w.ended > quietGap {
+		// Our last message, sent after a quiet spell, woke the peer: its
+		// answer comes after a kernel wake-up, and spinning would only
+		// take the CPU the kernel would hand it. Doze at once.
+		defer func() {
+			w.ended = time.Since(epoch)
+			w.window.Observe(w.ended - start)
+		}()
 		if done, err := c.mustStop(w); done || w.ready() {
 			return err
 		}
@@ -239,7 +251,11 @@ func (c *Conn) await(w *waiter) error {
 	}
 	var l spin.Loop
 	l.Start(w.window.Budget())
-	defer func() { w.window.Observe(l.Since()) }()
+	defer func() {
+		d := l.Since()
+		w.ended = start + d
+		w.window.Observe(d)
+	}()
 	if done, err := c.spinUntil(w, &l); done {
 		trace.Mark(trace.Ready)
 		return err
