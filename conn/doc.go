@@ -52,8 +52,8 @@
 // answer then comes after a kernel wake-up; a few microseconds when its
 // recent waits all outlasted the spin), then, on Linux, dozes: it blocks
 // its thread in a futex wait on its waiting flag in the shared segment,
-// which the peer's futex wake ends, for 200 us (up to 2 ms when its recent
-// waits were that short: a request every millisecond), and then parks on
+// which the peer's futex wake ends, for 200 us (up to 20 ms when its recent
+// waits were that short: a request every few milliseconds), and then parks on
 // Go's netpoller until the peer wakes it through the side socket, so an
 // idle conn costs no CPU and no thread; WaitSpin keeps spinning, for the
 // lowest latency at any request rate. Under WaitSpin no goroutine polls on

@@ -18,9 +18,9 @@ import (
 // thread in a futex wait on its own waiting flag word in the shared
 // segment (ring.WaitDoze), and the peer wakes it with a futex wake on that
 // word (ring: the waker wakes by the kind it claims). A doze lasts
-// spin.DozeSlice (200 us), or up to spin.MaxDoze (2 ms) when the
-// direction's recent waits were that short (a request every millisecond:
-// the next comes within the doze), taken in slices of spin.DozeSlice and
+// spin.DozeSlice (200 us), or up to spin.MaxDoze (20 ms) when the
+// direction's recent waits were that short (a request every few
+// milliseconds: the next comes within the doze), taken in slices of spin.DozeSlice and
 // ended after a slice when goroutines wait for a P; a doze passes through
 // the scheduler first when no doze or spin did for a slice, so that dozes
 // back to back, each woken within its slice, still let the P run its
@@ -145,6 +145,11 @@ func (c *Conn) dozeOn(w *waiter) dozeOutcome {
 		if now >= sliceEnd {
 			if spin.Runnable() {
 				break // goroutines wait for our P: park, giving it up
+			}
+			// A peer that died (no Close to wake us) is seen within
+			// pollEvery: a doze may last MaxDoze.
+			if c.carrier.canPoll() {
+				c.carrier.poll()
 			}
 			sliceEnd = now + int64(dozeSlice)
 		}

@@ -463,7 +463,7 @@ func TestDozeGOMAXPROCSDrop(t *testing.T) {
 }
 
 // TestIdleAfterTrafficCostsNoCPU: conns that exchanged messages at a
-// rhythm their dozes learned (a round trip every 1 ms: dozes up to 2 ms),
+// rhythm their dozes learned (a round trip every 1 ms: dozes of about 1.5 ms),
 // then went idle with a Read waiting at every end, cost no CPU and hold
 // no thread once their dozes are over.
 func TestIdleAfterTrafficCostsNoCPU(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shmconn/shmconn/internal/futex"
 	"github.com/shmconn/shmconn/internal/handshake"
+	"github.com/shmconn/shmconn/internal/spin"
 	"github.com/shmconn/shmconn/ring"
 )
 
@@ -436,4 +437,36 @@ func TestBackToBackLeavesDoze(t *testing.T) {
 	}
 	require.NoError(t, c.Close())
 	p.wait(t)
+}
+
+// TestKilledPeerEndsLongDoze: a peer killed while our Read dozes (no Close
+// to wake the doze) is seen within pollEvery, not when a doze learned from
+// a request every few milliseconds would end.
+func TestKilledPeerEndsLongDoze(t *testing.T) {
+	needDozers(t)
+	addr := listenAddr(t, "unix")
+	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
+	require.NoError(t, err)
+	p := startPeer(t, "dial-idle", addr)
+	c := acceptOne(t, ln)
+	ln.Close()
+	p.expect(t, "connected")
+	for range 30 {
+		c.rwait.window.Observe(spin.MaxDoze * 9 / 10)
+	}
+	require.Equal(t, spin.MaxDoze, c.rwait.window.Doze())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		done <- err
+	}()
+	awaitDoze(t, &c.rwait)
+	start := time.Now()
+	require.NoError(t, p.cmd.Process.Kill())
+	err = receive(t, done, "the Read's end")
+	took := time.Since(start)
+	t.Logf("a Read dozing for up to %v saw its peer killed after %v: %v", spin.MaxDoze, took, err)
+	require.Error(t, err)
+	require.Less(t, took, spin.MaxDoze/2, "the doze ran on after the peer died")
+	require.NoError(t, c.Close())
 }

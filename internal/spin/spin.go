@@ -510,9 +510,11 @@ const (
 	// slice a longer doze is taken in (see Doze).
 	DozeSlice = 200 * time.Microsecond
 	// MaxDoze bounds a learned doze: a wait of about this length or more
-	// (an idle conn, a request every few milliseconds) parks after one
-	// DozeSlice.
-	MaxDoze = 2 * time.Millisecond
+	// (an idle conn, a request every few tens of milliseconds) parks
+	// after one DozeSlice. A request every 10 ms still dozes through its
+	// gap: woken from a futex rather than the netpoller, its round trip
+	// took half as long here (shmbench, 1 request per 10 ms).
+	MaxDoze = 20 * time.Millisecond
 )
 
 // Budget returns how long the next wait may spin.
@@ -552,7 +554,7 @@ func (w *Window) Observe(d time.Duration) {
 
 // Doze returns how long the next wait may doze (block its thread on a
 // futex, holding its P) before it parks: DozeSlice, or, when recent waits
-// lasted up to MaxDoze (a request every millisecond: the next one comes
+// lasted up to MaxDoze (a request every few milliseconds: the next one comes
 // within a doze, and its wake-up takes the fast path), half as long again
 // as they did. The caller takes a doze longer than DozeSlice in slices,
 // and parks at the end of a slice after which goroutines wait for a P

@@ -120,10 +120,10 @@ func TestWindowDoze(t *testing.T) {
 		t.Fatalf("after 1 ms waits: doze %v, want about 1.5 ms", d)
 	}
 	for range 30 {
-		w.Observe(1900 * time.Microsecond)
+		w.Observe(MaxDoze * 95 / 100)
 	}
 	if d := w.Doze(); d != MaxDoze {
-		t.Fatalf("after 1.9 ms waits: doze %v, want %v", d, MaxDoze)
+		t.Fatalf("after waits of 0.95 MaxDoze: doze %v, want %v", d, MaxDoze)
 	}
 	for range 30 {
 		w.Observe(time.Second)
