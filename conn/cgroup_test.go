@@ -286,7 +286,7 @@ func TestProcessUnwrittenPages(t *testing.T) {
 		c, err := d.Dial("unix", l.addr)
 		require.NoError(t, err, "conn %d", i)
 		defer c.Close()
-		require.Equal(t, ring, c.(*Conn).RingSize())
+		require.Equal(t, ring, c.(*Conn).ringSize())
 		peers = append(peers, hostilePeer{c.(*Conn)})
 	}
 	t.Logf("%d conns with %d MiB rings to a listener in a %d MiB cgroup: %s", n, ring/mib, limit/mib, l.cg.stats())

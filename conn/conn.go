@@ -611,5 +611,5 @@ func (c *Conn) setDeadline(t time.Time, ds ...*deadline) error {
 	return nil
 }
 
-// RingSize returns the capacity of each of the two rings, in bytes.
-func (c *Conn) RingSize() int { return c.prod.Cap() }
+// ringSize returns the capacity of each of the two rings, in bytes.
+func (c *Conn) ringSize() int { return c.prod.Cap() }

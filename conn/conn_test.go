@@ -29,7 +29,7 @@ func TestNettestConn(t *testing.T) {
 
 func TestEchoAndEOF(t *testing.T) {
 	c1, c2 := newPair(t, "unix", ListenConfig{}, Dialer{})
-	require.Equal(t, DefaultRingSize, c1.RingSize())
+	require.Equal(t, DefaultRingSize, c1.ringSize())
 	msg := bytes.Repeat([]byte("hello shared memory "), 1000)
 	go func() {
 		c1.Write(msg)
@@ -77,8 +77,8 @@ func TestRingSizeNegotiation(t *testing.T) {
 		{1, 1, MinRingSize},
 	} {
 		c1, c2 := newPair(t, "unix", ListenConfig{RingSize: tc.listen}, Dialer{RingSize: tc.dial})
-		require.Equal(t, tc.want, c1.RingSize(), "%+v", tc)
-		require.Equal(t, tc.want, c2.RingSize(), "%+v", tc)
+		require.Equal(t, tc.want, c1.ringSize(), "%+v", tc)
+		require.Equal(t, tc.want, c2.ringSize(), "%+v", tc)
 	}
 }
 

@@ -20,7 +20,7 @@ func TestWriteSizesAroundBatches(t *testing.T) {
 		for _, mode := range []string{"rw", "readfrom", "writeto"} {
 			t.Run(fmt.Sprint(pol, mode), func(t *testing.T) {
 				a, b := newPair(t, "unix", ListenConfig{Wait: pol}, Dialer{RingSize: MinRingSize, Wait: pol, NoFallback: true})
-				cp := a.RingSize()
+				cp := a.ringSize()
 				sizes := []int{1, 2, 63, 64, 65, cp/4 - 1, cp / 4, cp/4 + 1, cp/2 - 1, cp / 2, cp/2 + 1, 3*cp/4 + 1, cp - 1, cp, cp + 1, 2*cp + 3, 7*cp + 11}
 				total := 0
 				for _, s := range sizes {
