@@ -54,15 +54,14 @@ import (
 // parked call at once, a spinning WaitSpin leader within pollEvery,
 // a spinning or dozing call when it parks.
 //
-// Every system call on the wake-up path is raw (unix.RawSyscall, inside
-// the side socket's RawConn where the call may have to wait): the wake-up
-// write and the side socket's reads (and, outside the carrier, the futex
-// calls). A system call the runtime is told of (entersyscall) wakes the
-// runtime's sysmon thread whenever it sleeps deeply, which it does
-// between sparse requests: one more thread woken, on the other CPU, at
-// every hop. The socket is non-blocking, so a raw read or write never
-// blocks; a read that finds nothing returns to RawConn.Read, which parks
-// on the netpoller and keeps the read deadline.
+// The wake-up write and the non-waiting poll of the side socket are raw
+// system calls (unix.RawSyscall inside the side socket's RawConn), as are,
+// outside the carrier, the futex calls. A system call the runtime is told
+// of (entersyscall) wakes the runtime's sysmon thread whenever it sleeps
+// deeply, which it does between sparse requests: one more thread woken,
+// on the other CPU, at every hop. The socket is non-blocking, so a raw
+// read or write never blocks. A parked call reads through side.Read (see
+// readSide).
 type carrier struct {
 	// Immutable after init.
 	side    net.Conn        // the side socket
@@ -219,15 +218,12 @@ func (k *carrier) readSide(w *waiter, wake <-chan struct{}) {
 			return
 		default:
 		}
-		var b []byte
-		var err error
-		if k.rawSide != nil {
-			b, err = k.readRaw(true)
-		} else {
-			var n int
-			n, err = k.side.Read(buf[:])
-			b = buf[:n]
-		}
+		// The parked read goes through side.Read, not readRaw(true): a
+		// raw read parked through RawConn.Read hung
+		// TestWriteSizesAroundBatches (WaitSpin, 2 of 80 runs under the
+		// race detector; cause not found), side.Read did not in 80.
+		n, err := k.side.Read(buf[:])
+		b := buf[:n]
 		if k.dispatch(w, b) {
 			return
 		}

@@ -261,9 +261,12 @@ const (
 )
 
 // takeTries bounds how often take retries a claim that lost to a change
-// of the flag: the waiter changes it at most twice (a doze that ends
-// moves it to WaitPark, then withdraws it); a peer that changes it in a
-// loop gets no wake-up, as it would by never setting it.
+// of the flag, so that a peer changing it in a loop cannot hold up our
+// Write. A claim that keeps losing still owes a wake-up (an honest waiter
+// that waits, dozes, looks and waits again changes the flag as often as
+// it likes): take then answers WaitPark, a side-socket byte, which a
+// parked waiter reads at once and a dozing one once its doze is over;
+// a spurious one costs a look at the ring.
 const takeTries = 3
 
 // take claims a waiting flag after a counter store: it returns the value
@@ -294,7 +297,7 @@ func take(fence *atomic.Uint32, flag *atomic.Uint32) uint32 {
 			return WaitPark
 		}
 	}
-	return WaitNone
+	return WaitPark
 }
 
 // prepare stores v in a waiting flag (a full barrier: see Waiting).
