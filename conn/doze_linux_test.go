@@ -47,12 +47,7 @@ func stretchDoze(t *testing.T, d time.Duration) {
 func TestProcessDozeWoken(t *testing.T) {
 	needDozers(t)
 	fdsBefore := openFDs(t)
-	addr := listenAddr(t, "unix")
-	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
-	require.NoError(t, err)
-	p := startPeer(t, "dial-echo", addr)
-	c := acceptOne(t, ln)
-	ln.Close()
+	c, p := peerConn(t, "dial-echo")
 	msg := make([]byte, 64)
 	got := make([]byte, len(msg))
 	start := time.Now()
@@ -89,14 +84,22 @@ func TestProcessDozeWoken(t *testing.T) {
 // dozingConn connects to a peer process that reads nothing and returns
 // our end, once the peer is connected.
 func dozingConn(t *testing.T) *Conn {
+	c, p := peerConn(t, "dial-idle")
+	p.expect(t, "connected")
+	return c
+}
+
+// peerConn connects to a peer process playing role and returns our end
+// and the peer.
+func peerConn(t *testing.T, role string) (*Conn, *peer) {
+	t.Helper()
 	addr := listenAddr(t, "unix")
 	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
 	require.NoError(t, err)
-	p := startPeer(t, "dial-idle", addr)
+	p := startPeer(t, role, addr)
 	c := acceptOne(t, ln)
 	ln.Close()
-	p.expect(t, "connected")
-	return c
+	return c, p
 }
 
 // awaitDoze waits until w's call dozes.
@@ -401,12 +404,7 @@ func TestNoSpinAfterWakingPeer(t *testing.T) {
 // once because its own Write woke the peer). See quietGap.
 func TestBackToBackLeavesDoze(t *testing.T) {
 	needDozers(t)
-	addr := listenAddr(t, "unix")
-	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
-	require.NoError(t, err)
-	p := startPeer(t, "dial-echo", addr)
-	c := acceptOne(t, ln)
-	ln.Close()
+	c, p := peerConn(t, "dial-echo")
 	msg := make([]byte, 64)
 	roundTrip := func() {
 		_, err := c.Write(msg)
@@ -444,12 +442,7 @@ func TestBackToBackLeavesDoze(t *testing.T) {
 // a request every few milliseconds would end.
 func TestKilledPeerEndsLongDoze(t *testing.T) {
 	needDozers(t)
-	addr := listenAddr(t, "unix")
-	ln, err := (&ListenConfig{RingSize: MinRingSize}).Listen(context.Background(), "unix", addr)
-	require.NoError(t, err)
-	p := startPeer(t, "dial-idle", addr)
-	c := acceptOne(t, ln)
-	ln.Close()
+	c, p := peerConn(t, "dial-idle")
 	p.expect(t, "connected")
 	for range 30 {
 		c.rwait.window.Observe(spin.MaxDoze * 9 / 10)
@@ -463,7 +456,7 @@ func TestKilledPeerEndsLongDoze(t *testing.T) {
 	awaitDoze(t, &c.rwait)
 	start := time.Now()
 	require.NoError(t, p.cmd.Process.Kill())
-	err = receive(t, done, "the Read's end")
+	err := receive(t, done, "the Read's end")
 	took := time.Since(start)
 	t.Logf("a Read dozing for up to %v saw its peer killed after %v: %v", spin.MaxDoze, took, err)
 	require.Error(t, err)

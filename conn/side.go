@@ -123,13 +123,12 @@ type sideState struct {
 	buf    [64]byte
 	n      int
 	errno  syscall.Errno
-	wait   bool // readFn lets RawConn.Read wait for the poller on EAGAIN
 	readFn func(fd uintptr) bool
 }
 
 // readOnce is sideState.readFn: one raw read into buf, retried on EINTR.
-// It reports whether RawConn.Read is done: always when it must not wait,
-// else unless the socket was empty.
+// It always reports RawConn.Read done: the read never waits for the
+// poller (EAGAIN is the caller's to handle).
 func (s *sideState) readOnce(fd uintptr) bool {
 	for {
 		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)))
@@ -140,19 +139,16 @@ func (s *sideState) readOnce(fd uintptr) bool {
 		if e != 0 {
 			s.n = 0
 		}
-		return !s.wait || e != syscall.EAGAIN
+		return true
 	}
 }
 
-// readRaw reads the side socket once with a raw system call, waiting on
-// the netpoller (until the side's read deadline) if wait is set and
-// nothing is there. It returns the bytes read (in sideRd.buf), or io.EOF
-// at the socket's end, or the error (RawConn's: closed, deadline; the
-// read's: EAGAIN without wait, a reset). Called under sideMu, with
-// rawSide set.
-func (k *carrier) readRaw(wait bool) ([]byte, error) {
+// readRaw reads the side socket once with a raw system call, without
+// waiting. It returns the bytes read (in sideRd.buf), or io.EOF at the
+// socket's end, or the error (RawConn's: closed; the read's: EAGAIN, a
+// reset). Called under sideMu, with rawSide set.
+func (k *carrier) readRaw() ([]byte, error) {
 	s := &k.sideRd
-	s.wait = wait
 	if err := k.rawSide.Read(s.readFn); err != nil {
 		return nil, err
 	}
@@ -218,8 +214,9 @@ func (k *carrier) readSide(w *waiter, wake <-chan struct{}) {
 			return
 		default:
 		}
-		// The parked read goes through side.Read, not readRaw(true): a
-		// raw read parked through RawConn.Read hung
+		// The parked read goes through side.Read, not a raw read: one
+		// parked through RawConn.Read (its func reporting not done on
+		// EAGAIN) hung
 		// TestWriteSizesAroundBatches (WaitSpin, 2 of 80 runs under the
 		// race detector; cause not found), side.Read did not in 80.
 		n, err := k.side.Read(buf[:])
@@ -339,7 +336,7 @@ func (k *carrier) pollNow() {
 		return
 	}
 	defer k.sideMu.Unlock()
-	b, err := k.readRaw(false) // one attempt: never wait for the poller
+	b, err := k.readRaw()
 	var errno syscall.Errno
 	switch {
 	case err == nil:
